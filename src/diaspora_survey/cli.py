@@ -1,0 +1,91 @@
+"""The ``diaspora-survey`` command line: a thin typer app over the library.
+
+Each sub-command lives in its own module under ``diaspora_survey.commands`` and exposes
+``register(app)``; modules import the library (pandas, statsmodels, reportlab …) inside
+their command functions only, so that ``diaspora-survey --help`` stays fast.
+Errors derived from :class:`DiasporaSurveyError` are printed as one message and exit 2.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+
+import typer
+
+from . import __version__
+from .errors import DiasporaSurveyError
+
+app = typer.Typer(
+    name="diaspora-survey",
+    help="Survey toolkit for emigrant communities: import → harmonise → weight → estimate → "
+         "compare with the population → report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"diaspora-survey {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Survey toolkit for emigrant communities."""
+
+
+def _register_commands() -> None:
+    from . import commands
+
+    for mod in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if mod.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{commands.__name__}.{mod.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(app)
+
+
+_register_commands()
+
+
+def render_error(err: DiasporaSurveyError) -> None:
+    from rich.console import Console
+
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    where = f"[bold]{err.where}[/bold]: " if err.where else ""
+    console.print(f"[red]error[/red] ({err.code}): {where}{err.message}", markup=True)
+    if err.hint:
+        console.print(f"  [cyan]hint[/cyan]: {err.hint}", markup=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point; returns the exit status (0 ok, 2 bad input or usage)."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except DiasporaSurveyError as err:
+        render_error(err)
+        return 2
+    except typer.Exit as ex:  # --version, --help
+        return ex.exit_code
+    except typer.Abort:
+        print("Aborted.", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    except Exception as ex:  # click's usage errors (typer vendors click, so duck-type them)
+        if hasattr(ex, "show") and hasattr(ex, "exit_code"):
+            ex.show()
+            return int(ex.exit_code) or 2
+        raise
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
