@@ -67,7 +67,10 @@ def render_error(err: DiasporaSurveyError) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns the exit status (0 ok, 2 bad input or usage)."""
     try:
-        app(args=argv, standalone_mode=False)
+        # with standalone_mode=False click returns typer.Exit(code)'s code instead of raising it
+        rc = app(args=argv, standalone_mode=False)
+        if isinstance(rc, int) and not isinstance(rc, bool) and rc:
+            return rc
     except DiasporaSurveyError as err:
         render_error(err)
         return 2

@@ -21,8 +21,9 @@ class VariableMeta:
     inclusive ranges, as declared in the file; ``missing_kinds`` classifies known missing
     codes as ``dont_know``, ``refused``, ``not_applicable``, ``no_answer`` or ``missing``.
     ``measure`` is ``nominal``, ``ordinal``, ``scale`` or ``unknown``; ``type`` is the
-    storage type (``numeric``, ``string``, ``date``, ``datetime``) and ``format`` the
-    original format string (e.g. ``F8.2``, ``A20``) where the file has one.
+    storage type (``numeric``, ``string``, ``date``, ``datetime``, ``time``) and ``format`` the
+    original format string (e.g. ``F8.2``, ``A20``) where the file has one; ``label_set``
+    names the file's value-label set the labels come from (several variables may share one).
     """
 
     name: str
@@ -34,6 +35,7 @@ class VariableMeta:
     measure: str = "unknown"
     type: str = "numeric"
     format: str | None = None
+    label_set: str | None = None   # name of the shared value-label set (SPSS/Stata), if any
 
     def is_user_missing(self, values: pd.Series) -> pd.Series:
         """Boolean mask of values that are declared user-missing for this variable."""

@@ -1,0 +1,77 @@
+"""``diaspora-survey run``: the whole project in one command — harmonise → weight →
+compare → report — with a progress display; prints where the outputs are."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("run")
+    def run_cmd(
+        project: Path = typer.Option(Path("."), "--project", "-p",
+                                     help="Project folder (with diaspora-survey.toml)."),
+        fmt: Optional[List[str]] = typer.Option(
+            None, "--format", "-f", help="Report formats (default: [report] formats)."),
+    ) -> None:
+        """Run every step of the project file end to end.
+
+        A failing step stops the run with its message (exit status 2) before any report
+        file is written; a step whose module is not installed is skipped and named.
+        """
+        import time
+
+        from rich.console import Console
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        from ..errors import DiasporaSurveyError
+        from ..report.pipeline import Pipeline
+
+        console = Console(highlight=False, soft_wrap=True)
+        t0 = time.perf_counter()
+        pipe = Pipeline(project, command="diaspora-survey run" + "".join(
+            f" --format {f}" for f in (fmt or [])))
+        fmts = pipe.formats(list(fmt) if fmt else None)     # reject bad formats up front
+        if pipe.project.synthetic:
+            console.print("[bold yellow]SYNTHETIC example data[/bold yellow] — "
+                          f"{pipe.project.title}")
+        steps = [
+            ("harmonise", "Harmonising waves", pipe.harmonise),
+            ("weight", "Weighting", pipe.weight),
+            ("compare", "Comparing with the population", pipe.compare),
+            ("report", "Writing the report",
+             lambda: pipe.report(fmts)),
+        ]
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                      console=console, transient=True) as progress:
+            for name, label, fn in steps:
+                task = progress.add_task(label, total=None)
+                try:
+                    res = pipe.run_step(name, fn)
+                except DiasporaSurveyError:
+                    progress.stop()
+                    console.print(f"[red]✗ {name}[/red] failed; nothing was reported "
+                                  "(the previous report, if any, is unchanged).")
+                    raise
+                progress.remove_task(task)
+                if res.status == "done":
+                    outs = ", ".join(_rel(p) for p in res.outputs[:3])
+                    more = f" (+{len(res.outputs) - 3} more)" if len(res.outputs) > 3 else ""
+                    console.print(f"[green]✓[/green] {name:<10} {res.seconds:5.1f} s"
+                                  + (f"  → {outs}{more}" if outs else ""))
+                else:
+                    console.print(f"[yellow]–[/yellow] {name:<10} not available yet: "
+                                  f"{res.message}")
+        reports = next((r.outputs for r in pipe.results if r.name == "report"), [])
+        console.print(f"Done in {time.perf_counter() - t0:.1f} s.")
+        if reports:
+            console.print("Report: " + _rel(reports[0]))
+
+
+def _rel(p) -> str:
+    try:
+        return str(Path(p).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(p)

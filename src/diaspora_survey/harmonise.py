@@ -1,0 +1,754 @@
+"""Apply a codebook to a raw wave: one harmonised DataFrame, issues, and an exclusions table.
+
+Rules (issue 3, "Nothing lost"):
+
+* every input row appears exactly once — in :attr:`Harmonised.data` (index = the row's
+  position in the raw file) or in :attr:`Harmonised.exclusions` with the reason;
+* a value the codebook does not map is never silently turned into missing: it becomes NA
+  *and* is reported as an ``unmapped`` issue with its count; ``strict=True`` makes it an error;
+* missing codes (declared in the codebook, or user-missing in the SPSS file) become NA and are
+  counted as missing.
+
+Mapping is vectorised: each column is factorised once and every *distinct* value is resolved
+once (explicit map → value label map → ranges → file user-missing → crosswalk), so the cost is
+one ``pandas.factorize`` and one array take per variable.
+
+Output dtypes: categories as pandas ``Categorical`` with the schema's categories (ordered
+where the schema says), ``age`` as ``Int64``, booleans as ``boolean``, dates as
+``datetime64[ns]`` (first of the month for departures), ``resp_id`` as ``string``; design
+columns under the stable names ``weight_base``, ``strata``, ``psu``, ``fpc``.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import schema
+from .codebook import Codebook, VariableSpec, _key_identity, parse_rule
+from .crosswalks import Crosswalk, normalise_label
+from .errors import CodebookError, HarmonisationError
+
+STRING = "string"
+DESIGN_NAMES = {"weight": "weight_base", "strata": "strata", "psu": "psu", "fpc": "fpc"}
+EXCLUSION_COLUMNS = ["wave", "row", "resp_id", "reason", "detail"]
+STRICT_KINDS = ("unmapped", "unparsed")
+
+
+@dataclass
+class Issue:
+    """Something harmonisation noticed; ``kind`` is one of ``unmapped``, ``unparsed``,
+    ``out_of_range``, ``non_integer``, ``eligibility_unknown``, ``duplicate_id``,
+    ``missing_weight``."""
+
+    wave: str
+    variable: str
+    kind: str
+    count: int
+    message: str
+    values: dict = field(default_factory=dict)   # raw value (or "value «label»") → count
+    where: str | None = None
+
+    def __str__(self) -> str:
+        return f"[{self.wave}] {self.variable}: {self.message}"
+
+
+@dataclass
+class Harmonised:
+    """Result of :func:`harmonise` for one wave."""
+
+    data: pd.DataFrame
+    issues: list[Issue]
+    exclusions: pd.DataFrame
+    summary: pd.DataFrame
+    wave: str = ""
+
+    def __repr__(self) -> str:
+        return (f"Harmonised(wave={self.wave!r}, rows={len(self.data)}, excluded={len(self.exclusions)}, "
+                f"issues={len(self.issues)})")
+
+    @property
+    def unmapped(self) -> int:
+        return int(sum(i.count for i in self.issues if i.kind in STRICT_KINDS))
+
+
+# ---- month parsing -------------------------------------------------------------------------------
+
+def _month_forms() -> dict[str, int]:
+    ru = [("январь", "января", "январе", "янв"), ("февраль", "февраля", "феврале", "фев", "февр"),
+          ("март", "марта", "марте", "мар"), ("апрель", "апреля", "апреле", "апр"),
+          ("май", "мая", "мае"), ("июнь", "июня", "июне", "июн"), ("июль", "июля", "июле", "июл"),
+          ("август", "августа", "августе", "авг"),
+          ("сентябрь", "сентября", "сентябре", "сен", "сент"), ("октябрь", "октября", "октябре", "окт"),
+          ("ноябрь", "ноября", "ноябре", "ноя", "нояб"), ("декабрь", "декабря", "декабре", "дек")]
+    en = ["january", "february", "march", "april", "may", "june", "july", "august", "september",
+          "october", "november", "december"]
+    out: dict[str, int] = {}
+    for i, forms in enumerate(ru, start=1):
+        for f in forms:
+            out[f] = i
+    for i, name in enumerate(en, start=1):
+        out[name] = i
+        out[name[:3]] = i
+    out["sept"] = 9
+    return out
+
+
+MONTH_FORMS = _month_forms()
+_P_MY = re.compile(r"^(\d{1,2})\s*[./\-]\s*(\d{4})$")
+_P_YM = re.compile(r"^(\d{4})\s*[./\-]\s*(\d{1,2})$")
+_P_DMY = re.compile(r"^(\d{1,2})\s*[./\-]\s*(\d{1,2})\s*[./\-]\s*(\d{4})(?:\s+[\d:]+)?$")
+_P_YMD = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[ t][\d:.]+)?$")
+_P_NY = re.compile(r"^([a-zа-я]+)\.?,?\s*(\d{4})(?:\s*(?:г|года?|year)\.?)?$")
+_P_YN = re.compile(r"^(\d{4})\s*(?:г\.?|года?)?,?\s*([a-zа-я]+)\.?$")
+
+
+def parse_month(text) -> tuple[int, int] | None:
+    """``(year, month)`` from a free-text month, or None.
+
+    Accepts ``03.2022``, ``3.2022``, ``03/2022``, ``2022-03``, ``2022.03``, full dates
+    ``15.03.2022`` / ``2022-03-15``, and month names in Russian (any case: март, марта, марте,
+    мар., сент.) or English (March, mar, Sept) before or after the year (``март 2022``,
+    ``2022 март``, ``марта 2022 г.``). Years 1900–2100 only.
+    """
+    if text is None:
+        return None
+    s = str(text).strip().casefold().replace("ё", "е")
+    s = re.sub(r"\s+", " ", s)
+    if not s:
+        return None
+    y = m = None
+    if mt := _P_MY.match(s):
+        m, y = int(mt.group(1)), int(mt.group(2))
+    elif mt := _P_YM.match(s):
+        y, m = int(mt.group(1)), int(mt.group(2))
+    elif mt := _P_DMY.match(s):
+        m, y = int(mt.group(2)), int(mt.group(3))
+    elif mt := _P_YMD.match(s):
+        y, m = int(mt.group(1)), int(mt.group(2))
+    elif mt := _P_NY.match(s):
+        m, y = MONTH_FORMS.get(mt.group(1)), int(mt.group(2))
+    elif mt := _P_YN.match(s):
+        y, m = int(mt.group(1)), MONTH_FORMS.get(mt.group(2))
+    if y is None or m is None or not (1 <= m <= 12) or not (1900 <= y <= 2100):
+        return None
+    return y, m
+
+
+# ---- helpers ---------------------------------------------------------------------------------------
+
+def _is_missing_scalar(v) -> bool:
+    if v is None or v is pd.NA or v is pd.NaT:
+        return True
+    if isinstance(v, float) and math.isnan(v):
+        return True
+    if isinstance(v, str) and not v.strip():
+        return True
+    return False
+
+
+def _identities(v) -> list[tuple]:
+    """Identities under which a raw value may be found in a map (number and/or label)."""
+    if isinstance(v, (bool, np.bool_)):
+        return [("b", bool(v))]
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        return [("n", float(v))]
+    if isinstance(v, str):
+        out = []
+        t = v.strip().replace(",", ".")
+        try:
+            out.append(("n", float(t)))
+        except ValueError:
+            pass
+        out.append(("s", normalise_label(v)))
+        return out
+    return [("o", repr(v))]
+
+
+def _fmt_value(v, label: str | None) -> str:
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        v = int(v)
+    return f"{v} «{label}»" if label else f"{v}"
+
+
+class _Meta:
+    """Value labels and user-missing declarations of one raw column, by value identity."""
+
+    def __init__(self, meta):
+        self.labels: dict[tuple, str] = {}
+        self.meta = meta
+        if meta is not None:
+            for k, lab in (meta.value_labels or {}).items():
+                for ident in _identities(k):
+                    self.labels.setdefault(ident, lab)
+
+    def label(self, v) -> str | None:
+        for ident in _identities(v):
+            if ident in self.labels:
+                return self.labels[ident]
+        return None
+
+    def user_missing(self, uniques: pd.Series) -> np.ndarray:
+        if self.meta is None or not (self.meta.missing_values or self.meta.missing_ranges):
+            return np.zeros(len(uniques), dtype=bool)
+        mask = np.zeros(len(uniques), dtype=bool)
+        vals = list(uniques)
+        miss_ids = set()
+        for mv in self.meta.missing_values:
+            miss_ids.update(_identities(mv))
+        for i, v in enumerate(vals):
+            if any(ident in miss_ids for ident in _identities(v)):
+                mask[i] = True
+        if self.meta.missing_ranges:
+            num = pd.to_numeric(pd.Series(vals, dtype=object), errors="coerce").to_numpy(dtype=float)
+            for lo, hi in self.meta.missing_ranges:
+                with np.errstate(invalid="ignore"):
+                    mask |= (num >= float(lo)) & (num <= float(hi))
+        return mask
+
+
+def _factorize(s: pd.Series):
+    """Codes and distinct values (blank strings are recognised as missing among the distinct
+    values, see :func:`_is_missing_scalar`)."""
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    return codes, pd.Series(uniques, dtype=object) if not isinstance(uniques, pd.Series) else uniques.astype(object)
+
+
+class _Var:
+    """Book-keeping of one harmonised variable: missing / unmapped counts and issues."""
+
+    def __init__(self, ctx: "_Ctx", name: str, spec: VariableSpec | None):
+        self.ctx, self.name, self.spec = ctx, name, spec
+        self.n_missing = 0
+        self.n_unmapped = 0
+        self.n_out_of_range = 0
+
+    def where(self, *keys):
+        return self.ctx.cb.where("variables", self.name, *keys)
+
+    def issue(self, kind: str, count: int, message: str, values: dict | None = None, keys=()):
+        self.ctx.issues.append(Issue(self.ctx.wave_id, self.name, kind, int(count), message,
+                                     dict(values or {}), self.where(*keys)))
+
+
+@dataclass
+class _Ctx:
+    wave_id: str
+    cb: Codebook
+    raw: Any
+    crosswalks: dict[str, Crosswalk]
+    issues: list = field(default_factory=list)
+
+
+# ---- categorical variables -----------------------------------------------------------------------
+
+def _map_categorical(v: _Var, col: pd.Series, categories: list[str] | None, ordered: bool) -> pd.Series:
+    spec = v.spec
+    meta = _Meta(v.ctx.raw.meta.get(spec.sources[0]))
+    codes, uniques = _factorize(col)
+    n_u = len(uniques)
+
+    explicit: dict[tuple, Any] = {}
+    for k, cat in spec.map.items():
+        explicit[_key_identity(k)] = cat
+    by_label = {normalise_label(k): cat for k, cat in spec.labels.items()}
+    missing_ids = {_key_identity(m) for m in spec.missing}
+    cw = v.ctx.crosswalks.get(spec.crosswalk) if spec.crosswalk else None
+    file_missing = meta.user_missing(uniques) if spec.file_missing else np.zeros(n_u, dtype=bool)
+
+    result: list[Any] = [None] * n_u
+    status = np.zeros(n_u, dtype=np.int8)  # 0 mapped, 1 missing, 2 unmapped
+    for i, u in enumerate(uniques):          # loop over distinct values only
+        if _is_missing_scalar(u):
+            status[i] = 1
+            continue
+        ids = _identities(u)
+        if any(ident in missing_ids for ident in ids):
+            status[i] = 1
+            continue
+        cat = next((explicit[ident] for ident in ids if ident in explicit), None)
+        label = meta.label(u)
+        if cat is None and by_label:
+            cat = by_label.get(normalise_label(label)) if label is not None else None
+            if cat is None and isinstance(u, str):
+                cat = by_label.get(normalise_label(u))
+        if cat is None and spec.ranges:
+            num = _to_float(u)
+            if num is not None:
+                for r in spec.ranges:
+                    if (r.min is None or num >= r.min) and (r.max is None or num <= r.max):
+                        cat = r.to
+                        break
+        if cat is None and file_missing[i]:
+            status[i] = 1
+            continue
+        if cat is None and cw is not None:
+            cat = cw.lookup(label) if label is not None else None
+            if cat is None and isinstance(u, str):
+                cat = cw.lookup(u)
+        if cat is None:
+            status[i] = 2
+            continue
+        result[i] = cat
+
+    if categories is None:      # open category set (country, custom): categories present
+        cats = sorted({c for c in result if c is not None}) if v.name == "country" else \
+            list(dict.fromkeys(c for c in result if c is not None))
+    else:
+        cats = list(categories)
+        extra = sorted({c for c in result if c is not None and c not in cats})
+        if extra:   # only via a crosswalk override with a bad code; codebook categories were checked
+            raise CodebookError(f"{v.name}: crosswalk gives categories not in the schema: {extra}",
+                                code="codebook.unknown_category", where=v.where("crosswalk"),
+                                hint="fix the project crosswalk")
+    pos = {c: j for j, c in enumerate(cats)}
+    lut = np.array([pos[c] if c is not None else -1 for c in result] + [-1], dtype=np.int64)
+    out_codes = lut[codes]   # codes == -1 (NA) picks the trailing -1
+
+    counts = np.bincount(codes[codes >= 0], minlength=n_u) if n_u else np.zeros(0, dtype=np.int64)
+    n_na = int((codes < 0).sum())
+    v.n_missing = n_na + int(counts[status == 1].sum())
+    unm = np.flatnonzero(status == 2)
+    if len(unm):
+        v.n_unmapped = int(counts[unm].sum())
+        vals = {_fmt_value(uniques.iloc[i], meta.label(uniques.iloc[i])): int(counts[i])
+                for i in unm[np.argsort(-counts[unm], kind="stable")]}
+        v.issue("unmapped", v.n_unmapped,
+                f"{v.n_unmapped} value(s) of {spec.sources[0]!r} not mapped ({len(unm)} distinct): " +
+                ", ".join(f"{k} ×{c}" for k, c in list(vals.items())[:8]) + (" …" if len(vals) > 8 else ""),
+                vals)
+    return pd.Series(pd.Categorical.from_codes(out_codes, categories=cats, ordered=ordered),
+                     index=col.index, name=v.name)
+
+
+def _to_float(u) -> float | None:
+    if isinstance(u, (bool, np.bool_)):
+        return None
+    if isinstance(u, (int, float, np.integer, np.floating)):
+        f = float(u)
+        return None if math.isnan(f) else f
+    if isinstance(u, str):
+        try:
+            return float(u.strip().replace(",", "."))
+        except ValueError:
+            return None
+    return None
+
+
+# ---- numeric variables ---------------------------------------------------------------------------
+
+def _numeric_with_missing(v: _Var, col: pd.Series, source: str, *, count_missing=True) -> pd.Series:
+    """Float series with missing codes (codebook and file user-missing) as NaN; unparsable
+    non-empty text reported as ``unparsed``."""
+    spec = v.spec
+    meta = _Meta(v.ctx.raw.meta.get(source))
+    if pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
+        num = col.astype("float64")
+        bad = pd.Series(False, index=col.index)
+    else:
+        txt = col.astype("string").str.strip().str.replace(",", ".", regex=False).str.replace(" ", "", regex=False)
+        num = pd.to_numeric(txt, errors="coerce").astype("float64")
+        blank = txt.isna() | txt.eq("")
+        bad = num.isna() & ~blank.fillna(True)
+    miss = np.zeros(len(col), dtype=bool)
+    if spec.missing:
+        miss_nums = [f for m in spec.missing if (f := _to_float(m)) is not None]
+        miss_strs = {normalise_label(m) for m in spec.missing if isinstance(m, str)}
+        if miss_nums:
+            miss |= num.isin(miss_nums).to_numpy()
+        if miss_strs and bad.any():
+            codes, uniques = pd.factorize(col.where(bad.to_numpy()), use_na_sentinel=True)
+            hit = np.array([normalise_label(u) in miss_strs for u in uniques] + [False])
+            miss |= hit[codes]
+    if spec.file_missing and meta.meta is not None and (meta.meta.missing_values or meta.meta.missing_ranges):
+        codes, uniques = pd.factorize(num, use_na_sentinel=True)
+        um = np.append(meta.user_missing(pd.Series(uniques, dtype=object)), False)
+        miss |= um[codes]
+    bad = bad.to_numpy() & ~miss
+    if bad.any():
+        vc = col[bad].astype("string").value_counts()
+        vals = {str(k): int(c) for k, c in vc.items()}
+        v.n_unmapped += int(bad.sum())
+        v.issue("unparsed", int(bad.sum()), f"{int(bad.sum())} value(s) of {source!r} are not numbers: " +
+                ", ".join(f"{k!r} ×{c}" for k, c in list(vals.items())[:8]), vals)
+    out = num.mask(miss | bad)
+    if count_missing:
+        v.n_missing += int(out.isna().sum()) - int(bad.sum())
+    return out
+
+
+def _apply_valid_range(v: _Var, num: pd.Series) -> pd.Series:
+    if v.spec.valid_range is None:
+        return num
+    lo, hi = v.spec.valid_range
+    out = (num < lo) | (num > hi)
+    k = int(out.sum())
+    if k:
+        vc = num[out].value_counts().sort_index()
+        vals = {_fmt_value(x, None): int(c) for x, c in vc.items()}
+        v.n_out_of_range += k
+        v.issue("out_of_range", k, f"{k} value(s) outside [{lo:g}, {hi:g}] set to missing: " +
+                ", ".join(f"{a} ×{c}" for a, c in list(vals.items())[:8]), vals, keys=("valid_range",))
+        num = num.mask(out)
+    return num
+
+
+def _to_int(v: _Var, num: pd.Series) -> pd.Series:
+    frac = num.notna() & (num != np.floor(num))
+    k = int(frac.sum())
+    if k:
+        v.issue("non_integer", k, f"{k} non-integer value(s) rounded down to whole years/units")
+    return np.floor(num).astype("Int64")
+
+
+def _dates(col: pd.Series) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(col.dtype):
+        return col.astype("datetime64[ns]")
+    return pd.to_datetime(col, errors="coerce").astype("datetime64[ns]") if len(col) else col.astype("datetime64[ns]")
+
+
+def _age_from_birth_year(v: _Var, df: pd.DataFrame) -> pd.Series:
+    """Age in completed years from the birth year and the interview date.
+
+    ``age_rule: year_difference`` — year(interview) − birth year (age reached during the
+    interview year); ``midyear`` (default) — birthdays assumed on 1 July: one year less for
+    interviews before 1 July, which is unbiased when birthdays are spread over the year.
+    """
+    spec = v.spec
+    by = _numeric_with_missing(v, df[spec.sources[0]], spec.sources[0], count_missing=False)
+    if len(spec.sources) == 2:
+        idate = _dates(df[spec.sources[1]])
+    else:
+        idate = pd.Series(pd.Timestamp(spec.interview_date), index=df.index, dtype="datetime64[ns]")
+    iy = idate.dt.year.astype("float64")
+    age = iy - by
+    if spec.age_rule == "midyear":
+        before_july = (idate.dt.month < 7).astype("float64").where(idate.notna())
+        age = age - before_july
+    v.n_missing += int(age.isna().sum())
+    return age
+
+
+def _month_series(v: _Var, col: pd.Series) -> pd.Series:
+    spec = v.spec
+    codes, uniques = _factorize(col)
+    miss = {_key_identity(m) for m in spec.missing}
+    vals = np.full(len(uniques) + 1, np.datetime64("NaT"), dtype="datetime64[ns]")
+    status = np.zeros(len(uniques), dtype=np.int8)
+    for i, u in enumerate(uniques):
+        if _is_missing_scalar(u) or any(ident in miss for ident in _identities(u)):
+            status[i] = 1
+            continue
+        if isinstance(u, (pd.Timestamp, np.datetime64)) or hasattr(u, "year"):
+            ym = (u.year, u.month)
+        else:
+            ym = parse_month(u)
+        if ym is None:
+            status[i] = 2
+            continue
+        vals[i] = np.datetime64(f"{ym[0]:04d}-{ym[1]:02d}-01", "ns")
+    out = pd.Series(vals[codes], index=col.index, name=v.name)
+    counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+    v.n_missing += int((codes < 0).sum()) + int(counts[status == 1].sum())
+    bad = np.flatnonzero(status == 2)
+    if len(bad):
+        k = int(counts[bad].sum())
+        v.n_unmapped += k
+        d = {str(uniques.iloc[i]): int(counts[i]) for i in bad[np.argsort(-counts[bad], kind="stable")]}
+        v.issue("unparsed", k, f"{k} value(s) of {spec.sources[0]!r} are not a month: " +
+                ", ".join(f"{a!r} ×{c}" for a, c in list(d.items())[:8]) +
+                " (formats: 03.2022, 2022-03, март 2022)", d)
+    return out
+
+
+def _year_month(v: _Var, df: pd.DataFrame) -> pd.Series:
+    spec = v.spec
+    y = _numeric_with_missing(v, df[spec.sources[0]], spec.sources[0], count_missing=False)
+    m = _numeric_with_missing(v, df[spec.sources[1]], spec.sources[1], count_missing=False)
+    ok = y.notna() & m.notna() & m.between(1, 12) & y.between(1900, 2100)
+    bad = y.notna() & m.notna() & ~ok
+    if bad.any():
+        k = int(bad.sum())
+        v.n_out_of_range += k
+        v.issue("out_of_range", k, f"{k} year/month pair(s) out of range set to missing")
+    yy = y.where(ok, 1970).astype("int64").to_numpy()
+    mm = m.where(ok, 1).astype("int64").to_numpy()
+    months = (yy - 1970) * 12 + (mm - 1)
+    out = pd.Series(months.astype("datetime64[M]").astype("datetime64[ns]"), index=df.index, name=v.name)
+    out[~ok.to_numpy()] = pd.NaT
+    v.n_missing += int((~ok).sum()) - int(bad.sum())
+    return out
+
+
+# ---- eligibility ---------------------------------------------------------------------------------
+
+def _eval_rule(data: pd.DataFrame, var: str, op: str, value) -> tuple[np.ndarray, np.ndarray]:
+    """(passes, unknown) boolean arrays for one rule."""
+    col = data[var]
+    unknown = col.isna().to_numpy()
+    if op in ("in", "not in"):
+        res = col.astype(object).isin(value).to_numpy()
+        if op == "not in":
+            res = ~res
+    elif op in ("==", "!="):
+        res = (col.astype(object) == value).to_numpy(dtype=bool, na_value=False)
+        if op == "!=":
+            res = ~res
+    else:
+        num = pd.to_numeric(col, errors="coerce").astype("float64").to_numpy()
+        with np.errstate(invalid="ignore"):
+            res = {">=": num >= value, ">": num > value, "<=": num <= value, "<": num < value}[op]
+    return res & ~unknown, unknown
+
+
+# ---- the public function ------------------------------------------------------------------------
+
+def harmonise(wave, codebook, *, strict: bool = False, crosswalks: dict[str, Crosswalk] | None = None,
+              age_bands: Sequence[tuple[int, int | None]] = schema.DEFAULT_AGE_BANDS,
+              wave_id: str | None = None) -> Harmonised:
+    """Harmonise one raw wave with its codebook.
+
+    Parameters
+    ----------
+    wave : RawWave or path (read with :func:`diaspora_survey.read_wave`).
+    codebook : Codebook or path to its YAML file.
+    strict : unmapped or unparsable values raise :class:`HarmonisationError` instead of
+        being reported as issues.
+    crosswalks : crosswalk tables (default: the packaged ones, see
+        :func:`diaspora_survey.crosswalks.load`).
+    age_bands : bands of the derived ``age_group``.
+    wave_id : overrides the codebook's ``wave``.
+    """
+    if isinstance(codebook, (str, Path)):
+        codebook = Codebook.load(codebook)
+    if isinstance(wave, (str, Path)):
+        from .io import read_wave
+
+        wave = read_wave(wave)
+    from . import crosswalks as _cw
+
+    cws = crosswalks if crosswalks is not None else _cw.load()
+    wid = str(wave_id or codebook.wave)
+    codebook.validate_against(wave)
+    raw = wave.data
+    n = len(raw)
+    ctx = _Ctx(wid, codebook, wave, cws)
+    out: dict[str, pd.Series] = {}
+    summary_rows = []
+
+    # respondent id
+    if codebook.id:
+        ids = raw[codebook.id]
+        if pd.api.types.is_float_dtype(ids.dtype) and bool((ids.dropna() % 1 == 0).all()):
+            ids = ids.astype("Int64")
+        rid = ids.astype("string").str.strip()
+    else:
+        rid = pd.Series(np.arange(1, n + 1).astype(str), index=raw.index, dtype="string")
+    out["resp_id"] = rid.astype("string")
+
+    for name, spec in codebook.variables.items():
+        v = _Var(ctx, name, spec)
+        vtype = codebook.var_type(name)
+        t = spec.transform
+        if t == "age_from_birth_year":
+            num = _apply_valid_range(v, _age_from_birth_year(v, raw))
+            series = _to_int(v, num) if vtype == "int" else num
+        elif t == "month":
+            series = _month_series(v, raw[spec.sources[0]])
+        elif t == "year_month":
+            series = _year_month(v, raw)
+        elif t == "date":
+            d = _dates(raw[spec.sources[0]])
+            series = d.dt.to_period("M").dt.to_timestamp().astype("datetime64[ns]") if name == "departure_date" else d
+            v.n_missing += int(series.isna().sum())
+        elif vtype in ("int", "float"):
+            num = _apply_valid_range(v, _numeric_with_missing(v, raw[spec.sources[0]], spec.sources[0]))
+            series = _to_int(v, num) if vtype == "int" else num.astype("Float64")
+        elif vtype in ("category", "ordered"):
+            ordered = vtype == "ordered"
+            series = _map_categorical(v, raw[spec.sources[0]], codebook.categories(name), ordered)
+        elif vtype == "bool":
+            cats = _map_categorical(v, raw[spec.sources[0]], None, False)
+            truthy = {"true", "yes", "1", "да"}
+            series = cats.astype(object).map(lambda x: None if x is None or x is pd.NA or
+                                             (isinstance(x, float) and math.isnan(x))
+                                             else normalise_label(x) in truthy).astype("boolean")
+        elif vtype == "string":
+            s = raw[spec.sources[0]].astype("string").str.strip()
+            series = s.mask(s.eq(""))
+            v.n_missing += int(series.isna().sum())
+        elif vtype == "date":
+            series = _dates(raw[spec.sources[0]])
+            v.n_missing += int(series.isna().sum())
+        else:  # pragma: no cover - types are validated by the model
+            raise CodebookError(f"unsupported type {vtype}", where=v.where())
+        if strict:
+            bad = [i for i in ctx.issues if i.variable == name and i.kind in STRICT_KINDS]
+            if bad:
+                first = bad[0]
+                raise HarmonisationError(
+                    f"wave {wid}, {name}: {first.message}", code="harmonise.unmapped", where=first.where,
+                    hint="add the values to 'map:'/'labels:' (or to 'missing:' if they mean no answer) "
+                         "in the codebook, or run without --strict to get them as reported NA")
+        out[name] = series.rename(name)
+        summary_rows.append((name, v))
+
+    data = pd.DataFrame(out, index=raw.index)
+
+    # derived variables (schema rules)
+    if "age" in data:
+        data["age_group"] = schema.derive_age_group(data["age"], age_bands)
+    if "education" in data:
+        data["higher_education"] = schema.derive_higher_education(data["education"]).astype("boolean")
+    if "employment_status" in data:
+        data["entrepreneur"] = schema.derive_entrepreneur(data["employment_status"]).astype("boolean")
+    if "departure_date" in data:
+        data["departure_cohort"] = schema.derive_departure_cohort(data["departure_date"])
+
+    # design columns
+    if codebook.design is not None:
+        for key, target in DESIGN_NAMES.items():
+            col = getattr(codebook.design, key)
+            if not col:
+                continue
+            s = raw[col]
+            if key in ("weight", "fpc"):
+                num = pd.to_numeric(s.astype("string").str.replace(",", ".", regex=False), errors="coerce") \
+                    if not pd.api.types.is_numeric_dtype(s.dtype) else s
+                num = num.astype("float64")
+                bad = num.isna() | (num <= 0) if key == "weight" else num.isna()
+                if bad.any():
+                    ctx.issues.append(Issue(wid, target, "missing_weight" if key == "weight" else "missing_fpc",
+                                            int(bad.sum()), f"{int(bad.sum())} row(s) with a missing or "
+                                            f"non-positive {key} in {col!r}", {},
+                                            codebook.where("design", key)))
+                data[target] = num
+            else:
+                if pd.api.types.is_float_dtype(s.dtype) and bool((s.dropna() % 1 == 0).all()):
+                    s = s.astype("Int64")
+                data[target] = s.astype("string")
+
+    # eligibility and exclusions
+    keep = np.ones(n, dtype=bool)
+    reason = np.full(n, None, dtype=object)
+    detail = np.full(n, None, dtype=object)
+    for i, rule in enumerate(codebook.eligibility_rules()):
+        where = codebook.where("eligibility", i)
+        var, op, value = parse_rule(rule.rule, where=where)
+        if var not in data:
+            raise CodebookError(f"eligibility rule uses {var!r}, which this codebook does not define",
+                                code="codebook.bad_eligibility", where=where,
+                                hint=f"map {var!r} under 'variables:' or remove the rule")
+        ok, unknown = _eval_rule(data, var, op, value)
+        fail = keep & ~ok & ~unknown
+        if rule.missing == "exclude":
+            fail |= keep & unknown
+        elif (keep & unknown).any():
+            k = int((keep & unknown).sum())
+            ctx.issues.append(Issue(wid, var, "eligibility_unknown", k,
+                                    f"{k} row(s) kept although '{rule.rule}' cannot be checked ({var} missing)",
+                                    {}, where))
+        if fail.any():
+            reason[fail] = f"eligibility: {rule.rule}"
+            vals = data[var].astype(object).to_numpy()[fail]
+            detail[fail] = [f"{var}={'NA' if _is_missing_scalar(x) else x}" for x in vals]
+            keep &= ~fail
+    # duplicate ids among kept rows: first occurrence kept
+    dup = np.zeros(n, dtype=bool)
+    dup[keep] = data["resp_id"][keep].duplicated(keep="first").to_numpy() & data["resp_id"][keep].notna().to_numpy()
+    if dup.any():
+        reason[dup] = "duplicate resp_id"
+        detail[dup] = [f"resp_id={x}" for x in data["resp_id"].to_numpy()[dup]]
+        keep &= ~dup
+        ctx.issues.append(Issue(wid, "resp_id", "duplicate_id", int(dup.sum()),
+                                f"{int(dup.sum())} row(s) repeat an earlier respondent id; first kept, "
+                                "others excluded", {}, codebook.where("id")))
+
+    positions = np.arange(n)
+    excl = pd.DataFrame({
+        "wave": pd.Series([wid] * int((~keep).sum()), dtype="string"),
+        "row": pd.Series(positions[~keep], dtype="Int64"),
+        "resp_id": pd.Series(data["resp_id"].to_numpy()[~keep], dtype="string"),
+        "reason": pd.Series(reason[~keep], dtype="string"),
+        "detail": pd.Series(detail[~keep], dtype="string"),
+    })
+    data = data.loc[keep] if not keep.all() else data
+
+    summary = pd.DataFrame(
+        [{"wave": wid, "variable": name, "n": int(data[name].notna().sum()),
+          "missing": int(data[name].isna().sum()), "unmapped": v.n_unmapped,
+          "out_of_range": v.n_out_of_range}
+         for name, v in summary_rows],
+        columns=["wave", "variable", "n", "missing", "unmapped", "out_of_range"])
+    if len(summary):
+        # unmapped counts refer to all input rows; restrict them to kept rows where possible
+        summary["unmapped"] = summary["unmapped"].astype("int64")
+    return Harmonised(data=data, issues=ctx.issues, exclusions=excl, summary=summary, wave=wid)
+
+
+def stack(results: Sequence[Harmonised], wave_order: Sequence[str] | None = None):
+    """Stack per-wave results: (data, exclusions) with a categorical ``wave`` column.
+
+    Categorical columns get the union of categories (schema order where the schema has levels,
+    sorted for country, first-seen order for custom variables).
+    """
+    order = list(wave_order or [r.wave for r in results])
+    frames = []
+    cat_cols: dict[str, list] = {}
+    ordered: dict[str, bool] = {}
+    for r in results:
+        for c in r.data.columns:
+            if isinstance(r.data[c].dtype, pd.CategoricalDtype):
+                lst = cat_cols.setdefault(c, [])
+                for x in r.data[c].cat.categories:
+                    if x not in lst:
+                        lst.append(x)
+                ordered[c] = bool(r.data[c].cat.ordered)
+    if "country" in cat_cols:
+        cat_cols["country"] = sorted(cat_cols["country"])
+    for r in results:
+        d = r.data.copy()
+        for c, cats in cat_cols.items():
+            if c in d:
+                d[c] = d[c].cat.set_categories(cats, ordered=ordered[c])
+        d.insert(0, "wave", pd.Categorical([r.wave] * len(d), categories=order))
+        frames.append(d.reset_index(drop=True))
+    data = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"wave": pd.Categorical([])})
+    for c, cats in cat_cols.items():   # concat keeps equal categoricals; re-assert for missing columns
+        if c in data and not isinstance(data[c].dtype, pd.CategoricalDtype):
+            data[c] = pd.Categorical(data[c], categories=cats, ordered=ordered[c])
+    for c in ("higher_education", "entrepreneur"):
+        if c in data:
+            data[c] = data[c].astype("boolean")
+    if "age" in data:
+        data["age"] = data["age"].astype("Int64")
+    if "resp_id" in data:
+        data["resp_id"] = data["resp_id"].astype("string")
+    excl = pd.concat([r.exclusions for r in results], ignore_index=True) if results else \
+        pd.DataFrame(columns=EXCLUSION_COLUMNS)
+    excl["wave"] = pd.Categorical(excl["wave"].astype(object), categories=order)
+    return data, excl
+
+
+__all__ = ["harmonise", "Harmonised", "Issue", "parse_month", "stack"]
+
+
+# ``ds.harmonise`` must stay callable: once this submodule is imported, Python binds the
+# package attribute ``diaspora_survey.harmonise`` to the *module*, shadowing the lazily
+# exported function. Making the module callable keeps ``ds.harmonise(wave, codebook)`` working
+# in every import order (``ds.harmonise.harmonise`` and ``ds.harmonise.Harmonised`` work too).
+import sys as _sys
+import types as _types
+
+
+class _CallableModule(_types.ModuleType):
+    def __call__(self, *args, **kwargs):
+        return harmonise(*args, **kwargs)
+
+
+_sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,604 @@
+"""SPSS (.sav, .zsav, .por) and Stata (.dta) through pyreadstat.
+
+How a file is read:
+
+1. metadata once (``metadataonly=True``, ``user_missing=True``): variables, labels,
+   user-missing values and ranges, formats, row count. Columns are selected here
+   (``usecols``), before any row is read.
+2. data with ``user_missing=True`` (user-missing codes stay as values and are declared in
+   ``meta``), ``apply_value_formats=False`` (codes, not labels) and
+   ``disable_datetime_conversion=True``: dates are converted here, vectorised, column by
+   column, so that one date beyond Python's range (``haven__datetime.sav``: year 201,800)
+   leaves that column as raw SPSS seconds with a warning instead of failing the wave.
+3. large files (rows × columns ≥ ``PARALLEL_CELLS``) are read by two processes, each
+   a row range: this process reads the first part while a helper process
+   (``_sav_worker.py``) reads the rest straight into shared memory, so the numeric data
+   are neither pickled nor copied and peak memory stays near one copy of the data.
+   Metadata always come from step 1 (pyreadstat's own multiprocessing reader loses
+   ``missing_ranges``, pyreadstat #146).
+4. with a progress bar (terminal, or ``progress=True``) rows are read in chunks.
+5. integral numeric columns are stored in the smallest integer dtype (``compact=False``
+   keeps pyreadstat's float64).
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputFileError
+from .base import VariableMeta
+from .compact import integer_dtypes, to_int
+from .encoding import cyrillic_score, iconv_name, normalise_encoding
+from .missing import classify_missing
+
+#: rows × columns from which a .sav/.zsav is read by two processes (if the machine has 2+ cores)
+PARALLEL_CELLS = 8_000_000
+#: files smaller than this are read in one pyreadstat call, without a separate metadata read
+SMALL_FILE_BYTES = 24 << 20
+#: share of the rows given to the helper process (it starts ~0.5 s later: give it a little less)
+HELPER_SHARE = 0.46
+
+SPSS_EPOCH_S = np.datetime64("1582-10-14T00:00:00", "s")
+STATA_EPOCH_D = np.datetime64("1960-01-01", "D")
+SPSS_DATE = {"DATE", "ADATE", "EDATE", "JDATE", "SDATE", "QYR", "MOYR", "WKYR"}
+SPSS_DATETIME = {"DATETIME", "YMDHMS"}
+SPSS_TIME = {"TIME", "DTIME", "MTIME"}
+# Python's datetime range, in seconds from the SPSS epoch: outside it a "date" is not a date
+_MIN_S = (np.datetime64("0001-01-01T00:00:00", "s") - SPSS_EPOCH_S).astype(np.int64)
+_MAX_S = (np.datetime64("9999-12-31T23:59:59", "s") - SPSS_EPOCH_S).astype(np.int64)
+
+
+def _pyreadstat():
+    import pyreadstat
+
+    return pyreadstat
+
+
+def _errors():
+    from pyreadstat._readstat_parser import PyreadstatError, ReadstatError
+
+    return (PyreadstatError, ReadstatError)
+
+
+def _fail(path: Path, fmt: str, ex: Exception, encoding: str | None) -> InputFileError:
+    """Turn a pyreadstat exception into one InputFileError naming the file and the cause."""
+    msg = str(ex)
+    kind = {"sav": "SPSS system file", "zsav": "SPSS system file", "por": "SPSS portable file",
+            "dta": "Stata file"}[fmt]
+    if "encoding" in msg.lower() or "convert string" in msg.lower() or isinstance(ex, UnicodeDecodeError):
+        return InputFileError(
+            f"text in the {kind} cannot be decoded with {encoding or 'the encoding it declares'} ({msg})",
+            code="input.encoding", where=str(path),
+            hint="pass the right code page, e.g. encoding='WINDOWS-1251' for old Russian files "
+                 "(`diaspora-survey inspect FILE --encoding WINDOWS-1251`)"
+                 + (" — .por files accept no encoding" if fmt == "por" else ""))
+    if "unable to read from file" in msg.lower():
+        return InputFileError(f"cannot read the {kind}: it is empty or cut short ({msg})",
+                              code="input.corrupt", where=str(path),
+                              hint="export the data from the original source again")
+    if "memory" in msg.lower():
+        return InputFileError(f"not enough memory to read the {kind} ({msg})", code="input.memory",
+                              where=str(path), hint="select fewer variables with columns=[...]")
+    return InputFileError(
+        f"cannot read the {kind}: it is corrupt, truncated or password-protected (encrypted) ({msg})",
+        code="input.corrupt", where=str(path),
+        hint="export the data from the original source again; an encrypted file must be saved "
+             "unencrypted in SPSS first")
+
+
+def _call(path, fmt, encoding, fn, /, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except _errors() as ex:
+        raise _fail(path, fmt, ex, encoding) from None
+    except UnicodeDecodeError as ex:
+        raise _fail(path, fmt, ex, encoding) from None
+
+
+def _num_key(v):
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return v
+
+
+def _format_name(fmt: str | None) -> str:
+    if not fmt:
+        return ""
+    m = re.match(r"%?-?(t[a-zA-Z]|[A-Za-z]+)", fmt)
+    return m.group(1).upper() if m else ""
+
+
+def _storage_type(fmt_code: str, var_format: str | None, readstat_type: str) -> str:
+    if readstat_type == "string":
+        return "string"
+    name = _format_name(var_format)
+    if fmt_code == "dta":
+        f = (var_format or "").lower()
+        if re.match(r"%-?t[dc]|%-?d", f):
+            return "datetime" if re.match(r"%-?tc", f) else "date"
+        if re.match(r"%-?t[mq]", f):
+            return "date"
+        return "numeric"
+    if name in SPSS_DATE:
+        return "date"
+    if name in SPSS_DATETIME:
+        return "datetime"
+    if name in SPSS_TIME:
+        return "time"
+    return "numeric"
+
+
+def build_meta(m, columns: list[str], fmt_code: str) -> dict[str, VariableMeta]:
+    """VariableMeta per column from a pyreadstat metadata object."""
+    labels = dict(zip(m.column_names, m.column_labels or [None] * len(m.column_names)))
+    vvl = getattr(m, "variable_value_labels", {}) or {}
+    ranges = getattr(m, "missing_ranges", {}) or {}
+    user_vals = getattr(m, "missing_user_values", {}) or {}
+    measures = getattr(m, "variable_measure", {}) or {}
+    formats = getattr(m, "original_variable_types", {}) or {}
+    rtypes = getattr(m, "readstat_variable_types", {}) or {}
+    sets = getattr(m, "variable_to_label", {}) or {}
+    out: dict[str, VariableMeta] = {}
+    for col in columns:
+        value_labels = {_num_key(k): v for k, v in (vvl.get(col) or {}).items()}
+        if fmt_code == "dta":
+            value_labels = {(f".{k}" if isinstance(k, str) and len(k) == 1 and k.isalpha() else k): v
+                            for k, v in value_labels.items()}
+        discrete: list[Any] = []
+        rngs: list[tuple[Any, Any]] = []
+        for r in ranges.get(col) or []:
+            lo, hi = _num_key(r["lo"]), _num_key(r["hi"])
+            if lo == hi:
+                if lo not in discrete:
+                    discrete.append(lo)
+            else:
+                rngs.append((lo, hi))
+        for tag in sorted(user_vals.get(col) or []):  # Stata/SAS tagged missing (.a …)
+            t = f".{tag}" if fmt_code == "dta" else tag
+            if t not in discrete:
+                discrete.append(t)
+        label = labels.get(col)
+        out[col] = VariableMeta(
+            name=col,
+            label=label if label else None,
+            value_labels=value_labels,
+            missing_values=discrete,
+            missing_ranges=rngs,
+            missing_kinds=classify_missing(value_labels, discrete, rngs),
+            measure=measures.get(col) or "unknown",
+            type=_storage_type(fmt_code, formats.get(col), rtypes.get(col, "double")),
+            format=formats.get(col),
+            label_set=sets.get(col) if value_labels else None,
+        )
+    return out
+
+
+# ---------------------------------------------------------------- dates
+
+def _spss_seconds_to(values: np.ndarray, kind: str):
+    """Convert SPSS seconds (since 1582-10-14) to datetime64/timedelta64; None if out of range."""
+    v = np.asarray(values, dtype=np.float64)
+    ok = np.isfinite(v)
+    if kind == "time":
+        us = np.zeros(v.shape, dtype=np.int64)
+        if ok.any():
+            if np.abs(v[ok]).max() > 9.2e12:
+                return None
+            us[ok] = np.round(v[ok] * 1e6).astype(np.int64)
+        out = us.astype("timedelta64[us]")
+        out[~ok] = np.timedelta64("NaT")
+        return out
+    if ok.any():
+        lo, hi = v[ok].min(), v[ok].max()
+        if lo < _MIN_S or hi > _MAX_S:
+            return None
+    if kind == "date":
+        secs = np.zeros(v.shape, dtype=np.int64)
+        secs[ok] = np.round(v[ok]).astype(np.int64)
+        out = SPSS_EPOCH_S + secs.astype("timedelta64[s]")
+    else:
+        us = np.zeros(v.shape, dtype=np.int64)
+        us[ok] = np.round(v[ok] * 1e6).astype(np.int64)
+        out = SPSS_EPOCH_S.astype("datetime64[us]") + us.astype("timedelta64[us]")
+    out[~ok] = np.datetime64("NaT")
+    return out
+
+
+def _stata_to(values: np.ndarray, fmt: str):
+    v = np.asarray(values, dtype=np.float64)
+    ok = np.isfinite(v)
+    f = fmt.lower().lstrip("%-")
+    if f.startswith("tc"):
+        ms = np.zeros(v.shape, dtype=np.int64)
+        if ok.any() and np.abs(v[ok]).max() > 2.5e14:
+            return None
+        ms[ok] = np.round(v[ok]).astype(np.int64)
+        out = STATA_EPOCH_D.astype("datetime64[ms]") + ms.astype("timedelta64[ms]")
+    elif f.startswith(("td", "d")):
+        days = np.zeros(v.shape, dtype=np.int64)
+        if ok.any() and (v[ok].min() < -2_900_000 or v[ok].max() > 2_900_000):
+            return None
+        days[ok] = np.round(v[ok]).astype(np.int64)
+        out = (STATA_EPOCH_D + days.astype("timedelta64[D]")).astype("datetime64[s]")
+    elif f.startswith(("tm", "tq")):
+        step = 1 if f.startswith("tm") else 3
+        months = np.zeros(v.shape, dtype=np.int64)
+        if ok.any() and np.abs(v[ok]).max() > 90_000:
+            return None
+        months[ok] = np.round(v[ok]).astype(np.int64) * step
+        out = (np.datetime64("1960-01", "M") + months.astype("timedelta64[M]")).astype("datetime64[s]")
+    else:
+        return v
+    out[~ok] = np.datetime64("NaT")
+    return out
+
+
+def _convert_date_column(raw: pd.Series, vm: VariableMeta, fmt_code: str, warnings: list[str]):
+    """The converted column, or None (not numeric, or out of range: then a warning and type numeric)."""
+    if raw.dtype.kind not in "fiu":
+        return None
+    values = raw.to_numpy(dtype=np.float64, na_value=np.nan)
+    conv = _stata_to(values, vm.format or "") if fmt_code == "dta" else _spss_seconds_to(values, vm.type)
+    if conv is None:
+        origin = "seconds since 1582-10-14 (the SPSS epoch)" if fmt_code != "dta" else "Stata units since 1960-01-01"
+        warnings.append(f"column {vm.name!r} ({vm.format}): a value lies outside the range of dates "
+                        f"(years 1–9999); the column is kept as raw numbers — {origin}")
+        vm.type = "numeric"
+    return conv
+
+
+def convert_dates(df: pd.DataFrame, meta: dict[str, VariableMeta], fmt_code: str, warnings: list[str],
+                  notes: list[str]) -> None:
+    """Replace raw date numbers by datetime64/timedelta64 columns, in place; warn per failure."""
+    for col in df.columns:
+        vm = meta.get(col)
+        if vm is None or vm.type not in ("date", "datetime", "time"):
+            continue
+        conv = _convert_date_column(df[col], vm, fmt_code, warnings)
+        if conv is not None:
+            df[col] = conv
+
+
+# ---------------------------------------------------------------- encoding sanity
+
+def mojibake_warning(texts: list[str], used: str | None) -> str | None:
+    """Warn when labels read as Windows-1252/Latin-1 look like Windows-1251 Russian text."""
+    if used not in ("cp1252", "iso8859-1"):
+        return None
+    sample = " ".join(t for t in texts if t)[:20000]
+    high = [c for c in sample if ord(c) > 127 and c.isalpha()]
+    if len(high) < 8:
+        return None
+    try:
+        recoded = sample.encode(used, errors="strict").decode("cp1251", errors="strict")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return None
+    score, share = cyrillic_score(recoded)
+    if share > 0.8 and score > 0.2:
+        return (f"labels declared as {used} look like Russian text in Windows-1251 "
+                f"(e.g. {recoded[:40]!r}); re-read with encoding='WINDOWS-1251' if so")
+    return None
+
+
+# ---------------------------------------------------------------- reading rows
+
+class _Progress:
+    """Rows-based progress on stderr (rich), or nothing."""
+
+    def __init__(self, enabled: bool, total: int, label: str):
+        self.enabled = enabled and total > 0
+        self._lock = threading.Lock()
+        self._p = None
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._p = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                               TextColumn("rows"), TimeRemainingColumn(),
+                               console=Console(stderr=True), transient=True)
+            self._task = self._p.add_task(label, total=total)
+            self._p.start()
+
+    def advance(self, n: int) -> None:
+        if self._p is not None:
+            with self._lock:
+                self._p.advance(self._task, n)
+
+    def close(self) -> None:
+        if self._p is not None:
+            self._p.stop()
+            self._p = None
+
+
+def _shm_file(nbytes: int) -> str | None:
+    """A fresh file in /dev/shm of ``nbytes``, or None when shared memory is missing or too small."""
+    d = "/dev/shm"
+    if nbytes <= 0 or not os.path.isdir(d) or not os.access(d, os.W_OK):
+        return None
+    try:
+        st = os.statvfs(d)
+        if st.f_bavail * st.f_frsize < nbytes * 1.25 + (64 << 20):
+            return None
+        fd, name = tempfile.mkstemp(prefix="diaspora-survey-", suffix=".shm", dir=d)
+        try:
+            os.ftruncate(fd, nbytes)
+        finally:
+            os.close(fd)
+        return name
+    except OSError:
+        return None
+
+
+def _read_rows_parallel(path: Path, reader_name: str, kwargs: dict, n_rows: int, columns: list[str],
+                        numeric: list[str], chunk: int, progress: _Progress, notes: list[str]):
+    """Two processes: this one reads rows [0, k), a helper reads [k, n). Returns {col: array}."""
+    import mmap
+
+    from . import _sav_worker
+
+    pyreadstat = _pyreadstat()
+    reader = getattr(pyreadstat, reader_name)
+    k = int(n_rows * (1 - HELPER_SHARE))
+    slots = [(name, i) for i, name in enumerate(numeric)]
+    nbytes = len(numeric) * n_rows * 8
+    shm = _shm_file(nbytes) if numeric else None
+    mm = None
+    if shm:
+        with open(shm, "r+b") as fh:
+            mm = mmap.mmap(fh.fileno(), nbytes)
+        arrays = _sav_worker.map_columns(mm, slots, n_rows)
+    else:
+        arrays = {name: np.empty(n_rows, dtype=np.float64) for name in numeric}
+    job = {"reader": reader_name, "path": str(path), "kwargs": kwargs, "start": k, "stop": n_rows,
+           "chunk": chunk, "n_total": n_rows, "numeric": slots, "shm": shm}
+    helper_err: list[str] = []
+    proc = None
+    try:
+        try:
+            proc = subprocess.Popen([sys.executable, "-P", _sav_worker.__file__], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            proc.stdin.write(json.dumps(job).encode())
+            proc.stdin.close()
+        except OSError as ex:
+            proc = None
+            notes.append(f"helper process could not start ({ex}); read in one process")
+
+        def pump():
+            for line in proc.stderr:
+                if line.startswith(b"P "):
+                    progress.advance(int(line[2:]))
+                elif line == b"M\n" and shm:
+                    # both processes have mapped it: remove the name now, so that nothing is
+                    # left in /dev/shm even if this process is killed before it finishes
+                    try:
+                        os.unlink(shm)
+                    except OSError:
+                        pass
+                else:
+                    helper_err.append(line.decode("utf-8", "replace"))
+
+        pump_thread = None
+        if proc is not None:
+            pump_thread = threading.Thread(target=pump, daemon=True)
+            pump_thread.start()
+        others_head: dict[str, list] = {}
+        stop_own = k if proc is not None else n_rows
+        got_own = _call(path, "sav", kwargs.get("encoding"), _sav_worker.read_range, reader, str(path), kwargs,
+                        0, stop_own, chunk, arrays, {}, others_head, progress.advance)
+        others_tail: dict[str, list] = {}
+        if got_own < stop_own:  # the file has fewer rows than its header says: nothing for the helper
+            notes.append(f"header declares {n_rows} rows, the file has {got_own}")
+            return {name: (arrays[name][:got_own] if name in arrays else _concat(others_head.get(name, [])))
+                    for name in columns}
+        if proc is not None:
+            payload = proc.stdout.read()
+            rc = proc.wait()
+            pump_thread.join(timeout=5)
+            result = None
+            if rc == 0:
+                try:
+                    result = pickle.loads(payload)
+                except Exception as ex:  # pragma: no cover - defensive
+                    helper_err.append(f"unreadable result: {ex}")
+            if result is not None and result["rows"] < n_rows - k:  # fewer rows than declared
+                notes.append(f"header declares {n_rows} rows, the file has {k + result['rows']}")
+                n_rows = k + result["rows"]
+                arrays = {name: a[:n_rows] for name, a in arrays.items()}
+            if result is None:
+                # the helper failed: read its part here (the error, if any, will surface again)
+                notes.append("helper process failed; its rows were read again in this process"
+                             + (f" ({helper_err[-1].strip()})" if helper_err else ""))
+                others_tail = {}
+                _call(path, "sav", kwargs.get("encoding"), _sav_worker.read_range, reader, str(path), kwargs,
+                      k, n_rows, chunk, arrays, {}, others_tail, None)
+            else:
+                others_tail = result["others"]
+                for name, parts in result["numeric"].items():  # no shared memory: pickled
+                    if parts:
+                        arrays[name][k:] = np.concatenate(parts)
+            if result is not None:
+                notes.append(f"read with 2 processes (rows 1–{k} here, {k + 1}–{n_rows} in a helper"
+                             + (", numeric columns via shared memory)" if shm else ")"))
+        out: dict[str, Any] = {}
+        for name in columns:
+            if name in arrays:
+                out[name] = arrays[name]
+            else:
+                parts = others_head.get(name, []) + others_tail.get(name, [])
+                out[name] = _concat(parts)
+        return out
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if shm:
+            try:
+                os.unlink(shm)
+            except OSError:
+                pass
+
+
+def _concat(parts: list):
+    if not parts:
+        return np.array([], dtype=object)
+    if len(parts) == 1:
+        return parts[0]
+    return pd.concat([pd.Series(p, copy=False) for p in parts], ignore_index=True).array
+
+
+def _read_rows_chunked(path: Path, fmt: str, reader, kwargs: dict, n_rows: int, columns: list[str],
+                       numeric: list[str], chunk: int, progress: _Progress):
+    from . import _sav_worker
+
+    arrays = {name: np.empty(n_rows, dtype=np.float64) for name in numeric}
+    others: dict[str, list] = {}
+    got = _call(path, fmt, kwargs.get("encoding"), _sav_worker.read_range, reader, str(path), kwargs, 0, n_rows,
+                chunk, arrays, {}, others, progress.advance)
+    out = {}
+    for name in columns:
+        out[name] = arrays[name][:got] if name in arrays else _concat(others.get(name, []))
+    return out
+
+
+# ---------------------------------------------------------------- entry point
+
+def read_pyreadstat(path: Path, fmt: str, *, encoding: str | None, columns: list[str] | None,
+                    chunksize: int | None, progress: bool | None, processes: int | None,
+                    compact: bool, notes: list[str], warnings: list[str]):
+    """Read an SPSS or Stata file; returns (data, meta, encoding, file_label, n_rows_declared)."""
+    pyreadstat = _pyreadstat()
+    reader_name = {"sav": "read_sav", "zsav": "read_sav", "por": "read_por", "dta": "read_dta"}[fmt]
+    reader: Callable = getattr(pyreadstat, reader_name)
+    kw: dict[str, Any] = {"disable_datetime_conversion": True, "apply_value_formats": False}
+    if fmt in ("sav", "zsav", "dta"):
+        kw["user_missing"] = True
+    if encoding is not None:
+        if fmt == "por":
+            raise InputFileError("SPSS portable (.por) files accept no encoding option "
+                                 "(pyreadstat reads them as they are)", code="input.bad_option",
+                                 where=str(path), hint="leave out encoding= for .por files")
+        kw["encoding"] = iconv_name(encoding)
+    if fmt == "por":
+        notes.append("portable file: pyreadstat.read_por keeps no user-missing codes "
+                     "(no user_missing option); declared missing values are read as system-missing")
+
+    # Small files are read in one call (data and metadata together): a separate metadata read
+    # pays only when it decides something — selected columns, chunks, or two processes.
+    size = path.stat().st_size
+    one_shot = (columns is None and not progress and not chunksize and processes != 2
+                and size < SMALL_FILE_BYTES)
+    data = None
+    if one_shot:
+        data, m = _call(path, fmt, encoding, reader, str(path), **kw)
+    else:
+        _, m = _call(path, fmt, encoding, reader, str(path), metadataonly=True, **kw)
+    all_cols = list(m.column_names)
+    if columns is not None:
+        missing = [c for c in columns if c not in all_cols]
+        if missing:
+            import difflib
+
+            close = {c: difflib.get_close_matches(c, all_cols, n=1) for c in missing}
+            sugg = "; ".join(f"{c!r} → did you mean {v[0]!r}?" for c, v in close.items() if v)
+            raise InputFileError(f"no such column(s): {', '.join(map(repr, missing))}", code="input.unknown_column",
+                                 where=str(path), hint=sugg or f"the file has {len(all_cols)} columns; "
+                                 "list them with `diaspora-survey inspect FILE`")
+        if len(set(columns)) != len(columns):
+            raise InputFileError("columns= lists a column twice", code="input.bad_option", where=str(path))
+        kw["usecols"] = list(columns)
+        wanted = list(columns)
+    else:
+        wanted = all_cols
+    meta = build_meta(m, wanted, fmt)
+    declared = normalise_encoding(getattr(m, "file_encoding", None))
+    used = normalise_encoding(encoding) if encoding else declared
+    if encoding and declared and normalise_encoding(encoding) != declared:
+        notes.append(f"file declares encoding {declared}; read as {used} (encoding= override)")
+    elif fmt == "por":
+        notes.append("portable files carry no encoding; text read as ReadStat decodes it (UTF-8/ASCII)")
+
+    n_rows = m.number_rows
+    if data is None:
+        rtypes = getattr(m, "readstat_variable_types", {}) or {}
+        numeric = [c for c in wanted if rtypes.get(c, "double") != "string"]
+        cells = (n_rows or 0) * max(len(wanted), 1)
+        use_progress = bool(progress) and bool(n_rows)
+        nproc = processes if processes is not None else (
+            2 if (os.cpu_count() or 1) >= 2 and cells >= PARALLEL_CELLS else 1)
+        if fmt not in ("sav", "zsav") or not n_rows or n_rows < 1000:
+            if processes and processes > 1 and fmt not in ("sav", "zsav"):
+                notes.append(f"{fmt} files are read by one process")
+            nproc = 1
+        default_chunk = max(20_000, (n_rows or 0) // 40) if use_progress else max(n_rows or 1, 1)
+        chunk = int(chunksize) if chunksize else default_chunk
+        prog = _Progress(use_progress, n_rows or 0, f"reading {path.name}")
+        try:
+            if nproc == 2:
+                cols = _read_rows_parallel(path, reader_name, kw, n_rows, wanted, numeric, chunk, prog, notes)
+                data = pd.DataFrame(cols, copy=False)
+            elif n_rows and (use_progress or (chunksize and chunksize < n_rows)):
+                cols = _read_rows_chunked(path, fmt, reader, kw, n_rows, wanted, numeric, chunk, prog)
+                data = pd.DataFrame(cols, copy=False)
+            else:
+                data, _ = _call(path, fmt, encoding, reader, str(path), **kw)
+        finally:
+            prog.close()
+    if list(data.columns) != wanted:
+        data = data[wanted]
+    if n_rows is not None and len(data) != n_rows:
+        notes.append(f"header declares {n_rows} rows, {len(data)} read")
+    data = _finish(data, meta, fmt, compact, warnings, notes)
+    texts = [v.label or "" for v in meta.values()]
+    texts += [lab for v in meta.values() for lab in v.value_labels.values() if isinstance(lab, str)]
+    w = mojibake_warning(texts, used)
+    if w:
+        warnings.append(w)
+    return data, meta, used, (getattr(m, "file_label", None) or None), n_rows
+
+
+def _finish(data: pd.DataFrame, meta: dict[str, VariableMeta], fmt: str, compact: bool,
+            warnings: list[str], notes: list[str]) -> pd.DataFrame:
+    """Dates, Stata missing tags and compact dtypes; the frame is rebuilt once, not column by column."""
+    if fmt == "dta":
+        _stata_tags(data, meta)
+    repl: dict[str, Any] = {}
+    dated = [c for c in data.columns if meta[c].type in ("date", "datetime", "time")]
+    for col in dated:
+        conv = _convert_date_column(data[col], meta[col], fmt, warnings)
+        if conv is not None:
+            repl[col] = conv
+    mapping = integer_dtypes(data, skip=set(repl)) if compact else {}
+    if not repl and not mapping:
+        return data
+    cols: dict[str, Any] = {}
+    for col, s in data.items():
+        if col in repl:
+            cols[col] = repl[col]
+        elif col in mapping:
+            cols[col] = to_int(s.to_numpy(), mapping[col])
+        else:
+            cols[col] = s.array
+    return pd.DataFrame(cols, index=data.index, copy=False)
+
+
+def _stata_tags(data: pd.DataFrame, meta: dict[str, VariableMeta]) -> None:
+    """Stata extended missing values come from pyreadstat as 'a'…'z' in numeric columns: write '.a'."""
+    for col in data.columns:
+        s = data[col]
+        if s.dtype == object:
+            mask = s.map(lambda x: isinstance(x, str) and len(x) == 1 and x.isalpha())
+            if mask.any():
+                s = s.copy()
+                s[mask] = "." + s[mask].astype(str)
+                data[col] = s

@@ -1,0 +1,244 @@
+"""Charts (seaborn on matplotlib), drawn only from disclosed aggregate tables.
+
+Each drawing function takes a :class:`~.tables.DisclosedTable` — its ``values`` frame has
+suppressed statistics already set to NA — so a chart can never show what a table hides:
+suppressed bars are simply not drawn and the caption carries the table's footnotes.
+
+Reproducibility: figures are :class:`matplotlib.figure.Figure` objects (no pyplot state),
+saved with fixed DPI and without date or software metadata, and SVGs use a fixed hash
+salt, so the same data gives byte-identical PNG/SVG files. matplotlib and seaborn are
+imported inside the functions to keep the command line fast.
+"""
+from __future__ import annotations
+
+import io
+
+from ..errors import ReportError
+from .tables import DisclosedTable
+
+DPI = 200
+WIDTH_IN = 6.6           # fits an A4 text column with 2 cm margins
+_SVG_SALT = "diaspora-survey"
+SAMPLE_LABEL = "Emigrant sample (weighted)"
+POPULATION_LABEL = "Russian population"
+
+
+def _style():
+    """A context manager for a consistent, legible style (DejaVu Sans has Cyrillic)."""
+    import matplotlib as mpl
+    import seaborn as sns
+
+    rc = {
+        "font.family": "DejaVu Sans",
+        "font.size": 8.5,
+        "axes.titlesize": 9.5,
+        "axes.labelsize": 8.5,
+        "xtick.labelsize": 8,
+        "ytick.labelsize": 8,
+        "legend.fontsize": 8,
+        "svg.hashsalt": _SVG_SALT,
+        "svg.fonttype": "path",
+        "path.simplify": True,
+    }
+    style = sns.axes_style("whitegrid")
+    style.update(rc)
+    return mpl.rc_context(style)
+
+
+def _figure(height_in: float, ncols: int = 1, sharey: bool = False):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(WIDTH_IN, height_in), dpi=DPI, layout="constrained")
+    axes = fig.subplots(1, ncols, sharey=sharey, squeeze=False)[0]
+    return fig, axes
+
+
+def _palette():
+    import seaborn as sns
+
+    return sns.color_palette("deep")
+
+
+def age_pyramid(table: DisclosedTable, **_):
+    """Sample vs population age structure: men left, women right, as % of adults.
+
+    Columns: ``age_group``, ``sex`` (``male``/``female``), ``estimate`` and
+    ``population`` (proportions of the adult total).
+    """
+    import numpy as np
+    import pandas as pd
+    import seaborn as sns
+
+    v = table.values
+    v = v[v["sex"].isin(["male", "female"])].copy()
+    groups = list(dict.fromkeys(v["age_group"].astype(str)))
+    v["age_group"] = pd.Categorical(v["age_group"].astype(str), categories=groups[::-1],
+                                    ordered=True)
+    sign = np.where(v["sex"] == "male", -1.0, 1.0)
+    v["sample_pct"] = sign * pd.to_numeric(v["estimate"], errors="coerce") * 100
+    v["pop_pct"] = sign * pd.to_numeric(v["population"], errors="coerce") * 100
+    pal = _palette()
+    with _style():
+        fig, (ax,) = _figure(3.9)
+        shown = v.dropna(subset=["sample_pct"])
+        sns.barplot(data=shown, y="age_group", x="sample_pct", hue="sex",
+                    hue_order=["male", "female"], palette=[pal[0], pal[3]], orient="h",
+                    dodge=False, order=groups[::-1], ax=ax, alpha=0.85, legend=False)
+        # population as outlined bars on the same rows
+        pos = {g: i for i, g in enumerate(groups[::-1])}
+        pop = v.dropna(subset=["pop_pct"])
+        ax.barh([pos[g] for g in pop["age_group"].astype(str)], pop["pop_pct"], height=0.8,
+                fill=False, edgecolor="black", linewidth=0.9)
+        lim = np.nanmax(np.abs(np.r_[v["sample_pct"].to_numpy(float),
+                                     v["pop_pct"].to_numpy(float), 1.0]))
+        ax.set_xlim(-lim * 1.1, lim * 1.1)
+        ticks = ax.get_xticks()
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([f"{abs(t):.0f}" for t in ticks])
+        ax.axvline(0, color="black", linewidth=0.6)
+        ax.set_xlabel("% of adults (men left, women right)")
+        ax.set_ylabel("Age group")
+        from matplotlib.patches import Patch
+
+        ax.legend(handles=[Patch(color=pal[0], label="Men, sample"),
+                           Patch(color=pal[3], label="Women, sample"),
+                           Patch(fill=False, edgecolor="black", label=POPULATION_LABEL)],
+                  loc="upper left", frameon=True)
+    return fig
+
+
+def education(table: DisclosedTable, **_):
+    """Education distribution: sample share with 95 % CI beside the population share.
+
+    Columns: ``category`` (label), ``estimate``, ``ci_low``, ``ci_high``, ``population``.
+    """
+    import numpy as np
+    import pandas as pd
+    import seaborn as sns
+
+    v = table.values.copy()
+    cats = list(dict.fromkeys(v["category"].astype(str)))
+    long = pd.concat([
+        pd.DataFrame({"category": v["category"].astype(str), "source": SAMPLE_LABEL,
+                      "pct": pd.to_numeric(v["estimate"], errors="coerce") * 100}),
+        pd.DataFrame({"category": v["category"].astype(str), "source": POPULATION_LABEL,
+                      "pct": pd.to_numeric(v["population"], errors="coerce") * 100}),
+    ], ignore_index=True).dropna(subset=["pct"])
+    pal = _palette()
+    with _style():
+        fig, (ax,) = _figure(0.9 + 0.42 * max(len(cats), 3))
+        sns.barplot(data=long, y="category", x="pct", hue="source", order=cats,
+                    hue_order=[SAMPLE_LABEL, POPULATION_LABEL], palette=[pal[0], "0.65"],
+                    orient="h", ax=ax, errorbar=None)
+        ok = v.dropna(subset=["estimate", "ci_low", "ci_high"])
+        y = np.array([cats.index(c) for c in ok["category"].astype(str)], dtype=float) - 0.2
+        est = ok["estimate"].to_numpy(float) * 100
+        ax.errorbar(est, y, xerr=[est - ok["ci_low"].to_numpy(float) * 100,
+                                  ok["ci_high"].to_numpy(float) * 100 - est],
+                    fmt="none", ecolor="black", elinewidth=0.9, capsize=2.5)
+        ax.set_xlabel("% of adults (sample: 95 % confidence interval)")
+        ax.set_ylabel("")
+        ax.legend(loc="center right", frameon=True, title=None)
+    return fig
+
+
+def entrepreneurship_by_country(table: DisclosedTable, *, population: float | None = None,
+                                population_label: str = POPULATION_LABEL, **_):
+    """Share of entrepreneurs by country of residence with 95 % CIs, and the population
+    share as a reference line. Columns: ``country``, ``estimate``, ``ci_low``, ``ci_high``."""
+    import numpy as np
+    import seaborn as sns
+
+    v = table.values.dropna(subset=["estimate"]).copy()
+    if v.empty:
+        raise ReportError("no country has enough respondents to chart entrepreneurship",
+                          code="report.chart_empty", where=table.id)
+    v = v.sort_values("estimate", ascending=True, kind="stable")
+    v["pct"] = v["estimate"].astype(float) * 100
+    labels = v["country"].astype(str).tolist()
+    pal = _palette()
+    with _style():
+        fig, (ax,) = _figure(0.9 + 0.3 * max(len(labels), 4))
+        y = np.arange(len(labels))
+        lo = v["ci_low"].astype(float).to_numpy() * 100
+        hi = v["ci_high"].astype(float).to_numpy() * 100
+        ax.hlines(y, lo, hi, color=pal[0], linewidth=1.6)
+        sns.scatterplot(x=v["pct"].to_numpy(), y=y, ax=ax, color=pal[0], s=28, zorder=3,
+                        label=SAMPLE_LABEL + ", 95 % CI")
+        if population is not None:
+            ax.axvline(population * 100, color=pal[3], linestyle="--", linewidth=1.1,
+                       label=population_label)
+        ax.set_yticks(y)
+        ax.set_yticklabels(labels)
+        ax.set_ylim(-0.7, len(labels) - 0.3)
+        ax.set_xlim(left=0)
+        ax.set_xlabel("% entrepreneurs (employers and own-account workers)")
+        ax.set_ylabel("Country of residence")
+        ax.legend(loc="lower right", frameon=True)
+    return fig
+
+
+def weights(table: DisclosedTable, **_):
+    """Distribution of the weights per wave, from binned counts (``wave``, ``bin_low``,
+    ``bin_high``, ``n``); bins with too few respondents are suppressed, not drawn."""
+    import numpy as np
+
+    v = table.values
+    waves = list(dict.fromkeys(v["wave"].astype(str)))
+    pal = _palette()
+    with _style():
+        fig, axes = _figure(2.4, ncols=max(len(waves), 1))
+        for i, (ax, w) in enumerate(zip(axes, waves)):
+            g = v[(v["wave"].astype(str) == w)].dropna(subset=["n"])
+            lo = g["bin_low"].to_numpy(float)
+            width = g["bin_high"].to_numpy(float) - lo
+            ax.bar(lo, g["n"].to_numpy(float), width=width, align="edge",
+                   color=pal[i % len(pal)], edgecolor="white", linewidth=0.3)
+            ax.set_title(f"Wave {w}")
+            ax.set_xlabel("Weight (mean = 1)")
+            if i == 0:
+                ax.set_ylabel("Respondents")
+            ax.set_ylim(bottom=0)
+            ax.axvline(1.0, color="black", linewidth=0.6, linestyle=":")
+            if len(lo):
+                ax.set_xlim(0, float(np.max(lo + width)) * 1.03)
+    return fig
+
+
+CHARTS = {
+    "age_pyramid": age_pyramid,
+    "education": education,
+    "entrepreneurship_by_country": entrepreneurship_by_country,
+    "weights": weights,
+}
+
+
+def draw(chart) -> "object":
+    """Draw a :class:`~.document.DisclosedChart`; returns a matplotlib Figure."""
+    try:
+        fn = CHARTS[chart.kind]
+    except KeyError:
+        raise ReportError(f"unknown chart kind {chart.kind!r}", code="report.chart_kind",
+                          hint=f"use one of {sorted(CHARTS)}") from None
+    return fn(chart.table, **chart.options)
+
+
+def figure_bytes(fig, fmt: str = "png") -> bytes:
+    """Serialise a figure deterministically (no dates, no software stamp)."""
+    import matplotlib as mpl
+
+    buf = io.BytesIO()
+    if fmt == "png":
+        fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    elif fmt == "svg":
+        with mpl.rc_context({"svg.hashsalt": _SVG_SALT, "svg.fonttype": "path"}):
+            fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    else:
+        raise ReportError(f"unknown chart format {fmt!r}", code="report.chart_format",
+                          hint="use png or svg")
+    return buf.getvalue()
+
+
+def figure_size_in(fig) -> tuple[float, float]:
+    w, h = fig.get_size_inches()
+    return float(w), float(h)

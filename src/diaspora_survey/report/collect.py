@@ -1,0 +1,342 @@
+"""Gather the report's inputs from a :class:`~.pipeline.Pipeline` run.
+
+Aggregates only: counts per wave and reason, weighting diagnostics, the comparison
+step's result frames, and a few design-based estimates for the charts (age × sex shares
+with :class:`~diaspora_survey.design.SurveyDesign`). Each cell carries its unweighted
+respondent count (``n`` for disclosure control: respondents *in the cell*).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .content import ReportInputs, WaveInfo
+from .pipeline import StepUnavailable, _require, data_date
+
+
+def _weight_col(data) -> str | None:
+    for c in ("weight", "weight_base"):
+        if data is not None and c in data.columns:
+            return c
+    return None
+
+
+COUNTRY_INDICATORS = ("mean_age", "share_aged_18_34", "higher_education", "entrepreneurs_all",
+                      "entrepreneurs_employed")
+
+
+def analysis_weight(data) -> str | None:
+    """The weight for estimates over waves: pooled if weighting ran, else the base weight."""
+    for c in ("weight_pooled", "weight", "weight_base"):
+        if data is not None and c in data.columns:
+            return c
+    return None
+
+
+def compare_project(project, data) -> dict:
+    """Run :func:`diaspora_survey.compare.compare` for the project: overall and by wave
+    (all indicators), by country (age, higher education, entrepreneurship); add the cell
+    counts used for disclosure control and the chart data. Returns ``{name: frame}``."""
+    import numpy as np
+    import pandas as pd
+
+    mod = _require("diaspora_survey.compare", "compare")
+    ref = project.reference
+    tables = [str(project.path(t)) for t in ref.tables] or None
+    wcol = analysis_weight(data)
+    frame = data
+    if wcol is None:
+        frame = data.assign(_unweighted=1.0)
+        wcol = "_unweighted"
+    design = frame.survey(weights=wcol)
+    opts = dict(min_age=ref.min_age, max_age=ref.max_age or None, tables=tables)
+    by = [b for b in project.compare.by if b in data.columns]
+    parts = []
+    if "wave" in by or not by:
+        parts.append(mod.compare(design, ref.population, by="wave" if "wave" in by else None,
+                                 **opts))
+    else:
+        parts.append(mod.compare(design, ref.population, **opts))
+    for b in by:
+        if b == "wave":
+            continue
+        parts.append(mod.compare(design, ref.population, by=b, overall=False,
+                                 indicators=list(COUNTRY_INDICATORS) if b == "country" else None,
+                                 standardise=None if b == "country" else "age_sex", **opts))
+    comp = pd.concat(parts, ignore_index=True)
+    comp.attrs = dict(parts[0].attrs)
+    if "group_by" not in comp.columns and "by" in comp.columns:
+        comp = comp.rename(columns={"by": "group_by"})
+    comp["group_by"] = comp["group_by"].fillna("").astype(str)
+    comp["group"] = comp["group"].fillna("").astype(str)
+    comp["n_cell"] = cell_counts(comp, data, project)
+    out = {"comparisons": comp, "notes": list(parts[0].attrs.get("notes", []))}
+    claims_path = project.path(project.compare.claims)
+    if claims_path.exists():
+        claims_mod = _require("diaspora_survey.claims", "evaluate_claims")
+        # whole sample and whole waves only: claims are headlines, not small-group findings
+        base = comp[comp["group_by"].isin(["", "wave"])].rename(columns={"group_by": "by"})
+        out["claims"] = claims_mod.evaluate_claims(base, claims_path)
+    # chart data (proportions, not percent)
+    crude = comp[comp["adjustment"] == "crude"]
+    edu = crude[(crude["group_by"] == "") & (crude["indicator"] == "education_distribution")
+                & (crude["category"] != "goodness_of_fit")]
+    if len(edu):
+        from .content import CATEGORY_LABELS
+
+        out.setdefault("charts", {})["education"] = pd.DataFrame({
+            "category": edu["category"].map(CATEGORY_LABELS).fillna(edu["category"]).to_numpy(),
+            "estimate": edu["estimate"].to_numpy(), "ci_low": edu["ci_low"].to_numpy(),
+            "ci_high": edu["ci_high"].to_numpy(), "population": edu["population"].to_numpy(),
+            "n": edu["n_cell"].to_numpy()})
+    ent = crude[(crude["group_by"] == "country") & (crude["indicator"] == "entrepreneurs_all")]
+    if len(ent):
+        out.setdefault("charts", {})["entrepreneurship_by_country"] = pd.DataFrame({
+            "country": ent["group"].to_numpy(), "estimate": ent["estimate"].to_numpy(),
+            "ci_low": ent["ci_low"].to_numpy(), "ci_high": ent["ci_high"].to_numpy(),
+            "n": ent["n_cell"].to_numpy()})
+        pop = pd.to_numeric(ent["population"], errors="coerce").dropna()
+        out["charts"]["entrepreneurship_population"] = float(pop.iloc[0]) if len(pop) else None
+    del np
+    return out
+
+
+def cell_counts(comp, data, project):
+    """Unweighted respondents behind each comparison row, for disclosure control.
+
+    Means and medians: the domain's ``n``. Shares of a yes/no indicator: the smaller of
+    "yes" and "no" (either reveals a small group). Distribution categories: respondents
+    in the category (secondary suppression protects the complement).
+    """
+    import numpy as np
+    import pandas as pd
+
+    from .. import reference
+
+    n = pd.to_numeric(comp["n"], errors="coerce").fillna(0).to_numpy(dtype=float)
+    out = n.copy()
+    ref = project.reference
+    age = pd.to_numeric(data["age"], errors="coerce").to_numpy(dtype=float) \
+        if "age" in data.columns else np.full(len(data), np.nan)
+    frame = age >= ref.min_age
+    if ref.max_age:
+        frame &= age <= ref.max_age
+
+    def col(name):
+        if name not in data.columns:
+            return None
+        return data[name].astype("object").to_numpy()
+
+    edu = col("education")
+    edu_groups = {}
+    try:
+        rp = reference.load(ref.population)
+        t = rp.first("education_distribution")
+        if t is not None:
+            f = t.to_frame()
+            edu_groups = {str(c): set(str(m).split("|")) for c, m in zip(f["category"], f["maps_to"])}
+    except Exception:   # noqa: BLE001 - without the mapping the domain n is used
+        edu_groups = {}
+    ent = data["entrepreneur"].astype("boolean") if "entrepreneur" in data.columns else None
+    hed = data["higher_education"].astype("boolean") if "higher_education" in data.columns else None
+    agrp = col("age_group")
+    employed = None
+    if "employment_status" in data.columns:
+        from ..schema import EMPLOYED
+
+        employed = data["employment_status"].astype("object").isin(EMPLOYED).to_numpy()
+    cache: dict = {}
+    for i, rec in enumerate(comp[["group_by", "group", "indicator", "category", "n"]]
+                            .to_dict("records")):
+        key = (rec["group_by"], rec["group"])
+        if key not in cache:
+            dom = frame.copy()
+            if rec["group_by"]:
+                dom &= data[rec["group_by"]].astype(str).to_numpy() == rec["group"]
+            cache[key] = dom
+        dom = cache[key]
+        ind, cat = rec["indicator"], rec["category"]
+        if cat == "goodness_of_fit" or ind in ("mean_age", "median_age"):
+            continue
+
+        def binary(mask_yes, base):
+            yes = int((mask_yes & base).sum())
+            return min(yes, int(base.sum()) - yes)
+
+        if ind == "age_distribution" and agrp is not None:
+            out[i] = int((dom & (agrp == cat)).sum())
+        elif ind == "share_aged_18_34":
+            out[i] = binary((age >= 18) & (age <= 34), dom & ~np.isnan(age))
+        elif ind == "education_distribution" and edu is not None and cat in edu_groups:
+            out[i] = int((dom & pd.Series(edu).isin(edu_groups[cat]).to_numpy()).sum())
+        elif ind in ("higher_education", "higher_education_by_age") and hed is not None:
+            base = dom & hed.notna().to_numpy()
+            if ind == "higher_education_by_age" and cat:
+                lo, hi = reference.parse_age_band(cat)
+                base &= (age >= lo) & ((age <= hi) if hi is not None else True)
+            out[i] = binary(hed.fillna(False).to_numpy(dtype=bool), base)
+        elif ind in ("entrepreneurs_all", "entrepreneurs_employed") and ent is not None:
+            base = dom & ent.notna().to_numpy()
+            if ind == "entrepreneurs_employed" and employed is not None:
+                base &= employed
+            out[i] = binary(ent.fillna(False).to_numpy(dtype=bool), base)
+    return out
+
+
+def age_sex_cells(data, project, weight_col: str | None):
+    """Weighted share of each age group × sex cell among adults reporting male/female,
+    beside the population share of that cell among adults (reference age × sex table)."""
+    import numpy as np
+    import pandas as pd
+
+    from .. import reference, schema
+
+    if data is None or not {"age_group", "sex"} <= set(data.columns):
+        return None
+    ref = reference.load(project.reference.population,
+                         tables=tuple(str(project.path(t)) for t in project.reference.tables)
+                         or None)
+    table = ref.first("age_distribution")
+    if table is None or not {"male", "female"} <= set(table.sexes):
+        return None
+    d = data[data["sex"].isin(["male", "female"]) & data["age_group"].notna()]
+    if d.empty:
+        return None
+    cell = d["age_group"].astype(str) + "|" + d["sex"].astype(str)
+    frame = pd.DataFrame({"cell": pd.Categorical(cell), "w": d[weight_col].to_numpy()
+                          if weight_col else np.ones(len(d))})
+    est = frame.survey(weights="w").proportion("cell")
+    est = est.rename(columns={"level": "cell"})[["cell", "estimate"]]
+    est["cell"] = est["cell"].astype(str)
+    counts = cell.value_counts()
+    min_age = project.reference.min_age
+    max_age = project.reference.max_age or None
+    labels = [str(c) for c in data["age_group"].cat.categories] \
+        if isinstance(data["age_group"].dtype, pd.CategoricalDtype) else schema.age_band_labels()
+    total, _ = reference.band_mass(table, min_age, max_age, "total")
+    rows = []
+    for lab in labels:
+        lo, hi = reference.parse_age_band(lab)
+        for sex in ("male", "female"):
+            lo2 = max(lo, min_age)
+            hi2 = hi if max_age is None else (max_age if hi is None else min(hi, max_age))
+            mass, _ = reference.band_mass(table, lo2, hi2, sex)
+            rows.append({"age_group": lab, "sex": sex, "cell": f"{lab}|{sex}",
+                         "population": mass / total, "n": int(counts.get(f"{lab}|{sex}", 0))})
+    out = pd.DataFrame(rows).merge(est, on="cell", how="left").drop(columns="cell")
+    out["estimate"] = out["estimate"].fillna(0.0)
+    return out[["age_group", "sex", "estimate", "population", "n"]]
+
+
+def _provenance(project, pipeline) -> list[tuple[str, str, str]]:
+    from .._util import sha256_file
+
+    out = [("project", project._display(project.file), sha256_file(project.file))]
+    for w in project.waves:
+        for role, rel in (("raw", w.file), ("codebook", w.codebook)):
+            p = project.path(rel)
+            if p.exists():
+                out.append((f"{role} {w.id}", project._display(p), sha256_file(p)))
+    for role, rel in (("weighting targets", project.weighting.targets),
+                      ("claims", project.compare.claims)):
+        p = project.path(rel)
+        if p.exists():
+            out.append((role, project._display(p), sha256_file(p)))
+    for t in project.reference.tables:
+        p = project.path(t)
+        if p.exists():
+            out.append(("reference table", project._display(p), sha256_file(p)))
+    return out
+
+
+def _methods(project, pipeline) -> list[tuple[str, str]]:
+    wcfg = project.weighting
+    ref = project.reference
+    return [
+        ("Harmonisation", "Each wave is mapped to one schema by its codebook (YAML): explicit "
+         "code maps, value labels and packaged crosswalks (country names, Russian education "
+         "levels → census 2021 / ISCED 2011). Unmapped values become missing and are listed "
+         "as issues; eligibility rules (adults only) exclude respondents with a reason."),
+        ("Weighting", f"Method: {wcfg.method}, within each wave, to the targets in "
+         f"{wcfg.targets}; weights trimmed to [{wcfg.trim_lower or '—'}, {wcfg.trim_upper or '—'}] "
+         f"× the mean and scaled to mean 1 within the wave; pooled weights "
+         f"({wcfg.pooling}) for estimates over all waves."),
+        ("Estimation", "Design-based estimates (Horvitz–Thompson / Hájek) with Taylor-"
+         "linearisation variances, with-replacement at the first stage, matching R's survey "
+         "package; weights are treated as fixed sampling weights. Confidence intervals: t "
+         "with design degrees of freedom; proportions with logit intervals."),
+        ("Comparison", f"Sample estimates against the {ref.population} reference population "
+         f"aged {ref.min_age}{'–' + str(ref.max_age) if ref.max_age else '+'}: differences "
+         "and ratios with confidence intervals (population figures treated as fixed unless "
+         "they carry a standard error), direct age standardisation and Rao–Scott goodness-of-"
+         "fit tests. The sample is an online non-probability sample: estimates describe "
+         "respondents as weighted, not a known population of emigrants."),
+    ]
+
+
+def _reference_sources(project) -> list[tuple[str, str]]:
+    from .. import reference
+
+    try:
+        ref = reference.load(project.reference.population,
+                             tables=tuple(str(project.path(t))
+                                          for t in project.reference.tables) or None)
+    except Exception:   # noqa: BLE001 - the comparison step reports reference errors itself
+        return []
+    return [(f"{t.title} [{t.confidence}]", t.source) for t in ref]
+
+
+def report_inputs(pipeline) -> ReportInputs:
+    """Build :class:`ReportInputs` from whatever steps of ``pipeline`` have run."""
+    import pandas as pd
+
+    from .. import __version__
+
+    project = pipeline.project
+    h = pipeline.harmonised
+    data = pipeline.data
+    waves = []
+    for w in project.waves:
+        hw = h.waves.get(w.id) if h is not None else None
+        n_kept = len(hw.data) if hw is not None else None
+        n_excl = len(hw.exclusions) if hw is not None else None
+        src = getattr(hw, "source", None)
+        waves.append(WaveInfo(
+            id=w.id, file=w.file, codebook=w.codebook,
+            format=getattr(src, "format", None) or Path(w.file).suffix.lstrip("."),
+            encoding=getattr(src, "encoding", None) or (w.encoding or ""),
+            n_read=(n_kept + n_excl) if n_kept is not None else None,
+            n_kept=n_kept, n_excluded=n_excl))
+    exclusions = issues = None
+    if h is not None:
+        if len(h.exclusions):
+            exclusions = (h.exclusions.assign(wave=h.exclusions["wave"].astype(str))
+                          .groupby(["wave", "reason"], sort=False, observed=True).size()
+                          .rename("n").reset_index())
+        if h.issues:
+            issues = pd.DataFrame([{"wave": str(i.wave), "variable": i.variable,
+                                    "message": i.message, "n": int(i.count)}
+                                   for i in h.issues])
+    if data is None:
+        raise StepUnavailable("no harmonised data to report on")
+    wcol = analysis_weight(data) if pipeline.weighting else None
+    comp = pipeline.comparison or {}
+    charts = comp.get("charts") or {}
+    inp = ReportInputs(
+        title=project.title, date=data_date(project, data), data=data,
+        synthetic=project.synthetic, waves=waves, weight_col=wcol,
+        exclusions=exclusions, issues=issues, weighting=pipeline.weighting,
+        weighting_method=pipeline.weighting_info.get("method", ""),
+        weighting_targets=pipeline.weighting_info.get("targets", []),
+        comparisons=comp.get("comparisons"), standardised=comp.get("standardised"),
+        notes=list(comp.get("notes", [])),
+        gof=comp.get("gof"), claims=comp.get("claims"),
+        age_sex=age_sex_cells(data, project, wcol),
+        education=charts.get("education"),
+        entrepreneurship_by_country=charts.get("entrepreneurship_by_country"),
+        entrepreneurship_population=charts.get("entrepreneurship_population"),
+        reference_sources=_reference_sources(project),
+        methods=_methods(project, pipeline), provenance=_provenance(project, pipeline),
+        package_version=__version__, command=pipeline.command or "diaspora-survey report",
+        min_cell_size=project.report.min_cell_size, missing_steps=pipeline.missing_steps,
+    )
+    return inp

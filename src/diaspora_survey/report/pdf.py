@@ -1,0 +1,278 @@
+"""PDF rendering with reportlab (platypus): title page, sections, tables, charts.
+
+* Cyrillic: DejaVu Sans is embedded (the TTF shipped with matplotlib, registered from
+  there at run time).
+* Long tables break across pages with the header row repeated (``LongTable`` with
+  ``repeatRows=1``); numbers are right-aligned and formatted by :mod:`.tables`.
+* Reproducible: the document is written with reportlab's ``invariant`` mode (fixed
+  creation date and document id) and charts are PNGs without metadata, so the same
+  report gives a byte-identical PDF.
+"""
+from __future__ import annotations
+
+import importlib.util
+import io
+from pathlib import Path
+
+from ..errors import ReportError
+from .document import SYNTHETIC_BANNER, DisclosedChart, DisclosedReport, Text
+from .tables import DisclosedTable
+
+FONT = "DejaVuSans"
+FONT_BOLD = "DejaVuSans-Bold"
+FONT_ITALIC = "DejaVuSans-Oblique"
+
+_registered = False
+
+
+def font_dir() -> Path:
+    """matplotlib's bundled TTF folder, found without importing matplotlib."""
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is None or not spec.submodule_search_locations:
+        raise ReportError("matplotlib is not installed; its DejaVu fonts are needed for the PDF",
+                          code="report.font", hint="pip install matplotlib")
+    return Path(list(spec.submodule_search_locations)[0]) / "mpl-data" / "fonts" / "ttf"
+
+
+def register_fonts() -> None:
+    """Register DejaVu Sans (regular, bold, oblique) with reportlab, once."""
+    global _registered
+    if _registered:
+        return
+    from reportlab.lib.fonts import addMapping
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    d = font_dir()
+    files = {FONT: "DejaVuSans.ttf", FONT_BOLD: "DejaVuSans-Bold.ttf",
+             FONT_ITALIC: "DejaVuSans-Oblique.ttf"}
+    for name, fname in files.items():
+        path = d / fname
+        if not path.exists():
+            raise ReportError(f"font file not found: {path}", code="report.font",
+                              hint="reinstall matplotlib (it ships DejaVu Sans)")
+        pdfmetrics.registerFont(TTFont(name, str(path)))
+    addMapping(FONT, 0, 0, FONT)
+    addMapping(FONT, 1, 0, FONT_BOLD)
+    addMapping(FONT, 0, 1, FONT_ITALIC)
+    addMapping(FONT, 1, 1, FONT_BOLD)
+    _registered = True
+
+
+def _styles():
+    from reportlab.lib import colors
+    from reportlab.lib.enums import TA_CENTER
+    from reportlab.lib.styles import ParagraphStyle
+
+    base = ParagraphStyle("body", fontName=FONT, fontSize=9.5, leading=12.5, spaceAfter=5)
+    return {
+        "body": base,
+        "note": ParagraphStyle("note", parent=base, fontSize=7.5, leading=9.5, spaceAfter=2,
+                               textColor=colors.HexColor("#333333")),
+        "warning": ParagraphStyle("warning", parent=base, backColor=colors.HexColor("#fff3cd"),
+                                  borderPadding=4, spaceBefore=4, spaceAfter=8),
+        "h1": ParagraphStyle("h1", parent=base, fontName=FONT_BOLD, fontSize=15, leading=19,
+                             spaceBefore=2, spaceAfter=8, keepWithNext=1),
+        "h2": ParagraphStyle("h2", parent=base, fontName=FONT_BOLD, fontSize=10.5, leading=13,
+                             spaceBefore=10, spaceAfter=4, keepWithNext=1),
+        "title": ParagraphStyle("title", parent=base, fontName=FONT_BOLD, fontSize=22,
+                                leading=27, alignment=TA_CENTER, spaceAfter=10),
+        "subtitle": ParagraphStyle("subtitle", parent=base, fontSize=12, leading=15,
+                                   alignment=TA_CENTER, spaceAfter=14),
+        "banner": ParagraphStyle("banner", parent=base, fontName=FONT_BOLD, fontSize=14,
+                                 leading=18, alignment=TA_CENTER, textColor=colors.white),
+        "cell": ParagraphStyle("cell", parent=base, fontSize=7.5, leading=9, spaceAfter=0),
+        "head": ParagraphStyle("head", parent=base, fontName=FONT_BOLD, fontSize=7.5,
+                               leading=9, spaceAfter=0),
+        "headr": ParagraphStyle("headr", parent=base, fontName=FONT_BOLD, fontSize=7.5,
+                                leading=9, spaceAfter=0, alignment=2),
+        "caption": ParagraphStyle("caption", parent=base, fontSize=8, leading=10,
+                                  spaceBefore=2, spaceAfter=2,
+                                  textColor=colors.HexColor("#333333")),
+    }
+
+
+def _esc(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _col_widths(t: DisclosedTable, avail: float, font_size: float) -> list[float]:
+    """Natural widths (widest cell, header words) shrunk to fit ``avail`` points.
+
+    Numeric columns keep their natural width (numbers must not wrap); text columns share
+    what is left, in proportion to their natural width, but at least the widest word.
+    """
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    pad = 8.0
+    ncol = len(t.header)
+    natural, minimum = [], []
+    for j in range(ncol):
+        col = [row[j] for row in t.cells]
+        cell_w = max((stringWidth(c, FONT, font_size) for c in col), default=0.0)
+        head_words = max((stringWidth(w, FONT_BOLD, font_size) for w in t.header[j].split()),
+                         default=0.0)
+        head_w = stringWidth(t.header[j], FONT_BOLD, font_size)
+        if t.numeric_columns[j]:
+            w = max(cell_w, head_words) + pad
+            natural.append(max(w, min(head_w + pad, 1.6 * w)))
+            minimum.append(w)
+        else:
+            words = max((stringWidth(w, FONT, font_size) for c in col for w in c.split()),
+                        default=0.0)
+            natural.append(max(cell_w, head_w) + pad)
+            minimum.append(max(words, head_words) + pad)
+    total = sum(natural)
+    if total <= avail:
+        return natural
+    widths = list(minimum)
+    spare = avail - sum(minimum)
+    if spare < 0:
+        scale = avail / sum(minimum)
+        return [w * scale for w in minimum]
+    grow = [n - m for n, m in zip(natural, minimum)]
+    g = sum(grow)
+    return [w + (spare * x / g if g else 0.0) for w, x in zip(widths, grow)]
+
+
+def _table_flowables(t: DisclosedTable, st, avail: float):
+    from reportlab.lib import colors
+    from reportlab.platypus import LongTable, Paragraph, Spacer, TableStyle
+
+    fs = 7.5
+    out = [Paragraph(_esc(t.title), st["h2"])]
+    widths = _col_widths(t, avail, fs)
+    header = [Paragraph(_esc(h), st["headr"] if num else st["head"])
+              for h, num in zip(t.header, t.numeric_columns)]
+    rows = [header]
+    group_idx = None
+    if t.spec.group_col:
+        keys = [c.key for c in t.spec.columns]
+        group_idx = keys.index(t.spec.group_col) if t.spec.group_col in keys else None
+    prev = None
+    for r in t.cells:
+        row = []
+        for j, c in enumerate(r):
+            if j == group_idx:
+                c, prev = ("" if c == prev else c), c
+            row.append(c if t.numeric_columns[j] else Paragraph(_esc(c), st["cell"]))
+        rows.append(row)
+    if len(rows) == 1:
+        rows.append([Paragraph("(no rows)", st["cell"])] + [""] * (len(header) - 1))
+    style = [
+        ("FONT", (0, 0), (-1, -1), FONT, fs),
+        ("LEADING", (0, 0), (-1, -1), 9),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ("LINEABOVE", (0, 0), (-1, 0), 0.8, colors.black),
+        ("LINEBELOW", (0, 0), (-1, 0), 0.5, colors.black),
+        ("LINEBELOW", (0, -1), (-1, -1), 0.8, colors.black),
+        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8edf3")),
+        ("TOPPADDING", (0, 0), (-1, -1), 1.5),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5),
+        ("LEFTPADDING", (0, 0), (-1, -1), 3),
+        ("RIGHTPADDING", (0, 0), (-1, -1), 3),
+    ]
+    for j, num in enumerate(t.numeric_columns):
+        if num:
+            style.append(("ALIGN", (j, 1), (j, -1), "RIGHT"))
+    for i in range(2, len(rows), 2):
+        style.append(("BACKGROUND", (0, i), (-1, i), colors.HexColor("#f6f7f9")))
+    out.append(LongTable(rows, colWidths=widths, repeatRows=1, style=TableStyle(style),
+                         hAlign="LEFT"))
+    out.append(Spacer(1, 2))
+    for note in t.notes:
+        out.append(Paragraph(_esc(note), st["note"]))
+    out.append(Spacer(1, 6))
+    return out
+
+
+def _chart_flowables(c: DisclosedChart, st, avail: float):
+    from reportlab.platypus import Image, KeepTogether, Paragraph, Spacer
+
+    from . import charts
+
+    fig = charts.draw(c)
+    w_in, h_in = charts.figure_size_in(fig)
+    png = charts.figure_bytes(fig, "png")
+    width = min(avail, w_in * 72)
+    height = width * h_in / w_in
+    img = Image(io.BytesIO(png), width=width, height=height)
+    items = [Paragraph(_esc(c.title), st["h2"]), img]
+    if c.caption:
+        items.append(Paragraph(_esc(c.caption), st["caption"]))
+    for note in c.table.notes:
+        items.append(Paragraph(_esc(note), st["note"]))
+    items.append(Spacer(1, 8))
+    return [KeepTogether(items)]
+
+
+def render_pdf(report: DisclosedReport) -> bytes:
+    """Render a disclosed report to PDF bytes (deterministic for the same report)."""
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.units import cm
+    from reportlab.platypus import (PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table,
+                                    TableStyle)
+
+    if not isinstance(report, DisclosedReport):
+        raise ReportError("render_pdf needs a disclosed report (disclose_report first)",
+                          code="report.not_disclosed")
+    register_fonts()
+    st = _styles()
+    buf = io.BytesIO()
+    margin = 2 * cm
+    doc = SimpleDocTemplate(
+        buf, pagesize=A4, leftMargin=margin, rightMargin=margin, topMargin=margin,
+        bottomMargin=margin, title=report.title, author=report.author,
+        subject="Survey report" + (" (SYNTHETIC DATA)" if report.synthetic else ""),
+        creator="diaspora-survey", invariant=1, initialFontName=FONT, initialFontSize=9.5,
+        initialLeading=12.5)
+    avail = doc.width - 12          # the frame keeps 6 pt padding on each side
+
+    def decorate(canvas, d):
+        canvas.saveState()
+        canvas.setFont(FONT, 7.5)
+        canvas.setFillColor(colors.HexColor("#555555"))
+        canvas.drawString(margin, A4[1] - margin + 14, report.title[:110])
+        canvas.drawRightString(A4[0] - margin, margin - 22, f"Page {d.page}")
+        canvas.drawString(margin, margin - 22, f"Data as of {report.date}")
+        if report.synthetic:
+            canvas.setFillColor(colors.HexColor("#b00020"))
+            canvas.setFont(FONT_BOLD, 7.5)
+            canvas.drawCentredString(A4[0] / 2, margin - 22, "SYNTHETIC DATA")
+        canvas.restoreState()
+
+    story = [Spacer(1, 3 * cm), Paragraph(_esc(report.title), st["title"])]
+    if report.subtitle:
+        story.append(Paragraph(_esc(report.subtitle), st["subtitle"]))
+    if report.synthetic:
+        banner = Table([[Paragraph(_esc(SYNTHETIC_BANNER), st["banner"])]], colWidths=[avail],
+                       style=TableStyle([("BACKGROUND", (0, 0), (-1, -1),
+                                          colors.HexColor("#b00020")),
+                                         ("TOPPADDING", (0, 0), (-1, -1), 10),
+                                         ("BOTTOMPADDING", (0, 0), (-1, -1), 10)]))
+        story += [Spacer(1, 0.6 * cm), banner, Spacer(1, 0.6 * cm)]
+    facts = [[Paragraph(_esc(k), st["head"]), Paragraph(_esc(v), st["cell"])]
+             for k, v in report.facts]
+    if facts:
+        story.append(Table(facts, colWidths=[avail * 0.3, avail * 0.7], hAlign="LEFT",
+                           style=TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"),
+                                             ("LINEBELOW", (0, 0), (-1, -1), 0.25,
+                                              colors.HexColor("#cccccc")),
+                                             ("TOPPADDING", (0, 0), (-1, -1), 3),
+                                             ("BOTTOMPADDING", (0, 0), (-1, -1), 3)])))
+    for sec in report.sections:
+        if sec.new_page:
+            story.append(PageBreak())
+        story.append(Paragraph(_esc(sec.title), st["h1"]))
+        for b in sec.blocks:
+            if isinstance(b, Text):
+                story.append(Paragraph(_esc(b.text), st.get(b.style, st["body"])))
+            elif isinstance(b, DisclosedTable):
+                story.extend(_table_flowables(b, st, avail))
+            elif isinstance(b, DisclosedChart):
+                story.extend(_chart_flowables(b, st, avail))
+            else:  # pragma: no cover - disclose_report guards this
+                raise ReportError(f"unknown block {type(b).__name__}", code="report.block")
+    doc.build(story, onFirstPage=decorate, onLaterPages=decorate)
+    return buf.getvalue()

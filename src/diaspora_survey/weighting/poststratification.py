@@ -1,0 +1,150 @@
+"""Post-stratification to a joint table of one or several variables.
+
+Within each post-stratum (cell) c the weights are multiplied by ``N_c / Σ_{i in c} w_i``
+(Holt & Smith 1979; Lumley 2010 §7.2; R's ``survey::postStratify``), so the weighted
+cell totals equal the population cell totals exactly.
+
+Small or empty cells (fewer than ``min_cell_size`` respondents, default 1 = empty
+cells only) are handled by one explicit rule, reported in ``diagnostics.decisions``
+and in ``diagnostics.extra["collapsed"]``:
+
+    a small cell is merged with the **next** category of the **last** variable of the
+    cell key (the previous one for the last category), within the same levels of the
+    other variables; merged cells share the sum of their targets; repeated, smallest
+    first, until every merged cell has at least ``min_cell_size`` respondents.
+
+Put the ordered variable last (e.g. ``"sex:age_group"``) so that neighbouring age
+bands are merged.  ``strict=True`` turns every small or empty cell into an error.
+Several *separate* margins are not a joint table: use :func:`rake` for them (this
+function refuses rather than silently raking).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import WeightingError
+from ._result import WeightingResult, check_choice, finish, resolve_input
+from ._setup import UNMATCHED, margin_rows, prepare, row_margin_fn
+from .diagnostics import Diagnostics, margin_table
+from .targets import parse_targets
+
+
+def poststratify(data, targets, base_weight=None, *, min_cell_size: int = 1, strict: bool = False,
+                 unmatched: str = "error", kind: str = "auto", label: str | None = None,
+                 covariates=None) -> WeightingResult:
+    """Post-stratify ``data`` to one joint table of population cells.
+
+    targets : one margin, e.g. ``{"sex:age_group": {"female:18-24": 1200, ...}}`` or
+        ``{"stype": {"E": 4421, "H": 755, "M": 1018}}`` (shares or counts).
+    min_cell_size : cells with fewer respondents are collapsed (see module docstring).
+    strict : raise instead of collapsing.
+    unmatched : "error" or "keep_base" (as in :func:`rake`).
+
+    On a SurveyDesign, ``result.design`` carries R's post-stratification record
+    (cells, new and old weights) for the SEs.
+    R: ``postStratify(design, ~a+b, population_table)``.
+    """
+    check_choice("unmatched", unmatched, UNMATCHED)
+    if not (isinstance(min_cell_size, (int, np.integer)) and min_cell_size >= 1):
+        raise WeightingError(f"min_cell_size must be an integer >= 1, got {min_cell_size!r}",
+                             code="weighting.bad_option")
+    t = parse_targets(targets, kind=kind)
+    if len(t) != 1:
+        raise WeightingError(
+            f"poststratify needs one joint table of cells, got {len(t)} margins "
+            f"({', '.join(m.name for m in t)})", code="weighting.bad_option", where=label,
+            hint="cross-classify them (e.g. 'sex:age_group') with targets for every cell, or use "
+                 "rake() to match the margins separately")
+    where = label
+    df, w0, design = resolve_input(data, base_weight, where)
+    s = prepare(df, t, w0, kind=kind, unmatched=unmatched, empty="keep", label=label, where=where)
+    margin = t.margins[0]
+    cells = s.cells
+    mi = s.mis[0]
+    fit = s.fit
+    K = len(margin.categories)
+    T_all = np.asarray(margin.values, float) * (s.total / margin.total if margin.kind == "shares" else 1.0)
+    counts = np.bincount(mi[fit], weights=cells.count[fit], minlength=K)
+    small = np.flatnonzero((counts < min_cell_size) & ((T_all > 0) | (counts > 0)))
+    decisions = list(s.decisions)
+    collapsed = []
+    group = np.arange(K)
+    if small.size:
+        labels = [margin.label(int(j)) for j in small]
+        if strict:
+            raise WeightingError(
+                f"{len(labels)} post-stratification cell(s){' in ' + label if label else ''} have fewer "
+                f"than {min_cell_size} respondent(s): {', '.join(labels[:8])}"
+                + (" …" if len(labels) > 8 else ""),
+                code="weighting.small_cell", where=where,
+                hint="merge the cells in the targets and the codebook, or call with strict=False "
+                     "to collapse them by the documented rule (reported)")
+        group, collapsed = _collapse(margin, counts, min_cell_size, where)
+        for members in collapsed:
+            decisions.append("collapsed post-strata "
+                             + " + ".join(":".join(margin.categories[j]) for j in members)
+                             + f" ({int(counts[members].sum())} respondents)")
+    G = int(group.max()) + 1
+    gi = np.where(mi >= 0, group[np.maximum(mi, 0)], -1)
+    T_g = np.bincount(group, weights=T_all, minlength=G)
+    base_g = np.bincount(gi[fit], weights=cells.wsum[fit], minlength=G)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f_g = np.where(base_g > 0, T_g / base_g, 0.0)
+    if np.any((T_g > 0) & (base_g == 0)):   # pragma: no cover - collapse guarantees this
+        raise WeightingError("a post-stratum has no respondents after collapsing",
+                             code="weighting.empty_category", where=where)
+    g_cells = np.ones(cells.n_cells)
+    g_cells[fit] = f_g[gi[fit]]
+    w = cells.to_rows(g_cells, times=w0)
+    t_all = cells.wsum * g_cells
+    s.decisions = decisions
+    m = margin_table(*margin_rows(s, t_all))
+    adjustment = None
+    if design is not None:
+        row_cell = cells.row_cells()
+        codes = np.where(fit, gi, G)[row_cell]
+        adjustment = {"kind": "poststrat", "cells": codes, "w": w, "oldw": w0}
+    diag = Diagnostics("poststratify", w, w0, iterations=1, converged=True, margins=m,
+                       decisions=decisions, df=df, covariates=covariates, margin_fn=row_margin_fn(s),
+                       exclude=set(margin.variables) | ({base_weight} if isinstance(base_weight, str) else set()),
+                       extra={"collapsed": [[":".join(margin.categories[j]) for j in g] for g in collapsed],
+                              "min_cell_size": min_cell_size})
+    return finish("poststratify", df, w0, w, design, adjustment, diag)
+
+
+def _collapse(margin, counts, min_size, where):
+    """Groups of target categories after the neighbour-merging rule."""
+    K = len(margin.categories)
+    k = len(margin.variables)
+    # lines: categories sharing all but the last variable, in target order
+    lines: dict[tuple, list[int]] = {}
+    for j, c in enumerate(margin.categories):
+        lines.setdefault(tuple(c[:-1]), []).append(j)
+    group = np.arange(K)
+    merged_groups = []
+    for key, members in lines.items():
+        blocks = [[j] for j in members]
+        while True:
+            sizes = [int(sum(counts[j] for j in b)) for b in blocks]
+            small = [i for i, sz in enumerate(sizes) if sz < min_size]
+            if not small:
+                break
+            if len(blocks) == 1:
+                lab = ":".join(key) if k > 1 else margin.name
+                raise WeightingError(
+                    f"cannot collapse small post-strata of {margin.name}"
+                    + (f" within {lab}" if k > 1 else "") + f": all its cells together have "
+                    f"{sizes[0]} respondent(s), fewer than {min_size}", code="weighting.small_cell",
+                    where=where, hint="merge categories of the other variables, or lower min_cell_size")
+            i = min(small, key=lambda x: (sizes[x], x))
+            other = i + 1 if i + 1 < len(blocks) else i - 1
+            a, b = sorted((i, other))
+            blocks[a] = blocks[a] + blocks[b]
+            del blocks[b]
+        for b in blocks:
+            if len(b) > 1:
+                merged_groups.append(sorted(b))
+                group[b] = min(b)
+    # renumber groups 0..G-1
+    _, group = np.unique(group, return_inverse=True)
+    return group, merged_groups

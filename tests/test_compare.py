@@ -1,0 +1,347 @@
+"""Comparisons with the population: formulas (hand-computed), R goldens, null test, CLI."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings, strategies as hs
+
+import diaspora_survey as ds
+from diaspora_survey import standardise as st
+from diaspora_survey.claims import evaluate_claims, parse_claims, verdict
+from diaspora_survey.compare import compare, contrast_with_reference
+from diaspora_survey.design import SurveyDesign
+
+Z975 = 1.959963984540054
+
+
+# ------------------------------------------------------------------ pure formulas
+def test_difference_and_ratio_by_hand():
+    r = contrast_with_reference(0.6, 0.05, 0.2)                 # census value: no SE
+    assert r["difference"] == pytest.approx(0.4)
+    assert r["difference_ci_low"] == pytest.approx(0.4 - Z975 * 0.05)
+    assert r["ratio"] == pytest.approx(3.0)
+    sl = 0.05 / 0.6                                              # se of log ratio
+    assert r["ratio_ci_low"] == pytest.approx(3 * math.exp(-Z975 * sl))
+    assert r["ratio_ci_high"] == pytest.approx(3 * math.exp(Z975 * sl))
+    assert r["p_value"] == pytest.approx(2 * 0.5 * math.erfc(8 / math.sqrt(2)), rel=1e-6)
+
+
+def test_reference_se_enters_variance():
+    r = contrast_with_reference(0.6, 0.05, 0.2, population_se=0.03, df=20)
+    from scipy import stats
+    sed = math.sqrt(0.05 ** 2 + 0.03 ** 2)
+    t = stats.t.ppf(0.975, 20)
+    assert r["difference_ci_high"] == pytest.approx(0.4 + t * sed)
+    sl = math.sqrt((0.05 / 0.6) ** 2 + (0.03 / 0.2) ** 2)
+    assert r["ratio_ci_low"] == pytest.approx(3 * math.exp(-t * sl))
+    assert r["p_value"] == pytest.approx(2 * stats.t.sf(0.4 / sed, 20))
+
+
+def test_direct_standardisation_by_hand():
+    # cells: Y = (2, 6), N = (4, 8); standard shares (0.5, 0.5): 0.5*0.5 + 0.5*0.75 = 0.625
+    t = np.array([2.0, 6.0, 4.0, 8.0])
+    V = np.diag([1.0, 2.0, 3.0, 4.0])
+    e = st.direct(t, V, [1, 1])
+    assert e.estimate == pytest.approx(0.625)
+    g = np.array([0.5 / 4, 0.5 / 8, -0.5 * 2 / 16, -0.5 * 6 / 64])
+    assert e.variance == pytest.approx(g @ V @ g)
+    assert math.isnan(st.direct(np.array([2.0, 0, 4, 0]), V, [1, 1]).estimate)  # empty cell
+
+
+def test_indirect_standardisation_by_hand():
+    t = np.array([2.0, 6.0, 4.0, 8.0])      # O = 8, N = 12
+    V = np.diag([1.0, 2.0, 3.0, 4.0])
+    out = st.indirect(t, V, [0.25, 0.5])     # E = 4*.25 + 8*.5 = 5
+    assert out["ratio"].estimate == pytest.approx(1.6)
+    assert out["expected"].estimate == pytest.approx(5 / 12)
+    assert out["difference"].estimate == pytest.approx(3 / 12)
+    g = np.array([1 / 5, 1 / 5, -8 * 0.25 / 25, -8 * 0.5 / 25])
+    assert out["ratio"].variance == pytest.approx(g @ V @ g)
+
+
+def test_shares_jacobian_by_hand():
+    p, Vp = st.shares(np.array([1.0, 3.0]), np.diag([1.0, 1.0]))
+    assert p == pytest.approx([0.25, 0.75])
+    # d p1/dT = (1-p1, -p1)/N = (0.1875, -0.0625): var = 0.1875² + 0.0625²
+    assert Vp[0, 0] == pytest.approx(0.1875 ** 2 + 0.0625 ** 2)
+
+
+def test_gof_equals_pearson_under_srs_like_identity():
+    # V = N diag(p) - N p p' (multinomial totals) => all eigenvalues 1 on K-1 dims
+    p = np.array([0.2, 0.3, 0.5])
+    N = 1000.0
+    T = np.array([210.0, 290.0, 500.0])
+    V = N * (np.diag(p) - np.outer(p, p))
+    g = st.gof_chisq(T, V, p)
+    x2 = ((T - N * p) ** 2 / (N * p)).sum()
+    assert g.statistic == pytest.approx(x2)
+    from scipy import stats
+    # lambdas (1, 1, 0): scale 1, df 2 -> the usual chi-square test
+    assert g.df == pytest.approx(2) and g.scale == pytest.approx(1)
+    assert g.p_value == pytest.approx(stats.chi2.sf(x2, 2))
+
+
+# ------------------------------------------------------------------ R goldens
+@pytest.fixture(scope="module")
+def apiclus1(shared_dir):
+    df = pd.read_csv(shared_dir / "oracle" / "data" / "apiclus1.csv", dtype={"cds": str})
+    return df, SurveyDesign(df, weights="pw", psu="dnum", fpc="fpc")
+
+
+def test_gof_matches_r_svygofchisq(apiclus1):
+    """R 4.2.2, survey 4.1.1:
+    dclus1 <- svydesign(id=~dnum, weights=~pw, fpc=~fpc, data=apiclus1)
+    r <- svygofchisq(~stype, p=c(0.6,0.2,0.2), design=dclus1)
+      X-squared 957.333622333131, scale 88.8305703783900, df 1.2996869990829,
+      p.value 0.00173146561702015
+    r2 <- svygofchisq(~stype, p=c(0.75,0.1,0.15), design=dclus1)
+      X-squared 52.8358394087773, scale 68.05715021835937, df 1.57633679534259,
+      p.value 0.566533261472544
+    """
+    df, d = apiclus1
+    Y = np.column_stack([(df.stype == k) for k in ("E", "H", "M")]).astype(float)
+    t, V = d.total_vcov(Y)
+    g = st.gof_chisq(t, V, [0.6, 0.2, 0.2])
+    assert g.statistic == pytest.approx(957.333622333131, rel=1e-9)
+    assert g.scale == pytest.approx(88.8305703783900, rel=1e-6)
+    assert g.df == pytest.approx(1.2996869990829, rel=1e-6)
+    assert g.p_value == pytest.approx(0.00173146561702015, rel=1e-6)
+    g2 = st.gof_chisq(t, V, [0.75, 0.1, 0.15])
+    assert g2.statistic == pytest.approx(52.8358394087773, rel=1e-9)
+    assert g2.scale == pytest.approx(68.05715021835937, rel=1e-6)
+    assert g2.df == pytest.approx(1.57633679534259, rel=1e-6)
+    assert g2.p_value == pytest.approx(0.566533261472544, rel=1e-6)
+
+
+def test_direct_standardisation_matches_r_svystandardize(apiclus1):
+    """R 4.2.2, survey 4.1.1:
+    dclus1 <- update(dclus1, aw = as.numeric(awards=="Yes"))
+    ds <- svystandardize(dclus1, by=~stype, over=~1, population=c(0.5,0.3,0.2))
+    svymean(~aw, ds)   # 0.6179880952381, SE 0.0523844194514689
+    """
+    df, d = apiclus1
+    Y = np.column_stack([(df.stype == k) for k in ("E", "H", "M")]).astype(float)
+    aw = (df.awards == "Yes").to_numpy(float)
+    t, V = d.total_vcov(np.c_[Y * aw[:, None], Y])
+    e = st.direct(t, V, [0.5, 0.3, 0.2])
+    assert e.estimate == pytest.approx(0.6179880952381, rel=1e-9)
+    assert e.se == pytest.approx(0.0523844194514689, rel=1e-6)
+
+
+# ------------------------------------------------------------------ the null test
+def _population_sample(n: int, seed: int) -> pd.DataFrame:
+    """Respondents drawn from the reference population itself (Russia 18+): age from the
+    RosBRiS 2022 age × sex table (single years uniform within bands), education from the
+    2010 census shares, entrepreneurs among the employed at the 2002 census rate."""
+    rng = np.random.default_rng(seed)
+    ru = ds.reference.load("russia")
+    age_t = ru.get("age_sex_2022")
+    cells = []
+    for sex in ("male", "female"):
+        for r in age_t.select(sex, ""):
+            lo, hi = ds.reference.parse_age_band(r.category)
+            hi = lo + 9 if hi is None else hi
+            for a in range(max(lo, 18), hi + 1):
+                if a >= 18:
+                    cells.append((sex, a, r.value / (hi - lo + 1)))
+    w = np.array([c[2] for c in cells])
+    pick = rng.choice(len(cells), size=n, p=w / w.sum())
+    edu_t = ru.get("education_2010")
+    codes = ["bachelor" if r.category == "higher" else r.maps_to[0] for r in edu_t.rows]
+    ep = np.array([r.value for r in edu_t.rows])
+    emp_t = ru.get("employment_status_2002")
+    ev = {r.category: r.value for r in emp_t.rows}
+    emp_codes = ["employee", "employer", "own_account"]
+    emp_p = np.array([ev[c] for c in emp_codes], float)
+    employed = rng.random(n) < 0.6
+    status = np.where(employed, np.array(emp_codes)[rng.choice(3, n, p=emp_p / emp_p.sum())],
+                      rng.choice(["student", "retired", "homemaker"], n))
+    return pd.DataFrame({
+        "wave": rng.choice(["w1", "w2"], n),
+        "sex": [cells[i][0] for i in pick],
+        "age": pd.array([cells[i][1] for i in pick], dtype="Int64"),
+        "education": pd.Categorical(np.array(codes)[rng.choice(len(codes), n, p=ep / ep.sum())]),
+        "employment_status": status,
+        "w": rng.uniform(0.5, 1.5, n),   # weights unrelated to the variables
+    })
+
+
+@pytest.fixture(scope="module")
+def null_result():
+    df = _population_sample(6000, seed=20240601)
+    d = SurveyDesign(df, weights="w", strata="wave")
+    return compare(d, "russia")
+
+
+def test_sample_from_population_is_not_different(null_result):
+    r = null_result
+    gof = r[r.adjustment == "rao-scott"].set_index("indicator")
+    assert gof.loc["age_distribution", "p_value"] > 0.01
+    assert gof.loc["education_distribution", "p_value"] > 0.01
+    crude = r[(r.adjustment == "crude") & r.indicator.isin(
+        ["mean_age", "share_aged_18_34", "higher_education", "entrepreneurs_employed"])]
+    assert len(crude) == 4
+    assert ((crude.difference_ci_low <= 0) & (crude.difference_ci_high >= 0)).all()
+    assert ((crude.ratio_ci_low <= 1) & (crude.ratio_ci_high >= 1)).all()
+    direct = r[(r.indicator == "higher_education") & r.adjustment.str.startswith("direct")]
+    assert direct.difference_ci_low.iloc[0] <= 0 <= direct.difference_ci_high.iloc[0]
+    claims = evaluate_claims(r, "codebooks/claims.yaml")
+    assert set(claims.verdict) <= {"not supported", "inconclusive", "not evaluable"}
+    assert (claims.set_index("claim").loc[["younger_mean_8y", "three_times_educated"], "verdict"]
+            == "not supported").all()
+
+
+def test_result_shape_provenance_and_gaps(null_result):
+    r = null_result
+    assert {"estimate", "ci_low", "ci_high", "population", "difference", "ratio", "p_value",
+            "n", "source", "year", "confidence", "frame"} <= set(r.columns)
+    assert (r.frame == "ages 18+").all()
+    crude = r[r.adjustment == "crude"]
+    assert (crude.source != "").all() and crude.year.notna().all()
+    # no education-by-age figures: the indirect row says so and has no number
+    ind = r[(r.indicator == "higher_education") & (r.adjustment == "indirect")].iloc[0]
+    assert math.isnan(ind.population) and "not available" in ind.note
+    assert any("18-24 includes 2/5 of 15-19" in n for n in r.attrs["notes"])
+    assert any(n.startswith("GAP (education_by_age)") for n in r.attrs["notes"])
+    he = r[(r.indicator == "higher_education") & (r.adjustment == "crude")].iloc[0]
+    assert he.population == pytest.approx(0.234) and "15" in he.note   # universe stated
+
+
+def test_mean_age_row_by_hand():
+    """Unweighted-equivalent check: equal weights, no strata -> mean and its SE are the
+    SRS-with-replacement ones: se = sd * sqrt((n-1)/n) / sqrt(n-1)... i.e. sqrt(sum((x-m)^2))/n."""
+    df = pd.DataFrame({"age": [20, 30, 40, 50], "sex": ["male"] * 4,
+                       "education": ["bachelor"] * 4, "employment_status": ["employee"] * 4})
+    d = SurveyDesign(df)
+    r = compare(d, "russia", indicators=["mean_age"])
+    row = r.iloc[0]
+    x = np.array([20, 30, 40, 50.0])
+    se = math.sqrt(((x - x.mean()) ** 2).sum() * 4 / 3) / 4
+    assert row.estimate == pytest.approx(35) and row.se == pytest.approx(se)
+    pop = ds.reference.mean_age(ds.reference.load("russia").first("age_distribution"), 18, None)
+    assert row.population == pytest.approx(pop)
+    assert row.difference == pytest.approx(35 - pop)
+    assert row.df == 3
+
+
+def test_frame_18_64_restricts_both_sides():
+    df = _population_sample(800, seed=3)
+    d = SurveyDesign(df, weights="w")
+    r = compare(d, "russia", max_age=64, indicators=["age_distribution", "mean_age"])
+    assert (r.frame == "ages 18-64").all()
+    dist = r[(r.indicator == "age_distribution") & (r.adjustment == "crude")]
+    assert "65+" not in set(dist.category)
+    assert dist.population.sum() == pytest.approx(1.0)
+    assert r.n.iloc[0] == int((df.age <= 64).sum())
+
+
+def test_by_wave_equals_domain_of_full_design():
+    df = _population_sample(1000, seed=5)
+    d = SurveyDesign(df, weights="w", strata="wave")
+    r = compare(d, "russia", by="wave", indicators=["higher_education"], standardise=None)
+    w1 = r[(r.group == "w1") & (r.adjustment == "crude")].iloc[0]
+    sub = d.subset((df.wave == "w1").to_numpy())
+    he = df.education.isin(list(ds.schema.HIGHER_EDUCATION)).to_numpy(float)
+    t, V = sub.total_vcov(np.c_[he, np.ones(len(df))])
+    e = st.ratio(t, V, 0, 1)
+    assert w1.estimate == pytest.approx(e.estimate) and w1.se == pytest.approx(e.se)
+    assert set(r.group) == {"all", "w1", "w2"} and set(r.by) == {"", "wave"}
+
+
+def test_user_table_enables_indirect_standardisation(tmp_path):
+    p = tmp_path / "edu_by_age.csv"
+    rows = ["id,kind,unit,year,publisher,table,url,confidence,category,age,value"]
+    for band, v in (("18-34", 30), ("35-54", 25), ("55+", 15)):
+        rows.append(f"he_age,higher_education_share,percent,2021,Rosstat,VPN-2020 vol.3 (user),http://x,HIGH,higher_education,{band},{v}")
+    p.write_text("\n".join(rows) + "\n")
+    df = _population_sample(1500, seed=9)
+    d = SurveyDesign(df, weights="w")
+    r = compare(d, "russia", tables=[p], indicators=["higher_education"])
+    ind = r[r.adjustment == "indirect"].iloc[0]
+    age = df.age.astype(float).to_numpy()
+    rate = np.where(age <= 34, .30, np.where(age <= 54, .25, .15))
+    w = df.w.to_numpy()
+    he = df.education.isin(list(ds.schema.HIGHER_EDUCATION)).to_numpy()
+    assert ind.population == pytest.approx((w * rate).sum() / w.sum())
+    assert ind.ratio == pytest.approx((w * he).sum() / (w * rate).sum())
+    assert ind.reference_table == "he_age" and np.isfinite(ind.ratio_ci_low)
+
+
+# ------------------------------------------------------------------ claims
+@pytest.mark.parametrize("op, thr, lo, hi, expected", [
+    ("<=", -8, -12, -9, "supported"), ("<=", -8, -7, -1, "not supported"),
+    ("<=", -8, -10, -6, "inconclusive"), (">=", 3, 3.1, 4, "supported"),
+    (">=", 3, 1.5, 2.9, "not supported"), (">=", 3, 2.5, 3.5, "inconclusive"),
+    (">", 1, float("nan"), 2, "not evaluable"),
+])
+def test_verdict_rule(op, thr, lo, hi, expected):
+    assert verdict(op, thr, lo, hi) == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(lo=hs.floats(-50, 50), width=hs.floats(0, 20), thr=hs.floats(-50, 50))
+def test_verdict_is_symmetric(lo, width, thr):
+    """'x >= thr' supported  <=>  '-x <= -thr' supported (mirror the interval)."""
+    hi = lo + width
+    assert verdict(">=", thr, lo, hi) == verdict("<=", -thr, -hi, -lo)
+
+
+def test_claims_file_validation():
+    from diaspora_survey.errors import ProjectError
+    with pytest.raises(ProjectError, match="indicator"):
+        parse_claims({"claims": [{"id": "a", "statement": "s", "indicator": "iq", "metric": "ratio",
+                                  "op": ">=", "threshold": 3}]})
+    cl = ds.compare  # noqa: F841 (lazy import works)
+    from diaspora_survey.claims import load_claims
+    assert len(load_claims("codebooks/claims.yaml")) >= 6
+
+
+# ------------------------------------------------------------------ CLI
+@pytest.fixture()
+def project_dir(tmp_path):
+    (tmp_path / "diaspora-survey.toml").write_text(
+        '[reference]\npopulation = "russia"\nmin_age = 18\nmax_age = 0\n'
+        '[compare]\nclaims = "claims.yaml"\nby = ["wave"]\n', encoding="utf-8")
+    import shutil
+    shutil.copy("codebooks/claims.yaml", tmp_path / "claims.yaml")
+    return tmp_path
+
+
+def test_cli_compare_without_weighted_data(project_dir, capsys):
+    from diaspora_survey.cli import main
+    assert main(["compare", "--project", str(project_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "weighted.parquet" in err and "diaspora-survey weight" in err
+
+
+def test_cli_compare_json_csv_table(project_dir, capsys):
+    from diaspora_survey.cli import main
+    df = _population_sample(1200, seed=11)
+    df["weight"] = df.pop("w")
+    df["weight_pooled"] = df["weight"] * np.where(df.wave == "w1", 0.8, 1.2)
+    (project_dir / "build").mkdir()
+    df.to_parquet(project_dir / "build" / "weighted.parquet")
+    assert main(["compare", "--project", str(project_dir), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["frame"]["text"] == "ages 18+" and out["claims"]
+    groups = {r["group"] for r in out["rows"]}
+    assert groups == {"all", "w1", "w2"}
+    assert main(["compare", "--project", str(project_dir), "--csv", "--by", "wave"]) == 0
+    csv_out = capsys.readouterr().out
+    assert csv_out.splitlines()[0].startswith("by,group,indicator")
+    assert main(["compare", "--project", str(project_dir)]) == 0
+    txt = capsys.readouterr().out
+    assert "Claims" in txt and "RosBRiS" in txt
+    assert main(["compare", "--project", str(project_dir), "--by", "planet"]) == 2
+
+
+def test_ds_compare_callable_after_submodule_import():
+    import diaspora_survey
+    import diaspora_survey.compare  # noqa: F401  (sets the package attribute to the module)
+    df = _population_sample(300, seed=1)
+    r = diaspora_survey.compare(SurveyDesign(df, weights="w"), "russia", indicators=["mean_age"])
+    assert r.indicator.tolist() == ["mean_age"]

@@ -1,0 +1,159 @@
+"""Reference populations: packaged data, loader, age helpers and malformed user tables."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import diaspora_survey as ds
+from diaspora_survey.errors import ReferenceDataError
+from diaspora_survey.reference import band_mass, frame_shares, mean_age, median_age
+from diaspora_survey.schema import DEFAULT_AGE_BANDS
+
+
+@pytest.fixture(scope="module")
+def ru():
+    return ds.reference.load("russia")
+
+
+def test_list_and_load(ru):
+    assert "russia" in ds.reference.list()
+    kinds = {t.kind for t in ru.tables}
+    assert {"age_distribution", "education_distribution", "employment_status"} <= kinds
+    for t in ru.tables:          # every table carries machine-readable provenance
+        assert t.publisher and t.table and t.url and t.year and t.confidence
+        assert "UNVERIFIED" not in t.confidence
+    assert ru.gap("education_by_age")
+
+
+def test_transcribed_figures(ru):
+    age = ru.get("age_sex_2022")
+    total = sum(r.value for r in age.select("total", ""))
+    assert total == pytest.approx(145_291_263, abs=2)          # RosBRiS 2022 code 643
+    m = sum(r.value for r in age.select("male", ""))
+    f = sum(r.value for r in age.select("female", ""))
+    assert m + f == pytest.approx(total, abs=5)   # as published (67,511,431 + 77,779,835)
+    edu = ru.get("education_2010")
+    v = {r.category: r.value for r in edu.rows}
+    assert v["higher"] == 234 and v["secondary_vocational"] == 312
+    assert sum(v.values()) == 1000                                # residual row is derived
+    assert "residual" in [r for r in edu.rows if r.category == "primary_or_less"][0].derived
+    emp = ru.get("employment_status_2002")
+    ev = {r.category: r.value for r in emp.rows}
+    assert sum(ev.values()) == 61_583_710                         # all employed 15+, 2002 census
+
+
+def test_age_derivations_match_reference_notes(ru):
+    """README §1a (derived, exact age): 18+ mean 48.9, median 47.35; all ages 40.63/40.36;
+    male 18+ mean 46.46; female 18+ median 49.93. Ours are in completed years: mean - 0.5,
+    median = floor(exact)."""
+    t = ru.first("age_distribution")
+    assert mean_age(t, 18, None) + 0.5 == pytest.approx(48.90, abs=0.005)
+    assert median_age(t, 18, None)[1] == pytest.approx(47.35, abs=0.005)
+    assert median_age(t, 18, None)[0] == 47
+    assert mean_age(t, 0, None) + 0.5 == pytest.approx(40.63, abs=0.005)
+    assert median_age(t, 0, None)[1] == pytest.approx(40.36, abs=0.005)
+    assert mean_age(t, 18, None, "male") + 0.5 == pytest.approx(46.46, abs=0.005)
+    assert median_age(t, 18, None, "female")[1] == pytest.approx(49.93, abs=0.005)
+
+
+def test_frame_split_18_19_is_two_fifths(ru):
+    t = ru.first("age_distribution")
+    m, splits = band_mass(t, 18, 24)
+    assert m == pytest.approx(0.4 * 7_529_621 + 6_819_988)
+    assert splits == ["2/5 of 15-19"]
+    shares, _, notes = frame_shares(t, DEFAULT_AGE_BANDS, 18, None)
+    assert sum(shares) == pytest.approx(1.0)
+    assert notes == ["18-24 includes 2/5 of 15-19"]
+    shares64, _, _ = frame_shares(t, DEFAULT_AGE_BANDS, 18, 64)
+    assert shares64[-1] == 0 and sum(shares64) == pytest.approx(1.0)
+
+
+def test_frame_outside_coverage_is_an_error(tmp_path):
+    p = tmp_path / "t.yaml"
+    p.write_text("""id: a
+kind: age_distribution
+unit: count
+year: 2020
+publisher: X
+table: T
+url: http://x
+confidence: HIGH
+rows:
+  - {category: "20-29", value: 10}
+  - {category: "30+", value: 10}
+""")
+    t = ds.reference.read_tables(p)[0]
+    with pytest.raises(ReferenceDataError, match="covers ages 20"):
+        mean_age(t, 18, None)
+
+
+GOOD_CSV = ("id,kind,unit,year,publisher,table,url,confidence,category,age,value,se\n"
+            "he_by_age,higher_education_share,percent,2021,Rosstat,VPN-2020 vol.3,http://x,HIGH,higher_education,18-39,40,0.5\n"
+            "he_by_age,higher_education_share,percent,2021,Rosstat,VPN-2020 vol.3,http://x,HIGH,higher_education,40+,25,0.5\n")
+
+
+def test_user_csv_table_is_added(tmp_path):
+    p = tmp_path / "he.csv"
+    p.write_text(GOOD_CSV, encoding="utf-8")
+    pop = ds.reference.load("russia", tables=[p])
+    t = pop.get("he_by_age")
+    assert t.kind == "higher_education_share" and len(t.rows) == 2 and t.rows[0].se == 0.5
+    assert pop.of_kind("higher_education_share")[0].id == "he_by_age"   # project tables first
+
+
+@pytest.mark.parametrize("mutate, match", [
+    (lambda s: s.replace(",HIGH,higher_education,40+", ",UNVERIFIED,higher_education,40+"), "UNVERIFIED|differs"),
+    (lambda s: s.replace("40,0.5", "4o,0.5"), "value '4o' is not a number"),
+    (lambda s: s.replace("18-39", "eighteen"), "not an age band"),
+    (lambda s: s.replace("percent,2021", "percent,20x1"), "year"),
+    (lambda s: s.replace(",url,", ",link,"), "unknown column"),
+    (lambda s: s.replace("40,0.5", "140,0.5"), "exceeds"),
+])
+def test_malformed_csv_names_file_and_line(tmp_path, mutate, match):
+    p = tmp_path / "bad.csv"
+    p.write_text(mutate(GOOD_CSV), encoding="utf-8")
+    with pytest.raises(ReferenceDataError, match=match) as ei:
+        ds.reference.load("russia", tables=[p])
+    assert str(p) in ei.value.where and ei.value.hint
+
+
+def test_malformed_yaml_names_field(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("""id: edu
+kind: education_distribution
+unit: percent
+year: 2021
+publisher: Rosstat
+table: T
+url: http://x
+confidence: HIGH
+rows:
+  - {category: higher, value: 30, maps_to: [bachelor, phd]}
+""")
+    with pytest.raises(ReferenceDataError, match="unknown education categories") as ei:
+        ds.reference.read_tables(p)
+    assert "rows[0]: maps_to" in ei.value.where
+    p.write_text("id: x\nkind: [unclosed\n")
+    with pytest.raises(ReferenceDataError, match="YAML") as ei:
+        ds.reference.read_tables(p)
+    assert ei.value.where.startswith(str(p))
+
+
+def test_unknown_population():
+    with pytest.raises(ReferenceDataError, match="unknown reference population"):
+        ds.reference.load("atlantis")
+
+
+def test_cli_reference_list_and_show(capsys):
+    from diaspora_survey.cli import main
+
+    assert main(["reference", "list"]) == 0
+    assert "russia" in capsys.readouterr().out
+    assert main(["reference", "show", "russia", "--json"]) == 0
+    import json
+    d = json.loads(capsys.readouterr().out)
+    assert {t["id"] for t in d["tables"]} >= {"age_sex_2022", "education_2010"}
+    assert all(t["url"] and t["confidence"] for t in d["tables"])
+    assert main(["reference", "show", "atlantis"]) == 2
+    assert "unknown reference population" in capsys.readouterr().err

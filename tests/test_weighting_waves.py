@@ -1,0 +1,119 @@
+"""Per-wave and pooled weighting (waves.py) and the ``diaspora-survey weight`` command."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from diaspora_survey.cli import main
+from diaspora_survey.errors import WeightingError
+from diaspora_survey.weighting import load_targets, weight_waves
+
+COUNTRY = {"GE": 0.4, "AM": 0.3, "DE": 0.2, "CY": 0.1}
+SEX = {"female": 0.45, "male": 0.55}
+
+
+@pytest.fixture
+def waves_df():
+    rng = np.random.default_rng(7)
+    parts = []
+    for wave, n, countries in (("w1", 300, ["GE", "AM", "DE", "CY"]), ("w2", 120, ["DE", "CY"])):
+        parts.append(pd.DataFrame({
+            "wave": wave, "sex": rng.choice(["female", "male"], n, p=[0.6, 0.4]),
+            "country": rng.choice(countries, n), "age": rng.integers(18, 70, n)}))
+    df = pd.concat(parts, ignore_index=True)
+    df["wave"] = pd.Categorical(df["wave"], categories=["w1", "w2"])
+    return df
+
+
+def test_wave_outside_frame_is_an_error_naming_the_wave(waves_df):
+    with pytest.raises(WeightingError) as e:
+        weight_waves(waves_df, {"country": COUNTRY, "sex": SEX})
+    assert "country=GE has no respondents in wave w2: drop it or merge it" in str(e.value)
+
+
+def test_restricted_targets_and_pooling(tmp_path, waves_df):
+    (tmp_path / "t.yaml").write_text(
+        "margins:\n  country: {GE: 0.4, AM: 0.3, DE: 0.2, CY: 0.1}\n  sex: {female: 0.45, male: 0.55}\n"
+        "waves:\n  w2:\n    restrict: {country: [DE, CY]}\n", encoding="utf-8")
+    tf = load_targets(tmp_path / "t.yaml")
+    for pooling in ("proportional", "equal"):
+        res = weight_waves(waves_df, tf, pooling=pooling)
+        d = res.data
+        assert {"weight_base", "weight_raked", "weight", "weight_pooled"} <= set(d.columns)
+        w2 = d[d["wave"] == "w2"]
+        shares = w2.groupby("country", observed=True)["weight"].sum() / w2["weight"].sum()
+        assert shares["DE"] == pytest.approx(2 / 3, abs=1e-8)      # renormalised 0.2 / 0.3
+        for wave, n in (("w1", 300), ("w2", 120)):
+            sub = d[d["wave"] == wave]
+            assert sub["weight"].sum() == pytest.approx(n, rel=1e-9)   # shares: wave total kept
+            expect = n if pooling == "proportional" else len(d) / 2
+            assert sub["weight_pooled"].sum() == pytest.approx(expect, rel=1e-9)
+        assert d["weight_pooled"].sum() == pytest.approx(len(d), rel=1e-12)
+        assert any("w2" in x and "restricted" in x for x in res.decisions)
+        assert set(res.diagnostics) == {"w1", "w2"}
+    # trimming per wave, relative to the wave's mean weight, keeps each wave's total
+    res = weight_waves(waves_df, tf, trim_upper=1.5, trim_lower=0.5)
+    for wave in ("w1", "w2"):
+        sub = res.data[res.data["wave"] == wave]
+        assert sub["weight_trimmed"].max() <= 1.5 * sub["weight_raked"].mean() * (1 + 1e-9)
+        assert sub["weight"].sum() == pytest.approx(sub["weight_raked"].sum(), rel=1e-12)
+    summ = res.summary()
+    assert list(summ["wave"]) == ["w1", "w2"] and summ["converged"].all()
+
+
+def test_per_wave_targets_dict(waves_df):
+    t = {"w1": {"country": COUNTRY}, "w2": {"country": {"DE": 0.5, "CY": 0.5}}}
+    res = weight_waves(waves_df, t, method="poststratify")
+    w2 = res.data[res.data["wave"] == "w2"]
+    assert (w2.groupby("country", observed=True)["weight"].sum() / w2["weight"].sum())["CY"] == \
+        pytest.approx(0.5, abs=1e-12)
+
+
+def test_example_targets_file_is_illustrative(repo_dir):
+    tf = load_targets(repo_dir / "codebooks" / "targets.yaml")
+    assert tf.illustrative
+    assert "ILLUSTRATIVE" in (repo_dir / "codebooks" / "targets.yaml").read_text(encoding="utf-8")
+    assert {m.name for m in tf.targets} == {"country", "sex:age_group"}
+    assert set(tf.waves) == {"2022-03", "2022-11", "2024-05"}
+
+
+@pytest.fixture(scope="module")
+def harmonised(repo_dir, tmp_path_factory):
+    from diaspora_survey.project import Project
+
+    if not (repo_dir / "diaspora-survey.toml").exists():
+        pytest.skip("example project file not present")
+    data = Project.load(repo_dir).harmonised()
+    p = tmp_path_factory.mktemp("h") / "harmonised.parquet"
+    data.to_parquet(p, index=False)
+    return p
+
+
+def test_cli_weight_example_project(repo_dir, harmonised, tmp_path, capsys):
+    out = tmp_path / "weighted.parquet"
+    rc = main(["weight", "--project", str(repo_dir), "--input", str(harmonised), "--output", str(out)])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "2024-05" in captured.out and "n_eff" in captured.out and "ILLUSTRATIVE" in captured.out
+    d = pd.read_parquet(out)
+    assert len(d) == len(pd.read_parquet(harmonised))
+    for col in ("weight_base", "weight_raked", "weight_trimmed", "weight", "weight_pooled"):
+        assert d[col].notna().all() and (d[col] > 0).all()
+    assert d["weight_pooled"].sum() == pytest.approx(len(d), rel=1e-9)
+    # wave 2024-05 is weighted to EU countries only
+    eu = d[d["wave"] == "2024-05"]
+    assert set(eu["country"].dropna().astype(str)) <= {"DE", "CY", "PL", "FR", "NL", "ES", "PT", "CZ",
+                                                       "FI", "LV", "LT", "EE", "BG", "IT", "AT", "SE",
+                                                       "BE", "IE", "GR"}
+
+
+def test_cli_weight_bad_targets(repo_dir, harmonised, tmp_path, capsys):
+    bad = tmp_path / "t.yaml"
+    bad.write_text("margins:\n  country: {GE: 0.5, AM: 0.4}\n", encoding="utf-8")
+    out = tmp_path / "weighted.parquet"
+    rc = main(["weight", "--project", str(repo_dir), "--input", str(harmonised), "--targets", str(bad),
+               "--output", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "sum to 0.9, not 1" in err and "Traceback" not in err
+    assert not out.exists()          # nothing half-written
