@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Benchmark (not CI): weighted mean with Taylor SE by 12 countries, 1,000,000 rows,
 100 strata, 2,000 PSUs - the peer harness job (b) of ../shared/peer-bench - and a
-proportion of the 6-level ``education`` by country.
+proportion of the 6-level ``education`` by country (beside a bare numpy yardstick for it,
+written here in the style of the harness's).
 
 Times ``SurveyDesign(df, weights, strata, psu).mean("y_age", by="country")`` (design
 construction included) beside the numpy yardstick of the peer harness in this process,
 and runs the peers (``svy`` from /tmp/venv-svy, R ``svyby`` if Rscript is available) in
 their own processes via the harness scripts, copied to a scratch folder. Prints ratios.
 
-usage: .venv/bin/python bench/bench_domain.py [--n 1000000] [--reps 3] [--no-peers]
+usage: flock /tmp/bench.lock .venv/bin/python bench/bench_domain.py [--n 1000000] [--reps 3] [--no-peers]
+(the output records the 1-minute load average: ratios from a busy machine are rough)
 """
 from __future__ import annotations
 
@@ -26,6 +28,33 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 PEER = Path(os.environ.get("DIASPORA_SHARED", HERE.parent.parent / "shared")) / "peer-bench"
 SCRATCH = Path(os.environ.get("BENCH_SCRATCH", "/tmp/diaspora-peer-bench"))
+
+
+def proportion_yardstick(dom, cat, w, stratum, psu):
+    """Bare numpy reference for the shares of every level of ``cat`` by ``dom``: the
+    harness's domain-mean algorithm with one bincount over PSU x domain x level."""
+    import pandas as pd
+    dc, dlev = pd.factorize(dom, sort=True)
+    cc, clev = pd.factorize(cat, sort=True)
+    pc, _ = pd.factorize(psu)
+    sc, _ = pd.factorize(stratum)
+    D, L, P, H = len(dlev), len(clev), pc.max() + 1, sc.max() + 1
+    pd_ = pc * D + dc
+    Sw = np.bincount(pd_, weights=w, minlength=P * D).reshape(P, D)
+    Swy = np.bincount(pd_ * L + cc, weights=w, minlength=P * D * L).reshape(P, D, L)
+    Wd = Sw.sum(0)
+    share = Swy.sum(0) / Wd[:, None]
+    z = ((Swy - share[None] * Sw[:, :, None]) / Wd[None, :, None]).reshape(P, D * L)
+    psu_str = np.zeros(P, dtype=np.intp)
+    psu_str[pc] = sc
+    nh = np.bincount(psu_str, minlength=H).astype(float)
+    zsum = np.zeros((H, D * L))
+    np.add.at(zsum, psu_str, z)
+    dev = z - (zsum / nh[:, None])[psu_str]
+    ss = np.zeros((H, D * L))
+    np.add.at(ss, psu_str, dev * dev)
+    fac = np.where(nh > 1, nh / np.maximum(nh - 1, 1), 0.0)
+    return share.reshape(-1), np.sqrt((fac[:, None] * ss).sum(0))
 
 
 def median_time(fn, reps):
@@ -68,10 +97,17 @@ def main():
     def ours_prop():
         return SurveyDesign(df, weights="w", strata="stratum", psu="psu").proportion("education", by="country")
 
+    parr = [df[c].to_numpy() for c in ("country", "education", "w", "stratum", "psu")]
+    t_np_prop, (share_np, se_np_prop) = median_time(lambda: proportion_yardstick(*parr), a.reps)
     t_ours, res = median_time(ours, a.reps)
-    t_prop, _ = median_time(ours_prop, a.reps)
-    out = {"n": a.n, "numpy_s": round(t_np, 4), "ours_mean_by_s": round(t_ours, 4),
-           "ours_proportion_by_s": round(t_prop, 4), "ours_over_numpy": round(t_ours / t_np, 2),
+    t_prop, pres = median_time(ours_prop, a.reps)
+    out = {"n": a.n, "load_average_1min": round(os.getloadavg()[0], 2), "cores": os.cpu_count(),
+           "numpy_s": round(t_np, 4), "ours_mean_by_s": round(t_ours, 4),
+           "ours_over_numpy": round(t_ours / t_np, 2),
+           "numpy_proportion_s": round(t_np_prop, 4), "ours_proportion_by_s": round(t_prop, 4),
+           "ours_proportion_over_numpy": round(t_prop / t_np_prop, 2),
+           "max_abs_share_diff_vs_numpy": float(np.max(np.abs(pres.estimate.to_numpy() - share_np))),
+           "max_rel_share_se_diff_vs_numpy": float(np.nanmax(np.abs(pres.se.to_numpy() / se_np_prop - 1))),
            "max_abs_mean_diff_vs_numpy": float(np.max(np.abs(res.estimate.to_numpy() - est_np))),
            "max_rel_se_diff_vs_numpy": float(np.max(np.abs(res.se.to_numpy() / se_np - 1)))}
     if not a.no_peers:

@@ -319,3 +319,221 @@ def test_subset_equals_by_row(data):
         s = d.subset(df.g == row["g"]).mean("y")
         assert np.isclose(s.estimate[0], row.estimate, rtol=1e-12, atol=1e-12)
         assert np.isclose(s.se[0], row.se, rtol=1e-9, atol=1e-12)
+
+
+# ------------------------------------------------------------------ more R references
+# R 4.2.2 / survey 4.1.1 on rsmall().to_csv(index=False) and pairs().to_csv(index=False)
+# (read.csv; R's glm needs the column g renamed - svyglm.svyrep.design evaluates its own
+# variable `g` inside the data).
+
+def rsmall() -> pd.DataFrame:
+    """small() plus: yi = round(y/3); st2 = second-stage strata (ssu 1 vs 2-3: single-SSU
+    strata at stage 2); x missing in rows 4, 17, 33; b = y > 22; h3 = a 3-level factor."""
+    d = small()
+    i = np.arange(len(d))
+    d["yi"] = np.round(d.y / 3).astype(int)
+    d["st2"] = np.where(d.ssu == 1, "s1", "s2")
+    d.loc[[4, 17, 33], "x"] = np.nan
+    d["b"] = (d.y > 22).astype(int)
+    d["h3"] = np.array(["u", "v", "w"])[(i // 2 + i // 7) % 3]
+    return d
+
+
+def pairs() -> pd.DataFrame:
+    return pd.DataFrame({"h": np.repeat(np.arange(5), 4), "p": np.tile([0, 0, 1, 1], 5),
+                         "y": np.arange(20.0) ** 1.5 % 7, "x": 1.0 + np.arange(20) % 4,
+                         "w": 1.0 + np.arange(20) % 3})
+
+
+@pytest.mark.parametrize("kind, rho, mean_se, ratio_se", [
+    ("BRR", None, 0.64241343729031, 0.259799449396668),
+    ("Fay", 0.3, 0.634828353505178, 0.254497122042721)])
+def test_brr_fay_match_R(kind, rho, mean_se, ratio_se):
+    """R: dp <- svydesign(id=~p, strata=~h, weights=~w, nest=TRUE, data=p)
+    brr <- as.svrepdesign(dp, type="BRR"); fay <- as.svrepdesign(dp, type="Fay", fay.rho=0.3)
+    svymean(~y, .); svyratio(~y, ~x, .); degf(brr) = 5; ncol(repweights) = 8; fay$scale"""
+    t = SurveyDesign(pairs(), weights="w", strata="h", psu="p", nest=True)
+    r = t.to_replicate(kind, **({} if rho is None else {"rho": rho}))
+    assert rel(r.mean("y").estimate, [2.85585447847633]) < 1e-12
+    assert rel(r.mean("y").se, [mean_se]) < 1e-12
+    assert rel(r.ratio("y", "x").estimate, [1.14823015113997]) < 1e-12
+    assert rel(r.ratio("y", "x").se, [ratio_se]) < 1e-12
+    info = r.replicate_info
+    assert info["repw"].shape[1] == 8 and r.degf == 5
+    if kind == "Fay":
+        assert rel([info["scale"]], [0.255102040816327]) < 1e-12
+
+
+@pytest.mark.parametrize("rule, m_se, t_se", [
+    ("adjust", 0.604618976138785, 241.621151046038),
+    ("average", 0.628363940853178, 160.3615717185),
+    ("remove", 0.584544425320509, 145.051702892978),
+    ("certainty", 0.584544425320509, 145.051702892978)])
+def test_multistage_strata_lonely_second_stage_match_R(rule, m_se, t_se):
+    """R: options(survey.lonely.psu=rule); dm <- svydesign(id=~psu+ssu, strata=~st+st2,
+    fpc=~fpc1+fpc2, weights=~w, nest=TRUE, data=d); svymean(~y, dm); svytotal(~y, dm)
+    (stratum s1 has one SSU in every PSU: lonely units at stage 2)"""
+    d = SurveyDesign(rsmall(), weights="w", strata=["st", "st2"], psu=["psu", "ssu"],
+                     fpc=["fpc1", "fpc2"], nest=True, lonely_psu=rule)
+    assert rel(d.mean("y").estimate, [23.1218434343434]) < 1e-12
+    assert rel(d.mean("y").se, [m_se]) < 1e-12
+    assert rel(d.total("y").se, [t_se]) < 1e-12
+    with pytest.raises(DesignError, match="stage 2"):
+        SurveyDesign(rsmall(), weights="w", strata=["st", "st2"], psu=["psu", "ssu"],
+                     fpc=["fpc1", "fpc2"], nest=True)
+
+
+def test_replicate_estimators_match_R():
+    """R: jk <- as.svrepdesign(svydesign(id=~psu, strata=~st, fpc=~fpc1, weights=~w,
+    nest=TRUE, data=d), type="JKn"); svyglm(y ~ b + g, jk); svyratio(~y, ~x, jk, na.rm=TRUE);
+    svyquantile(~y, jk, quantiles=0.5) (se and confint)"""
+    jk = SurveyDesign(rsmall(), weights="w", strata="st", psu="psu", fpc="fpc1", nest=True).to_replicate("JKn")
+    g = jk.glm("y ~ b + C(g)").set_index("term")
+    assert rel(g.loc[["(Intercept)", "b", "C(g)[T.g2]"], "estimate"],
+               [16.7448295510189, 11.6173636274606, -0.225628444369258]) < 1e-12
+    assert rel(g.loc[["(Intercept)", "b", "C(g)[T.g2]"], "se"],
+               [0.625954952320876, 0.453601471396122, 0.814899436539587]) < 1e-12
+    r = jk.ratio("y", "x")
+    assert rel(r.estimate, [3.38457065322737]) < 1e-12 and rel(r.se, [0.18182311563108]) < 1e-12
+    q = jk.quantile("y", 0.5)
+    assert rel([q.estimate[0], q.se[0], q.ci_low[0], q.ci_high[0]], [23, 0.528625213565332, 23, 25.5]) < 1e-12
+
+
+def test_user_replicate_weights_other_scale_rscales_match_R():
+    """R: dd <- cbind(d, weights(jk, "analysis")) (columns r1..r10);
+    rs <- seq(0.5, 1.5, length.out=10); ur <- svrepdesign(data=dd, weights=~w,
+    repweights="r[0-9]+", type="other", scale=0.7, rscales=rs, combined.weights=TRUE);
+    svymean(~y, ur); degf(ur); the same with mse=TRUE"""
+    df = rsmall()
+    jk = SurveyDesign(df, weights="w", strata="st", psu="psu", fpc="fpc1", nest=True).to_replicate("JKn")
+    R = jk.replicate_info["repw"]
+    du = df.assign(**{f"r{j + 1}": R[:, j] for j in range(R.shape[1])})
+    rs = np.linspace(0.5, 1.5, R.shape[1])
+    u = SurveyDesign.from_replicate_weights(du, "w", r"^r[0-9]+$", type="other", scale=0.7, rscales=rs)
+    assert rel(u.mean("y").se, [0.704800712931459]) < 1e-12 and u.degf == 7
+    um = SurveyDesign.from_replicate_weights(du, "w", r"^r[0-9]+$", type="other", scale=0.7, rscales=rs,
+                                             mse=True)
+    assert rel(um.mean("y").se, [0.704807221302279]) < 1e-12
+    # multipliers instead of analysis weights
+    mult = du.assign(**{f"r{j + 1}": R[:, j] / df.w for j in range(R.shape[1])})
+    m = SurveyDesign.from_replicate_weights(mult, "w", r"^r[0-9]+$", type="other", scale=0.7, rscales=rs,
+                                            combined_weights=False)
+    assert rel(m.mean("y").se, [0.704800712931459]) < 1e-12
+    with pytest.raises(DesignError, match="rscales"):
+        SurveyDesign.from_replicate_weights(du, "w", r"^r[0-9]+$", type="JKn")
+    with pytest.raises(DesignError, match="rho"):
+        SurveyDesign.from_replicate_weights(du, "w", r"^r[0-9]+$", type="BRR", rho=0.5)
+
+
+def test_bootstraps_as_R():
+    """R: as.svrepdesign(d0, type="bootstrap", replicates=50)$scale = 0.0306122448979592
+    (nbar/((nbar-1)(R-1)), nbar = harmonic mean of 4, 4, 2 PSUs = 3) and type="subbootstrap":
+    1/(R-1). The draws are numpy's (seeded), so replicates differ from R's; their variance
+    is close to the Taylor one."""
+    df = rsmall()
+    d0 = SurveyDesign(df, weights="w", strata="st", psu="psu", nest=True)
+    b = d0.to_replicate("bootstrap", replicates=50, seed=1)
+    assert rel([b.replicate_info["scale"]], [0.0306122448979592]) < 1e-12
+    s = d0.to_replicate("subbootstrap", replicates=50, seed=1)
+    assert rel([s.replicate_info["scale"]], [1 / 49]) < 1e-12
+    # reproducible with a seed, different without
+    assert np.array_equal(b.replicate_info["repw"], d0.to_replicate("bootstrap", replicates=50, seed=1)
+                          .replicate_info["repw"])
+    F = b.replicate_info["factors"]
+    st_ = d0._stages[0]
+    # every replicate draws n_h PSUs in every stratum (with replacement)
+    per_h = np.add.reduceat(F, st_.starts, axis=0)
+    assert np.all(per_h == st_.n_h[:, None])
+    taylor = d0.mean("y").se[0]
+    for kind in ("bootstrap", "subbootstrap"):
+        ses = [d0.to_replicate(kind, replicates=200, seed=k).mean("y").se[0] for k in range(5)]
+        assert abs(np.mean(ses) / taylor - 1) < 0.1, kind
+    # with a stage-1 fpc the bootstrap draws without replacement from the pseudo-population
+    d1 = SurveyDesign(df.assign(N=np.where(df.st == "C", 2.0, 5.0)), weights="w", strata="st", psu="psu",
+                      nest=True, fpc="N")
+    F1 = d1.to_replicate("bootstrap", replicates=100, seed=3).replicate_info["factors"]
+    c = d1._stages[0].starts[2]                      # stratum C: N = n = 2, every PSU once
+    assert np.all(F1[c:c + 2] == 1)
+    assert F1[:8].max() <= 2                         # N=5 pseudo-units from 4 PSUs: at most 2 copies
+
+
+def test_to_replicate_options_are_checked():
+    d = SurveyDesign(rsmall(), weights="w", strata="st", psu="psu", nest=True)
+    with pytest.raises(DesignError, match="JKn"):
+        d.to_replicate("JK1")                        # R: "Can't use JK1 for a stratified design"
+    with pytest.raises(DesignError, match="replicates"):
+        d.to_replicate("JKn", replicates=50)
+    with pytest.raises(DesignError, match="rho"):
+        d.to_replicate("BRR", rho=0.3)
+    with pytest.raises(DesignError, match="unknown replicate type"):
+        d.to_replicate("jackknife")
+    with pytest.raises(DesignError, match="two PSUs"):
+        d.to_replicate("BRR")
+    f = SurveyDesign(pairs().assign(N=10.0), weights="w", strata="h", psu="p", nest=True, fpc="N")
+    with pytest.warns(UserWarning, match="finite population correction is dropped"):
+        f.to_replicate("BRR")
+    m = SurveyDesign(small(), weights="w", strata="st", psu=["psu", "ssu"], fpc=["fpc1", "fpc2"], nest=True)
+    with pytest.warns(UserWarning, match="after the first stage"):
+        m.to_replicate("JKn")
+
+
+@settings(max_examples=30, deadline=None)
+@given(frames)
+def test_row_permutation_changes_nothing_stratified(data):
+    """Strata, clusters (nest=True), fpc, categorical shares and totals: same results for
+    any row order."""
+    y, w, g, rnd = data
+    n = len(y)
+    i = np.arange(n)
+    df = pd.DataFrame({"y": y, "w": w, "g": np.array(["a", "b"])[g], "h": i % 2, "c": (i // 2) % 2,
+                       "N": np.where(i % 2 == 0, 50.0, 80.0)})
+    perm = list(range(n))
+    rnd.shuffle(perm)
+    kw = dict(weights="w", strata="h", psu="c", nest=True, fpc="N", lonely_psu="adjust")
+    a = SurveyDesign(df, **kw)
+    b = SurveyDesign(df.iloc[perm], **kw)
+    for f in (lambda d: d.mean("y", by="g"), lambda d: d.total("y"), lambda d: d.proportion("g")):
+        pd.testing.assert_frame_equal(f(a), f(b), rtol=1e-9, atol=1e-9)
+
+
+@settings(max_examples=30, deadline=None)
+@given(frames)
+def test_constant_weights_and_fpc_give_srswor(data):
+    """All weights equal (to N/n), no clusters, fpc = N: se(mean) = sqrt((1 - n/N) s^2/n),
+    se(total) = N se(mean), deff = 1."""
+    y, _, _, _ = data
+    y = np.array(y)
+    n = y.size
+    N = 3.0 * n
+    if np.ptp(y) < 1e-6:
+        return
+    d = SurveyDesign(pd.DataFrame({"y": y, "w": N / n, "N": N}), weights="w", fpc="N")
+    se = np.sqrt((1 - n / N) * y.var(ddof=1) / n)
+    m = d.mean("y", deff=True)
+    assert np.isclose(m.se[0], se, rtol=1e-9, atol=1e-12)
+    assert np.isclose(d.total("y").se[0], N * se, rtol=1e-9, atol=1e-9)
+    assert np.isclose(m.deff[0], 1.0, rtol=1e-9)
+
+
+def test_weights_implied_by_fpc_match_R():
+    """R: a <- svydesign(id=~psu+ssu, strata=~st, fpc=~fpc1+fpc2, nest=TRUE, data=d)
+    (no weights: prod_k N_k/n_k); svymean(~y, a); sum(weights(a)) = 962"""
+    d = SurveyDesign(rsmall(), strata="st", psu=["psu", "ssu"], fpc=["fpc1", "fpc2"], nest=True)
+    assert rel([d.weights.sum()], [962.0]) < 1e-13
+    assert rel(d.mean("y").estimate, [22.184554747054747]) < 1e-12
+    assert rel(d.mean("y").se, [0.681401574428763]) < 1e-12
+
+
+def test_domain_glm_ratio_var_match_R():
+    """R: s <- subset(d1, g=="g1"); svyglm(y ~ b + x, s); svyratio(~y, ~x, s, na.rm=TRUE);
+    svyvar(~y, s) (g renamed for svyglm, see above)"""
+    df = rsmall()
+    s = SurveyDesign(df, weights="w", strata="st", psu="psu", fpc="fpc1", nest=True).subset(df.g == "g1")
+    g = s.glm("y ~ b + x")
+    assert rel(g.estimate, [18.6049947361833894, 10.0166224055429929, -0.0933397996068694]) < 1e-12
+    assert rel(g.se, [1.4557897759770886, 1.7733569828888622, 0.1912409213481404]) < 1e-12
+    assert (g.df == 5).all()
+    r = s.ratio("y", "x")
+    assert rel([r.estimate[0], r.se[0]], [4.000663129973475, 0.533441253212215]) < 1e-12
+    v = s.var("y")
+    assert rel([v.estimate[0], v.se[0]], [41.5599739923155, 10.2619819208308]) < 1e-12

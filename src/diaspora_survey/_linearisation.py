@@ -139,7 +139,7 @@ def build_stage(unit_code: np.ndarray, stratum_code: np.ndarray, fpc_row: np.nda
         if lonely_psu == "fail":
             h = int(np.flatnonzero(lonely)[0])
             raise DesignError(
-                f"stratum {stratum_label(h)!s} has only one PSU at stage {stage_no}"
+                f"only one PSU in this stratum at stage {stage_no}"
                 + (f" ({int(lonely.sum())} such strata)" if lonely.sum() > 1 else ""),
                 code="design.lonely_psu", where=f"stratum {stratum_label(h)!s}",
                 hint="choose a rule: SurveyDesign(..., lonely_psu='remove'|'adjust'|'average'"

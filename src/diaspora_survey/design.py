@@ -27,7 +27,7 @@ import pandas as pd
 from . import _linearisation as lin
 from .errors import DesignError, EstimationError
 
-REPLICATE_TYPES = ("JK1", "JKn", "BRR", "Fay", "bootstrap", "other")
+REPLICATE_TYPES = ("JK1", "JKn", "BRR", "Fay", "bootstrap", "subbootstrap", "other")
 
 
 def _as_list(x) -> list:
@@ -95,7 +95,7 @@ class SurveyDesign:
         for name in [c for c in psus + stratas + fpcs if isinstance(c, str)] + (
                 [weights] if isinstance(weights, str) else []):
             if name not in df.columns:
-                raise DesignError(f"column {name!r} not found in the data",
+                raise DesignError("not found in the data",
                                   code="design.unknown_column", where=f"column {name!r}",
                                   hint="available columns: " + ", ".join(map(str, df.columns[:30]))
                                        + (" …" if len(df.columns) > 30 else ""))
@@ -361,9 +361,7 @@ class SurveyDesign:
         if isinstance(mask, pd.Series):
             if not mask.index.equals(self._data.index):
                 mask = mask.reindex(self._data.index)
-            m = mask.to_numpy(dtype=object)
-            m = np.array([bool(x) if x is not None and x is not pd.NA and not (isinstance(x, float) and np.isnan(x)) else False
-                          for x in m]) if mask.dtype == object else mask.fillna(False).to_numpy(dtype=bool)
+            m = mask.where(mask.notna(), False).astype(bool).to_numpy(dtype=bool)
         else:
             m = np.asarray(mask)
             if m.dtype != bool:
@@ -452,17 +450,20 @@ class SurveyDesign:
 
         num = [(np.asarray(a, dtype=np.float64), mask_key(k)) for a, k in num]
         den = None if den is None else [(np.asarray(b, dtype=np.float64), mask_key(k)) for b, k in den]
+        # per pair, once: the weighted values and keys of the counted rows (no copies when
+        # every row counts)
+        pnum = [self._prepare(a, k) for a, k in num]
+        pden = None if den is None else [self._prepare(b, k) for b, k in den]
 
-        def totals(pairs, K):
+        def totals(prepared, K):
             out = np.zeros(K)
-            for a, k in pairs:
-                ok = k >= 0
-                out += np.bincount(k[ok], weights=(w * a)[ok], minlength=K)
+            for wa, k, _ in prepared:
+                out += np.bincount(k, weights=wa, minlength=K)
             return out
 
-        N = totals(num, n_terms)
+        N = totals(pnum, n_terms)
         if den is not None:
-            D = totals(den, n_den)
+            D = totals(pden, n_den)
             with np.errstate(divide="ignore", invalid="ignore"):
                 theta = N / D[dmap]
         else:
@@ -481,9 +482,9 @@ class SurveyDesign:
         for stage in self._stages:
             U = stage.n_units
             if U * max(n_terms, n_den) <= 30_000_000:
-                Tn = self._unit_totals(stage, num, n_terms)
+                Tn = self._unit_totals(stage, pnum, n_terms)
                 if den is not None:
-                    Td = self._unit_totals(stage, den, n_den)
+                    Td = self._unit_totals(stage, pden, n_den)
                     with np.errstate(invalid="ignore", divide="ignore"):
                         Zu = (Tn - theta * Td[:, dmap]) / D[dmap]
                 else:
@@ -496,12 +497,21 @@ class SurveyDesign:
             V = v if V is None else V + v
         return theta, V, N, D
 
-    def _unit_totals(self, stage, pairs, K):
+    def _prepare(self, a, key):
+        """(w*a, key, rows) restricted to the rows with key >= 0 (rows None = all rows)."""
+        wa = self._w * a
+        if key.size and key.min() >= 0:
+            return wa, key, None
+        rows = np.flatnonzero(key >= 0)
+        return wa[rows], key[rows], rows
+
+    def _unit_totals(self, stage, prepared, K):
+        """(U, K) totals of w*a by sampling unit of the stage and key."""
         U = stage.n_units
         out = np.zeros(U * K)
-        for a, k in pairs:
-            ok = k >= 0
-            out += np.bincount(stage.unit[ok] * K + k[ok], weights=(self._w * a)[ok], minlength=U * K)
+        for wa, k, rows in prepared:
+            unit = stage.unit if rows is None else stage.unit[rows]
+            out += np.bincount(unit * K + k if K > 1 else unit, weights=wa, minlength=U * K)
         return out.reshape(U, K)
 
     def _den_terms(self, n_den, dmap):
@@ -676,18 +686,25 @@ class SurveyDesign:
         return adj
 
     # ------------------------------------------------------------------ replicate designs
-    def to_replicate(self, type: str = "JK1", *, replicates: int = 200, seed: int | None = None,
-                     rho: float = 0.5, mse: bool = False) -> "SurveyDesign":
+    def to_replicate(self, type: str = "JK1", *, replicates: int | None = None, seed: int | None = None,
+                     rho: float | None = None, mse: bool = False) -> "SurveyDesign":
         """Replicate-weight version of this design (R's ``as.svrepdesign``).
 
-        type: "JK1" (delete-one-PSU jackknife, unstratified; scale (n-1)/n, times (1-n/N)
-        with a stage-1 fpc), "JKn" (stratified delete-one; rscales (n_h-1)/n_h, times
-        (1-n_h/N_h) with fpc), "BRR" (exactly 2 PSUs per stratum; Sylvester Hadamard
-        matrix), "Fay" (BRR with factors 2-rho/rho, scale 1/(R(1-rho)^2)), "bootstrap"
-        (Rao-Wu rescaled bootstrap, ``replicates`` draws, seeded; scale 1/(R-1)).
+        type: "JK1" (delete-one-PSU jackknife, unstratified designs; scale (n-1)/n, times
+        (1-n/N) with a stage-1 fpc), "JKn" (stratified delete-one; rscales (n_h-1)/n_h,
+        times (1-n_h/N_h) with fpc), "BRR" (exactly 2 PSUs per stratum; Sylvester Hadamard
+        matrix), "Fay" (BRR with factors 2-rho/rho, ``rho`` default 0.5, scale
+        1/(R(1-rho)^2)), "bootstrap" (R's Canty–Davison bootstrap, stage-1 fpc used;
+        scale nbar/((nbar-1)(R-1))) or "subbootstrap" (Rao–Wu n_h-1 bootstrap; scale
+        1/(R-1)); for the bootstraps ``replicates`` (default 200) draws, seeded by
+        ``seed``. mse=True centres the replicates on the full-sample estimate (R's
+        ``mse=TRUE``). As R: fpcs after the first stage are dropped (with a warning), and
+        BRR, Fay and subbootstrap drop the fpc (with a warning).
         Calibration records are not carried over (replicates are rescaled by the
         final weights only).
         """
+        import warnings
+
         from . import replicate
 
         if self._rep is not None:
@@ -695,7 +712,35 @@ class SurveyDesign:
         if self._domain is not None:
             raise DesignError("build the replicate design from the full design, then subset()",
                               code="design.subset_replicate")
-        info = replicate.make_replicates(self, type, replicates=replicates, seed=seed, rho=rho)
+        if type not in REPLICATE_TYPES or type == "other":
+            raise DesignError(f"unknown replicate type {type!r}", code="design.invalid_option",
+                              hint="one of JK1, JKn, BRR, Fay, bootstrap, subbootstrap")
+        boot = type in ("bootstrap", "subbootstrap")
+        if not boot and (replicates is not None or seed is not None):
+            raise DesignError(f"replicates/seed apply to the bootstraps, not to type={type!r}",
+                              code="design.invalid_option",
+                              hint=f"{type} has a fixed number of replicates; drop replicates=/seed=")
+        if rho is not None and type != "Fay":
+            raise DesignError(f"rho applies to Fay's BRR, not to type={type!r}", code="design.invalid_option",
+                              hint="use type='Fay' with rho in (0, 1)")
+        if type == "Fay":
+            rho = 0.5 if rho is None else float(rho)
+            if not 0 < rho < 1:
+                raise DesignError(f"Fay's rho must be in (0, 1), got {rho}", code="design.invalid_option",
+                                  hint="rho=0 is plain BRR: type='BRR'")
+        has_fpc = bool(np.any(self._stages[0].frac_h > 0))
+        if len(self._stages) > 1:
+            warnings.warn("to_replicate: finite population corrections after the first stage are "
+                          "dropped (as R's as.svrepdesign)", UserWarning, stacklevel=2)
+        if self._adjustments:
+            warnings.warn("to_replicate: the calibration record is not carried over - the replicates "
+                          "are rescaled by the final weights only; re-calibrate the replicate design "
+                          "for a calibration-aware replicate variance", UserWarning, stacklevel=2)
+        if has_fpc and type in ("BRR", "Fay", "subbootstrap"):
+            warnings.warn(f"to_replicate: the finite population correction is dropped for {type} "
+                          "(as R's as.svrepdesign)", UserWarning, stacklevel=2)
+        info = replicate.make_replicates(self, type, replicates=200 if replicates is None else replicates,
+                                         seed=seed, rho=0.0 if rho is None else rho)
         info["mse"] = bool(mse)
         return self._derive(_rep=info, _adjustments=(), _degf_cache=None)
 
@@ -738,10 +783,13 @@ class SurveyDesign:
         if type not in REPLICATE_TYPES:
             raise DesignError(f"unknown replicate type {type!r}", code="design.invalid_option",
                               hint="one of " + ", ".join(REPLICATE_TYPES))
+        if rho is not None and type != "Fay":
+            raise DesignError(f"rho applies to Fay's BRR, not to type={type!r}", code="design.invalid_option",
+                              hint="pass type='Fay' (or give scale= directly)")
         if scale is None:
             scale = {"JK1": (nrep - 1) / nrep, "BRR": 1 / nrep,
                      "Fay": 1 / (nrep * (1 - (rho if rho is not None else 0.5)) ** 2),
-                     "bootstrap": 1 / (nrep - 1)}.get(type, 1.0)
+                     "bootstrap": 1 / (nrep - 1), "subbootstrap": 1 / (nrep - 1)}.get(type, 1.0)
         if rscales is None:
             if type == "JKn":
                 raise DesignError("JKn replicate weights need rscales ((n_h-1)/n_h per replicate)",
@@ -754,21 +802,21 @@ class SurveyDesign:
         return base._derive(_rep=info, _degf_cache=None)
 
     # ------------------------------------------------------------------ estimators
-    def mean(self, var, by=None, *, deff: bool = False, level: float = 0.95, df=None,
+    def mean(self, var, by=None, *, deff: bool | str = False, level: float = 0.95, df=None,
              na_rm: bool = True) -> pd.DataFrame:
         """Weighted mean(s) of numeric variable(s) with design-based SE (R ``svymean``).
         See :func:`diaspora_survey.estimate.mean`."""
         from . import estimate
         return estimate.mean(self, var, by=by, deff=deff, level=level, df=df, na_rm=na_rm)
 
-    def total(self, var, by=None, *, deff: bool = False, level: float = 0.95, df=None,
+    def total(self, var, by=None, *, deff: bool | str = False, level: float = 0.95, df=None,
               na_rm: bool = True) -> pd.DataFrame:
         """Estimated population total(s) (R ``svytotal``); categorical variables give a
         total per level. See :func:`diaspora_survey.estimate.total`."""
         from . import estimate
         return estimate.total(self, var, by=by, deff=deff, level=level, df=df, na_rm=na_rm)
 
-    def proportion(self, var, by=None, *, deff: bool = False, level: float = 0.95, df=None,
+    def proportion(self, var, by=None, *, deff: bool | str = False, level: float = 0.95, df=None,
                    na_rm: bool = True) -> pd.DataFrame:
         """Share of every level of a categorical variable (R ``svymean(~factor)``)."""
         from . import estimate
@@ -801,7 +849,7 @@ class SurveyDesign:
     def chisq(self, a: str, b: str, *, statistic: str = "F", na_rm: bool = True) -> pd.Series:
         """Rao–Scott test of association in a two-way table (R ``svychisq``)."""
         from . import estimate
-        return estimate.chisq(self, a, b, statistic=statistic)
+        return estimate.chisq(self, a, b, statistic=statistic, na_rm=na_rm)
 
     def glm(self, formula: str, family: str = "gaussian", *, level: float = 0.95):
         """Design-based GLM (R ``svyglm``). See :func:`diaspora_survey.glm.svyglm`."""

@@ -10,7 +10,9 @@ Every estimator returns a tidy DataFrame: the ``by`` columns (if any), ``variabl
   for normal (Wald) intervals as R's ``confint()`` default;
 * ``cv = se / |estimate|``;
 * ``deff`` as R's ``deff=TRUE``: design variance over the variance under simple random
-  sampling *without* replacement of n from N_hat (Lumley 2010, §2.4).
+  sampling *without* replacement of n from N_hat (Lumley 2010, §2.4); ``deff="replace"``
+  against sampling with replacement (R's ``deff="replace"``), the one to use when the
+  weights are scaled to the sample size rather than the population.
 
 The covariance matrix of the estimates is attached as ``result.attrs["vcov"]`` so
 that :func:`contrast` (R ``svycontrast``) can combine rows, e.g. the difference
@@ -37,11 +39,16 @@ class Matrix:
     Behaves as an array through ``np.asarray(m)`` / ``m.values``; compares by identity so
     that pandas can concatenate frames carrying different matrices."""
 
-    __slots__ = ("values",)
+    __slots__ = ("values", "index", "estimates")
 
-    def __init__(self, values):
+    def __init__(self, values, index=None, estimates=None):
         self.values = np.asarray(values, dtype=float)
         self.values.flags.writeable = False
+        # the row labels and estimates of the result the matrix belongs to, so that a
+        # sorted or filtered result is matched to its covariances (and a re-indexed one
+        # is recognised)
+        self.index = None if index is None else tuple(index)
+        self.estimates = None if estimates is None else np.asarray(estimates, dtype=float)
 
     def __array__(self, dtype=None, copy=None):
         return self.values if dtype is None else self.values.astype(dtype)
@@ -75,7 +82,7 @@ def _column(design, var) -> pd.Series:
     data = design._data
     if not isinstance(var, str) or var not in data.columns:
         cols = ", ".join(map(str, list(data.columns)[:30]))
-        raise EstimationError(f"variable {var!r} not found in the data", code="estimate.unknown_variable",
+        raise EstimationError("not found in the data", code="estimate.unknown_variable",
                               where=f"variable {var!r}", hint=f"available columns: {cols}")
     return data[var]
 
@@ -195,34 +202,55 @@ def _frame(design, labels: pd.DataFrame, est, se, n, level, df, extra: dict | No
         for k, v in extra.items():
             out[k] = v
     if vcov is not None:
-        out.attrs["vcov"] = Matrix(vcov)
+        out.attrs["vcov"] = Matrix(vcov, out.index, est)
     out.attrs["level"] = level
     return out
 
 
-def _terms(design, vars_, categorical: bool | None):
-    """Expand variables into numeric term columns.
-
-    Returns (terms, valid) where terms = list of (variable, level-or-None, values (n,))
-    with NaN replaced by 0, and valid (n,) the rows where every variable is present
-    (R's joint na.rm over the formula's variables)."""
+def _blocks(design, vars_, categorical: bool | None):
+    """Variables as blocks of terms: (variable, levels, data) with data the integer codes
+    (-1 = missing) of a categorical variable (one term per level) or the values of a
+    numeric one (NaN replaced by 0; one term); and valid (n,), the rows where every
+    variable is present (R's joint na.rm over the formula's variables)."""
     n = design.n
     valid = np.ones(n, dtype=bool)
-    terms = []
+    blocks = []
     for v in vars_:
         s = _column(design, v)
         cat = _is_categorical(s) if categorical is None else categorical
         if cat:
             codes, levels = _levels(s)
             valid &= codes >= 0
-            for j, lev in enumerate(levels):
-                terms.append((v, lev, (codes == j).astype(np.float64)))
+            blocks.append((v, levels, codes))
         else:
             y = _numeric(design, v)
             nan = np.isnan(y)
-            valid &= ~nan
-            terms.append((v, None, np.where(nan, 0.0, y)))
-    return terms, valid
+            if nan.any():
+                valid &= ~nan
+                y = np.where(nan, 0.0, y)
+            blocks.append((v, None, y))
+    return blocks, valid
+
+
+def _expand(blocks):
+    """Label tuples (variable, level-or-None) of the terms of the blocks, in order."""
+    terms = []
+    for v, levels, _ in blocks:
+        if levels is None:
+            terms.append((v, None))
+        else:
+            terms.extend((v, lev) for lev in levels)
+    return terms
+
+
+def _term_values(blocks):
+    """The numeric column of every term (indicators for the levels), one at a time."""
+    for _, levels, data in blocks:
+        if levels is None:
+            yield data
+        else:
+            for j in range(len(levels)):
+                yield (data == j).astype(np.float64)
 
 
 def _check_na(design, valid, vars_, na_rm):
@@ -258,15 +286,24 @@ def _mean_total(design, var, by, *, kind, deff, level, df, na_rm, categorical=No
     vars_ = _as_list(var)
     if not vars_:
         raise EstimationError("no variable given", code="estimate.no_variable")
-    terms, valid = _terms(design, vars_, categorical)
+    blocks, valid = _blocks(design, vars_, categorical)
+    terms = _expand(blocks)
     _check_na(design, valid, vars_, na_rm)
     g, glab = _groups(design, by)
     G = len(glab)
     k = len(terms)
-    gv = np.where(valid, g, -1)
-    num = [(y, np.where(gv >= 0, gv * k + j, -1)) for j, (_, _, y) in enumerate(terms)]
+    gv = g if valid.all() else np.where(valid, g, -1)
+    ones = np.ones(design.n)
+    num, j0 = [], 0
+    for _, levels, data in blocks:
+        if levels is None:   # numeric: one term
+            num.append((data, np.where(gv >= 0, gv * k + j0, -1)))
+            j0 += 1
+        else:                # categorical: the row's level picks the term (one pass)
+            num.append((ones, np.where(gv >= 0, gv * k + j0 + data, -1)))
+            j0 += len(levels)
     if kind == "mean":
-        den = [(np.ones(design.n), gv)]
+        den = [(ones, gv)]
         dmap = np.arange(G * k) // k
         theta, V, N, D = design._linear(G * k, num, den, G, dmap)
     else:
@@ -275,35 +312,56 @@ def _mean_total(design, var, by, *, kind, deff, level, df, na_rm, categorical=No
     counts = _counts(design, g, valid, G)
     n = np.repeat(counts, k)
     dval = None
-    if deff:
-        dval = _deff(design, terms, gv, G, V, kind)
+    if isinstance(deff, (bool, np.bool_)):
+        deff = bool(deff)
+    if deff is not False and deff is not None:
+        if deff is not True and deff != "replace":
+            raise EstimationError(f"deff={deff!r} is not a design-effect type",
+                                  code="estimate.bad_deff",
+                                  hint="deff=True (against SRS without replacement, R's deff=TRUE) "
+                                       "or deff='replace' (with replacement)")
+        dval = _deff(design, blocks, k, gv, G, V, kind, replace=(deff == "replace"))
     with_level = any(t[1] is not None for t in terms)
     lab = _labels(glab, G, terms, with_level)
     return _frame(design, lab, theta, se, n, level, df, deff=dval, vcov=V)
 
 
-def _deff(design, terms, gv, G, V, kind):
+def _deff(design, blocks, k, gv, G, V, kind, replace=False):
     """R deff=TRUE: v_design / v_srswor with v_srswor = svyvar(y) (Nhat - n)/(Nhat n) for
     means (times Nhat^2 for totals); svyvar = weighted variance * n/(n-1), n = rows with
-    nonzero weight, Nhat = sum of weights (within the domain/group)."""
+    nonzero weight, Nhat = sum of weights (within the domain/group). deff="replace":
+    v_srswr = svyvar(y) / n (times Nhat^2 for totals). As R, the SRSWOR reference needs
+    weights scaled to the population: where Nhat < n the deff is NaN (with a warning);
+    weights scaled to the sample size (Nhat ~ n) give meaningless values - use
+    deff="replace" for them."""
+    import warnings
+
     w = design.weights  # zero outside the domain
-    k = len(terms)
     ok = gv >= 0
     wv = np.where(ok, w, 0.0)
     gg = np.where(ok, gv, 0)
     Nhat = np.bincount(gg, weights=wv, minlength=G)
     nnz = np.bincount(gg, weights=(wv != 0).astype(float), minlength=G)
+    if not replace and np.any(nnz > 0.99 * Nhat):
+        warnings.warn("deff: the weights sum to less than (or about) the number of respondents - "
+                      "are they scaled to the population? The SRS-without-replacement design "
+                      "effect is NaN where they sum to less, and meaningless where they sum to "
+                      "about n. Use deff='replace' (CLI: --deff-replace) for weights scaled to "
+                      "the sample size.", RuntimeWarning, stacklevel=4)
     out = np.empty(G * k)
-    for j, (_, _, y) in enumerate(terms):
+    for j, y in enumerate(_term_values(blocks)):
         sw_y = np.bincount(gg, weights=wv * y, minlength=G)
         with np.errstate(invalid="ignore", divide="ignore"):
             ybar = sw_y / Nhat
             ss = np.bincount(gg, weights=wv * (y - ybar[gg]) ** 2, minlength=G)
             s2 = ss / Nhat * nnz / (nnz - 1)
-            vsrs = s2 * (Nhat - nnz) / (Nhat * nnz)
+            if replace:
+                vsrs = s2 / nnz
+            else:
+                vsrs = np.where(Nhat < nnz, np.nan, s2 * (Nhat - nnz) / (Nhat * nnz))
             if kind == "total":
                 vsrs = vsrs * Nhat ** 2
-        out[np.arange(G) * k + j] = np.diag(V)[np.arange(G) * k + j] / vsrs
+            out[np.arange(G) * k + j] = np.diag(V)[np.arange(G) * k + j] / vsrs
     return out
 
 
@@ -494,7 +552,13 @@ def quantile(design, var, q=0.5, by=None, *, qrule="math", level=0.95, df=None, 
         fr = _frame(design, lab, est, se, n, level, dfv)
         fr["ci_low"] = lo
         fr["ci_high"] = hi
-        fr.attrs["vcov"] = Matrix(np.diag(se ** 2))
+        # Covariances between quantiles (of different groups or levels) are not estimated:
+        # only a single quantile carries a (1 x 1) vcov, so that contrast() refuses to
+        # combine quantiles instead of silently assuming independence.
+        if len(fr) == 1:
+            fr.attrs["vcov"] = Matrix(np.diag(se ** 2), fr.index, est)
+        else:
+            fr.attrs.pop("vcov", None)
         out.append(fr)
     return pd.concat(out, ignore_index=True) if len(out) > 1 else out[0]
 
@@ -528,17 +592,19 @@ def ciprop(design, var, by=None, *, method="logit", level=0.95, df=None, level_o
     """Confidence interval for a proportion (R ``svyciprop``), t quantiles on ``df``
     (default the design df, as svyciprop). Methods:
 
-    * "logit": expit(logit(p) +- t se/(p(1-p))) (svyglm intercept, quasibinomial);
+    * "logit" (= "xlogit"): expit(logit(p) +- t se/(p(1-p))) (the svyglm intercept of a
+      quasibinomial model, computed from the exact weighted share rather than an IRLS fit);
     * "likelihood": profile of the design-scaled binomial deviance (Rao–Scott scaling);
     * "asin": sin^2(asin(sqrt p) +- t se / (2 sqrt(p(1-p))));
     * "beta": Clopper–Pearson with Korn–Graubard effective n
-      n_eff = p(1-p)/var * (qt(a/2, n-1)/qt(a/2, df))^2, n = rows of the design;
+      n_eff = p(1-p)/var * (qt(a/2, n-1)/qt(a/2, df))^2, n = rows of the design (of the
+      domain/group: R's nrow() of the subset svyby passes);
     * "mean": p +- t se;
     * "wilson": Wilson score interval with the effective sample size p(1-p)/var.
     ``se`` is the linearisation SE of the proportion for every method."""
     from scipy import stats, optimize
 
-    methods = ("logit", "likelihood", "asin", "beta", "mean", "wilson")
+    methods = ("logit", "xlogit", "likelihood", "asin", "beta", "mean", "wilson")
     if method not in methods:
         raise EstimationError(f"unknown ciprop method {method!r}", code="estimate.bad_method",
                               hint="one of " + ", ".join(methods))
@@ -556,7 +622,7 @@ def ciprop(design, var, by=None, *, method="logit", level=0.95, df=None, level_o
     lo = np.full(G, np.nan)
     hi = np.full(G, np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
-        if method == "logit":
+        if method in ("logit", "xlogit"):
             eta = np.log(p / (1 - p))
             s = se / (p * (1 - p))
             lo, hi = 1 / (1 + np.exp(-(eta - t * s))), 1 / (1 + np.exp(-(eta + t * s)))
@@ -567,7 +633,9 @@ def ciprop(design, var, by=None, *, method="logit", level=0.95, df=None, level_o
             s = se / (2 * np.sqrt(p * (1 - p)))
             lo, hi = np.sin(a - t * s) ** 2, np.sin(a + t * s) ** 2
         elif method == "beta":
-            n_all = design.n
+            # R: nrow(design) - the rows of the (sub)design, here of each domain/group,
+            # missing values of var included (svyby hands svyciprop one subset per group)
+            n_all = _counts(design, g, np.ones(design.n, dtype=bool), G).astype(float)
             neff = p * (1 - p) / se ** 2
             neff = neff * (stats.t.ppf(alpha / 2, n_all - 1) / stats.t.ppf(alpha / 2, dfv)) ** 2 \
                 if np.isfinite(dfv) else neff * (stats.t.ppf(alpha / 2, n_all - 1) / stats.norm.ppf(alpha / 2)) ** 2
@@ -633,7 +701,7 @@ def _ciprop_likelihood(design, y, gv, G, p, se, t):
 
 
 def _row_labels(result: pd.DataFrame) -> list[str]:
-    skip = {"estimate", "se", "ci_low", "ci_high", "df", "n", "cv", "deff"}
+    skip = {"estimate", "se", "ci_low", "ci_high", "df", "n", "cv", "deff", "t_value", "p_value"}
     cols = [c for c in result.columns if c not in skip]
     keep = [c for c in cols if result[c].nunique(dropna=False) > 1] or cols[:1]
     return [":".join(str(result[c].iloc[i]) for c in keep) for i in range(len(result))]
@@ -651,12 +719,32 @@ def contrast(result: pd.DataFrame, weights, *, level=0.95, df=None) -> pd.DataFr
     >>> m = design.mean("age", by="wave")                 # doctest: +SKIP
     >>> design.contrast(m, {"w2": 1, "w1": -1})           # wave 2 - wave 1  # doctest: +SKIP
     """
-    V = result.attrs.get("vcov")
-    if V is not None:
-        V = np.asarray(V)
+    M = result.attrs.get("vcov")
+    V = None if M is None else np.asarray(M)
+    M_est = None
+    idx = getattr(M, "index", None)
+    if V is not None and idx is not None and tuple(result.index) != idx:
+        # rows were sorted or filtered after estimation: pick the matching covariances
+        pos = {k: i for i, k in enumerate(idx)}
+        if result.index.has_duplicates or not all(k in pos for k in result.index):
+            V = None
+        else:
+            sel = np.array([pos[k] for k in result.index], dtype=np.int64)
+            V = V[np.ix_(sel, sel)]
+            if getattr(M, "estimates", None) is not None:
+                M_est = M.estimates[sel]
+    elif V is not None:
+        M_est = getattr(M, "estimates", None)
+    if V is not None and M_est is not None and (
+            len(M_est) != len(result)
+            or not np.array_equal(M_est, result["estimate"].to_numpy(dtype=float), equal_nan=True)):
+        V = None  # rows re-ordered and re-indexed, or estimates changed: no safe match
     if V is None or V.shape != (len(result), len(result)):
-        raise EstimationError("this result carries no covariance matrix", code="estimate.no_vcov",
-                              hint="use the DataFrame returned by mean/total/proportion/ratio")
+        raise EstimationError("this result carries no covariance matrix for its rows",
+                              code="estimate.no_vcov",
+                              hint="use the DataFrame returned by mean/total/proportion/ratio/ciprop "
+                                   "(rows may be sorted or filtered, not re-indexed or concatenated); "
+                                   "quantiles of several groups carry no covariances")
     labels = _row_labels(result)
     k = len(result)
 
@@ -696,17 +784,19 @@ def contrast(result: pd.DataFrame, weights, *, level=0.95, df=None) -> pd.DataFr
                         "ci_high": est + q * se, "df": dfv})
     with np.errstate(divide="ignore", invalid="ignore"):
         out["cv"] = se / np.abs(est)
-    out.attrs["vcov"] = Matrix(Vc)
+    out.attrs["vcov"] = Matrix(Vc, out.index, est)
     return out
 
 
 # ----------------------------------------------------------------------------- chisq
 
 
-def chisq(design, a: str, b: str, *, statistic: str = "F") -> pd.Series:
+def chisq(design, a: str, b: str, *, statistic: str = "F", na_rm: bool = True) -> pd.Series:
     """Test of association in the two-way table a x b (R ``svychisq``, na.rm=TRUE).
 
-    X2 = Pearson statistic of the weighted table rescaled to N = rows of the design;
+    X2 = Pearson statistic of the weighted table rescaled to N = rows of the design (of the
+    domain for a subset, as R's nrow(); rows with a missing a or b count in N), over the
+    levels present (R tabulates ``factor()`` of the values, so unused levels drop out);
     Delta = Rao–Scott design-effect matrix of the interaction contrasts (Rao & Scott 1984).
     statistic="F": F = X2/tr(Delta) on (d0, d0 nu) df, d0 = tr(Delta)^2/tr(Delta^2),
     nu = design df; "Chisq": reports X2, p from X2/mean(diag Delta) on (r-1)(c-1) df;
@@ -720,13 +810,26 @@ def chisq(design, a: str, b: str, *, statistic: str = "F") -> pd.Series:
     if statistic not in ("F", "Chisq", "Wald", "adjWald"):
         raise EstimationError(f"unknown statistic {statistic!r}", code="estimate.bad_statistic",
                               hint="one of F, Chisq, Wald, adjWald")
+    dom = design.domain_mask
     ca, la = _levels(_column(design, a))
     cb, lb = _levels(_column(design, b))
-    nr, nc = len(la), len(lb)
-    if nr < 2 or nc < 2:
-        raise EstimationError("both variables need at least two levels", code="estimate.bad_table")
     valid = (ca >= 0) & (cb >= 0)
-    N = design.n
+    _check_na(design, valid, [a, b], na_rm)
+    # keep the levels present in the (domain's) data
+    codes = []
+    for c, lev in ((ca, la), (cb, lb)):
+        used = np.flatnonzero(np.bincount(c[(c >= 0) & dom], minlength=len(lev)) > 0)
+        remap = np.full(len(lev), -1, dtype=np.int64)
+        remap[used] = np.arange(used.size)
+        codes.append((np.where(c >= 0, remap[np.maximum(c, 0)], -1), [lev[i] for i in used]))
+    (ca, la), (cb, lb) = codes
+    nr, nc = len(la), len(lb)
+    for v, k in ((a, nr), (b, nc)):
+        if k < 2:
+            raise EstimationError(f"{v!r} has {k} level(s) in the data; a test of association needs "
+                                  "at least two", code="estimate.bad_table", where=f"variable {v!r}")
+    valid = (ca >= 0) & (cb >= 0)
+    N = int(dom.sum())
     nu = design.degf
     cell = np.where(valid, ca + nr * cb, -1)          # rows vary fastest (R interaction order)
     K = nr * nc

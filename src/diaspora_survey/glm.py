@@ -204,6 +204,6 @@ def svyglm(design, formula: str, family: str = "gaussian", *, level: float = 0.9
                         "ci_low": beta - q * se, "ci_high": beta + q * se, "df": float(df_res)})
     from .estimate import Matrix
 
-    out.attrs.update(vcov=Matrix(V), df_residual=df_res, dispersion=dispersion, family=family,
+    out.attrs.update(vcov=Matrix(V, out.index, beta), df_residual=df_res, dispersion=dispersion, family=family,
                      converged=converged, iterations=iters, fit=_LazyFit(y, Xm, fam, wn, names))
     return out

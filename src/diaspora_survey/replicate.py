@@ -10,8 +10,15 @@ Follows R's ``as.svrepdesign`` (survey 4.1; Lumley 2010, §2.3):
   and rho to the other by the sign of a Sylvester Hadamard matrix column (rho = 0: BRR);
   scale = 1/(R (1-rho)^2), rscales = 1. (R picks its own Hadamard matrix, so individual
   replicates differ from R's; the variance estimator is the same fully balanced one.)
-* bootstrap: Rao–Wu rescaled bootstrap: in each stratum draw n_h - 1 PSUs with
-  replacement, factor = count * n_h/(n_h-1); scale = 1/(R-1), rscales = 1 (seeded).
+* bootstrap: R's ``bootweights`` (Canty & Davison 1999): in each stratum draw n_h PSUs
+  with replacement (with a stage-1 fpc: n_h without replacement from a pseudo-population
+  of N_h units made by repeating the stratum's PSUs), factor = count; scale =
+  nbar/((nbar-1)(R-1)) with nbar the harmonic mean of the n_h, rscales = 1 (seeded).
+* subbootstrap: R's ``subbootweights`` (Rao & Wu 1988 rescaled bootstrap): draw n_h - 1
+  PSUs with replacement, factor = count * n_h/(n_h-1); scale = 1/(R-1), rscales = 1 (no fpc).
+
+The random draws use numpy's generator, so replicates differ from R's for the same seed;
+the estimator is the same.
 """
 from __future__ import annotations
 
@@ -39,9 +46,11 @@ def make_replicates(design, type: str, *, replicates: int = 200, seed=None, rho:
     f_h = st.frac_h          # n_h/N_h, 0 without fpc
     if type == "JK1":
         _check_size(design.n, P)
-        if H > 1 and np.unique(f_h).size > 1:
-            raise DesignError("JK1 needs one fpc for the whole design", code="design.jk1_fpc",
-                              hint="use type='JKn' for a stratified design")
+        if H > 1:
+            raise DesignError("JK1 (delete-one-PSU jackknife) is for unstratified designs",
+                              code="design.jk1_stratified",
+                              hint="use type='JKn' for a stratified design (as R: \"Can't use JK1 "
+                                   "for a stratified design\")")
         F = np.full((P, P), P / (P - 1))
         np.fill_diagonal(F, 0.0)
         scale = (P - 1) / P * (1 - f_h[0])
@@ -79,27 +88,54 @@ def make_replicates(design, type: str, *, replicates: int = 200, seed=None, rho:
         _check_size(design.n, R)
         scale = 1.0 / (R * (1 - r_) ** 2)
         rscales = np.ones(R)
-    elif type == "bootstrap":
+    elif type in ("bootstrap", "subbootstrap"):
         R = int(replicates)
         if R < 2:
-            raise DesignError("bootstrap needs at least 2 replicates", code="design.bad_replicates")
+            raise DesignError(f"{type} needs at least 2 replicates", code="design.bad_replicates")
         _check_size(design.n, R)
         if np.any(n_h < 2):
-            raise DesignError("bootstrap needs at least two PSUs per stratum",
+            raise DesignError(f"{type} needs at least two PSUs per stratum",
                               code="design.lonely_psu", hint="merge single-PSU strata first")
         rng = np.random.default_rng(seed)
-        draws_h = (n_h - 1).astype(np.int64)
-        hs = np.repeat(np.arange(H), draws_h)
         F = np.empty((P, R))
-        mult = (n_h / (n_h - 1))[unit_h]
-        for r in range(R):  # loop over replicates, vectorised within
-            pick = st.starts[hs] + np.floor(rng.random(hs.size) * n_h[hs]).astype(np.int64)
-            F[:, r] = np.bincount(pick, minlength=P) * mult
-        scale = 1.0 / (R - 1)
+        if type == "subbootstrap":
+            draws_h = (n_h - 1).astype(np.int64)
+            mult = (n_h / (n_h - 1))[unit_h]
+        else:
+            draws_h = n_h.astype(np.int64)
+            mult = np.ones(P)
+        fpc_h = f_h > 0
+        if type == "subbootstrap" or not fpc_h.any():
+            hs = np.repeat(np.arange(H), draws_h)
+            for r in range(R):  # loop over replicates, vectorised within
+                pick = st.starts[hs] + np.floor(rng.random(hs.size) * n_h[hs]).astype(np.int64)
+                F[:, r] = np.bincount(pick, minlength=P) * mult
+        else:
+            # R's bootstratum(popsize=N_h): the stratum's PSUs, shuffled once, repeated to
+            # N_h pseudo-units; each replicate draws n_h of them without replacement
+            with np.errstate(divide="ignore"):
+                Npop = np.where(fpc_h, np.floor(n_h / np.where(fpc_h, f_h, 1.0) + 1e-9), 0).astype(np.int64)
+            perms = [rng.permutation(int(n)) for n in n_h.astype(np.int64)]
+            wr = np.flatnonzero(~fpc_h)
+            hs = np.repeat(wr, draws_h[wr])
+            for r in range(R):  # loop over replicates (and strata with an fpc)
+                counts = np.zeros(P)
+                if hs.size:
+                    pick = st.starts[hs] + np.floor(rng.random(hs.size) * n_h[hs]).astype(np.int64)
+                    counts += np.bincount(pick, minlength=P)
+                for h in np.flatnonzero(fpc_h):
+                    k = rng.choice(Npop[h], size=int(n_h[h]), replace=False) % int(n_h[h])
+                    counts += np.bincount(st.starts[h] + perms[h][k], minlength=P)
+                F[:, r] = counts
+        if type == "subbootstrap":
+            scale = 1.0 / (R - 1)
+        else:
+            nbar = 1.0 / np.mean(1.0 / n_h)
+            scale = nbar / ((nbar - 1) * (R - 1))
         rscales = np.ones(R)
     else:
         raise DesignError(f"unknown replicate type {type!r}", code="design.invalid_option",
-                          hint="one of JK1, JKn, BRR, Fay, bootstrap")
+                          hint="one of JK1, JKn, BRR, Fay, bootstrap, subbootstrap")
     repw = design._w[:, None] * F[st.unit]
     return dict(type=type, repw=repw, scale=float(scale), rscales=np.asarray(rscales, float),
                 factors=F, rho=rho if type == "Fay" else None)

@@ -3,8 +3,11 @@
     diaspora-survey estimate data.parquet --mean age --proportion education --by wave \\
         --weights weight --strata region --psu cluster --json
 
-Without DATA the project's ``build/weighted.parquet`` (else ``build/harmonised.parquet``)
-is used. Parquet, CSV and SPSS (.sav/.zsav) files are read; SPSS files give raw codes.
+Without DATA the project's ``build/weighted.parquet`` is used, else its harmonised data
+(``[harmonise] output``, else the waves harmonised on the fly). Parquet files are read as
+they are; CSV, SPSS and Stata files through ``read_wave``: declared user-missing codes
+become missing values (never averaged in) and the ``--proportion``/``--by`` variables show
+their value labels.
 """
 from __future__ import annotations
 
@@ -21,40 +24,83 @@ def _split(values: Optional[List[str]]) -> list[str]:
     return out
 
 
-def _read(data: Optional[Path], project: Path):
+def _read_parquet(path: Path):
     import pandas as pd
 
     from ..errors import InputFileError
 
-    if data is None:
+    try:
+        return pd.read_parquet(path)
+    except Exception as e:  # pyarrow raises several kinds
+        raise InputFileError(f"cannot read parquet: {e}", code="input.unreadable", where=str(path),
+                             hint="is it a complete parquet file?") from None
+
+
+def _project_data(project: Path):
+    """The project's data: build/weighted.parquet, else the harmonised parquet ([harmonise]
+    output), else the waves harmonised now (as ``diaspora-survey weight`` does)."""
+    from ..errors import InputFileError
+    from ..project import FILENAME, Project
+
+    root = project if project.is_dir() else project.parent
+    if not (project / FILENAME).exists() and not (project.suffix == ".toml" and project.exists()):
         for name in ("build/weighted.parquet", "build/harmonised.parquet"):
-            p = project / name
-            if p.exists():
-                return pd.read_parquet(p), p
-        raise InputFileError("no data file given and the project has no build/weighted.parquet or "
-                             "build/harmonised.parquet", code="estimate.no_data", where=str(project),
-                             hint="run `diaspora-survey harmonise` (and `diaspora-survey weight`) first, "
-                                  "or pass a data file: diaspora-survey estimate data.parquet --mean age")
+            if (root / name).exists():
+                return _read_parquet(root / name), root / name
+        raise InputFileError("no data file given, and no project here (no diaspora-survey.toml, "
+                             "build/weighted.parquet or build/harmonised.parquet)",
+                             code="estimate.no_data", where=str(project),
+                             hint="pass a data file: diaspora-survey estimate data.parquet --mean age, "
+                                  "or run inside a project (--project DIR) after `diaspora-survey harmonise`")
+    proj = Project.load(project)
+    for p in (proj.path("build/weighted.parquet"), proj.path(proj.harmonise_config.output)):
+        if p.exists():
+            return _read_parquet(p), p
+    return proj.harmonised(), Path(str(proj.root)) / "(waves harmonised now)"
+
+
+def _from_wave(wave, categorical: set[str]):
+    """A raw wave as analysis data: user-missing codes become NA (they must never be
+    averaged in), and the variables used as categories (--proportion, --by) show their
+    value labels instead of raw codes."""
+    import pandas as pd
+
+    df = wave.data.copy(deep=False)
+    for col, meta in (wave.meta or {}).items():
+        if col not in df.columns:
+            continue
+        if meta.missing_values or meta.missing_ranges:
+            miss = meta.is_user_missing(df[col])
+            if miss.any():
+                df[col] = df[col].mask(miss)
+        if col in categorical and meta.value_labels:
+            s = df[col]
+            codes = sorted(meta.value_labels, key=lambda k: (str(type(k)), k))
+            labels = [str(meta.value_labels[k]) for k in codes]
+            if len(set(labels)) == len(labels):
+                # unlabelled codes keep their value as label
+                extra = sorted(set(s.dropna().unique()) - set(codes), key=lambda k: (str(type(k)), k))
+                mapping = {k: str(meta.value_labels[k]) for k in codes}
+                mapping.update({k: str(k) for k in extra})
+                cats = list(dict.fromkeys(list(mapping.values())))
+                df[col] = pd.Categorical(s.map(mapping), categories=cats)
+    return df
+
+
+def _read(data: Optional[Path], project: Path, categorical: set[str]):
+    from ..errors import InputFileError
+
+    if data is None:
+        return _project_data(project)
     if not data.exists():
         raise InputFileError("file not found", code="input.not_found", where=str(data),
                              hint="check the path")
     suffix = data.suffix.lower()
     if suffix in (".parquet", ".pq"):
-        try:
-            return pd.read_parquet(data), data
-        except Exception as e:  # pyarrow raises several kinds
-            raise InputFileError(f"cannot read parquet: {e}", code="input.unreadable", where=str(data),
-                                 hint="is it a complete parquet file?") from None
-    try:
-        from ..io import read_wave
-    except ImportError:  # pragma: no cover - io package absent
-        read_wave = None
-    if read_wave is not None:
-        return read_wave(data).data, data
-    if suffix == ".csv":  # pragma: no cover
-        return pd.read_csv(data), data
-    raise InputFileError(f"unsupported file type {suffix!r}", code="input.unsupported", where=str(data),
-                         hint="use .parquet, .csv or .sav")
+        return _read_parquet(data), data
+    from ..io import read_wave
+
+    return _from_wave(read_wave(data), categorical), data
 
 
 def register(app: typer.Typer) -> None:
@@ -74,7 +120,11 @@ def register(app: typer.Typer) -> None:
         nest: bool = typer.Option(False, "--nest", help="PSU ids are unique only within strata."),
         lonely_psu: str = typer.Option("fail", "--lonely-psu",
                                        help="Single-PSU strata: fail, remove, adjust, average, certainty."),
-        deff: bool = typer.Option(False, "--deff", help="Add design effects."),
+        deff: bool = typer.Option(False, "--deff", help="Add design effects (vs SRS without replacement, "
+                                                         "as R's deff=TRUE; needs weights scaled to the population)."),
+        deff_replace: bool = typer.Option(False, "--deff-replace",
+                                          help="Add design effects vs SRS with replacement (R's deff='replace'; "
+                                               "for weights scaled to the sample size)."),
         level: float = typer.Option(0.95, "--level", help="Confidence level."),
         normal: bool = typer.Option(False, "--normal", help="Normal (not t) intervals."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON records."),
@@ -82,6 +132,7 @@ def register(app: typer.Typer) -> None:
         project: Path = typer.Option(Path("."), "--project", "-p", help="Project folder (when DATA is omitted)."),
     ) -> None:
         """Design-based estimates with SEs and confidence intervals (Taylor linearisation, as R survey)."""
+        import numpy as np
         import pandas as pd
 
         from ..design import SurveyDesign
@@ -93,24 +144,40 @@ def register(app: typer.Typer) -> None:
         if not (means or totals or props):
             raise EstimationError("nothing to estimate", code="cli.nothing_to_do",
                                   hint="add --mean VAR, --total VAR or --proportion VAR")
-        df, source = _read(data, project)
+        byv = _split(by) or None
+        df, source = _read(data, project, set(props) | set(byv or []))
         note = None
         if weights is None and data is None and "weight" in df.columns:
             weights, note = "weight", "using weights column 'weight' of the project data"
         design = SurveyDesign(df, weights=weights, strata=strata, psu=_split(psu) or None,
                               fpc=_split(fpc) or None, nest=nest, lonely_psu=lonely_psu)
-        byv = _split(by) or None
-        kw = dict(level=level, df=float("inf") if normal else None)
+        if deff and deff_replace:
+            raise EstimationError("choose one of --deff and --deff-replace", code="cli.conflicting_options")
+        kw = dict(level=level, df=float("inf") if normal else None,
+                  deff="replace" if deff_replace else bool(deff))
         parts = []
-        for v in means:
-            parts.append(design.mean(v, by=byv, deff=deff, **kw).assign(statistic="mean"))
-        for v in totals:
-            parts.append(design.total(v, by=byv, deff=deff, **kw).assign(statistic="total"))
-        for v in props:
-            parts.append(design.proportion(v, by=byv, deff=deff, **kw).assign(statistic="proportion"))
+        import warnings
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for v in means:
+                parts.append(design.mean(v, by=byv, **kw).assign(statistic="mean"))
+            for v in totals:
+                parts.append(design.total(v, by=byv, **kw).assign(statistic="total"))
+            for v in props:
+                parts.append(design.proportion(v, by=byv, **kw).assign(statistic="proportion"))
+        notes = list(dict.fromkeys(str(w.message) for w in caught))
+        if weights is None:
+            notes.insert(0, "no --weights given: every row has weight 1 (unweighted estimates)"
+                            + ("; `diaspora-survey weight` makes the project's weights" if data is None else ""))
         res = pd.concat(parts, ignore_index=True)
         lead = ["statistic"] + (byv or []) + ["variable"] + (["level"] if "level" in res.columns else [])
         res = res[lead + [c for c in res.columns if c not in lead]]
+        if notes and (as_json or as_csv):
+            from rich.console import Console as _C
+
+            for msg in notes:
+                _C(stderr=True, highlight=False).print(f"note: {msg}", markup=False)
         if as_json:
             typer.echo(res.to_json(orient="records", force_ascii=False, double_precision=15))
             return
@@ -121,12 +188,25 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         console = Console(highlight=False)
-        table = Table(title=f"Estimates from {source} ({design.n:,} rows, df {design.degf})")
-        for c in res.columns:
-            table.add_column(str(c), justify="right" if pd.api.types.is_numeric_dtype(res[c]) else "left")
-        for row in res.itertuples(index=False):
-            table.add_row(*[(f"{x:,.4g}" if isinstance(x, float) else ("" if x is None else str(x)))
-                            for x in row])
+        if not console.is_terminal:  # piped: do not squeeze the table into 80 columns
+            console = Console(highlight=False, width=200)
+        title = (f"Estimates from {source} ({design.n:,} rows, design df {design.degf}"
+                 + ("" if weights else ", unweighted") + ")")
+        table = Table(title=title)
+        shown = [c for c in res.columns if c != "df" or res["df"].nunique() > 1]
+        for c in shown:
+            table.add_column(str(c), justify="right" if pd.api.types.is_numeric_dtype(res[c]) else "left",
+                             no_wrap=True)
+
+        def fmt(x):
+            if x is None or (isinstance(x, float) and np.isnan(x)):
+                return ""
+            if isinstance(x, (float, np.floating)):
+                return f"{x:,.6g}"
+            return str(x)
+
+        for row in res[shown].itertuples(index=False):
+            table.add_row(*[fmt(x) for x in row])
         console.print(table)
-        if note:
-            console.print(note)
+        for msg in ([note] if note else []) + notes:
+            console.print(msg, markup=False)
