@@ -13,6 +13,10 @@ loaded data relative to the size of the data.  Not part of CI.
 
 Peer venvs (created by ../shared/peer-bench/setup_venvs.sh or by hand):
 ``--venv weightipy=/tmp/venv-weightipy`` etc.; missing ones are skipped and named.
+R's ``survey::rake`` and ``calibrate(calfun="raking")`` run through the harness's
+``bench.R`` when ``Rscript`` is on the PATH (they need the CSV copy of the data, made
+on first use).  Wrap timing runs in ``flock /tmp/bench.lock ...`` on a shared machine;
+the load average before and after is printed so a busy machine can be recognised.
 Timed: from the in-memory DataFrame to the final weight vector (the peers' convention);
 our diagnostics (weight quantiles, SMDs) are computed lazily and are timed separately.
 """
@@ -32,7 +36,8 @@ REPO = HERE.parent
 PEER = Path(os.environ.get("DIASPORA_PEER_BENCH", REPO.parent / "shared" / "peer-bench"))
 DEFAULT_VENVS = {"weightipy": ["/tmp/venv-weightipy", "/tmp/w5-weightipy"],
                  "balance": ["/tmp/venv-balance", "/tmp/w5-balance"],
-                 "svy": ["/tmp/venv-svy"]}
+                 "svy": ["/tmp/venv-svy"], "ipfn": ["/tmp/venv-base"]}
+R_TOOLS = {"R_rake": "rake", "R_calibrate": "calibrate"}
 
 
 def ours(n: int, reps: int, scratch: Path) -> None:
@@ -43,6 +48,7 @@ def ours(n: int, reps: int, scratch: Path) -> None:
     from bench_common import DATA, VARS, codes_for, emit, load_targets, margin_check, run_reps, status_mb
 
     import diaspora_survey as ds
+    import diaspora_survey.weighting  # noqa: F401  (imported before timing, as the peers' modules)
 
     tg = load_targets()
     df = pd.read_parquet(f"{DATA}/survey_{n}.parquet", columns=VARS + ["w"])
@@ -87,7 +93,7 @@ def main() -> int:
     ap.add_argument("--data", default=os.environ.get("DIASPORA_BENCH_DATA", "/tmp/diaspora-bench/data"),
                     help="folder for the generated data (the shared folder may be read-only)")
     ap.add_argument("--venv", action="append", default=[], help="tool=/path/to/venv")
-    ap.add_argument("--tools", default="numpy_cells,numpy,ours,weightipy,balance,svy")
+    ap.add_argument("--tools", default="numpy_cells,numpy,ours,weightipy,balance,svy,ipfn,R_rake,R_calibrate")
     ap.add_argument("--ours-child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--scratch", help=argparse.SUPPRESS)
     ap.add_argument("--json", help="also write the result lines to this file")
@@ -100,18 +106,28 @@ def main() -> int:
         return 2
     data = Path(a.data)
     data.mkdir(parents=True, exist_ok=True)
-    if not (data / f"survey_{a.n}.parquet").exists():
-        subprocess.run([sys.executable, str(PEER / "make_data.py"), "--n", str(a.n), "--out", str(data),
-                        "--no-csv"], check=True)
+    tools = a.tools.split(",")
+    rscript = shutil.which("Rscript")
+    want_r = rscript is not None and any(t in R_TOOLS for t in tools)
+    if not (data / f"survey_{a.n}.parquet").exists() or (want_r and not (data / f"survey_{a.n}.csv").exists()):
+        subprocess.run([sys.executable, str(PEER / "make_data.py"), "--n", str(a.n), "--out", str(data)]
+                       + ([] if want_r else ["--no-csv"]), check=True)
+    load_before = os.getloadavg()
     scratch = Path(tempfile.mkdtemp(prefix="diaspora-bench-"))
     try:
-        for f in ("bench_rake.py", "bench_common.py"):
-            shutil.copy(PEER / f, scratch / f)
+        for f in ("bench_rake.py", "bench_common.py", "bench.R"):
+            if (PEER / f).exists():
+                shutil.copy(PEER / f, scratch / f)
         (scratch / "data").symlink_to(data)
         venvs = dict(x.split("=", 1) for x in a.venv)
         rows, skipped = [], []
-        for tool in a.tools.split(","):
-            if tool == "ours":
+        for tool in tools:
+            if tool in R_TOOLS:
+                if rscript is None:
+                    skipped.append(f"{tool} (no Rscript on the PATH)")
+                    continue
+                cmd = [rscript, str(scratch / "bench.R"), "rake", R_TOOLS[tool], str(a.n), str(a.reps)]
+            elif tool == "ours":
                 cmd = [sys.executable, __file__, "--ours-child", "--n", str(a.n), "--reps", str(a.reps),
                        "--scratch", str(scratch)]
             else:
@@ -129,6 +145,7 @@ def main() -> int:
             print(f"  {tool:<16} {rows[-1]['seconds']:.4f} s", file=sys.stderr)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    load_after = os.getloadavg()
     if a.json:
         Path(a.json).write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     yard = next((r for r in rows if r["tool"] == "numpy_cells"), None)
@@ -145,8 +162,22 @@ def main() -> int:
         print(f"\nours: peak memory above the loaded data {extra:.0f} MB = {extra / our['data_mb']:.2f}× "
               f"the data ({our['data_mb']:.0f} MB in memory); lazily computed diagnostics "
               f"{our['diagnostics_seconds']:.3f} s more; {our.get('iterations')} sweeps")
+    if our and yard:
+        ratio = our["seconds"] / yard["seconds"]
+        py_peers = [r for r in rows if r["tool"] in ("weightipy", "balance", "svy")]   # the issue's peers
+        table_fitters = [r for r in rows if r["tool"] == "ipfn"]   # fits the table, not respondents
+        r_peers = [r for r in rows if r["tool"].startswith("R ")]
+        print(f"targets: ours / yardstick = {ratio:.2f} (target <= 1.5: {'met' if ratio <= 1.5 else 'NOT met'})"
+              + "".join(f"; {r['tool']} / ours = {r['seconds'] / our['seconds']:.0f}" for r in r_peers)
+              + (f"; faster than every Python peer run: "
+                 f"{'yes' if all(r['seconds'] > our['seconds'] for r in py_peers) else 'NO'}" if py_peers else "")
+              + "".join(f"; ipfn (on the cell table) / ours = {r['seconds'] / our['seconds']:.2f}"
+                        for r in table_fitters))
     if skipped:
         print("skipped: " + ", ".join(skipped))
+    print(f"load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f} on "
+          f"{os.cpu_count()} CPU(s)" + ("  -- the machine was busy: ratios are noisy"
+                                        if max(load_before[0], load_after[0]) > 0.5 * (os.cpu_count() or 1) else ""))
     return 0
 
 

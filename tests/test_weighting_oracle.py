@@ -141,3 +141,44 @@ def test_kish(cid, clus1, strat, oracle_cases):
     assert d["kish_deff"] == pytest.approx(e["deff_kish"], rel=1e-10)
     assert d["cv"] == pytest.approx(e["cv_population_sd"], rel=1e-10)
     assert 1 + d["cv"] ** 2 == pytest.approx(e["one_plus_cv2_population_sd"], rel=1e-10)
+
+
+# ------------------------------------------------------------------ unequal base weights
+# apiclus1's pw is constant, so the oracle cannot tell whether the calibration record
+# carries the base weights correctly.  With apistrat's unequal weights the
+# calibration-aware SE of a total must equal the plain SE of the total of the residuals
+# e = y - x'B (B: base-weighted regression on the auxiliaries; post-stratification: the
+# base-weighted cell means) under the final weights (Lumley 2010 §7; Särndal et al. 1992).
+def _fixed_design(strat, w, e):
+    return ds.SurveyDesign(strat.assign(_w=np.asarray(w), _e=np.asarray(e)), weights="_w",
+                           strata="stype", fpc="fpc")
+
+
+@pytest.mark.parametrize("method", ["linear", "raking"])
+def test_calibration_se_with_unequal_base_weights(strat, method):
+    d = ds.SurveyDesign(strat, weights="pw", strata="stype", fpc="fpc")
+    totals = {"sch_wide": {"No": 1072, "Yes": 5122}, "api99": 3914069}
+    r = calibrate(d, totals, method=method, tol=1e-12, max_iter=100)
+    y = strat["enroll"].to_numpy(float)
+    X = np.column_stack([np.ones(len(strat)), (strat["sch_wide"] == "Yes").to_numpy(float),
+                         strat["api99"].to_numpy(float)])
+    dw = strat["pw"].to_numpy()
+    B = np.linalg.solve((X * dw[:, None]).T @ X, (X * dw[:, None]).T @ y)
+    expected = _fixed_design(strat, r.weights, y - X @ B).total("_e").iloc[0]["se"]
+    got = r.design.total("enroll").iloc[0]
+    assert got["se"] == pytest.approx(expected, rel=1e-9)
+    assert got["estimate"] == pytest.approx(float(np.dot(r.weights, y)), rel=1e-12)
+    # and differs from treating the calibrated weights as fixed
+    fixed = _fixed_design(strat, r.weights, y).total("_e").iloc[0]["se"]
+    assert abs(fixed - got["se"]) > 1e-3 * got["se"]
+
+
+def test_poststratification_se_with_unequal_base_weights(strat):
+    d = ds.SurveyDesign(strat, weights="pw", strata="stype", fpc="fpc")
+    r = poststratify(d, {"sch_wide": {"No": 1072, "Yes": 5122}})
+    y = strat["enroll"].to_numpy(float)
+    dw = strat["pw"].to_numpy()
+    cell = strat["sch_wide"].to_numpy()
+    ybar = pd.Series(y * dw).groupby(cell).transform("sum") / pd.Series(dw).groupby(cell).transform("sum")
+    expected = _fixed_design(strat, r.weights, y - ybar.to_numpy()).total("_e").iloc[0]["se"]
+    assert r.design.total("enroll").iloc[0]["se"] == pytest.approx(expected, rel=1e-9)

@@ -272,3 +272,86 @@ def test_diagnostics_content(df):
     assert "sex" not in set(smd["covariate"]) and "w" not in set(smd["covariate"])
     frame = r.frame(df)
     assert {"weight_base", "weight_raked", "weight"} <= set(frame.columns)
+
+
+# ---------------------------------------------------------------- audit additions (issue 5)
+def test_base_weight_series_is_matched_by_index(df):
+    """A Series of base weights is aligned on the data's index, never taken by position."""
+    t = {"sex": SEX}
+    a = rake(df, t, base_weight="w").weights
+    b = rake(df, t, base_weight=df["w"].iloc[::-1]).weights      # same values, reversed order
+    np.testing.assert_allclose(a, b, rtol=1e-14)
+    with pytest.raises(WeightingError, match="not indexed like the data"):
+        rake(df, t, base_weight=df["w"].set_axis(df.index + 10_000))
+    with pytest.raises(WeightingError, match="not numeric"):
+        rake(df, t, base_weight=np.array(["a"] * len(df), dtype=object))
+
+
+def test_keep_base_with_count_targets_stays_on_population_scale(df):
+    """Rows kept out of the fit are scaled like the matched rows, not left at sample scale."""
+    r = rake(df, {"country": {"GE": 6000, "AM": 4000}}, base_weight="w", unmatched="keep_base")
+    de = (df["country"] == "DE").to_numpy()
+    fitted_base = df["w"][~de].sum()
+    np.testing.assert_allclose(r.weights[de], df["w"][de] * 10000 / fitted_base, rtol=1e-12)
+    assert r.weights[~de].sum() == pytest.approx(10000, rel=1e-12)
+    assert any("population scale" in d for d in r.diagnostics.decisions)
+    p = poststratify(df, {"country": {"GE": 6000, "AM": 4000}}, base_weight="w", unmatched="keep_base")
+    np.testing.assert_allclose(p.weights, r.weights, rtol=1e-12)
+
+
+def test_poststratify_empty_cells_error_or_drop(df):
+    cells = {"GE": 0.4, "AM": 0.3, "DE": 0.2, "NO": 0.1}
+    with pytest.raises(WeightingError) as e:
+        poststratify(df, {"country": cells}, empty="error", label="wave 2022-11")
+    assert "country=NO has no respondents in wave 2022-11: drop it or merge it" in str(e.value)
+    r = poststratify(df, {"country": cells}, empty="drop")
+    shares = r.weights.groupby(df["country"]).sum() / r.weights.sum()
+    assert shares["DE"] == pytest.approx(0.2 / 0.9, abs=1e-12)
+    assert any("country=NO" in d for d in r.diagnostics.decisions)
+    r = poststratify(df, {"country": cells})                       # default: collapsed, reported
+    assert r.diagnostics.extra["collapsed"] == [["DE", "NO"]]
+    with pytest.raises(WeightingError):
+        poststratify(df, {"country": cells}, empty="lump")
+    with pytest.raises(WeightingError):
+        poststratify(df, {"country": COUNTRY}, strict="yes")
+
+
+def test_calibrate_empty_category_drop_and_zero_total(df):
+    tot = {"country": {"GE": 400, "AM": 300, "DE": 200, "NO": 100}}
+    with pytest.raises(WeightingError, match="country=NO has no respondents: drop it or merge it"):
+        calibrate(df, tot)
+    r = calibrate(df, tot, empty="drop")
+    assert r.weights.sum() == pytest.approx(1000, rel=1e-10)
+    assert (r.weights[df["country"] == "DE"].sum()) == pytest.approx(200 / 0.9, rel=1e-10)
+    assert any("country=NO" in d for d in r.diagnostics.decisions)
+    with pytest.raises(WeightingError, match="total of 0"):
+        calibrate(df, {"country": {"GE": 400, "AM": 300, "DE": 0}})
+
+
+@pytest.mark.parametrize("call", [
+    lambda d: rake(d, {"sex": SEX}, tol="x"),
+    lambda d: rake(d, {"sex": SEX}, max_iter=True),
+    lambda d: calibrate(d, {"sex": SEX}, tol=-1),
+    lambda d: calibrate(d, {"sex": SEX}, method="raking", max_iter=0),
+    lambda d: trim(d["w"], upper="x"),
+    lambda d: trim(d["w"], upper=float("nan")),
+    lambda d: trim(d["w"] * 0, upper=2, relative=True),
+    lambda d: trim(d["w"], upper=2, relative="yes"),
+])
+def test_bad_options_are_weighting_errors(df, call):
+    with pytest.raises(WeightingError):
+        call(df)
+
+
+def test_diagnostics_of_zero_weights_is_an_error():
+    from diaspora_survey.weighting import diagnostics
+
+    with pytest.raises(WeightingError, match="all zero"):
+        diagnostics(pd.Series([0.0, 0.0]))
+
+
+def test_smd_skips_constant_covariates(df):
+    r = rake(df.assign(const="x", one=1.0), {"sex": SEX}, base_weight="w")
+    smd = r.diagnostics.smd
+    assert "const" not in set(smd["covariate"]) and "one" not in set(smd["covariate"])
+    assert np.isfinite(smd["smd"]).all()

@@ -117,3 +117,108 @@ def test_cli_weight_bad_targets(repo_dir, harmonised, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "sum to 0.9, not 1" in err and "Traceback" not in err
     assert not out.exists()          # nothing half-written
+
+
+# ---------------------------------------------------------------- audit additions (issue 5)
+def test_options_that_do_not_apply_are_rejected(waves_df):
+    t = {"sex": SEX}
+    with pytest.raises(WeightingError, match="bounds= do not apply"):
+        weight_waves(waves_df, t, method="poststratify", bounds=(0.5, 2))
+    with pytest.raises(WeightingError, match="applies only to method='calibrate'"):
+        weight_waves(waves_df, t, calibration="raking")
+    with pytest.raises(WeightingError, match="not available with method='calibrate'"):
+        weight_waves(waves_df, t, method="calibrate", unmatched="keep_base")
+    with pytest.raises(WeightingError, match="need method='calibrate'"):
+        weight_waves(waves_df, {"sex": SEX, "age": 1000.0})
+    with pytest.raises(WeightingError, match="unknown empty 'collapse'"):
+        weight_waves(waves_df, t, empty="collapse")
+    with pytest.raises(WeightingError, match="base weight column 'bw' not in the data"):
+        weight_waves(waves_df, t, base_weight="bw")
+
+
+def test_waves_calibrate_with_numeric_totals_and_bounds(waves_df):
+    d = waves_df.assign(age=waves_df["age"].astype(float))
+    t = {"w1": {"sex": {"female": 450, "male": 550}, "age": 1000 * 40.0},
+         "w2": {"sex": {"female": 45, "male": 55}, "age": 100 * 40.0}}
+    res = weight_waves(d, t, method="calibrate", calibration="logit", bounds=(0.5, 8))
+    for wave, n_pop in (("w1", 1000), ("w2", 100)):
+        sub = res.data[res.data["wave"] == wave]
+        assert sub["weight"].sum() == pytest.approx(n_pop, rel=1e-9)
+        assert (sub["weight"] * sub["age"]).sum() / n_pop == pytest.approx(40.0, rel=1e-9)
+        assert (sub["weight_calibrated"] / sub["weight_base"]).between(0.5, 8).all()
+    assert res.results["w1"].diagnostics.extra["method"] == "logit"
+
+
+def test_waves_poststratify_empty_default_collapses_or_errors(waves_df):
+    t = {"w1": {"country": COUNTRY}, "w2": {"country": {"DE": 0.5, "CY": 0.4, "NO": 0.1}}}
+    res = weight_waves(waves_df, t, method="poststratify")
+    assert res.results["w2"].diagnostics.extra["collapsed"] == [["CY", "NO"]]
+    assert any("collapsed" in x and "w2" in x for x in res.decisions)
+    with pytest.raises(WeightingError, match="country=NO has no respondents in wave w2"):
+        weight_waves(waves_df, t, method="poststratify", empty="error")
+
+
+def _project(tmp_path, weighting: str):
+    from diaspora_survey.project import Project
+
+    (tmp_path / "diaspora-survey.toml").write_text("[weighting]\n" + weighting, encoding="utf-8")
+    return Project.load(tmp_path)
+
+
+def test_project_inline_margins_and_options(tmp_path, waves_df):
+    from diaspora_survey.weighting import weight_project
+
+    d = waves_df.assign(bw=np.where(waves_df["sex"] == "female", 1.0, 2.0))
+    proj = _project(tmp_path, 'method = "rake"\nbase_weight = "bw"\nbounds = [0.5, 2.0]\n'
+                              'pooling = "equal"\ntrim_upper = 3.0\n'
+                              '[weighting.margins]\nsex = {female = 0.45, male = 0.55}\n')
+    res = weight_project(proj, d)
+    assert res.pooling == "equal"
+    for wave in ("w1", "w2"):
+        r = res.results[wave]
+        assert r.diagnostics.extra["bounds"] == (0.5, 2.0)
+        base = r.steps["weight_base"]
+        np.testing.assert_array_equal(base.to_numpy(), d.loc[base.index, "bw"].to_numpy())
+        sub = res.data[res.data["wave"] == wave]
+        assert sub["weight_pooled"].sum() == pytest.approx(len(d) / 2, rel=1e-12)
+    assert any("base weights from column bw" in x for x in res.decisions)
+    proj = _project(tmp_path, 'targets = "t.yaml"\n[weighting.margins]\nsex = {female = 0.45, male = 0.55}\n')
+    with pytest.raises(WeightingError, match="not both"):
+        weight_project(proj, d)
+    proj = _project(tmp_path, 'method = "poststratify"\nbounds = [0.5, 2.0]\n'
+                              '[weighting.margins]\nsex = {female = 0.45, male = 0.55}\n')
+    with pytest.raises(WeightingError, match="do not apply"):
+        weight_project(proj, d)
+    proj = _project(tmp_path, 'method = "calibrate"\ncalibration = "raking"\n'
+                              '[weighting.margins]\nsex = {female = 0.45, male = 0.55}\n')
+    res = weight_project(proj, d.assign(sex=d["sex"].astype(str)))
+    assert res.results["w1"].diagnostics.extra["method"] == "raking"
+
+
+def test_cli_weight_errors_exit_2_without_traceback(repo_dir, harmonised, tmp_path, capsys):
+    out = tmp_path / "weighted.parquet"
+    base = ["weight", "--project", str(repo_dir), "--input", str(harmonised), "--output", str(out)]
+    cases = [
+        (["--targets", str(tmp_path / "missing.yaml")], "targets file not found"),
+        (["--quiet", "--details"], "contradict"),
+    ]
+    tgt = tmp_path / "t.yaml"
+    tgt.write_text("margins:\n  country: {GE: 0.5, AM: 0.3, NO: 0.2}\n", encoding="utf-8")
+    cases.append((["--targets", str(tgt)], "has no respondents in wave 2022-03: drop it or merge it"))
+    for extra, text in cases:
+        rc = main(base + extra)
+        err = capsys.readouterr().err
+        assert rc == 2, (extra, err)
+        assert text in err and "Traceback" not in err
+        assert not out.exists()
+
+
+def test_cli_weight_details(repo_dir, harmonised, tmp_path, capsys):
+    out = tmp_path / "weighted.parquet"
+    rc = main(["weight", "--project", str(repo_dir), "--input", str(harmonised), "--output", str(out),
+               "--details"])
+    text = capsys.readouterr().out
+    assert rc == 0
+    for s in ("p1", "p99", "max/min", "Margins, wave 2022-11", "Other covariates, wave 2024-05",
+              "standardised mean difference", "sex:age_group"):
+        assert s in text, s

@@ -122,16 +122,22 @@ def build_cells(df: pd.DataFrame, variables: list[str], w0: np.ndarray, where: s
     for v, (codes, labs) in zip(variables, encoded):
         labels[v] = labs
         d = len(labs) + 1
-        c = codes.astype(np.intp, copy=key is None)
-        if codes.size and codes.min() < 0:
-            c[c < 0] = d - 1
+        has_missing = bool(codes.size) and codes.min() < 0
         if key is None:
-            key = c
+            key = codes.astype(np.intp)            # always a fresh array: it is updated in place
+            if has_missing:
+                key[key < 0] = d - 1
         else:
             key *= d
-            key += c
+            if has_missing:
+                c = codes.astype(np.intp)
+                c[c < 0] = d - 1
+                key += c
+                del c
+            else:
+                key += codes                       # mixed-width add, no full temporary
         dims.append(d)
-        del codes, c
+        del codes
     del encoded
     if key is None:
         key = np.zeros(n, dtype=np.intp)
@@ -197,13 +203,40 @@ def base_weights(df: pd.DataFrame, base_weight, where: str | None = None) -> np.
         w = pd.to_numeric(df[base_weight], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     else:
         name = "base_weight"
-        w = np.asarray(base_weight.to_numpy() if hasattr(base_weight, "to_numpy") else base_weight,
-                       dtype=np.float64).reshape(-1)
+        if isinstance(base_weight, pd.Series) and not base_weight.index.equals(df.index):
+            # a Series is matched by its index, never by position
+            if (base_weight.index.has_duplicates or df.index.has_duplicates
+                    or len(base_weight) != n or not base_weight.index.isin(df.index).all()):
+                raise WeightingError("the base-weight Series is not indexed like the data",
+                                     code="weighting.bad_weights", where=where,
+                                     hint="pass a Series with the data's index, a column name, "
+                                          "or a plain array in row order")
+            base_weight = base_weight.reindex(df.index)
+        try:
+            w = np.asarray(base_weight.to_numpy() if hasattr(base_weight, "to_numpy") else base_weight,
+                           dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise WeightingError("base weights are not numeric", code="weighting.bad_weights",
+                                 where=where) from None
         if w.size != n:
             raise WeightingError(f"base weights have {w.size} values for {n} rows",
                                  code="weighting.bad_weights", where=where)
     check_weights(w, name, index=df.index, where=where)
     return w
+
+
+def number(name: str, value, *, positive: bool = False, integer: bool = False,
+           where: str | None = None) -> float:
+    """A numeric option as float (or int), or a WeightingError naming it."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    if ok:
+        x = float(value)
+        ok = np.isfinite(x) and (not positive or x > 0) and (not integer or x.is_integer())
+    if not ok:
+        what = ("a positive integer" if integer else "a positive number" if positive else "a finite number")
+        raise WeightingError(f"{name} must be {what}, got {value!r}", code="weighting.bad_option",
+                             where=where)
+    return int(x) if integer else x
 
 
 def check_weights(w: np.ndarray, name: str = "weights", *, index=None, where=None,

@@ -31,6 +31,7 @@ class Setup:
     tgt: list              # per margin: (K_m,) target totals (weight units)
     total: float           # the fitted total
     decisions: list = field(default_factory=list)
+    unmatched_g: float = 1.0   # factor of the rows kept out of the fit (unmatched='keep_base')
 
 
 def _in(label: str | None) -> str:
@@ -132,7 +133,15 @@ def prepare(df: pd.DataFrame, targets, w0: np.ndarray, *, kind: str = "auto",
         total = fitted_base
     tgt = [np.asarray(m.values, dtype=float) * (total / m.total) if m.kind == "shares"
            else np.asarray(m.values, dtype=float) for m in t.margins]
-    return Setup(t, cells, mis, fit, tgt, total, decisions)
+    unmatched_g = 1.0
+    if not fit.all() and counts_total is not None:
+        # counts describe the matched population: the rows kept out of the fit are scaled
+        # like the matched ones on average (else they would stay on the sample scale)
+        unmatched_g = total / fitted_base
+        decisions.append(f"count targets: the respondents kept at their base weight were scaled by "
+                         f"{unmatched_g:.6g} (population total / base weight of the matched rows), "
+                         f"so that they stay on the population scale")
+    return Setup(t, cells, mis, fit, tgt, total, decisions, unmatched_g)
 
 
 def margin_rows(setup: Setup, t_after: np.ndarray):

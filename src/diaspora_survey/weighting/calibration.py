@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import WeightingError
-from ._cells import build_cells, describe_cell, margin_index
+from ._cells import build_cells, describe_cell, margin_index, number
 from ._result import WeightingResult, check_choice, finish, resolve_input
 from .diagnostics import Diagnostics, margin_table
 from .targets import Targets, parse_targets
@@ -38,8 +38,11 @@ METHODS = ("linear", "raking", "logit")
 INTERCEPT = "(Intercept)"
 
 
+EMPTY = ("error", "drop")
+
+
 def calibrate(data, totals, base_weight=None, method: str = "linear", bounds=None, *,
-              tol: float = 1e-10, max_iter: int = 50, kind: str = "auto",
+              tol: float = 1e-10, max_iter: int = 50, kind: str = "auto", empty: str = "error",
               label: str | None = None, covariates=None) -> WeightingResult:
     """Calibrate the base weights to population ``totals``.
 
@@ -53,11 +56,16 @@ def calibrate(data, totals, base_weight=None, method: str = "linear", bounds=Non
     method : "linear" (GREG), "raking" or "logit" (needs finite ``bounds``).
     bounds : (L, U) on g = new/base weight, L < 1 < U (None: unbounded).
     tol, max_iter : Newton convergence, ``max |T − X'w| / (1 + |T|) < tol``.
+    empty : categories with a total but no respondents: "error" (default) or "drop"
+        (dropped and the margin renormalised to its former total; reported).
 
     R: ``calibrate(design, ~stype + api99, c(`(Intercept)`=6194, stypeH=755, stypeM=1018,
     api99=3914069), calfun="linear"|"raking"|"logit", bounds=c(L, U))``.
     """
     check_choice("method", method, METHODS)
+    check_choice("empty", empty, EMPTY)
+    tol = number("tol", tol, positive=True)
+    max_iter = number("max_iter", max_iter, positive=True, integer=True)
     L, U = _bounds(method, bounds)
     where = label
     if not isinstance(totals, Mapping) or not totals:
@@ -75,6 +83,7 @@ def calibrate(data, totals, base_weight=None, method: str = "linear", bounds=Non
     t = parse_targets(cat_spec, kind=kind) if cat_spec else Targets(())
     cells = build_cells(df, t.variables, w0, where=where)
     mis = [margin_index(cells, m) for m in t.margins]
+    kept_margins = []
     for m, mi in zip(t.margins, mis):
         bad = np.flatnonzero(mi < 0)
         if bad.size:
@@ -89,12 +98,32 @@ def calibrate(data, totals, base_weight=None, method: str = "linear", bounds=Non
                                  hint="add totals for these categories, or recode/drop those rows")
         present = np.bincount(mi, weights=cells.count, minlength=len(m.categories)) > 0
         vals = np.asarray(m.values)
-        empt = np.flatnonzero(~present & (vals > 0))
-        if empt.size:
-            raise WeightingError(f"{m.label(int(empt[0]))} has no respondents"
+        zero_t = np.flatnonzero(present & (vals == 0))
+        if zero_t.size:
+            raise WeightingError(f"{m.label(int(zero_t[0]))} has respondents"
+                                 f"{' in ' + label if label else ''} but a total of 0",
+                                 code="weighting.zero_target", where=where,
+                                 hint="drop those respondents, merge the category, or give it a "
+                                      "positive total")
+        empt = np.flatnonzero(~present)
+        if empt.size and (vals[empt] > 0).any() and empty == "error":
+            j = int(empt[vals[empt] > 0][0])
+            raise WeightingError(f"{m.label(j)} has no respondents"
                                  f"{' in ' + label if label else ''}: drop it or merge it",
                                  code="weighting.empty_category", where=where,
-                                 hint="a calibration total for an empty category cannot be met")
+                                 hint="a calibration total for an empty category cannot be met: "
+                                      "remove or merge it, or pass empty='drop' (reported)")
+        if empt.size:   # categories without respondents (and, here, zero or dropped totals)
+            if (vals[empt] > 0).any():
+                labs = [m.label(int(j)) for j in empt if vals[j] > 0]
+                decisions.append(f"dropped calibration categor{'ies' if len(labs) > 1 else 'y'} with "
+                                 f"no respondents{' in ' + label if label else ''} and renormalised "
+                                 f"{m.name}: {', '.join(labs)}")
+            m = m.drop(empt.tolist())
+        kept_margins.append(m)
+    if kept_margins != list(t.margins):
+        t = Targets(tuple(kept_margins), t.decisions)
+        mis = [margin_index(cells, m) for m in t.margins]
     N = t.count_total
     if N is not None and N_given is not None and abs(N - N_given) > 1e-6 * max(N, 1):
         raise WeightingError(f"margin totals disagree: (Intercept) is {N_given:,.6g} but the "
@@ -271,13 +300,36 @@ def _solve(X, d, T, method, L, U, tol, max_iter, names, where):
     Fm1, dF = _calfun(method, L, U)
     eta = np.zeros(X.shape[1])
     xeta = X @ eta
+    scale = 1 + np.abs(T)
+    misfit = T - bx - X.T @ (d * Fm1(xeta))
     for it in range(1, max_iter + 1):
         Tm = (X * (d * dF(xeta))[:, None]).T @ X
-        misfit = T - bx - X.T @ (d * Fm1(xeta))
-        eta = eta + np.linalg.pinv(Tm) @ misfit
-        xeta = X @ eta
-        misfit = T - bx - X.T @ (d * Fm1(xeta))
-        if np.all(np.abs(misfit) / (1 + np.abs(T)) < tol):
+        step = np.linalg.pinv(Tm) @ misfit
+        # Newton step as R's grake; halved while it does not reduce the (scaled) misfit,
+        # so that the bounded distances (logit, truncated linear/raking) converge from
+        # far away too.  Near the solution the full step is always taken.
+        f0 = float(np.sum((misfit / scale) ** 2))
+        t = 1.0
+        with np.errstate(over="ignore", invalid="ignore"):
+            for _ in range(40):
+                eta_t = eta + t * step
+                xeta_t = X @ eta_t
+                mis_t = T - bx - X.T @ (d * Fm1(xeta_t))
+                if float(np.sum((mis_t / scale) ** 2)) < f0:
+                    break
+                t *= 0.5
+            else:   # no decrease along the step: take it whole (R's behaviour); max_iter decides
+                eta_t = eta + step
+                xeta_t = X @ eta_t
+                mis_t = T - bx - X.T @ (d * Fm1(xeta_t))
+        eta, xeta, misfit = eta_t, xeta_t, mis_t
+        if not np.all(np.isfinite(misfit)):
+            raise WeightingError(f"calibration ({method}) diverged at iteration {it} (the Newton "
+                                 f"steps left the range of the distance function)",
+                                 code="weighting.not_converged", where=where,
+                                 hint="the totals are probably out of reach of the data within the "
+                                      "bounds; check them, widen the bounds or use another method")
+        if np.all(np.abs(misfit) / scale < tol):
             return 1 + Fm1(xeta), it
     raise WeightingError(f"calibration ({method}) did not converge in {max_iter} iterations: "
                          + _worst(names, misfit, T), code="weighting.not_converged", where=where,

@@ -38,6 +38,8 @@ def diagnostics(weights) -> pd.Series:
                              code="weighting.bad_weights")
     n = w.size
     s = float(w.sum())
+    if s <= 0:
+        raise WeightingError("weights are all zero", code="weighting.bad_weights")
     s2 = float(np.dot(w, w))
     mean = s / n
     n_eff = s * s / s2 if s2 > 0 else float("nan")
@@ -164,6 +166,8 @@ def smd_table(df: pd.DataFrame, before: np.ndarray, after: np.ndarray, covariate
             if c in exclude or str(c).startswith("weight"):
                 continue
             s = df[c]
+            if s.nunique(dropna=True) <= 1:
+                continue   # constant here (e.g. the wave column within a wave): nothing to compare
             if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
                 covariates.append(c)
             elif isinstance(s.dtype, pd.CategoricalDtype) and len(s.cat.categories) <= max_levels:
@@ -200,4 +204,8 @@ def _smd(x, b, a):
     ma = float(np.dot(xb, ab) / ab.sum())
     var = float(np.dot((xb - mb) ** 2, bb) / bb.sum())
     sd = np.sqrt(var)
-    return (mb, ma, (ma - mb) / sd if sd > 0 else (0.0 if ma == mb else np.inf))
+    eps = 1e-12 * max(1.0, abs(mb))
+    if sd > eps:
+        return (mb, ma, (ma - mb) / sd)
+    # no spread under the base weights: no SMD (0 if the mean did not move)
+    return (mb, ma, 0.0 if abs(ma - mb) <= eps else np.nan)

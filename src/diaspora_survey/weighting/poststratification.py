@@ -29,9 +29,12 @@ from .diagnostics import Diagnostics, margin_table
 from .targets import parse_targets
 
 
+EMPTY_PS = ("collapse", "error", "drop")
+
+
 def poststratify(data, targets, base_weight=None, *, min_cell_size: int = 1, strict: bool = False,
-                 unmatched: str = "error", kind: str = "auto", label: str | None = None,
-                 covariates=None) -> WeightingResult:
+                 unmatched: str = "error", empty: str = "collapse", kind: str = "auto",
+                 label: str | None = None, covariates=None) -> WeightingResult:
     """Post-stratify ``data`` to one joint table of population cells.
 
     targets : one margin, e.g. ``{"sex:age_group": {"female:18-24": 1200, ...}}`` or
@@ -39,13 +42,20 @@ def poststratify(data, targets, base_weight=None, *, min_cell_size: int = 1, str
     min_cell_size : cells with fewer respondents are collapsed (see module docstring).
     strict : raise instead of collapsing.
     unmatched : "error" or "keep_base" (as in :func:`rake`).
+    empty : target cells with no respondents: "collapse" (default: merged by the rule
+        above, like small cells), "error" ("sex:age_group=male:65+ has no respondents …"),
+        or "drop" (dropped and the table renormalised; reported).
 
     On a SurveyDesign, ``result.design`` carries R's post-stratification record
     (cells, new and old weights) for the SEs.
     R: ``postStratify(design, ~a+b, population_table)``.
     """
     check_choice("unmatched", unmatched, UNMATCHED)
-    if not (isinstance(min_cell_size, (int, np.integer)) and min_cell_size >= 1):
+    check_choice("empty", empty, EMPTY_PS)
+    if not isinstance(strict, (bool, np.bool_)):
+        raise WeightingError(f"strict must be True or False, got {strict!r}", code="weighting.bad_option")
+    if not (isinstance(min_cell_size, (int, np.integer)) and not isinstance(min_cell_size, bool)
+            and min_cell_size >= 1):
         raise WeightingError(f"min_cell_size must be an integer >= 1, got {min_cell_size!r}",
                              code="weighting.bad_option")
     t = parse_targets(targets, kind=kind)
@@ -57,13 +67,14 @@ def poststratify(data, targets, base_weight=None, *, min_cell_size: int = 1, str
                  "rake() to match the margins separately")
     where = label
     df, w0, design = resolve_input(data, base_weight, where)
-    s = prepare(df, t, w0, kind=kind, unmatched=unmatched, empty="keep", label=label, where=where)
-    margin = t.margins[0]
+    s = prepare(df, t, w0, kind=kind, unmatched=unmatched,
+                empty="keep" if empty == "collapse" else empty, label=label, where=where)
+    margin = s.targets.margins[0]
     cells = s.cells
     mi = s.mis[0]
     fit = s.fit
     K = len(margin.categories)
-    T_all = np.asarray(margin.values, float) * (s.total / margin.total if margin.kind == "shares" else 1.0)
+    T_all = np.asarray(s.tgt[0], float)
     counts = np.bincount(mi[fit], weights=cells.count[fit], minlength=K)
     small = np.flatnonzero((counts < min_cell_size) & ((T_all > 0) | (counts > 0)))
     decisions = list(s.decisions)
@@ -93,7 +104,7 @@ def poststratify(data, targets, base_weight=None, *, min_cell_size: int = 1, str
     if np.any((T_g > 0) & (base_g == 0)):   # pragma: no cover - collapse guarantees this
         raise WeightingError("a post-stratum has no respondents after collapsing",
                              code="weighting.empty_category", where=where)
-    g_cells = np.ones(cells.n_cells)
+    g_cells = np.full(cells.n_cells, s.unmatched_g)
     g_cells[fit] = f_g[gi[fit]]
     w = cells.to_rows(g_cells, times=w0)
     t_all = cells.wsum * g_cells
@@ -108,7 +119,7 @@ def poststratify(data, targets, base_weight=None, *, min_cell_size: int = 1, str
                        decisions=decisions, df=df, covariates=covariates, margin_fn=row_margin_fn(s),
                        exclude=set(margin.variables) | ({base_weight} if isinstance(base_weight, str) else set()),
                        extra={"collapsed": [[":".join(margin.categories[j]) for j in g] for g in collapsed],
-                              "min_cell_size": min_cell_size})
+                              "min_cell_size": min_cell_size, "empty": empty, "strict": strict})
     return finish("poststratify", df, w0, w, design, adjustment, diag)
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import WeightingError
+from ._cells import number
 from ._result import WeightingResult, check_choice, finish, resolve_input
 from ._setup import EMPTY, UNMATCHED, margin_rows, prepare, row_margin_fn
 from .diagnostics import Diagnostics, margin_table
@@ -56,7 +57,9 @@ def rake(data, targets, base_weight=None, *, tol: float = 1e-8, max_iter: int = 
         warning; R's behaviour).
     unmatched : "error" or "keep_base" (rows whose category is missing from the
         targets, or missing, keep their base weight; the rest are raked to the
-        targets scaled to their share — reported in ``diagnostics.decisions``).
+        targets — shares scaled to the base weight of the matched rows; with count
+        targets the kept rows are scaled by N / (base weight of the matched rows) so
+        that they stay on the population scale — reported in ``diagnostics.decisions``).
     empty : "error" or "drop" (target categories with no respondents are dropped and
         their margin renormalised — reported).
     kind : how target values are read: "auto", "shares", "counts", "percent".
@@ -71,11 +74,10 @@ def rake(data, targets, base_weight=None, *, tol: float = 1e-8, max_iter: int = 
     check_choice("unmatched", unmatched, UNMATCHED)
     check_choice("empty", empty, EMPTY)
     where = label
-    if not (isinstance(max_iter, (int, np.integer)) and max_iter >= 1):
+    if not (isinstance(max_iter, (int, np.integer)) and not isinstance(max_iter, bool) and max_iter >= 1):
         raise WeightingError(f"max_iter must be a positive integer, got {max_iter!r}",
                              code="weighting.bad_option")
-    if not (tol > 0):
-        raise WeightingError(f"tol must be > 0, got {tol!r}", code="weighting.bad_option")
+    tol = number("tol", tol, positive=True)
     lo, hi = _check_bounds(bounds)
     df, w0, design = resolve_input(data, base_weight, where)
     s = prepare(df, targets, w0, kind=kind, unmatched=unmatched, empty=empty, label=label, where=where)
@@ -102,7 +104,7 @@ def rake(data, targets, base_weight=None, *, tol: float = 1e-8, max_iter: int = 
 
         warnings.warn(msg, stacklevel=2)
         s.decisions.append(msg)
-    g_cells = np.ones(cells.n_cells)
+    g_cells = np.full(cells.n_cells, s.unmatched_g)
     g_cells[fit] = t / wsum
     w = cells.to_rows(g_cells, times=w0)
     t_all = cells.wsum * g_cells
@@ -117,7 +119,7 @@ def rake(data, targets, base_weight=None, *, tol: float = 1e-8, max_iter: int = 
             # rows outside the fit form one extra category of their own
             codes = np.where(mi >= 0, mi, len(s.targets.margins[k].categories))
             margins.append(codes[row_cell])
-            g_k = np.ones(cells.n_cells)
+            g_k = np.full(cells.n_cells, s.unmatched_g)
             g_k[fit_pos] = sweep[k] / wsum
             ws.append(w0 * g_k[row_cell])
         adjustment = {"kind": "raking", "margins": margins, "w": ws}

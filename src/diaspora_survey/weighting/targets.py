@@ -262,7 +262,13 @@ def _make_margin(vars_, cats, vals, kind, source) -> Margin:
     if kind not in KINDS:
         raise WeightingError(f"unknown targets kind {kind!r} for margin {name!r}",
                              code="weighting.bad_option", hint="one of " + ", ".join(KINDS))
-    total = math.fsum(vals)
+    try:
+        total = math.fsum(vals)
+    except OverflowError:
+        total = math.inf
+    if not math.isfinite(total):
+        raise WeightingError(f"targets of margin {name!r} are too large (their sum overflows)",
+                             code="weighting.bad_targets", where=source or None)
     if total <= 0:
         raise WeightingError(f"targets of margin {name!r} sum to 0", code="weighting.bad_targets",
                              where=source or None)
@@ -477,48 +483,75 @@ def load_targets(path: str | Path, *, kind: str | None = None) -> TargetsFile:
 
 
 def targets_from_project(project) -> tuple[TargetsFile | None, dict]:
-    """The ``[weighting]`` section of a project: (targets file or None, options).
+    """The ``[weighting]`` section of a project: (targets or None, options).
 
     ``project`` is a :class:`diaspora_survey.project.Project` (or anything with a
     ``root`` path and a ``weighting``/``config`` mapping).  Recognised keys:
-    ``targets`` (path, relative to the project root), ``method`` (rake | poststratify |
-    calibrate), ``pooling`` (equal | proportional), ``trim_upper``, ``trim_lower``
-    (numbers; relative to the mean weight when ``trim_relative = true``), ``max_iter``,
-    ``tolerance``, ``unmatched`` (error | keep_base), ``empty`` (error | drop).
+
+    * ``targets``: path of a targets YAML file (relative to the project root), or
+    * ``[weighting.margins]``: the targets inline, ``{margin: {category: value}}`` as in
+      Python (``"sex:age_group" = {female = {"18-24" = 0.05, ...}, ...}``) — not both;
+    * ``method`` (rake | poststratify | calibrate), ``calibration`` (linear | raking |
+      logit, with method = calibrate), ``bounds`` ([lo, hi] on g = new / base weight),
+      ``base_weight`` (column), ``pooling`` (equal | proportional);
+    * ``trim_upper``, ``trim_lower`` (numbers; multiples of the wave's mean weight when
+      ``trim_relative = true``, the default), ``max_iter``, ``tolerance``;
+    * ``unmatched`` (error | keep_base), ``empty`` (error | drop | collapse).
+
     Unknown keys are an error (never silently ignored).
     """
-    section = _project_section(project)
-    allowed = {"targets", "method", "pooling", "trim_upper", "trim_lower", "trim_relative",
-               "max_iter", "tolerance", "unmatched", "empty", "base_weight", "bounds"}
+    section, explicit = _project_section(project)
+    allowed = {"targets", "margins", "method", "calibration", "bounds", "base_weight", "pooling",
+               "trim_upper", "trim_lower", "trim_relative", "max_iter", "tolerance", "unmatched",
+               "empty"}
+    where = "diaspora-survey.toml [weighting]"
     unknown = [k for k in section if k not in allowed]
     if unknown:
         raise WeightingError(f"unknown key(s) in [weighting]: {', '.join(unknown)}",
-                             code="weighting.bad_option", where="diaspora-survey.toml [weighting]",
+                             code="weighting.bad_option", where=where,
                              hint="known keys: " + ", ".join(sorted(allowed)))
     root = Path(getattr(project, "root", ".") or ".")
     tf = None
-    if section.get("targets"):
-        tp = Path(section["targets"])
+    inline = section.get("margins")
+    if inline is not None:
+        if "targets" in explicit:
+            raise WeightingError("give either targets = \"file.yaml\" or [weighting.margins], not both",
+                                 code="weighting.bad_option", where=where)
+        if not isinstance(inline, Mapping):
+            raise WeightingError("[weighting] margins must be a table {margin: {category: value}}",
+                                 code="weighting.bad_targets", where=where)
+        tf = TargetsFile(parse_targets(inline, source=f"{where} margins"), {}, False, "",
+                         f"{where} margins")
+    elif section.get("targets"):
+        target = section["targets"]
+        if not isinstance(target, (str, Path)):
+            raise WeightingError("[weighting] targets must be the path of a targets file",
+                                 code="weighting.bad_option", where=where,
+                                 hint="put inline targets under [weighting.margins]")
+        tp = Path(target)
         tf = load_targets(tp if tp.is_absolute() else root / tp)
-    opts = {k: v for k, v in section.items() if k != "targets"}
+    opts = {k: v for k, v in section.items() if k not in ("targets", "margins")}
     return tf, opts
 
 
-def _project_section(project) -> dict:
+def _project_section(project) -> tuple[dict, set]:
+    """(the [weighting] options that are set, the keys given explicitly)."""
     for attr in ("weighting", "weighting_options"):
         sec = getattr(project, attr, None)
         if isinstance(sec, Mapping):
-            return dict(sec)
+            return dict(sec), set(sec)
         if sec is not None and hasattr(sec, "model_dump"):
-            return {k: v for k, v in sec.model_dump().items() if v is not None}
+            return ({k: v for k, v in sec.model_dump().items() if v is not None},
+                    set(getattr(sec, "model_fields_set", ()) or ()))
     for attr in ("config", "raw", "data", "settings"):
         cfg = getattr(project, attr, None)
         if isinstance(cfg, Mapping) and isinstance(cfg.get("weighting"), Mapping):
-            return dict(cfg["weighting"])
+            return dict(cfg["weighting"]), set(cfg["weighting"])
     root = getattr(project, "root", None)
     if root is not None and (Path(root) / "diaspora-survey.toml").exists():
         import tomllib
 
         cfg = tomllib.loads((Path(root) / "diaspora-survey.toml").read_text(encoding="utf-8"))
-        return dict(cfg.get("weighting", {}))
-    return {}
+        sec = dict(cfg.get("weighting", {}))
+        return sec, set(sec)
+    return {}, set()

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import WeightingError
-from ._cells import check_weights
+from ._cells import check_weights, number
 
 REDISTRIBUTE = ("proportional", "equal")
 
@@ -50,8 +50,16 @@ def trim(weights, lower=None, upper=None, *, relative: bool = False, strict: boo
         w = np.asarray(weights, dtype=np.float64).reshape(-1)
         index, name = pd.RangeIndex(w.size), None
     check_weights(w, "weights to trim", index=index, allow_zero=True)
+    lower = None if lower is None else number("lower", lower)
+    upper = None if upper is None else number("upper", upper)
+    max_iter = number("max_iter", max_iter, positive=True, integer=True)
+    if not isinstance(relative, (bool, np.bool_)) or not isinstance(strict, (bool, np.bool_)):
+        raise WeightingError("relative= and strict= must be True or False", code="weighting.bad_option")
     n = w.size
     total = float(w.sum())
+    if total <= 0:
+        raise WeightingError("weights to trim are all zero", code="weighting.bad_weights",
+                             hint="there is no weight total to keep")
     mean = total / n
     lo = -np.inf if lower is None else float(lower) * (mean if relative else 1.0)
     hi = np.inf if upper is None else float(upper) * (mean if relative else 1.0)

@@ -66,27 +66,69 @@ class WavesResult:
 def weight_waves(data: pd.DataFrame, targets, *, wave: str = "wave", method: str = "rake",
                  base_weight=None, pooling: str = "proportional", trim_upper=None, trim_lower=None,
                  trim_relative: bool = True, max_iter: int = 100, tol: float = 1e-8,
-                 unmatched: str = "keep_base", empty: str = "error", bounds=None,
-                 calibration: str = "linear") -> WavesResult:
+                 unmatched: str | None = None, empty: str | None = None, bounds=None,
+                 calibration: str | None = None) -> WavesResult:
     """Weight each wave of ``data`` to its targets, then add pooled weights.
 
     targets : a :class:`TargetsFile` (common targets + per-wave settings), common
         targets (mapping or :class:`Targets`) for every wave, or ``{wave: targets}``.
+        With ``method="calibrate"`` a mapping may also hold numeric totals
+        (``{"age": 33.2e6, ...}``).
     method : "rake" (default), "poststratify" (one joint table) or "calibrate"
-        (``calibration`` = linear | raking | logit, with ``bounds``).
+        (``calibration`` = linear (default) | raking | logit).
+    bounds : (lo, hi) on the adjustment g = new / base weight: capped raking for
+        "rake", the calibration bounds for "calibrate"; rejected for "poststratify".
     base_weight : column of base weights (None: the column ``weight_base`` if the data
         have one — reported — else 1).
     trim_upper, trim_lower : optional trimming bounds, multiples of the wave's mean
         weight when ``trim_relative`` (default), else absolute.
+    max_iter, tol : iteration limit and tolerance of rake / calibrate (post-stratification
+        does not iterate).
     unmatched : rows whose category has no target (e.g. ``sex=other``, or missing
-        country) — "keep_base" (default here: they keep their base weight, scaled with
-        the wave; reported) or "error".
-    empty : target categories with no respondents in a wave — "error" (default: the
-        message names the category and the wave) or "drop" (dropped and renormalised,
-        reported).
+        country) — "keep_base" (default for rake and poststratify: they keep their base
+        weight, scaled with the wave; reported) or "error" (the only choice, and the
+        default, for calibrate).
+    empty : target categories with no respondents in a wave — "error" (default for rake
+        and calibrate: the message names the category and the wave), "drop" (dropped
+        and renormalised, reported) or, for poststratify, "collapse" (its default:
+        merged with a neighbouring cell, reported).
+
+    Every option is honoured or rejected: an option that does not apply to the method
+    is an error.
     """
     check_choice("method", method, METHODS)
     check_choice("pooling", pooling, POOLING)
+    if bounds is not None and method == "poststratify":
+        raise WeightingError("bounds= do not apply to post-stratification (it meets every cell "
+                             "exactly)", code="weighting.bad_option",
+                             hint="use method='rake' (capped raking) or 'calibrate', or trim_upper/"
+                                  "trim_lower to limit the weights")
+    if calibration is not None and method != "calibrate":
+        raise WeightingError(f"calibration={calibration!r} applies only to method='calibrate' "
+                             f"(method is {method!r})", code="weighting.bad_option")
+    if method == "calibrate":
+        from .calibration import METHODS as CAL_METHODS
+
+        calibration = calibration or "linear"
+        check_choice("calibration", calibration, CAL_METHODS)
+        if unmatched == "keep_base":
+            raise WeightingError("unmatched='keep_base' is not available with method='calibrate': "
+                                 "calibration needs a total for every respondent's category",
+                                 code="weighting.bad_option",
+                                 hint="use method='rake', add the categories to the totals, or "
+                                      "drop/recode those respondents")
+        unmatched = unmatched or "error"
+        empty = empty or "error"
+        check_choice("empty", empty, ("error", "drop"))
+    elif method == "poststratify":
+        unmatched = unmatched or "keep_base"
+        empty = empty or "collapse"
+        check_choice("empty", empty, ("collapse", "error", "drop"))
+    else:
+        unmatched = unmatched or "keep_base"
+        empty = empty or "error"
+        check_choice("empty", empty, ("error", "drop"))
+    check_choice("unmatched", unmatched, ("error", "keep_base"))
     if wave not in data.columns:
         raise WeightingError(f"wave column {wave!r} not in the data", code="weighting.unknown_variable",
                              hint="pass wave= the column that identifies the waves")
@@ -96,6 +138,13 @@ def weight_waves(data: pd.DataFrame, targets, *, wave: str = "wave", method: str
     decisions: list[str] = []
     if base_weight is None and "weight_base" in data.columns:
         base_weight = "weight_base"
+    if isinstance(base_weight, str) and base_weight not in data.columns:
+        raise WeightingError(f"base weight column {base_weight!r} not in the data",
+                             code="weighting.unknown_variable",
+                             hint="name an existing column, or leave base_weight unset for equal base weights")
+    if base_weight is not None and not isinstance(base_weight, str) and len(base_weight) != len(data):
+        raise WeightingError(f"base weights have {len(base_weight)} values for {len(data)} rows",
+                             code="weighting.bad_weights")
     waves_col = data[wave]
     if isinstance(waves_col.dtype, pd.CategoricalDtype):
         order = [w for w in waves_col.cat.categories if (waves_col == w).any()]
@@ -109,7 +158,7 @@ def weight_waves(data: pd.DataFrame, targets, *, wave: str = "wave", method: str
         pos = np.flatnonzero((waves_col == wv).to_numpy())
         sub = data.iloc[pos]
         label = f"wave {wv}"
-        t, notes = _targets_for(targets, str(wv), [str(x) for x in order])
+        t, numeric, notes = _targets_for(targets, str(wv), [str(x) for x in order], method)
         for m in t.margins:
             if m.name not in margin_names:
                 margin_names.append(m.name)
@@ -118,12 +167,10 @@ def weight_waves(data: pd.DataFrame, targets, *, wave: str = "wave", method: str
             col = pd.to_numeric(sub[base_weight], errors="coerce")
             if col.isna().all():
                 bw = None
-                if base_weight == "weight_base":
-                    notes.append(f"{label}: no base weights in column weight_base; equal base weights used")
+                notes.append(f"{label}: no base weights in column {base_weight}; equal base weights used")
             else:
                 bw = base_weight
-                if base_weight == "weight_base":
-                    notes.append(f"{label}: base weights from column weight_base")
+                notes.append(f"{label}: base weights from column {base_weight}")
         elif base_weight is not None:
             bw = np.asarray(base_weight)[pos]
         from . import calibrate, poststratify, rake
@@ -132,13 +179,14 @@ def weight_waves(data: pd.DataFrame, targets, *, wave: str = "wave", method: str
             r = rake(sub, t, bw, tol=tol, max_iter=max_iter, bounds=bounds, unmatched=unmatched,
                      empty=empty, label=label)
         elif method == "poststratify":
-            r = poststratify(sub, t, bw, unmatched=unmatched, label=label)
+            r = poststratify(sub, t, bw, unmatched=unmatched, empty=empty, label=label)
         else:
-            if unmatched != "error":
-                notes.append(f"{label}: calibration cannot keep unmatched rows at their base weight; "
-                             "unmatched rows are an error")
-            r = calibrate(sub, t.to_dict(), bw, method=calibration, bounds=bounds, tol=tol,
-                          max_iter=max_iter, label=label)
+            totals = {**{m.variables if len(m.variables) > 1 else m.name:
+                         {"kind": m.kind,
+                          "values": {c if len(c) > 1 else c[0]: v for c, v in zip(m.categories, m.values)}}
+                         for m in t.margins}, **numeric}
+            r = calibrate(sub, totals, bw, method=calibration, bounds=bounds, tol=tol,
+                          max_iter=max_iter, empty=empty, label=label)
         if trim_upper is not None or trim_lower is not None:
             r = r.trim(lower=trim_lower, upper=trim_upper, relative=trim_relative)
         r.diagnostics.decisions[:0] = notes
@@ -166,18 +214,33 @@ def weight_waves(data: pd.DataFrame, targets, *, wave: str = "wave", method: str
     return WavesResult(pd.concat([out, add], axis=1), results, method, pooling, margin_names, decisions)
 
 
-def _targets_for(targets, wave: str, waves: list[str]) -> tuple[Targets, list[str]]:
-    """Targets of one wave: a TargetsFile, ``{wave: targets}`` (keys are exactly wave
-    ids) or common targets."""
+def _targets_for(targets, wave: str, waves: list[str], method: str = "rake"):
+    """(categorical targets, numeric totals, notes) of one wave: a TargetsFile,
+    ``{wave: targets}`` (keys are exactly wave ids) or common targets.  Numeric totals
+    (``{"age": total}``) are only for calibration."""
     if isinstance(targets, TargetsFile):
-        return targets.for_wave(wave)
+        t, notes = targets.for_wave(wave)
+        return t, {}, notes
+    source = ""
     if isinstance(targets, dict) and targets and all(str(k) in waves for k in targets):
         spec = {str(k): v for k, v in targets.items()}
         if wave not in spec:
             raise WeightingError(f"no targets for wave {wave}", code="weighting.bad_targets",
                                  hint="give targets for every wave, or common targets")
-        return parse_targets(spec[wave], source=f"targets of wave {wave}"), []
-    return parse_targets(targets), []
+        targets, source = spec[wave], f"targets of wave {wave}"
+    numeric = {}
+    if isinstance(targets, dict):
+        numeric = {k: v for k, v in targets.items() if not (isinstance(v, dict) or hasattr(v, "items"))}
+        if numeric and method != "calibrate":
+            raise WeightingError(f"numeric totals ({', '.join(map(str, numeric))}) need "
+                                 f"method='calibrate' (method is {method!r})",
+                                 code="weighting.bad_targets", where=source or None,
+                                 hint="rake and poststratify take {category: share_or_count} margins")
+        cat = {k: v for k, v in targets.items() if k not in numeric}
+        if not cat:
+            return Targets(()), numeric, []
+        return parse_targets(cat, source=source), numeric, []
+    return parse_targets(targets, source=source), numeric, []
 
 
 def weight_project(project, data: pd.DataFrame | None = None, *, targets=None) -> WavesResult:
@@ -196,11 +259,20 @@ def weight_project(project, data: pd.DataFrame | None = None, *, targets=None) -
                              hint="set targets = \"codebooks/targets.yaml\" in [weighting] or pass --targets")
     if data is None:
         data = project.harmonised()
+    bounds = opts.get("bounds")
+    if bounds is not None and (not isinstance(bounds, (list, tuple)) or len(bounds) != 2):
+        raise WeightingError(f"[weighting] bounds must be [lower, upper], got {bounds!r}",
+                             code="weighting.bad_option", where="diaspora-survey.toml [weighting]")
+    max_iter = opts.get("max_iter", 100)
+    if isinstance(max_iter, float) and max_iter.is_integer():
+        max_iter = int(max_iter)
     res = weight_waves(data, tf, method=opts.get("method", "rake"), pooling=opts.get("pooling", "proportional"),
+                       base_weight=opts.get("base_weight"), bounds=None if bounds is None else tuple(bounds),
+                       calibration=opts.get("calibration"),
                        trim_upper=opts.get("trim_upper"), trim_lower=opts.get("trim_lower"),
-                       trim_relative=bool(opts.get("trim_relative", True)),
-                       max_iter=int(opts.get("max_iter", 100)), tol=float(opts.get("tolerance", 1e-8)),
-                       unmatched=opts.get("unmatched", "keep_base"), empty=opts.get("empty", "error"))
+                       trim_relative=opts.get("trim_relative", True),
+                       max_iter=max_iter, tol=opts.get("tolerance", 1e-8),
+                       unmatched=opts.get("unmatched"), empty=opts.get("empty"))
     if tf.illustrative:
         res.decisions.insert(0, f"targets are ILLUSTRATIVE ({tf.path}): not census figures")
     return res
