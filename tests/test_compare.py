@@ -345,3 +345,259 @@ def test_ds_compare_callable_after_submodule_import():
     df = _population_sample(300, seed=1)
     r = diaspora_survey.compare(SurveyDesign(df, weights="w"), "russia", indicators=["mean_age"])
     assert r.indicator.tolist() == ["mean_age"]
+
+
+# ------------------------------------------------------------------ R goldens: the whole comparison
+def _golden_data() -> pd.DataFrame:
+    """240 respondents, 2 strata x 15 clusters, unequal weights; deterministic (no RNG) so
+    that the same file can be rebuilt for R: ``_golden_data().to_csv("golden.csv")``."""
+    i = np.arange(240)
+    age = 18 + (i * 37 + (i // 7) * 11) % 62
+    edu = np.array(["secondary_general", "secondary_vocational", "incomplete_higher", "bachelor",
+                    "master"])[(i * 3 + age // 10) % 5]
+    status = np.array(["employee", "employee", "own_account", "employer", "student", "retired",
+                       "employee"])[(i * 2 + age // 7) % 7]
+    stratum = np.where(i < 120, "A", "B")
+    return pd.DataFrame({"age": age, "sex": np.where((i * 5 + i // 3) % 2 == 0, "male", "female"),
+                         "education": edu, "employment_status": status, "stratum": stratum,
+                         "psu": i // 8, "w": 1.0 + (i % 5) * 0.5 + (stratum == "B") * 1.5})
+
+
+def test_compare_matches_r_survey_on_a_clustered_design():
+    """R 4.2.2, survey 4.1.1 on ``_golden_data()`` written to golden.csv:
+
+    df$band <- cut(df$age, c(17,24,29,34,39,44,49,54,59,64,Inf), labels=c("18-24", ..., "65+"))
+    df$sex <- factor(df$sex, levels=c("male","female")); df$he <- education in bachelor/master
+    df$ent <- status in employer/own_account; df$employed <- status in employee/employer/own_account
+    d <- svydesign(id=~psu, strata=~stratum, weights=~w, data=df)              # degf 28
+    svymean(~age, d)                     48.583333333333336  SE 0.649221145094717
+    svymean(~he, d)                      0.4060606060606061  SE 0.0276078285407218
+    svymean(~ent, d)                     0.2856060606060606  SE 0.0294603223516712
+    svymean(~ent, subset(d, employed))   0.3985200845665962  SE 0.0380788197332081
+    svymean(~I(age<=34), d)              0.2689393939393939  SE 0.0183672790079637
+    svygofchisq(~band, p=shares, d)      X2 18.474447044594474 scale 6.592061157628509
+                                         df 3.297397034426146  p 0.475252367851542
+    s <- svystandardize(d, by=~band+sex, over=~1, population=mass)   # mass: RosBRiS 18+ M, F
+    svymean(~he, s)                      0.4166633027279198  SE 0.0281669052515643
+    svymean(~ent, s)                     0.2829623328160077  SE 0.0324936665384464
+    svymean(~he, svystandardize(d, by=~band, over=~1, population=shares))
+                                         0.3993115350331023  SE 0.0241237343913358
+    svycontrast(svymean(~he, d), quote(log(he/0.234)))   SE 0.0679894284958075
+    svyquantile(~age, d, 0.5, qrule="math", ci=TRUE)  49, CI 47 52, SE 1.22046049781343
+    Education GOF vs the 2010 census (60,110,182,368,46,234 per 1000): R 4.1.1's
+    svygofchisq pairs p with the categories through split(), which sorts the level names,
+    so its scale/df/p are wrong unless the levels are in alphabetical order; with levels
+    relabelled a_primary_or_less ... f_higher: X2 578.437805149762 scale 3.20981356041372
+    df 2.59163555003550 p 3.12181870963096e-39 (= ours).
+    """
+    from diaspora_survey.reference import _age
+
+    df = _golden_data()
+    d = SurveyDesign(df, weights="w", strata="stratum", psu="psu")
+    r = compare(d, "russia")
+    row = lambda ind, adj="crude", cat="": r[(r.indicator == ind) & (r.adjustment == adj)  # noqa: E731
+                                             & (r.category == cat)].iloc[0]
+    for ind, cat, est, se in (("mean_age", "", 48.583333333333336, 0.649221145094717),
+                              ("higher_education", "", 0.4060606060606061, 0.0276078285407218),
+                              ("entrepreneurs_all", "", 0.2856060606060606, 0.0294603223516712),
+                              ("entrepreneurs_employed", "", 0.3985200845665962, 0.0380788197332081),
+                              ("share_aged_18_34", "18-34", 0.2689393939393939, 0.0183672790079637)):
+        x = row(ind, cat=cat)
+        assert x.estimate == pytest.approx(est, rel=1e-9) and x.se == pytest.approx(se, rel=1e-6)
+        assert x.df == 28
+    med = row("median_age")
+    assert (med.estimate, med.ci_low, med.ci_high) == (49, 47, 52)
+    assert med.se == pytest.approx(1.22046049781343, rel=1e-6)
+    assert (med.difference_ci_low, med.difference_ci_high) == (47 - med.population, 52 - med.population)
+    g = row("age_distribution", "rao-scott", "goodness_of_fit")
+    assert g.statistic == pytest.approx(18.474447044594474, rel=1e-9)
+    assert g.p_value == pytest.approx(0.475252367851542, rel=1e-6)
+    assert "scale 6.592, df 3.297" in g.note
+    g = row("education_distribution", "rao-scott", "goodness_of_fit")
+    assert g.statistic == pytest.approx(578.437805149762, rel=1e-9)
+    assert g.p_value == pytest.approx(3.12181870963096e-39, rel=1e-6)
+    assert "scale 3.21, df 2.592" in g.note
+    x = row("higher_education", "direct (age x sex)")
+    assert x.estimate == pytest.approx(0.4166633027279198, rel=1e-9)
+    assert x.se == pytest.approx(0.0281669052515643, rel=1e-6)
+    x = row("entrepreneurs_all", "direct (age x sex)")
+    assert x.estimate == pytest.approx(0.2829623328160077, rel=1e-9)
+    assert x.se == pytest.approx(0.0324936665384464, rel=1e-6)
+    he = row("higher_education")
+    t28 = __import__("scipy").stats.t.ppf(0.975, 28)
+    assert he.ratio_ci_high == pytest.approx(he.ratio * math.exp(t28 * 0.0679894284958075), rel=1e-6)
+    # the standard population used above is the RosBRiS 18+ structure
+    t = ds.reference.load("russia").get("age_sex_2022")
+    assert _age.frame_shares(t, ds.schema.DEFAULT_AGE_BANDS, 18, None, "male")[1][0] == pytest.approx(5009346.8)
+    r2 = compare(d, "russia", standardise="age", indicators=["higher_education"])
+    x = r2[r2.adjustment == "direct (age)"].iloc[0]
+    assert x.estimate == pytest.approx(0.3993115350331023, rel=1e-9)
+    assert x.se == pytest.approx(0.0241237343913358, rel=1e-6)
+
+
+# ------------------------------------------------------------------ user tables by age
+EDU_BY_AGE = """id: edu_by_age
+kind: education_distribution
+unit: count
+year: 2021
+publisher: Rosstat
+table: "Itogi VPN-2020 vol. 3 (test transcription)"
+url: http://example.org
+confidence: HIGH
+rows:
+  - {category: higher, age: "15-29", value: 30, maps_to: [bachelor, specialist, master, doctorate, higher_unspecified]}
+  - {category: rest, age: "15-29", value: 70, maps_to: [primary_or_less, basic_general, secondary_general, secondary_vocational, incomplete_higher]}
+  - {category: higher, age: "30-49", value: 50, maps_to: [bachelor, specialist, master, doctorate, higher_unspecified]}
+  - {category: rest, age: "30-49", value: 150, maps_to: [primary_or_less, basic_general, secondary_general, secondary_vocational, incomplete_higher]}
+  - {category: higher, age: "50+", value: 20, maps_to: [bachelor, specialist, master, doctorate, higher_unspecified]}
+  - {category: rest, age: "50+", value: 180, maps_to: [primary_or_less, basic_general, secondary_general, secondary_vocational, incomplete_higher]}
+"""
+
+
+def test_education_by_age_table_restricts_frame_and_enables_indirect(tmp_path):
+    """The official education-by-age table dropped into a project: the population share is
+    restricted to the frame, the indirect ratio uses its age-specific rates, and the gap
+    note says it is filled. By hand, frame 18+: the 15-29 band keeps the part of its
+    population aged 18-29, apportioned with the RosBRiS age structure (2/5 of 15-19 +
+    20-24 + 25-29 over 15-29); rates 0.3, 0.25, 0.1.
+    """
+    p = tmp_path / "edu.yaml"
+    p.write_text(EDU_BY_AGE, encoding="utf-8")
+    ru = ds.reference.load("russia")
+    at = ru.get("age_sex_2022")
+    v = {r.category: r.value for r in at.select("total", "")}
+    f1529 = (0.4 * v["15-19"] + v["20-24"] + v["25-29"]) / (v["15-19"] + v["20-24"] + v["25-29"])
+    pop = (30 * f1529 + 50 + 20) / (100 * f1529 + 200 + 200)
+    df = _golden_data()
+    d = SurveyDesign(df, weights="w", strata="stratum", psu="psu")
+    r = compare(d, "russia", tables=[p], indicators=["higher_education", "higher_education_by_age",
+                                                     "education_distribution"])
+    crude = r[(r.indicator == "higher_education") & (r.adjustment == "crude")].iloc[0]
+    assert crude.population == pytest.approx(pop, rel=1e-12)
+    assert crude.reference_table == "edu_by_age" and "restricted to the frame" in crude.note
+    dist = r[(r.indicator == "education_distribution") & (r.adjustment == "crude")]
+    assert dist.population.sum() == pytest.approx(1.0)
+    ind = r[(r.indicator == "higher_education") & (r.adjustment == "indirect")].iloc[0]
+    age, w = df.age.to_numpy(), df.w.to_numpy()
+    he = df.education.isin(["bachelor", "master"]).to_numpy()
+    rate = np.select([age <= 29, age <= 49], [0.3, 0.25], 0.1)
+    assert ind.population == pytest.approx((w * rate).sum() / w.sum(), rel=1e-12)
+    assert ind.ratio == pytest.approx((w * he).sum() / (w * rate).sum(), rel=1e-12)
+    by_age = r[(r.indicator == "higher_education_by_age") & (r.reference_table == "edu_by_age")]
+    assert by_age.category.tolist() == ["15-29", "30-49", "50+"]
+    assert by_age.population.tolist() == pytest.approx([0.3, 0.25, 0.1])
+    m = (age <= 29)
+    assert by_age.estimate.iloc[0] == pytest.approx((w * he)[m].sum() / w[m].sum())
+    assert any(n.startswith("GAP (education_by_age) filled by table edu_by_age") for n in r.attrs["notes"])
+    # frame 18-64: the open 50+ band is cut with the population age structure, not uniformly
+    r64 = compare(d, "russia", tables=[p], max_age=64, indicators=["higher_education"], standardise=None)
+    f50 = (v["50-54"] + v["55-59"] + v["60-64"]) / sum(
+        v[k] for k in v if ds.reference.parse_age_band(k)[0] >= 50)
+    pop64 = (30 * f1529 + 50 + 20 * f50) / (100 * f1529 + 200 + 200 * f50)
+    assert r64[r64.adjustment == "crude"].population.iloc[0] == pytest.approx(pop64, rel=1e-12)
+
+
+def test_employment_status_by_age_table(tmp_path):
+    """Counts of the employed by status and age: frame-restricted crude share of
+    entrepreneurs among the employed and the indirect ratio, by hand."""
+    p = tmp_path / "emp.csv"
+    head = "id,kind,unit,year,publisher,table,url,confidence,category,age,value,maps_to\n"
+    meta = "emp_age,employment_status,count,2002,Rosstat,vol. 7 table 5 (test),http://x,HIGH"
+    rows = [("employee", "15-29", 900), ("employer", "15-29", 20), ("own_account", "15-29", 30),
+            ("other", "15-29", 50), ("employee", "30+", 1800), ("employer", "30+", 60),
+            ("own_account", "30+", 90)]
+    p.write_text(head + "".join(f"{meta},{c},{a},{v},{c if c != 'other' else ''}\n"
+                                for c, a, v in rows), encoding="utf-8")
+    df = _golden_data()
+    d = SurveyDesign(df, weights="w", strata="stratum", psu="psu")
+    r = compare(d, "russia", tables=[p], indicators=["entrepreneurs_employed"], standardise=None)
+    crude, ind = r.iloc[0], r.iloc[1]
+    # the 15-29 band keeps its 18-29 part, apportioned with the RosBRiS age structure
+    ru = ds.reference.load("russia").get("age_sex_2022")
+    v = {x.category: x.value for x in ru.select("total", "")}
+    f = (0.4 * v["15-19"] + v["20-24"] + v["25-29"]) / (v["15-19"] + v["20-24"] + v["25-29"])
+    assert crude.population == pytest.approx((50 * f + 150) / (950 * f + 1950), rel=1e-12)
+    emp = df.employment_status.isin(["employee", "employer", "own_account"]).to_numpy()
+    ent = df.employment_status.isin(["employer", "own_account"]).to_numpy()
+    age, w = df.age.to_numpy(), df.w.to_numpy()
+    rate = np.where(age <= 29, 50 / 950, 150 / 1950)
+    assert ind.adjustment == "indirect"
+    assert ind.ratio == pytest.approx((w * ent * emp).sum() / (w * rate * emp).sum(), rel=1e-12)
+    assert any(n.startswith("GAP (employment_by_age) filled") for n in r.attrs["notes"])
+
+
+def test_population_se_of_a_distribution_enters_the_variance(tmp_path):
+    """A survey-based education distribution with row SEs (e.g. from an LFS): the share's
+    SE is the delta-method one, var(p_g) = sum_k ((1[k in g] - p_g)/D)^2 se_k^2, and it
+    enters the difference's variance."""
+    p = tmp_path / "lfs.yaml"
+    p.write_text("""id: lfs_edu
+kind: education_distribution
+unit: percent
+year: 2022
+publisher: Rosstat
+table: LFS (test)
+url: http://x
+confidence: MED
+rows:
+  - {category: higher, value: 30, se: 0.5, maps_to: [bachelor, specialist, master, doctorate, higher_unspecified]}
+  - {category: middle, value: 50, se: 0.6, maps_to: [secondary_general, secondary_vocational, incomplete_higher]}
+  - {category: low, value: 20, se: 0.4, maps_to: [primary_or_less, basic_general]}
+""", encoding="utf-8")
+    df = _golden_data()
+    d = SurveyDesign(df, weights="w", strata="stratum", psu="psu")
+    r = compare(d, "russia", tables=[p], indicators=["higher_education"], standardise=None)
+    x = r[r.adjustment == "crude"].iloc[0]
+    g = np.array([1 - 0.3, -0.3, -0.3]) / 100
+    pse = math.sqrt(((g * np.array([0.5, 0.6, 0.4])) ** 2).sum())
+    assert x.population == pytest.approx(0.3) and x.population_se == pytest.approx(pse, rel=1e-12)
+    t28 = __import__("scipy").stats.t.ppf(0.975, 28)
+    assert x.difference_ci_high - x.difference == pytest.approx(t28 * math.sqrt(x.se ** 2 + pse ** 2))
+
+
+def test_rich_output_says_what_is_not_available(project_dir, capsys, monkeypatch):
+    from diaspora_survey.cli import main
+    monkeypatch.setenv("COLUMNS", "400")     # no wrapping inside the table cells
+    df = _population_sample(600, seed=12)
+    df["weight"] = df.pop("w")
+    (project_dir / "build").mkdir()
+    df.to_parquet(project_dir / "build" / "weighted.parquet")
+    assert main(["compare", "--project", str(project_dir), "--by", "wave"]) == 0
+    out = capsys.readouterr().out
+    assert "n/a *" in out and "Not available" in out and "higher_education (indirect)" in out
+    assert "X²=" in out and "[reference] tables" in out and "Universe: education_2010" in out
+
+
+def test_education_by_age_in_percent_uses_population_age_structure(tmp_path):
+    """The same table as shares within each age band: bands weighted by the RosBRiS
+    population aged 18-29, 30-49 and 50+ (18-19 = 2/5 of 15-19)."""
+    text = EDU_BY_AGE.replace("unit: count", "unit: percent")
+    for a, b in (("value: 50,", "value: 25,"), ("value: 150,", "value: 75,"),
+                 ("value: 20,", "value: 10,"), ("value: 180,", "value: 90,")):
+        text = text.replace(a, b)
+    p = tmp_path / "edu_pct.yaml"
+    p.write_text(text, encoding="utf-8")
+    at = ds.reference.load("russia").get("age_sex_2022")
+    a, _ = ds.reference.band_mass(at, 18, 29)
+    b, _ = ds.reference.band_mass(at, 30, 49)
+    c, _ = ds.reference.band_mass(at, 50, None)
+    d = SurveyDesign(_golden_data(), weights="w", strata="stratum", psu="psu")
+    r = compare(d, "russia", tables=[p], indicators=["higher_education"], standardise=None)
+    assert r.population.iloc[0] == pytest.approx((0.3 * a + 0.25 * b + 0.1 * c) / (a + b + c), rel=1e-12)
+    assert "weighted by the population age structure" in r.note.iloc[0]
+
+
+def test_unusable_project_table_falls_back_and_says_so(tmp_path):
+    """An education-by-age table whose bands do not cover the frame (here 25-29, 30-49,
+    50+ for an 18+ frame) is not used: the packaged table is, and the output says why."""
+    p = tmp_path / "edu.yaml"
+    p.write_text(EDU_BY_AGE.replace('"15-29"', '"25-29"'), encoding="utf-8")
+    d = SurveyDesign(_golden_data(), weights="w", strata="stratum", psu="psu")
+    r = compare(d, "russia", tables=[p], indicators=["higher_education"], standardise=None)
+    crude = r[r.adjustment == "crude"].iloc[0]
+    assert crude.reference_table == "education_2010" and crude.population == pytest.approx(0.234)
+    assert "not used: the age groups of table edu_by_age do not cover the frame" in crude.note
+    assert any(n.startswith("Not used: the age groups of table edu_by_age") for n in r.attrs["notes"])
+    only = ds.reference.ReferencePopulation("x", tables=tuple(ds.reference.read_tables(p)))
+    r = compare(d, only, indicators=["higher_education"], standardise=None)
+    assert math.isnan(r.population.iloc[0]) and r.estimate.iloc[0] == pytest.approx(crude.estimate)

@@ -157,3 +157,100 @@ def test_cli_reference_list_and_show(capsys):
     assert all(t["url"] and t["confidence"] for t in d["tables"])
     assert main(["reference", "show", "atlantis"]) == 2
     assert "unknown reference population" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ traceability to the notes
+def _csv(shared_dir, name):
+    import pandas as pd
+    return pd.read_csv(shared_dir / "reference" / name)
+
+
+def test_every_shipped_figure_traces_to_the_reference_notes(ru, shared_dir):
+    """Each number in russia.yaml equals the figure in shared/reference/*.csv (or is a row
+    marked ``derived`` whose derivation is recomputed here); nothing else is shipped."""
+    rb = _csv(shared_dir, "russia_age_structure_rosbris.csv")
+    rb = rb[(rb.indicator == "population_by_age_643") & (rb.year == 2022)]
+    want = {(r.sex, r.category): r.value for r in rb.itertuples()}
+    age = ru.get("age_sex_2022")
+    assert {(r.sex, r.category): r.value for r in age.rows} == want
+    assert age.year == 2022 and age.confidence == "HIGH" and "RosBRiS" in age.publisher
+
+    ed = _csv(shared_dir, "russia_education.csv")
+    ed = ed[(ed.indicator == "education_15plus_per1000_indicating") & (ed.year == 2010)]
+    edu = {r.category: r for r in ru.get("education_2010").rows}
+    pick = lambda prefix: ed[ed.category.str.startswith(prefix)].value.tolist()  # noqa: E731
+    assert pick("higher") == [edu["higher"].value] == [234]
+    assert pick("incomplete higher") == [edu["incomplete_higher"].value]
+    assert pick("secondary vocational") == [edu["secondary_vocational"].value]
+    assert pick("initial vocational") == [edu["initial_vocational"].value]
+    assert pick("secondary general") == [edu["secondary_general"].value]
+    assert pick("basic general") == [edu["basic_general"].value]
+    listed = sum(r.value for c, r in edu.items() if c != "primary_or_less")
+    assert edu["primary_or_less"].derived and edu["primary_or_less"].value == 1000 - listed
+
+    em = _csv(shared_dir, "russia_employment_status.csv")
+    em = em[em.indicator == "employed_15plus_by_status"].set_index("category").value
+    st = {r.category: r.value for r in ru.get("employment_status_2002").rows}
+    assert sum(st.values()) == em["all employed 15+"]
+    assert st["employee"] == em["employees (работающие по найму)"]
+    assert st["employer"] == em["employers: not for hire WITH hired workers"]
+    assert st["own_account"] == em["own-account: not for hire WITHOUT hired workers"]
+    assert st["not_for_hire_other"] == em["not for hire, other (иное)"]
+    assert st["status_not_stated"] == em["status in employment not stated"]
+
+    ent = ru.get("entrepreneurs_15plus_2002").rows[0]
+    e15 = _csv(shared_dir, "russia_education.csv")
+    pop15 = e15[(e15.indicator == "education_15plus_count") & (e15.year == 2002)
+                & (e15.category == "all persons 15+")].value.iloc[0] * 1e6
+    assert ent.derived and ent.value == pytest.approx(
+        100 * (em["employers: not for hire WITH hired workers"]
+               + em["own-account: not for hire WITHOUT hired workers"]) / pop15, abs=5e-4)
+
+    he = _csv(shared_dir, "russia_education.csv").set_index("indicator").value
+    assert ru.get("higher_education_25_29_2021").rows[0].value == he["higher_education_share_25_29"]
+    hse = {r.age: r.value for r in ru.get("higher_education_2015_hse").rows}
+    assert hse == {"25-64": he["higher_education_share_25_64"], "25-34": he["higher_education_share_25_34"]}
+    # confidence labels as in the notes (README: 2a MED-HIGH, 2b 37.9% LOW, HSE LOW-MED, 3a HIGH)
+    assert {t.id: t.confidence for t in ru.tables} == {
+        "age_sex_2022": "HIGH", "education_2010": "MED-HIGH", "higher_education_25_29_2021": "LOW",
+        "higher_education_2015_hse": "LOW-MED", "employment_status_2002": "HIGH",
+        "entrepreneurs_15plus_2002": "MED"}
+    text = (shared_dir / "reference" / "README.md").read_text(encoding="utf-8")
+    assert "27%" in text and "UNVERIFIED" in text
+    values = {r.value for t in ru.tables for r in t.rows}
+    assert 27 not in values and 27.0 not in values         # the unverified "Russian average 27%"
+
+
+def test_share_tables_need_a_share_unit(tmp_path):
+    p = tmp_path / "t.csv"                  # a share table given with unit count
+    p.write_text(GOOD_CSV.replace(",percent,", ",count,"), encoding="utf-8")
+    with pytest.raises(ReferenceDataError, match="holds shares") as ei:
+        ds.reference.read_tables(p)
+    assert ei.value.where.endswith(": unit")
+
+
+def test_age_table_with_se_is_rejected(tmp_path):
+    p = tmp_path / "a.yaml"
+    p.write_text("""id: a
+kind: age_distribution
+unit: count
+year: 2020
+publisher: X
+table: T
+url: http://x
+confidence: HIGH
+rows:
+  - {category: "0-49", value: 10, se: 1}
+  - {category: "50+", value: 10}
+""")
+    with pytest.raises(ReferenceDataError, match="se is not used") as ei:
+        ds.reference.read_tables(p)
+    assert "rows[0]: se" in ei.value.where
+
+
+def test_overlap_fraction():
+    from diaspora_survey.reference._age import overlap_fraction
+    assert overlap_fraction(15, 19, 18, None) == pytest.approx(0.4)
+    assert overlap_fraction(60, 64, 18, 62) == pytest.approx(0.6)
+    assert overlap_fraction(85, None, 18, 89) == pytest.approx(0.5)    # 85+ taken as 85-94
+    assert overlap_fraction(0, 4, 18, None) == 0.0

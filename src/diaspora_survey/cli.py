@@ -56,12 +56,14 @@ _register_commands()
 
 def render_error(err: DiasporaSurveyError) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
-    where = f"[bold]{err.where}[/bold]: " if err.where else ""
-    console.print(f"[red]error[/red] ({err.code}): {where}{err.message}", markup=True)
+    # escape: messages and hints name e.g. "[reference] tables", which is not markup
+    where = f"[bold]{escape(str(err.where))}[/bold]: " if err.where else ""
+    console.print(f"[red]error[/red] ({err.code}): {where}{escape(str(err.message))}", markup=True)
     if err.hint:
-        console.print(f"  [cyan]hint[/cyan]: {err.hint}", markup=True)
+        console.print(f"  [cyan]hint[/cyan]: {escape(str(err.hint))}", markup=True)
 
 
 def main(argv: list[str] | None = None) -> int:

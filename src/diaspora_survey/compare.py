@@ -23,7 +23,8 @@ adjustment          ``crude``; ``direct (age)`` / ``direct (age x sex)`` (standa
 estimate, se,       design-based sample estimate (weighted), linearised SE, t interval
 ci_low, ci_high     with the design degrees of freedom (``df``)
 population,         the population value in the frame (proportions as proportions,
-population_se       ages in completed years); its SE when it comes from a sample, else 0
+population_se       ages in completed years); its SE when the table gives row SEs (a
+                    sample survey; delta method, rows independent), else 0
 difference, …       sample - population with CI; its variance is var(sample) +
                     population_se² (independent samples)
 ratio, …            sample / population with a CI from the delta method on the log
@@ -36,7 +37,18 @@ note                how the population value was derived, what is missing (gaps)
 frame               the age frame both sides are restricted to, e.g. ``ages 18+``
 ==================  =================================================================
 
-Notes valid for the whole result are in ``result.attrs["notes"]``.
+Notes valid for the whole result are in ``result.attrs["notes"]``: the frame, how age
+bands were split, the reference population's known gaps (and which project table fills
+them), and tables whose universe differs from the frame.
+
+Population restricted to the frame: the age table is cut to the frame's ages (single
+years uniform within a published band). Education and employment tables without an age
+breakdown cannot be restricted (the row's ``note`` and ``attrs["notes"]`` say so); a
+project table with rows by age band (e.g. the census education-by-age table) is used
+instead when its bands cover the frame: p_frame = sum_a w_a p_a with w_a the band's
+population inside the frame (the table's counts, the part of a band cut by the frame
+apportioned with the population age table; for share tables the age table's counts),
+and its bands give the age-specific rates for indirect standardisation.
 
 Conventions: proportions exclude respondents with a missing value (as ``na.rm=TRUE``);
 domains (frame, groups, the employed) are estimated as subpopulations of the full design
@@ -166,6 +178,7 @@ class _Ctx:
         self.t = _tcrit(self.degf, level)
         self.frame_txt = _fmt_frame(self.min_age, self.max_age)
         self.notes: list[str] = []
+        self.filled: dict[str, str] = {}   # gap indicator -> id of the table that fills it
         if "age" not in data.columns:
             raise EstimationError("the data have no 'age' column", code="compare.no_age",
                                   hint="compare needs the harmonised schema (age, education, "
@@ -244,8 +257,12 @@ def _table_universe_note(ctx: _Ctx, table) -> str:
     lo = table.min_age if table.min_age is not None else 0
     if lo == ctx.min_age and table.max_age == ctx.max_age:
         return ""
-    return (f"population universe is {_fmt_frame(lo, table.max_age).replace('ages ', 'ages ')}, "
-            f"not the frame ({ctx.frame_txt}): the table has no age breakdown to restrict it")
+    msg = (f"population universe is {_fmt_frame(lo, table.max_age)}, not the frame "
+           f"({ctx.frame_txt}): the table has no age breakdown to restrict it")
+    summary = f"Universe: {table.id} ({table.year}) — {msg}."
+    if summary not in ctx.notes:
+        ctx.notes.append(summary)
+    return msg
 
 
 # ----------------------------------------------------------------------------- indicators
@@ -337,13 +354,14 @@ def _gof_row(ctx, indicator, t, V, p, n, table, universe, labels) -> dict:
     return r
 
 
-def _education_groups(table):
+def _education_groups(rows):
     """Merge reference categories that map to overlapping schema codes into comparison
-    groups: [(label, codes frozenset, population mass, [rows])]; rows mapped to nothing
-    are returned separately."""
+    groups: [(label, codes frozenset, population mass, [rows])] (mass = sum of the rows'
+    values); rows mapped to nothing are returned separately. Rows of several age bands
+    with the same categories fall into the same groups."""
     groups: list[list] = []
     unmapped = []
-    for r in table.select("total", ""):
+    for r in rows:
         codes = set(r.maps_to or ())
         if not codes:
             unmapped.append(r)
@@ -433,33 +451,188 @@ def _cell_labels(ctx, with_sex: bool):
     return [f"{s} {b}" for s in ("male", "female") for b in ctx.band_labels]
 
 
-def _age_specific_rates(ctx: _Ctx, tables):
-    """Population rates by age that cover the frame: (table, bands, rates, ses) or None."""
+# ----------------------------------------------------------------------------- population rates
+def _ratio_se(values, ses, num, den) -> tuple[float, float]:
+    """Population share p = sum(num*v) / sum(den*v) of table rows v (num, den: 0/1 masks)
+    and its SE by the delta method for independent row SEs se_k (0 for census figures):
+    var(p) = sum_k ((num_k - p den_k) / D)^2 se_k^2 with D = sum(den*v)."""
+    v = np.asarray(values, float)
+    s = np.nan_to_num(np.asarray(ses, float))
+    num = np.asarray(num, float)
+    den = np.asarray(den, float)
+    D = float((den * v).sum())
+    if D <= 0:
+        return np.nan, np.nan
+    p = float((num * v).sum()) / D
+    return p, float(math.sqrt((((num - p * den) / D) ** 2 * s ** 2).sum()))
+
+
+def _se_of(rows) -> np.ndarray:
+    return np.array([r.se if r.se is not None else 0.0 for r in rows], float)
+
+
+class _AgeRates:
+    """Population rates by age band from one reference table (sex ``total``).
+
+    table; bands [(lo, hi|None)] sorted; labels; rates and ses (proportions); sizes: the
+    population of each band inside the frame (any unit common to the bands: the table's own
+    counts, or the age table's) or None when unknown; size_note says which; covers: the
+    bands are contiguous and cover the frame.
+    """
+
+    def __init__(self, ctx, table, bands, rates, ses, sizes, size_note):
+        self.table, self.bands = table, bands
+        self.labels = [format_band(b) for b in bands]
+        self.rates, self.ses = np.asarray(rates, float), np.asarray(ses, float)
+        self.sizes, self.size_note = sizes, size_note
+        his = [b[1] for b in bands]
+        contiguous = all(his[i] is not None and bands[i + 1][0] == his[i] + 1
+                         for i in range(len(bands) - 1))
+        self.covers = bool(bands) and contiguous and bands[0][0] <= ctx.min_age and (
+            his[-1] is None or (ctx.max_age is not None and his[-1] >= ctx.max_age))
+
+    @property
+    def restricts(self) -> bool:
+        """True when the population rate can be restricted to the frame."""
+        return self.covers and self.sizes is not None and float(np.sum(self.sizes)) > 0
+
+    def frame_rate(self) -> tuple[float, float]:
+        """Population rate in the frame, sum_a w_a rho_a with w_a = size_a / sum(size)
+        (band populations inside the frame; single years uniform within a band), and its
+        SE sqrt(sum_a w_a^2 se_a^2) (bands independent)."""
+        w = np.asarray(self.sizes, float) / float(np.sum(self.sizes))
+        return float((w * self.rates).sum()), float(math.sqrt((w ** 2 * self.ses ** 2).sum()))
+
+    def frame_note(self, ctx) -> str:
+        return (f"population restricted to the frame ({ctx.frame_txt}) with the age groups of "
+                f"{self.table.id} ({', '.join(self.labels)}; {self.size_note})")
+
+
+def format_band(b) -> str:
+    from .reference import format_age_band
+
+    return format_age_band(b[0], b[1])
+
+
+def _by_band(rows):
+    """[((lo, hi), [rows])] of the rows that have an age band, sorted by age."""
     from .reference import parse_age_band
 
-    for t in tables:
-        rows = [r for r in t.select("total", None) if r.age]
-        if len(rows) < 2:
-            continue
-        bands = sorted((parse_age_band(r.age), r) for r in rows)
-        los = [b[0][0] for b in bands]
-        his = [b[0][1] for b in bands]
-        contiguous = all(his[i] is not None and los[i + 1] == his[i] + 1 for i in range(len(bands) - 1))
-        covers = los[0] <= ctx.min_age and (his[-1] is None or (ctx.max_age is not None and his[-1] >= ctx.max_age))
-        if contiguous and covers:
-            sc = t.scale() or 1.0
-            return (t, [b[0] for b in bands], np.array([b[1].value / sc for b in bands]),
-                    np.array([(b[1].se or 0.0) / sc for b in bands]))
+    out: dict = {}
+    for r in rows:
+        if r.age:
+            out.setdefault(parse_age_band(r.age), []).append(r)
+    return sorted(out.items(), key=lambda kv: (kv[0][0], math.inf if kv[0][1] is None else kv[0][1]))
+
+
+def _clip(ctx, lo, hi):
+    """The band lo..hi clipped to the frame, or None when it lies outside."""
+    l2 = max(lo, ctx.min_age)
+    h2 = hi if ctx.max_age is None else (ctx.max_age if hi is None else min(hi, ctx.max_age))
+    return None if h2 is not None and h2 < l2 else (l2, h2)
+
+
+def _band_sizes(ctx, table, bands, masses, base: str):
+    """Band populations inside the frame, and a note saying how they were obtained.
+
+    * unit ``count``: the table's own counts times the part of the band inside the frame;
+      that part is apportioned with the population age table (band_mass(band ∩ frame) /
+      band_mass(band)) when there is one, else with single years uniform within the band;
+    * share units, tables of the whole population (``base="population"``): the population
+      age table's count of the band's ages inside the frame;
+    * otherwise None (e.g. shares of the employed without the employed's age structure).
+    """
+    from .reference import _age
+
+    at = ctx.age_table
+    clipped = [_clip(ctx, lo, hi) for lo, hi in bands]
+
+    def at_mass(lo, hi):
+        return _age.band_mass(at, lo, hi)[0]
+
+    if table.unit == "count" and masses is not None:
+        frac = []
+        how = "uniform"
+        for (lo, hi), c in zip(bands, clipped):
+            if c is None:
+                frac.append(0.0)
+                continue
+            f = None
+            if at is not None and c != (lo, hi):
+                try:
+                    whole = at_mass(lo, hi)
+                    f = at_mass(*c) / whole if whole > 0 else None
+                    how = "age table"
+                except ReferenceDataError:
+                    f = None
+            frac.append(_age.overlap_fraction(lo, hi, ctx.min_age, ctx.max_age) if f is None else f)
+        note = "weighted by the table's own counts" + (
+            f"; groups cut by the frame apportioned with the population age structure ({at.id})"
+            if how == "age table" else "; single years uniform within a group cut by the frame")
+        return np.asarray(masses, float) * np.array(frac), note
+    if base == "population" and at is not None:
+        try:
+            sizes = np.array([0.0 if c is None else at_mass(*c) for c in clipped])
+        except ReferenceDataError:
+            return None, ""
+        return sizes, f"weighted by the population age structure ({at.id}, {at.year})"
+    return None, ""
+
+
+def _rates_from_distribution(ctx, table, num_codes, den_codes, base: str):
+    """Age-specific rates from an education_distribution / employment_status table with
+    rows by age band: rho_a = sum(rows mapped into num_codes) / sum(rows mapped into
+    den_codes) within band a. None without age rows or when a row mixes the two."""
+    out_b, rates, ses, masses = [], [], [], []
+    for band, rows in _by_band(table.select("total", None)):
+        mapped = [r for r in rows if r.maps_to and set(r.maps_to) <= den_codes]
+        if any(r.maps_to and (set(r.maps_to) & num_codes) and not set(r.maps_to) <= num_codes
+               for r in rows):
+            return None
+        v = np.array([r.value for r in mapped], float)
+        num = np.array([set(r.maps_to) <= num_codes for r in mapped], float)
+        p, se = _ratio_se(v, _se_of(mapped), num, np.ones(v.size))
+        if not np.isfinite(p):
+            return None
+        out_b.append(band)
+        rates.append(p)
+        ses.append(se)
+        masses.append(v.sum())
+    if not out_b:
+        return None
+    sizes, snote = _band_sizes(ctx, table, out_b, masses, base)
+    return _AgeRates(ctx, table, out_b, rates, ses, sizes, snote)
+
+
+def _rates_from_shares(ctx, table, base: str):
+    """Age-specific rates from a higher_education_share / entrepreneur_share table."""
+    pairs = [(band, rows[0]) for band, rows in _by_band(table.select("total", None))]
+    if not pairs:
+        return None
+    sc = table.scale() or 1.0
+    bands = [b for b, _ in pairs]
+    sizes, snote = _band_sizes(ctx, table, bands, None, base)
+    return _AgeRates(ctx, table, bands, [r.value / sc for _, r in pairs],
+                     [(r.se or 0.0) / sc for _, r in pairs], sizes, snote)
+
+
+def _first_covering(specs):
+    for s in specs:
+        if s is not None and s.covers:
+            return s
     return None
 
 
 def _indirect_row(ctx, indicator, y, valid, dom, spec, gap_text) -> dict:
+    """Indirect standardisation: observed O = sample total of y, expected E = sum over the
+    spec's age bands of the sample's (weighted) count times the population rate; ratio O/E
+    with CI on the log scale (see :func:`diaspora_survey.standardise.indirect`)."""
     if spec is None:
         return _gap_row(ctx, indicator, "", "indirect",
                         "indirect standardisation not possible: population rates by age are not "
                         "available" + (f" (GAP: {gap_text})" if gap_text else "")
                         + "; add an age-specific table to the project ([reference] tables)")
-    table, bands, rates, ses = spec
+    table, bands, rates, ses = spec.table, spec.bands, spec.rates, spec.ses
     fb = _frame_bands(bands, ctx.min_age, ctx.max_age)
     code = _band_codes(ctx.age, fb)
     # rates of the bands that survive clipping (keep order)
@@ -469,8 +642,9 @@ def _indirect_row(ctx, indicator, y, valid, dom, spec, gap_text) -> dict:
     out = st.indirect(t, V, rates, ses)
     r = _row(ctx, indicator, "", "indirect", out["observed"], n, out["expected"].estimate,
              out["expected"].se, table,
-             note="population = expected share: population age-specific rates applied to the "
-                  "sample's age structure; ratio = observed/expected (SMR-type)")
+             note="population = expected share: population age-specific rates "
+                  f"({table.id}: {', '.join(spec.labels)}) applied to the sample's age "
+                  "structure; ratio = observed/expected (SMR-type)")
     t_ = ctx.t
     rat, dif = out["ratio"], out["difference"]
     r.update(difference=dif.estimate, difference_ci_low=dif.estimate - t_ * dif.se,
@@ -480,8 +654,9 @@ def _indirect_row(ctx, indicator, y, valid, dom, spec, gap_text) -> dict:
         r.update(ratio_ci_low=rat.estimate * math.exp(-t_ * sl), ratio_ci_high=rat.estimate * math.exp(t_ * sl))
     from scipy import stats
     if dif.se > 0:
-        r.update(statistic=dif.estimate / dif.se,
-                 p_value=float(2 * stats.t.sf(abs(dif.estimate / dif.se), ctx.degf)))
+        z = dif.estimate / dif.se
+        r.update(statistic=z, p_value=float(2 * (stats.norm.sf(abs(z)) if not np.isfinite(ctx.degf)
+                                                  else stats.t.sf(abs(z), ctx.degf))))
     return r
 
 
@@ -492,27 +667,75 @@ def _education_rows(ctx: _Ctx, dom: np.ndarray, wanted, std) -> list[dict]:
     if edu is None:
         raise EstimationError("the data have no 'education' column", code="compare.no_column",
                               hint="drop the education indicators or harmonise education")
+    ind_dist = [i for i in ("education_distribution", "higher_education") if i in wanted]
     if not tables:
-        for ind in ("education_distribution", "higher_education"):
-            if ind in wanted:
-                rows.append(_gap_row(ctx, ind, "", "crude", "no education_distribution table"))
+        for ind in ind_dist:
+            rows.append(_gap_row(ctx, ind, "", "crude", "no education_distribution table"))
         return rows
-    table = tables[0]
-    groups, unmapped = _education_groups(table)
-    covered = frozenset().union(*[g[1] for g in groups])
+    gap_age = ctx.ref.gap("education_by_age")
+    skipped = []      # tables that cannot be used, with the reason
+    for table in tables:     # project tables first; the first usable one is used
+        total_rows = table.select("total", "")
+        age_rows = [r for r in table.select("total", None) if r.age]
+        groups, unmapped = _education_groups(total_rows or age_rows)
+        if not groups:
+            skipped.append(f"table {table.id} has no rows for sex 'total' mapped to harmonised "
+                           "education levels")
+            continue
+        covered = frozenset().union(*[g[1] for g in groups])
+
+        def spec_for(codes, table=table, covered=covered, age_rows=age_rows):
+            return _rates_from_distribution(ctx, table, frozenset(codes), covered, "population") \
+                if age_rows else None
+
+        probe = spec_for(groups[0][1])
+        by_age = probe is not None and probe.restricts
+        if by_age or total_rows:
+            break
+        why = ("do not cover the frame " + ctx.frame_txt) if probe is None or not probe.covers \
+            else "come without the population sizes needed to combine them"
+        skipped.append(f"the age groups of table {table.id} {why}, and it has no all-ages rows")
+    else:
+        msg = "; ".join(skipped)
+        y = np.isin(edu, list(schema.HIGHER_EDUCATION))
+        for ind in ind_dist:
+            est, n = ctx.share(y, edu != None, dom) if ind == "higher_education" else (None, 0)  # noqa: E711
+            rows.append(_gap_row(ctx, ind, "", "crude", msg, est=est, n=n))
+        return rows
+    for m in skipped:
+        if f"Not used: {m}." not in ctx.notes:
+            ctx.notes.append(f"Not used: {m}.")
     valid = np.isin(edu, list(covered))
     n_unc = int((dom & ~valid & (edu != None)).sum())  # noqa: E711
-    unote = _table_universe_note(ctx, table)
-    gap_age = ctx.ref.gap("education_by_age")
-    derived = "; ".join(f"{r.category}: {r.derived}" for g in groups for r in g[3] if r.derived)
-    base_note = "; ".join(x for x in (unote, derived) if x)
+    if by_age:
+        ctx.filled["education_by_age"] = table.id
+        unote = probe.frame_note(ctx)
+        universe = f"{table.universe}; restricted to {ctx.frame_txt}".lstrip("; ")
+    else:
+        unote = _table_universe_note(ctx, table)
+        universe = table.universe
+    tv = np.array([r.value for r in total_rows], float)
+    tse = _se_of(total_rows)
+    tmapped = np.array([bool(r.maps_to) and set(r.maps_to) <= covered for r in total_rows], float)
+
+    def pop_share(codes):
+        """Population share (and SE) of the education levels ``codes`` in the frame."""
+        if by_age:
+            return spec_for(codes).frame_rate()
+        num = np.array([bool(r.maps_to) and set(r.maps_to) <= codes for r in total_rows], float)
+        return _ratio_se(tv, tse, num, tmapped)
+
+    derived = "; ".join(f"{r.category}: {r.derived}" for g in groups for r in g[3]
+                        if r.derived and not r.age)
+    base_note = "; ".join(x for x in (unote, derived) + tuple(f"not used: {m}" for m in skipped) if x)
     if unmapped:
         base_note += ("; " if base_note else "") + "left out (no schema counterpart): " + \
-            ", ".join(r.category for r in unmapped)
+            ", ".join(dict.fromkeys(r.category for r in unmapped))
     if n_unc:
         base_note += f"; {n_unc} respondents with an education level the table does not cover left out"
-    pmass = np.array([g[2] for g in groups])
-    pshare = pmass / pmass.sum()
+    pop = [pop_share(g[1]) for g in groups]
+    pshare = np.array([p for p, _ in pop])
+    pse = np.array([s for _, s in pop])
     if "education_distribution" in wanted:
         d = dom & valid
         G = np.column_stack([np.isin(edu, list(g[1])) for g in groups]).astype(float)
@@ -521,50 +744,66 @@ def _education_rows(ctx: _Ctx, dom: np.ndarray, wanted, std) -> list[dict]:
         n = int(d.sum())
         for k, g in enumerate(groups):
             note = base_note
-            merged = [r.category for r in g[3]]
+            merged = list(dict.fromkeys(r.category for r in g[3]))
             if len(merged) > 1:
                 note = f"population: {' + '.join(merged)}" + (f"; {note}" if note else "")
             rows.append(_row(ctx, "education_distribution", g[0], "crude",
-                             st.Estimate(p[k], Vp[k, k]), n, pshare[k], 0.0, table, note=note))
+                             st.Estimate(p[k], Vp[k, k]), n, pshare[k], pse[k], table, note=note,
+                             universe=universe))
         rows.append(_gof_row(ctx, "education_distribution", t, V, pshare, n, table,
-                             table.universe, [g[0] for g in groups]))
+                             universe, [g[0] for g in groups]))
+    y = np.isin(edu, list(schema.HIGHER_EDUCATION))
+    hi_codes = frozenset().union(*[g[1] for g in groups if g[1] <= schema.HIGHER_EDUCATION])
     if "higher_education" in wanted:
-        hi_groups = [k for k, g in enumerate(groups) if g[1] <= schema.HIGHER_EDUCATION]
         mixed = [g[0] for g in groups if (g[1] & schema.HIGHER_EDUCATION) and not g[1] <= schema.HIGHER_EDUCATION]
-        y = np.isin(edu, list(schema.HIGHER_EDUCATION))
-        if mixed or not hi_groups:
+        if mixed or not hi_codes:
             rows.append(_gap_row(ctx, "higher_education", "", "crude",
                                  f"table {table.id} does not separate higher education", table=table))
         else:
-            pop = float(pshare[hi_groups].sum())
+            pop, pop_se = pop_share(hi_codes)
             est, n = ctx.share(y, valid, dom)
-            rows.append(_row(ctx, "higher_education", "", "crude", est, n, pop, 0.0, table,
-                             note=base_note))
+            rows.append(_row(ctx, "higher_education", "", "crude", est, n, pop, pop_se, table,
+                             note=base_note, universe=universe))
             if std is not None:
-                note_extra = ("; population education is not age-specific: "
-                              + (f"GAP: {gap_age}" if gap_age else "no education-by-age table"))
-                r = _direct_row(ctx, "higher_education", y, valid, dom, pop, 0.0, table,
-                                table.universe, std)
+                note_extra = "" if by_age else (
+                    "; population education is not age-specific: "
+                    + (f"GAP: {gap_age}" if gap_age else "no education-by-age table"))
+                r = _direct_row(ctx, "higher_education", y, valid, dom, pop, pop_se, table,
+                                universe, std)
                 r["note"] = (r["note"] + note_extra + (f"; {unote}" if unote else "")).strip("; ")
                 rows.append(r)
-            spec = _age_specific_rates(ctx, ctx.ref.of_kind("higher_education_share"))
+            specs = [_rates_from_distribution(ctx, t, frozenset(schema.HIGHER_EDUCATION),
+                                              frozenset().union(*[set(x.maps_to or ()) for x in t.rows]),
+                                              "population") for t in tables]
+            specs += [_rates_from_shares(ctx, t, "population")
+                      for t in ctx.ref.of_kind("higher_education_share")]
+            spec = _first_covering(specs)
+            if spec is not None:
+                ctx.filled.setdefault("education_by_age", spec.table.id)
             rows.append(_indirect_row(ctx, "higher_education", y, valid, dom, spec, gap_age))
     if "higher_education_by_age" in wanted:
         from .reference import parse_age_band
-        y = np.isin(edu, list(schema.HIGHER_EDUCATION))
+        bands = []   # (band label, lo, hi, rate, se, table, note)
+        spec = spec_for(hi_codes) if hi_codes and age_rows else None
+        if spec is not None:
+            for b, lab, rate, se in zip(spec.bands, spec.labels, spec.rates, spec.ses):
+                bands.append((lab, b[0], b[1], rate, se, table, table.title))
         for t in ctx.ref.of_kind("higher_education_share"):
+            sc = t.scale() or 1.0
             for r in t.select("total", None):
-                if not r.age:
-                    continue
-                lo, hi = parse_age_band(r.age)
-                hi_ = np.inf if hi is None else hi
-                inframe = lo >= ctx.min_age and (ctx.max_age is None or (hi is not None and hi <= ctx.max_age))
-                sc = t.scale() or 1.0
-                dd = dom & (ctx.age >= lo) & (ctx.age <= hi_)
-                est, n = ctx.share(y, valid, dd)
-                note = f"{t.title}" + ("" if inframe else f"; band {r.age} extends outside the frame")
-                rows.append(_row(ctx, "higher_education_by_age", r.age, "crude", est, n,
-                                 r.value / sc, (r.se or 0.0) / sc, t, note=note))
+                if r.age:
+                    lo, hi = parse_age_band(r.age)
+                    bands.append((r.age, lo, hi, r.value / sc, (r.se or 0.0) / sc, t, t.title))
+        for lab, lo, hi, rate, se, t, title in bands:
+            if hi is not None and hi < ctx.min_age or (ctx.max_age is not None and lo > ctx.max_age):
+                continue
+            inframe = lo >= ctx.min_age and (ctx.max_age is None or (hi is not None and hi <= ctx.max_age))
+            dd = dom & (ctx.age >= lo) & (ctx.age <= (np.inf if hi is None else hi))
+            est, n = ctx.share(y, valid, dd)
+            note = "; ".join(x for x in (title, "" if inframe else f"band {lab} extends outside "
+                                         "the frame (the sample part is inside it)") if x)
+            rows.append(_row(ctx, "higher_education_by_age", lab, "crude", est, n, rate, se, t,
+                             note=note))
     return rows
 
 
@@ -579,52 +818,69 @@ def _entrepreneur_rows(ctx: _Ctx, dom: np.ndarray, wanted, std) -> list[dict]:
     employed = np.isin(es, list(schema.EMPLOYED))
     gap = ctx.ref.gap("employment_by_age")
     share_tabs = ctx.ref.of_kind("entrepreneur_share")
+    status_tabs = ctx.ref.of_kind("employment_status")
+    ent, emp = frozenset(schema.ENTREPRENEUR), frozenset(schema.EMPLOYED)
     specs = {
-        "entrepreneurs_all": (known, [t for t in share_tabs if t.base == "population"], None),
+        "entrepreneurs_all": (known, [t for t in share_tabs if t.base == "population"], [], "population"),
         "entrepreneurs_employed": (employed, [t for t in share_tabs if t.base == "employed"],
-                                   ctx.ref.first("employment_status")),
+                                   status_tabs, "employed"),
     }
-    for ind, (valid, stabs, status_table) in specs.items():
+    for ind, (valid, stabs, sttabs, base) in specs.items():
         if ind not in wanted:
             continue
         est, n = ctx.share(y, valid, dom)
+        age_specs = [_rates_from_distribution(ctx, t, ent, emp, base) for t in sttabs] + \
+                    [_rates_from_shares(ctx, t, base) for t in stabs]
         pop = pse = np.nan
         table = None
-        note = ""
+        note = unote = ""
+        frame_spec = next((s for s in age_specs if s is not None and s.restricts), None)
         total_rows = [(t, r) for t in stabs for r in t.select("total", "")]
-        if total_rows:
+        if frame_spec is not None:
+            table = frame_spec.table
+            pop, pse = frame_spec.frame_rate()
+            unote = frame_spec.frame_note(ctx)
+        elif total_rows:
             table, r = total_rows[0]
             sc = table.scale() or 1.0
             pop, pse = r.value / sc, (r.se or 0.0) / sc
             note = r.derived
-        elif status_table is not None:
-            rws = status_table.select("total", "")
-            emp = sum(r.value for r in rws if r.maps_to and set(r.maps_to) <= schema.EMPLOYED)
-            ent = sum(r.value for r in rws if r.maps_to and set(r.maps_to) <= schema.ENTREPRENEUR)
-            left = [r.category for r in rws if not r.maps_to]
-            if emp > 0:
-                table, pop, pse = status_table, ent / emp, 0.0
-                note = ("population: (employer + own_account) / (employee + employer + own_account)"
-                        + (f"; left out: {', '.join(left)}" if left else ""))
+        else:
+            for st_t in sttabs:
+                rws = st_t.select("total", "")
+                v = np.array([r.value for r in rws], float)
+                den = np.array([bool(r.maps_to) and set(r.maps_to) <= emp for r in rws], float)
+                num = np.array([bool(r.maps_to) and set(r.maps_to) <= ent for r in rws], float)
+                p, s = _ratio_se(v, _se_of(rws), num, den) if rws else (np.nan, np.nan)
+                if np.isfinite(p):
+                    left = [r.category for r in rws if not r.maps_to]
+                    table, pop, pse = st_t, p, s
+                    note = ("population: (employer + own_account) / (employee + employer + own_account)"
+                            + (f"; left out: {', '.join(left)}" if left else ""))
+                    break
         if table is None:
             rows.append(_gap_row(ctx, ind, "", "crude", "no population figure for this indicator",
                                  est=est, n=n))
             continue
-        unote = _table_universe_note(ctx, table)
+        if not unote:
+            unote = _table_universe_note(ctx, table)
         note = "; ".join(x for x in (note, unote) if x)
-        rows.append(_row(ctx, ind, "", "crude", est, n, pop, pse, table, note=note))
+        universe = (f"{table.universe}; restricted to {ctx.frame_txt}".lstrip("; ")
+                    if frame_spec is not None else table.universe)
+        rows.append(_row(ctx, ind, "", "crude", est, n, pop, pse, table, note=note, universe=universe))
         if std is not None:
-            r = _direct_row(ctx, ind, y, valid, dom, pop, pse, table, table.universe, std)
+            r = _direct_row(ctx, ind, y, valid, dom, pop, pse, table, universe, std)
             extra = ("; the standard is the age structure of the whole population (that of the "
                      "employed is not available)") if ind == "entrepreneurs_employed" else ""
             r["note"] = (r["note"] + extra + (f"; {unote}" if unote else "")).strip("; ")
             rows.append(r)
-        spec = _age_specific_rates(ctx, stabs)
+        spec = _first_covering(age_specs)
+        if spec is not None:
+            ctx.filled.setdefault("employment_by_age", spec.table.id)
         rows.append(_indirect_row(ctx, ind, y, valid, dom, spec, gap))
     return rows
 
 
-# ----------------------------------------------------------------------------- public API
 def compare(design, reference="russia", *, by: str | None = None,
             indicators: Sequence[str] | None = None, min_age: int | None = None,
             max_age: int | None = None, standardise: str | None = "age_sex",
@@ -687,8 +943,7 @@ def compare(design, reference="russia", *, by: str | None = None,
             ctx.notes.append("Age split: " + "; ".join(sp) + " — single years taken as uniform "
                              "within the published 5-year bands (the reference notes' own 18+ "
                              "figures take 18-19 as 2/5 of 15-19).")
-    for g in reference.gaps:
-        ctx.notes.append(f"GAP ({g.get('indicator')}): " + " ".join(str(g.get("text", "")).split()))
+    gap_at = len(ctx.notes)
     std = _std_setup(ctx, standardise)
 
     groups = []
@@ -717,6 +972,15 @@ def compare(design, reference="russia", *, by: str | None = None,
             r["by"], r["group"] = gby, gval
             r["unit"] = "years" if r["indicator"] in ("mean_age", "median_age") else "proportion"
         out += rows
+    gap_notes = []
+    for g in reference.gaps:
+        ind = g.get("indicator")
+        text = " ".join(str(g.get("text", "")).split())
+        if ind in ctx.filled:
+            gap_notes.append(f"GAP ({ind}) filled by table {ctx.filled[ind]}: {text}")
+        else:
+            gap_notes.append(f"GAP ({ind}): {text}")
+    ctx.notes[gap_at:gap_at] = gap_notes
     res = pd.DataFrame(out).reindex(columns=COLUMNS)
     order = {k: i for i, k in enumerate(INDICATORS)}
     res["_o"] = res["indicator"].map(order)

@@ -96,28 +96,40 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(out, ensure_ascii=False, indent=1))
             return
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
         console = Console(highlight=False)
         show = ["group", "indicator", "category", "adjustment", "estimate", "ci_low", "ci_high",
                 "population", "difference", "ratio", "ratio_ci_low", "ratio_ci_high", "p_value",
                 "n", "confidence"]
+        missing: dict[tuple, str] = {}    # (indicator, adjustment) -> why no population value
         for (gb, g), part in res.groupby(["by", "group"], sort=False):
             t = Table(title=f"{'All respondents' if not gb else f'{gb} = {g}'} vs {res.attrs.get('reference')} "
                             f"({res.attrs.get('frame', {}).get('text', '')})")
             for c in show[1:]:
                 t.add_column(c.replace("_", " "), justify="right" if c not in
                              ("indicator", "category", "adjustment", "confidence") else "left")
-            for rec in part[show[1:]].itertuples(index=False):
-                t.add_row(*[_fmt(v) for v in rec])
+            for rec in part[show[1:] + ["statistic", "note"]].to_dict("records"):
+                cells = {c: _fmt(rec[c]) for c in show[1:]}
+                if rec["adjustment"] == "rao-scott":
+                    cells["estimate"] = f"X²={_fmt(rec['statistic'])}"
+                elif rec["population"] != rec["population"]:      # NaN: a gap, no number
+                    cells["population"] = "n/a *"
+                    missing.setdefault((rec["indicator"], rec["adjustment"]), rec["note"])
+                t.add_row(*[escape(cells[c]) for c in show[1:]])
             console.print(t)
+        if missing:
+            console.print("[bold]* Not available[/bold] (no population figure; nothing is invented)")
+            for (ind, adj), why in missing.items():
+                console.print(f"  - {ind} ({adj}): {escape(why or 'no population figure')}")
         srcs = res[res["source"] != ""][["reference_table", "source", "confidence"]].drop_duplicates()
         console.print("[bold]Population sources[/bold]")
         for r in srcs.itertuples(index=False):
-            console.print(f"  {r.reference_table} [{r.confidence}]: {r.source}")
+            console.print(f"  {r.reference_table} \\[{r.confidence}]: {escape(r.source)}")
         console.print("[bold]Notes[/bold]")
         for n in notes:
-            console.print(f"  - {n}")
+            console.print(f"  - {escape(n)}")
         if verdicts is not None and len(verdicts):
             t = Table(title="Claims")
             for c in ("claim", "group", "test", "value", "ci_low", "ci_high", "verdict"):

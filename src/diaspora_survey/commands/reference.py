@@ -104,6 +104,7 @@ def register(app: typer.Typer) -> None:
             console.print(f"  {x.id}: {escape(x.source)}")
         if pop.gaps:
             console.print("[bold]Gaps[/bold] (not available; nothing is invented — add the official "
-                          "table to the project with \\[reference] tables = \\[...]):")
+                          "table, with rows by age band where it has them, to the project with "
+                          "\\[reference] tables = \\[...]; same fields as `reference show russia --json`):")
             for g in pop.gaps:
                 console.print(f"  - {g.get('indicator')}: {' '.join(str(g.get('text', '')).split())}")

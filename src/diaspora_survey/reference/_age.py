@@ -65,6 +65,15 @@ def band_mass(table: ReferenceTable, lo: int, hi: int | None, sex: str = "total"
     return total, splits
 
 
+def overlap_fraction(lo: int, hi: int | None, min_age: int, max_age: int | None) -> float:
+    """Fraction of the age band lo..hi (completed years; hi None = open, taken as
+    lo..lo+OPEN_WIDTH-1) that lies inside the frame min_age..max_age, single years of age
+    uniform within the band: |[lo,hi] ∩ [min_age,max_age]| / (hi - lo + 1)."""
+    b = lo + OPEN_WIDTH - 1 if hi is None else hi
+    x0, x1 = max(lo, min_age), min(b, math.inf if max_age is None else max_age)
+    return 0.0 if x1 < x0 else (x1 - x0 + 1) / (b - lo + 1)
+
+
 def check_frame(table: ReferenceTable, min_age: int, max_age: int | None) -> None:
     lo, hi = coverage(table)
     if min_age < lo or (hi is not None and (max_age is None or max_age > hi)):

@@ -6,7 +6,8 @@ table, year, URL and a confidence label (HIGH / MED / LOW, combinations such as
 ``MED-HIGH``; ``UNVERIFIED`` figures are refused). Its rows hold ``category``, ``sex``
 (``total`` by default), ``age`` (an age band such as ``25-29`` or ``85+``; empty = the
 table's whole universe), ``value``, optionally ``se`` (standard error in the same unit,
-when the figure comes from a sample survey), ``maps_to`` (the harmonised schema
+when the figure comes from a sample survey; not for ``age_distribution`` tables, whose
+age structure is taken as known), ``maps_to`` (the harmonised schema
 categories the row corresponds to), ``label`` and ``derived`` (how a derived figure was
 computed).
 
@@ -18,6 +19,12 @@ Table kinds understood by :func:`diaspora_survey.compare.compare`:
 ``higher_education_share``   share with higher education (``age`` = band it refers to)
 ``entrepreneur_share``       share of employers + own-account workers (``base``:
                              ``population`` = all persons, ``employed`` = the employed)
+
+``education_distribution``, ``employment_status`` and the two share kinds may give their
+rows by age band (``age``): e.g. the census table of education by age group. When the
+bands are contiguous and cover the survey frame, the comparison restricts the population
+to the frame with them and uses them as age-specific rates for indirect standardisation.
+The share kinds need a share unit (not ``count``).
 
 Units: ``count``, ``percent``, ``per_1000``, ``proportion`` (values and SEs are
 converted to proportions by :meth:`ReferenceTable.proportions`).
@@ -316,6 +323,10 @@ def table_from_dict(d: dict, where: str, row_where=None, origin: str = "") -> Re
     if kind == "employment_status" and base not in ("", "employed"):
         raise _err(f"base {base!r}: employment_status tables are of the employed", f"{where}: base",
                    "leave base empty or set it to 'employed'")
+    if kind in ("higher_education_share", "entrepreneur_share") and UNITS[unit] is None:
+        raise _err(f"unit {unit!r}: a {kind} table holds shares", f"{where}: unit",
+                   "use percent, per_1000 or proportion (for counts, use an "
+                   "education_distribution or employment_status table)")
     rows_in = d.get("rows")
     if not isinstance(rows_in, list) or not rows_in:
         raise _err("the table has no rows", f"{where}: rows", _HINT_FIELDS)
@@ -350,6 +361,10 @@ def table_from_dict(d: dict, where: str, row_where=None, origin: str = "") -> Re
                            "age_distribution categories are age bands such as 15-19 or 85+") from None
         value = _number(r.get("value"), f"{w}: value", "value")
         se = _number(r.get("se"), f"{w}: se", "se", allow_none=True)
+        if se is not None and kind == "age_distribution":
+            raise _err("se is not used for age_distribution tables", f"{w}: se",
+                       "the population age structure is taken as known; remove the se "
+                       "column (standard errors are used for shares and distributions)")
         if UNITS[unit] is not None and value > UNITS[unit] + 1e-9:
             raise _err(f"value {value:g} exceeds 1 {unit} (= {UNITS[unit]:g})", f"{w}: value",
                        "shares must be at most 100 percent / 1000 per 1000 / 1 proportion; "
