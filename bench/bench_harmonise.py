@@ -5,7 +5,7 @@ memory: 6 schema variables (sex by code map, age as a number with a valid range,
 value labels through the crosswalk, employment status from Russian answer texts through the
 crosswalk, country names typed in Russian through the crosswalk, month of departure as free
 text in mixed formats) plus 14 custom categorical variables with code maps and missing codes,
-an eligibility filter and a respondent id. The figure printed is the best of three runs of
+an eligibility filter and a text respondent id (checked for repeats). The figure printed is the best of three runs of
 ``harmonise()`` (reading the file is not included; see the importer benchmark for that).
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from diaspora_survey.io.base import RawWave, SourceInfo, VariableMeta
 
 def build(n: int, seed: int = 1):
     rng = np.random.default_rng(seed)
-    cols: dict[str, object] = {"rid": np.arange(n)}
+    cols: dict[str, object] = {"rid": ("R" + pd.Series(np.arange(n)).astype(str)).astype("str")}   # text ids
     meta: dict[str, VariableMeta] = {}
     cols["sex"] = rng.choice([1, 2, 99], size=n, p=[.45, .54, .01]).astype("int8")
     meta["sex"] = VariableMeta("sex", value_labels={1: "Мужской", 2: "Женский", 99: "Отказ"}, missing_values=[99])

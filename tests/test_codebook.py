@@ -114,6 +114,40 @@ CASES = {
     "custom_without_type": ("wave: w\nvariables:\n  income:\n    custom: true\n    source: x\n",
                             "codebook.invalid_field", 3, "needs a type"),
     "reserved": ("wave: w\nvariables:\n  resp_id:\n    source: x\n", "codebook.reserved_variable", 3, "set by the program"),
+    "duplicate_variable": ("wave: w\nvariables:\n  sex: {source: a, map: {1: male}}\n  sex: {source: b, map: {1: male}}\n",
+                           "codebook.duplicate_key", 4, "key 'sex' appears twice"),
+    "empty_code": ("wave: w\nvariables:\n  sex:\n    source: q1\n    map: {~: male, 2: female}\n",
+                   "codebook.invalid_field", 5, "an empty code in the map of 'sex'"),
+    "code_in_map_and_range": ("wave: w\nvariables:\n  g:\n    custom: true\n    type: category\n    source: a\n"
+                              "    map: {5: five}\n    ranges: [{min: 0, max: 9, to: low}]\n",
+                              "codebook.duplicate_code", 7, "code 5 is mapped twice"),
+    "missing_code_in_range": ("wave: w\nvariables:\n  g:\n    custom: true\n    type: category\n    source: a\n"
+                              "    ranges: [{min: 0, max: 99, to: any}]\n    missing: [99]\n",
+                              "codebook.missing_and_mapped", 8, "missing code 99 falls into the range"),
+    "age_rule_without_transform": ("wave: w\nvariables:\n  age:\n    source: a\n    age_rule: midyear\n",
+                                   "codebook.bad_transform", 5, "age_rule is only used by"),
+    "levels_on_schema_variable": ("wave: w\nvariables:\n  sex:\n    source: q1\n    map: {1: male}\n    levels: [male]\n",
+                                  "codebook.invalid_field", 6, "'levels' is for custom categorical variables"),
+    "ranges_on_a_number": ("wave: w\nvariables:\n  age:\n    source: a\n    ranges: [{min: 0, max: 17, to: minor}]\n",
+                           "codebook.bad_transform", 3, "value maps, ranges and crosswalks are for categories"),
+    "bool_not_true_false": ("wave: w\nvariables:\n  member:\n    custom: true\n    type: bool\n    source: m\n"
+                            "    map: {1: true, 2: maybe}\n", "codebook.unknown_category", 7, "'maybe' is neither true nor false"),
+    "source_not_a_name": ("wave: w\nvariables:\n  sex:\n    source: {q: 1}\n    map: {1: male}\n",
+                          "codebook.invalid_field", 4, "should be a column name or a list of column names"),
+    "missing_not_a_list_of_codes": ("wave: w\nvariables:\n  sex:\n    source: q1\n    map: {1: male}\n    missing: {a: b}\n",
+                                    "codebook.invalid_field", 6, "should be a list of codes"),
+    "variables_not_a_mapping": ("wave: w\nvariables:\n  - sex\n", "codebook.invalid_field", 2,
+                                "variables: should be a mapping"),
+    "eligibility_needs_number": ("wave: w\neligibility: ['age >= adult']\nvariables:\n  age: {source: a}\n",
+                                 "codebook.bad_eligibility", 2, "'>=' needs a number or a date"),
+    "interview_date_without_transform": ("wave: w\nvariables:\n  age:\n    source: a\n    interview_date: 2022-03-01\n",
+                                         "codebook.bad_transform", 5, "interview_date is only used by"),
+    "numeric_with_map": ("wave: w\nvariables:\n  age:\n    source: a\n    map: {1: young}\n",
+                         "codebook.bad_transform", 3, "value maps, ranges and crosswalks are for categories"),
+    "schema_type_conflict": ("wave: w\nvariables:\n  age:\n    source: a\n    type: category\n",
+                             "codebook.invalid_field", 5, "has type int in the schema"),
+    "wrong_crosswalk": ("wave: w\nvariables:\n  sex:\n    source: s\n    crosswalk: country\n",
+                        "codebook.bad_transform", 5, "does not give 'sex' categories"),
 }
 
 
@@ -131,6 +165,35 @@ def test_codebook_error_kinds(case):
 
 def test_error_kinds_cover_at_least_ten_codes():
     assert len({c for _, c, _, _ in CASES.values()}) >= 10
+
+
+def test_the_five_errors_the_issue_names_have_specific_hints(repo_dir):
+    """Unknown harmonised variable, source column missing from the file, category not in the
+    schema, a code mapped twice, a missing code that is also mapped: file:line and how to fix."""
+    assert "did you mean 'education'" in error(CASES["unknown_variable"][0]).hint
+    assert "categories: " in error(CASES["unknown_category"][0]).hint and \
+        "did you mean 'master'" in error(CASES["unknown_category"][0]).hint
+    dup = error(CASES["duplicate_code_yaml"][0])
+    assert "first given at line 6" in dup.hint
+    both = error(CASES["missing_and_mapped"][0])
+    assert "remove it from 'map' or 'missing'" in both.hint
+    # the missing column is checked against the raw file (see test_unknown_column_against_the_file)
+
+
+def test_empty_or_whitespace_label_in_labels_is_an_error():
+    err = error("wave: w\nvariables:\n  sex:\n    source: q1\n    labels: {'  ': male}\n")
+    assert err.code == "codebook.invalid_field" and "empty code in the labels" in err.message
+
+
+def test_bool_custom_variable_accepts_true_false_words():
+    cb = load("wave: w\nvariables:\n  member:\n    custom: true\n    type: bool\n    source: m\n"
+              "    map: {1: true, 2: нет, 3: 'yes'}\n")
+    assert cb.variables["member"].map == {1: True, 2: "нет", 3: "yes"}
+
+
+def test_age_rule_default_is_midyear():
+    cb = load("wave: w\nvariables:\n  age:\n    transform: age_from_birth_year\n    source: [by, d]\n")
+    assert cb.variables["age"].age_rule == "midyear"
 
 
 def test_codebook_not_found(tmp_path):
@@ -234,3 +297,91 @@ def test_cli_codebook_check_reports_unmapped_with_counts(repo_dir, tmp_path, cap
                    encoding="utf-8")
     assert main(["codebook", "check", "--project", str(proj)]) == 2
     assert "q3_obrazovanie" in capsys.readouterr().out
+
+
+def _copy_project(repo_dir, dest):
+    import shutil
+
+    (dest / "codebooks").mkdir(parents=True)
+    shutil.copytree(repo_dir / "raw", dest / "raw")
+    shutil.copy(repo_dir / "diaspora-survey.toml", dest)
+    for f in (repo_dir / "codebooks").glob("20*.yaml"):
+        shutil.copy(f, dest / "codebooks")
+    return dest
+
+
+def test_cli_codebook_check_reports_out_of_range_and_share_missing(repo_dir, tmp_path, capsys):
+    from diaspora_survey.cli import main
+
+    proj = _copy_project(repo_dir, tmp_path / "p")
+    cbp = proj / "codebooks" / "2022-11_wave2.yaml"
+    cbp.write_text(cbp.read_text(encoding="utf-8").replace("valid_range: [14, 100]", "valid_range: [14, 60]"),
+                   encoding="utf-8")
+    assert main(["codebook", "check", "--project", str(proj)]) == 1
+    out = capsys.readouterr().out
+    assert "out_of_range age (codebooks/2022-11_wave2.yaml:" in out
+    assert "missing %" in out and "✓ wave 2024-05: every value mapped" in out
+
+
+def test_cli_codebook_check_catches_a_codebook_for_another_file(repo_dir, tmp_path, capsys):
+    from diaspora_survey.cli import main
+
+    proj = _copy_project(repo_dir, tmp_path / "p")
+    cbp = proj / "codebooks" / "2024-05_wave3.yaml"
+    cbp.write_text(cbp.read_text(encoding="utf-8").replace("file: raw/2024-05_wave3.zsav", "file: raw/other.zsav"),
+                   encoding="utf-8")
+    assert main(["codebook", "check", "--project", str(proj)]) == 2
+    out = capsys.readouterr().out
+    assert "2024-05_wave3.yaml:3" in out and "the project uses" in out
+
+
+def test_cli_codebook_draft_output_errors(repo_dir, tmp_path, capsys):
+    from diaspora_survey.cli import main
+
+    raw = str(repo_dir / "raw" / "2024-05_wave3.zsav")
+    assert main(["codebook", "draft", raw, "-o", str(tmp_path)]) == 2
+    assert "codebook.cannot_write" in capsys.readouterr().err
+    assert main(["codebook", "draft", str(tmp_path / "nope.sav")]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert main(["codebook", "draft", raw]) == 0            # no -o: the draft goes to the terminal
+    text = capsys.readouterr().out
+    assert text.startswith("# Codebook DRAFT") and Codebook.from_yaml(text).wave == "2024-05"
+
+
+@pytest.mark.parametrize("edit", [
+    ("map: {1: male, 2: female}", "map: [male, female]"),
+    ("source: q1_pol", "source: 5"),
+    ("  sex:\n", "\tsex:\n"),
+    ("eligibility:\n  - age >= 18", "eligibility: age >= 18"),
+    ("  - age >= 18 ", "  - sex >= 18 "),
+    ("  - age >= 18 ", "  - country in [Georgia] "),
+    ("source: [q2_god_rozhd, data_intervyu]", "source: [q2_god_rozhd, q6_mes_vyezda]"),
+])
+def test_cli_broken_codebooks_end_in_one_message_never_a_traceback(repo_dir, tmp_path, capsys, edit):
+    from diaspora_survey.cli import main
+
+    proj = _copy_project(repo_dir, tmp_path / "p")
+    cbp = proj / "codebooks" / "2022-03_wave1.yaml"
+    text = cbp.read_text(encoding="utf-8")
+    assert edit[0] in text
+    cbp.write_text(text.replace(edit[0], edit[1], 1), encoding="utf-8")
+    rc = main(["harmonise", "--strict", "--project", str(proj), "-o", str(tmp_path / "h.parquet")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err
+    assert "codebooks/2022-03_wave1.yaml:" in err and "hint:" in err
+    assert not (tmp_path / "h.parquet").exists()
+
+
+def test_cli_draft_uses_the_project_crosswalks(repo_dir, tmp_path, capsys):
+    from diaspora_survey.cli import main
+
+    proj = _copy_project(repo_dir, tmp_path / "p")
+    (proj / "codebooks" / "employment_mine.csv").write_text("label,code\nФрилансер,employee\n", encoding="utf-8")
+    toml = proj / "diaspora-survey.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").replace(
+        "crosswalks = []", 'crosswalks = ["codebooks/employment_mine.csv"]'), encoding="utf-8")
+    out = proj / "codebooks" / "new.yaml"
+    assert main(["codebook", "draft", str(proj / "raw" / "2022-03_wave1.sav"), "-o", str(out)]) == 0
+    cb = Codebook.load(out)
+    assert cb.file == "raw/2022-03_wave1.sav"                         # relative to the project
+    assert cb.variables["employment_status"].map[4] == "employee"     # «Фрилансер» via the project CSV

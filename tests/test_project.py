@@ -133,3 +133,66 @@ def test_init_cli(tmp_path, capsys):
     assert main(["init", str(tmp_path / "s")]) == 2
     assert "already exists" in capsys.readouterr().err
     assert main(["init", str(tmp_path / "s"), "--force"]) == 0
+
+
+def test_init_title_with_quotes_and_backslashes_round_trips(tmp_path):
+    scaffold(tmp_path / "p", title='Relokanti "2022" \\ pilot')
+    assert Project.load(tmp_path / "p").title == 'Relokanti "2022" \\ pilot'
+
+
+def test_init_into_an_unwritable_place_is_one_error(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["init", str(blocker / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert "project.init_failed" in err and "Traceback" not in err
+
+
+def test_codebook_of_one_wave_checks_the_file_too(repo_dir, tmp_path):
+    shutil.copytree(repo_dir / "raw", tmp_path / "raw")
+    shutil.copytree(repo_dir / "codebooks", tmp_path / "codebooks")
+    write(tmp_path, (repo_dir / FILENAME).read_text(encoding="utf-8"))
+    p = Project.load(tmp_path)
+    assert p.codebook("2022-11").wave == "2022-11"
+    cbp = tmp_path / "codebooks" / "2022-11_wave2.yaml"
+    cbp.write_text(cbp.read_text(encoding="utf-8").replace("file: raw/2022-11_wave2.csv", "file: raw/x.csv"),
+                   encoding="utf-8")
+    with pytest.raises(CodebookError) as ei:
+        Project.load(tmp_path).codebook("2022-11")
+    assert ei.value.code == "codebook.file_mismatch" and ei.value.where.endswith("2022-11_wave2.yaml:4")
+    with pytest.raises(ProjectError) as ei:
+        p.codebook("2099-01")
+    assert ei.value.code == "project.unknown_wave"
+
+
+def test_harmonise_output_errors_are_one_message(repo_dir, tmp_path, capsys):
+    (tmp_path / "dir").mkdir()
+    assert main(["harmonise", "--project", str(repo_dir), "-o", str(tmp_path / "dir")]) == 2
+    assert "harmonise.cannot_write" in capsys.readouterr().err
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["harmonise", "--project", str(repo_dir), "-o", str(blocker / "h.parquet")]) == 2
+    err = capsys.readouterr().err
+    assert "harmonise.cannot_write" in err and "Traceback" not in err
+
+
+def test_empty_project_check_and_harmonise(tmp_path, capsys):
+    scaffold(tmp_path / "p")
+    assert main(["codebook", "check", "--project", str(tmp_path / "p")]) == 0
+    assert "no waves in diaspora-survey.toml yet: add a [[waves]] block" in capsys.readouterr().out
+
+
+def test_strict_in_the_project_file_is_honoured_and_the_flag_overrides_it(repo_dir, tmp_path, capsys):
+    shutil.copytree(repo_dir / "raw", tmp_path / "raw")
+    shutil.copytree(repo_dir / "codebooks", tmp_path / "codebooks")
+    write(tmp_path, (repo_dir / FILENAME).read_text(encoding="utf-8").replace("strict = false", "strict = true"))
+    cbp = tmp_path / "codebooks" / "2022-03_wave1.yaml"
+    cbp.write_text(cbp.read_text(encoding="utf-8").replace("      9: other\n", ""), encoding="utf-8")
+    with pytest.raises(Exception) as ei:
+        Project.load(tmp_path).harmonised()
+    assert getattr(ei.value, "code", None) == "harmonise.unmapped"
+    out = tmp_path / "h.parquet"
+    assert main(["harmonise", "--project", str(tmp_path), "-o", str(out)]) == 2 and not out.exists()
+    assert "9 «Другое»" in capsys.readouterr().err
+    assert main(["harmonise", "--no-strict", "--project", str(tmp_path), "-o", str(out)]) == 0 and out.exists()
+    assert Project.load(tmp_path).harmonise_all(strict=False).unmapped == 39

@@ -130,8 +130,9 @@ def load_yaml_with_lines(text: str, source: str = "<yaml>"):
                             (f" in the {d.path[-1]} of {d.path[-2]!r}" if len(d.path) >= 2 else ""),
                             code="codebook.duplicate_code" if what == "code" else "codebook.duplicate_key",
                             where=f"{source}:{d.line}",
-                            hint=f"first given at line {d.first_line}; a code maps to one category — "
-                                 "delete one of them") from None
+                            hint=f"first given at line {d.first_line}; " +
+                                 ("a code maps to one category — delete one of them" if what == "code" else
+                                  "a key may appear once — merge the two entries or delete one")) from None
     except yaml.YAMLError as ex:
         raise CodebookError(f"not valid YAML: {ex}", code="codebook.yaml_syntax", where=source) from None
     return data, lines
@@ -187,7 +188,7 @@ class VariableSpec(_Strict):
     file_missing: bool = True
     transform: Literal["age_from_birth_year", "month", "year_month", "date", "number"] | None = None
     interview_date: _dt.date | None = None
-    age_rule: Literal["year_difference", "midyear"] = "year_difference"
+    age_rule: Literal["year_difference", "midyear"] = "midyear"
     valid_range: list[float] | None = None
     custom: bool = False
     levels: list[str] | None = None
@@ -367,10 +368,21 @@ class Codebook(_Strict):
         if t == "number" and vtype not in ("int", "float"):
             raise self._err(f"transform number makes a number, but {name!r} is {vtype}",
                             "codebook.bad_transform", keys + ("transform",), "remove the transform")
-        if vtype in ("int", "float", "date") and (spec.map or spec.labels or spec.crosswalk):
-            raise self._err(f"{name!r} is {vtype}: value maps and crosswalks are for categories",
-                            "codebook.bad_transform", keys, "remove map/labels/crosswalk; "
+        if vtype in ("int", "float", "date", "string") and (spec.map or spec.labels or spec.ranges or spec.crosswalk):
+            raise self._err(f"{name!r} is {vtype}: value maps, ranges and crosswalks are for categories",
+                            "codebook.bad_transform", keys, "remove map/labels/ranges/crosswalk; "
                             "use 'missing:' and 'valid_range:' for numbers")
+        if vtype == "bool" and spec.crosswalk:
+            raise self._err(f"{name!r} is bool: crosswalks give categories, not true/false",
+                            "codebook.bad_transform", keys + ("crosswalk",),
+                            "map the codes instead, e.g. map: {1: true, 2: false}")
+        if "age_rule" in spec.model_fields_set and t != "age_from_birth_year":
+            raise self._err("age_rule is only used by transform age_from_birth_year", "codebook.bad_transform",
+                            keys + ("age_rule",), "remove it or set transform: age_from_birth_year")
+        if spec.levels is not None and (var is not None or vtype not in ("category", "ordered")):
+            raise self._err(f"'levels' is for custom categorical variables; {name!r} "
+                            + ("takes its categories from the schema" if var is not None else f"is {vtype}"),
+                            "codebook.invalid_field", keys + ("levels",), "remove 'levels:'")
         if spec.valid_range is not None:
             if len(spec.valid_range) != 2 or spec.valid_range[0] > spec.valid_range[1]:
                 raise self._err(f"valid_range must be [min, max] with min <= max, got {spec.valid_range}",
@@ -382,6 +394,25 @@ class Codebook(_Strict):
             raise self._err("interview_date is only used by age_from_birth_year", "codebook.bad_transform",
                             keys + ("interview_date",), "remove it or set transform: age_from_birth_year")
 
+        # codes: none empty
+        for what in ("map", "labels"):
+            for code in getattr(spec, what):
+                if code is None or (isinstance(code, str) and not code.strip()):
+                    raise self._err(f"an empty code in the {what} of {name!r}", "codebook.invalid_field",
+                                    keys + (what, code), "write the code (or label) before the colon, e.g. 1: male; "
+                                    "'~' and empty keys mean nothing in YAML")
+        if vtype == "bool":
+            for what in ("map", "labels"):
+                for code, cat in getattr(spec, what).items():
+                    if _bool_value(cat) is None:
+                        raise self._err(f"{name!r} is bool: {cat!r} is neither true nor false",
+                                        "codebook.unknown_category", keys + (what, code),
+                                        "map each code to true or false (yes/no, да/нет also work); "
+                                        "list codes meaning no answer under 'missing:'")
+            for i, r in enumerate(spec.ranges):
+                if _bool_value(r.to) is None:
+                    raise self._err(f"{name!r} is bool: {r.to!r} is neither true nor false",
+                                    "codebook.unknown_category", keys + ("ranges", i), "use to: true or to: false")
         # categories
         if vtype in ("category", "ordered"):
             allowed = self._allowed(name, spec)
@@ -414,6 +445,19 @@ class Codebook(_Strict):
                 i = spec.ranges.index(b)
                 raise self._err(f"ranges overlap: {_fmt_range(a)} and {_fmt_range(b)}", "codebook.bad_range",
                                 keys + ("ranges", i), "a code may fall into one range only")
+        # codes mapped twice: in 'map' and inside a range
+        for code in spec.map:
+            ident = _key_identity(code)
+            if ident[0] != "n":
+                continue
+            for i, r in enumerate(spec.ranges):
+                lo = -math.inf if r.min is None else r.min
+                hi = math.inf if r.max is None else r.max
+                if lo <= ident[1] <= hi:
+                    raise self._err(f"code {code!r} is mapped twice: to {spec.map[code]!r} in 'map' and to "
+                                    f"{r.to!r} by the range {_fmt_range(r)}", "codebook.duplicate_code",
+                                    keys + ("map", code), "a code maps to one category: remove it from 'map' "
+                                    "or narrow the range")
         # missing codes also mapped
         mapped = {_key_identity(k): k for k in spec.map}
         for i, m in enumerate(spec.missing):
@@ -510,6 +554,27 @@ class Codebook(_Strict):
                      "source")
 
 
+_TRUE = frozenset({"true", "yes", "1", "да", "y", "д"})
+_FALSE = frozenset({"false", "no", "0", "нет", "n", "н"})
+
+
+def _bool_value(cat) -> bool | None:
+    """``True``/``False`` for a bool category (true/false, yes/no, да/нет, 1/0), else None."""
+    from .crosswalks import normalise_label
+
+    if isinstance(cat, bool):
+        return cat
+    if isinstance(cat, (int, float)) and cat in (0, 1):
+        return bool(cat)
+    if isinstance(cat, str):
+        t = normalise_label(cat)
+        if t in _TRUE:
+            return True
+        if t in _FALSE:
+            return False
+    return None
+
+
 def _fmt_range(r: RangeRule) -> str:
     lo = "" if r.min is None else f"{r.min:g}"
     hi = "" if r.max is None else f"{r.max:g}"
@@ -542,9 +607,9 @@ def parse_rule(rule: str, *, where: str, known: set[str] | None = None):
     if op in ("in", "not in") and not isinstance(value, list):
         raise CodebookError(f"'{op}' needs a list, got {raw!r}", code="codebook.bad_eligibility", where=where,
                             hint="e.g. country in [GE, AM]")
-    if op in (">=", ">", "<=", "<") and not isinstance(value, (int, float)):
-        raise CodebookError(f"'{op}' needs a number, got {raw!r}", code="codebook.bad_eligibility",
-                            where=where, hint="e.g. age >= 18")
+    if op in (">=", ">", "<=", "<") and (isinstance(value, bool) or not isinstance(value, (int, float, _dt.date))):
+        raise CodebookError(f"'{op}' needs a number or a date, got {raw!r}", code="codebook.bad_eligibility",
+                            where=where, hint="e.g. age >= 18 or departure_date >= 2022-02-24")
     return var, op, value
 
 
@@ -580,8 +645,57 @@ def _pydantic_error(ex: ValidationError, source: str, lines: dict) -> CodebookEr
         return CodebookError(f"{dotted}: {err.get('msg')}", code="codebook.bad_transform" if
                              data_loc and data_loc[-1] in ("transform", "crosswalk") else "codebook.invalid_field",
                              where=where, hint="see docs/codebook.md for the allowed values")
-    return CodebookError(f"{dotted or 'codebook'}: {err.get('msg')}", code="codebook.invalid_field",
-                         where=where, hint="see docs/codebook.md for the codebook format")
+    if len(data_loc) == 2 and data_loc[0] == "variables":      # the variable's entry itself
+        field_name = "variable"
+    else:
+        field_name = next((x for x in reversed(data_loc) if isinstance(x, str) and x in _FIELD_HINTS), None)
+    hint = _FIELD_HINTS.get(field_name, "see docs/codebook.md for the codebook format")
+    msg = err.get("msg", "invalid value")
+    if field_name in _FIELD_SHAPES:   # pydantic's message names one branch of a union: say what is wanted
+        msg = f"should be {_FIELD_SHAPES[field_name]}"
+    return CodebookError(f"{dotted or 'codebook'}: {msg}", code="codebook.invalid_field",
+                         where=where, hint=hint)
+
+
+_FIELD_SHAPES = {
+    "source": "a column name or a list of column names",
+    "missing": "a list of codes (numbers or texts)",
+    "eligibility": "a list of rules",
+    "variables": "a mapping: harmonised variable → how to make it",
+    "variable": "a mapping of keys such as source, map, missing",
+    "design": "a mapping of weight, strata, psu, fpc to column names",
+    "map": "a mapping: code → category",
+    "labels": "a mapping: value label (text) → category",
+    "ranges": "a list of {min, max, to} ranges",
+}
+_FIELD_HINTS = {
+    "wave": 'write the wave id, e.g. wave: "2022-03"',
+    "file": "write the raw file's path relative to the project, e.g. file: raw/wave1.sav",
+    "id": "write the name of the respondent id column, e.g. id: respid",
+    "source": "source: COLUMN, or source: [COLUMN1, COLUMN2] for age_from_birth_year and year_month",
+    "missing": "missing: [98, 99] or missing: [\"Затрудняюсь ответить\"]",
+    "eligibility": 'a list of rules, e.g. eligibility: ["age >= 18"]',
+    "variables": "one entry per harmonised variable, e.g. variables: {sex: {source: q1, map: {1: male, 2: female}}}",
+    "variable": "e.g. sex: {source: q1, map: {1: male, 2: female}}",
+    "design": "design: {weight: wt}",
+    "weight": "design: {weight: COLUMN}",
+    "strata": "design: {strata: COLUMN}",
+    "psu": "design: {psu: COLUMN}",
+    "fpc": "design: {fpc: COLUMN}",
+    "map": "map: {1: male, 2: female}",
+    "labels": 'labels: {"Высшее — магистратура": master}',
+    "ranges": "ranges: [{min: 18, max: 24, to: young}, {min: 25, to: older}]",
+    "min": "ranges: [{min: 18, max: 24, to: young}] — min and max are numbers",
+    "max": "ranges: [{min: 18, max: 24, to: young}] — min and max are numbers",
+    "to": "ranges: [{min: 18, max: 24, to: young}] — to is a category",
+    "valid_range": "valid_range: [14, 100]",
+    "interview_date": "interview_date: 2022-03-15 (YYYY-MM-DD)",
+    "file_missing": "file_missing: true or false",
+    "custom": "custom: true or false",
+    "levels": "levels: [low, medium, high]",
+    "type": "type: category | ordered | int | float | bool | string | date",
+    "rule": 'a rule such as "age >= 18"',
+}
 
 
 def _allowed_keys(parent: tuple) -> list[str]:
@@ -645,7 +759,6 @@ def draft_yaml(wave, *, wave_id: str | None = None, file: str | None = None, cro
     the file's user-missing declarations and from labels such as «Затрудняюсь ответить».
     """
     import numpy as np
-    import pandas as pd
 
     from . import crosswalks as _cw
     from .harmonise import parse_month
@@ -653,7 +766,6 @@ def draft_yaml(wave, *, wave_id: str | None = None, file: str | None = None, cro
     cws = crosswalks or _cw.load()
     data = wave.data
     meta = wave.meta
-    n = len(data)
     path = file or wave.source.path
     wid = wave_id or Path(path).stem.split("_")[0]
 
@@ -848,5 +960,4 @@ def draft_yaml(wave, *, wave_id: str | None = None, file: str | None = None, cro
             m = meta.get(c)
             lab = f" «{_comment(m.label)}»" if m is not None and m.label else ""
             lines.append(f"#   {c}{lab}")
-    _ = (n, pd)
     return "\n".join(lines).rstrip() + "\n"

@@ -20,6 +20,8 @@ columns under the stable names ``weight_base``, ``strata``, ``psu``, ``fpc``.
 """
 from __future__ import annotations
 
+import datetime as _dt
+import difflib
 import math
 import re
 from dataclasses import dataclass, field
@@ -30,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from . import schema
-from .codebook import Codebook, VariableSpec, _key_identity, parse_rule
+from .codebook import Codebook, VariableSpec, _bool_value, _key_identity, parse_rule
 from .crosswalks import Crosswalk, normalise_label
 from .errors import CodebookError, HarmonisationError
 
@@ -224,9 +226,17 @@ class _Var:
 
     def __init__(self, ctx: "_Ctx", name: str, spec: VariableSpec | None):
         self.ctx, self.name, self.spec = ctx, name, spec
-        self.n_missing = 0
-        self.n_unmapped = 0
-        self.n_out_of_range = 0
+        n = len(ctx.raw.data)
+        self.unmapped_rows = np.zeros(n, dtype=bool)       # value present but not mapped/parsed
+        self.out_of_range_rows = np.zeros(n, dtype=bool)   # value outside valid_range
+
+    @property
+    def n_unmapped(self) -> int:
+        return int(self.unmapped_rows.sum())
+
+    @property
+    def n_out_of_range(self) -> int:
+        return int(self.out_of_range_rows.sum())
 
     def where(self, *keys):
         return self.ctx.cb.where("variables", self.name, *keys)
@@ -311,19 +321,26 @@ def _map_categorical(v: _Var, col: pd.Series, categories: list[str] | None, orde
     out_codes = lut[codes]   # codes == -1 (NA) picks the trailing -1
 
     counts = np.bincount(codes[codes >= 0], minlength=n_u) if n_u else np.zeros(0, dtype=np.int64)
-    n_na = int((codes < 0).sum())
-    v.n_missing = n_na + int(counts[status == 1].sum())
     unm = np.flatnonzero(status == 2)
     if len(unm):
-        v.n_unmapped = int(counts[unm].sum())
+        v.unmapped_rows |= np.append(status == 2, False)[codes]
+        k = int(counts[unm].sum())
         vals = {_fmt_value(uniques.iloc[i], meta.label(uniques.iloc[i])): int(counts[i])
                 for i in unm[np.argsort(-counts[unm], kind="stable")]}
-        v.issue("unmapped", v.n_unmapped,
-                f"{v.n_unmapped} value(s) of {spec.sources[0]!r} not mapped ({len(unm)} distinct): " +
+        v.issue("unmapped", k,
+                f"{k} value(s) of {spec.sources[0]!r} not mapped ({len(unm)} distinct): " +
                 ", ".join(f"{k} ×{c}" for k, c in list(vals.items())[:8]) + (" …" if len(vals) > 8 else ""),
                 vals)
     return pd.Series(pd.Categorical.from_codes(out_codes, categories=cats, ordered=ordered),
                      index=col.index, name=v.name)
+
+
+def _string_missing(s: pd.Series, missing) -> pd.Series:
+    """Rows of a text column whose value is one of the codebook's missing codes (normalised)."""
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    wanted = {normalise_label(m) for m in missing}
+    hit = np.array([normalise_label(u) in wanted for u in uniques] + [False], dtype=bool)
+    return pd.Series(hit[codes], index=s.index)
 
 
 def _to_float(u) -> float | None:
@@ -342,7 +359,7 @@ def _to_float(u) -> float | None:
 
 # ---- numeric variables ---------------------------------------------------------------------------
 
-def _numeric_with_missing(v: _Var, col: pd.Series, source: str, *, count_missing=True) -> pd.Series:
+def _numeric_with_missing(v: _Var, col: pd.Series, source: str) -> pd.Series:
     """Float series with missing codes (codebook and file user-missing) as NaN; unparsable
     non-empty text reported as ``unparsed``."""
     spec = v.spec
@@ -373,13 +390,28 @@ def _numeric_with_missing(v: _Var, col: pd.Series, source: str, *, count_missing
     if bad.any():
         vc = col[bad].astype("string").value_counts()
         vals = {str(k): int(c) for k, c in vc.items()}
-        v.n_unmapped += int(bad.sum())
+        v.unmapped_rows |= bad
         v.issue("unparsed", int(bad.sum()), f"{int(bad.sum())} value(s) of {source!r} are not numbers: " +
                 ", ".join(f"{k!r} ×{c}" for k, c in list(vals.items())[:8]), vals)
-    out = num.mask(miss | bad)
-    if count_missing:
-        v.n_missing += int(out.isna().sum()) - int(bad.sum())
-    return out
+    # a number whose value label says "no answer" (99 «Отказ от ответа») that neither the codebook
+    # nor the file declares missing: never used as a number — NA, reported as unmapped
+    mcw = v.ctx.crosswalks.get("missing")
+    if mcw is not None and meta.meta is not None and meta.meta.value_labels:
+        codes_like = [(f, lab) for k, lab in meta.meta.value_labels.items()
+                      if (f := _to_float(k)) is not None and mcw.lookup(lab)]
+        if codes_like:
+            hit = num.isin([f for f, _ in codes_like]).to_numpy() & ~miss & ~bad
+            if hit.any():
+                vc = num[hit].value_counts()
+                labels = dict(codes_like)
+                vals = {_fmt_value(x, labels.get(float(x))): int(c) for x, c in vc.items()}
+                v.unmapped_rows |= hit
+                bad = bad | hit
+                v.issue("unmapped", int(hit.sum()),
+                        f"{int(hit.sum())} value(s) of {source!r} are labelled as no answer but not declared "
+                        "missing: " + ", ".join(f"{a} ×{c}" for a, c in list(vals.items())[:8]) +
+                        " — list them under 'missing:'", vals)
+    return num.mask(miss | bad)
 
 
 def _apply_valid_range(v: _Var, num: pd.Series) -> pd.Series:
@@ -391,7 +423,7 @@ def _apply_valid_range(v: _Var, num: pd.Series) -> pd.Series:
     if k:
         vc = num[out].value_counts().sort_index()
         vals = {_fmt_value(x, None): int(c) for x, c in vc.items()}
-        v.n_out_of_range += k
+        v.out_of_range_rows |= out.to_numpy(dtype=bool, na_value=False)
         v.issue("out_of_range", k, f"{k} value(s) outside [{lo:g}, {hi:g}] set to missing: " +
                 ", ".join(f"{a} ×{c}" for a, c in list(vals.items())[:8]), vals, keys=("valid_range",))
         num = num.mask(out)
@@ -406,10 +438,98 @@ def _to_int(v: _Var, num: pd.Series) -> pd.Series:
     return np.floor(num).astype("Int64")
 
 
-def _dates(col: pd.Series) -> pd.Series:
+_DATE_FORMATS = ("%d.%m.%Y", "%d.%m.%Y %H:%M", "%d.%m.%Y %H:%M:%S", "%d/%m/%Y", "%d/%m/%Y %H:%M",
+                 "%d/%m/%Y %H:%M:%S", "%d.%m.%y", "%Y/%m/%d", "%Y.%m.%d")
+_DATE_MIN, _DATE_MAX = pd.Timestamp("1900-01-01"), pd.Timestamp("2100-12-31")
+
+
+def _parse_date_values(values: pd.Series) -> pd.Series:
+    """Dates from distinct text values: ISO 8601 first, then day-first forms (``15.03.2022``,
+    ``15/03/2022``, with or without a time); never month-first. NaT where none fits."""
+    txt = values.astype("string").str.strip()
+    out = pd.to_datetime(txt.where(txt.str.match(r"^\d{4}-\d{1,2}-\d{1,2}([ T].*)?$", na=False)),
+                         format="ISO8601", errors="coerce")
+    for fmt in _DATE_FORMATS:
+        todo = out.isna() & txt.notna()
+        if not todo.any():
+            break
+        out = out.where(~todo, pd.to_datetime(txt.where(todo), format=fmt, errors="coerce"))
+    return out
+
+
+def _parse_dates(v: _Var, col: pd.Series, source: str, *, floor_month: bool = False) -> pd.Series:
+    """A date column (``datetime64[ns]``): dates as they are, texts parsed (ISO or day first),
+    codebook missing codes → NaT; anything else non-empty is reported as ``unparsed`` and dates
+    outside 1900–2100 as ``out_of_range``. Each distinct value is parsed once."""
+    spec = v.spec
+    n = len(col)
     if pd.api.types.is_datetime64_any_dtype(col.dtype):
-        return col.astype("datetime64[ns]")
-    return pd.to_datetime(col, errors="coerce").astype("datetime64[ns]") if len(col) else col.astype("datetime64[ns]")
+        if getattr(col.dt, "tz", None) is not None:
+            col = col.dt.tz_localize(None)
+        years = col.dt.year
+        oor = (col.notna() & ~years.between(_DATE_MIN.year, _DATE_MAX.year)).to_numpy()
+        vals = col.where(~oor).to_numpy(dtype="datetime64[ns]") if oor.any() else \
+            col.to_numpy(dtype="datetime64[ns]")
+        bad = np.zeros(n, dtype=bool)
+        bad_counts: dict = {}
+        oor_counts = {str(k): int(c) for k, c in col[oor].astype(str).value_counts().items()}
+    else:
+        codes, uniques = _factorize(col)
+        miss = {_key_identity(m) for m in spec.missing}
+        status = np.zeros(len(uniques), dtype=np.int8)   # 0 date, 1 missing, 2 unparsed, 3 out of range
+        parsed = np.full(len(uniques), np.datetime64("NaT"), dtype="datetime64[ns]")
+        is_text = np.zeros(len(uniques), dtype=bool)
+        for i, u in enumerate(uniques):                     # distinct values only
+            if _is_missing_scalar(u) or any(ident in miss for ident in _identities(u)):
+                status[i] = 1
+            elif isinstance(u, (_dt.date, np.datetime64)):
+                try:
+                    ts = pd.Timestamp(u)
+                    if ts.tzinfo is not None:
+                        ts = ts.tz_localize(None)
+                except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime):
+                    ts = None
+                if ts is None or pd.isna(ts) or not (_DATE_MIN <= ts <= _DATE_MAX):
+                    status[i] = 3
+                else:
+                    parsed[i] = np.datetime64(ts.to_datetime64(), "ns")
+            elif isinstance(u, str):
+                is_text[i] = True
+            else:
+                status[i] = 2
+        if is_text.any():
+            idx = np.flatnonzero(is_text)
+            got = _parse_date_values(pd.Series([uniques.iloc[i] for i in idx], dtype=object))
+            ok = (got.notna() & got.between(_DATE_MIN, _DATE_MAX)).to_numpy()
+            parsed[idx[ok]] = got[ok].to_numpy(dtype="datetime64[ns]")
+            status[idx[~ok & got.isna().to_numpy()]] = 2
+            status[idx[~ok & got.notna().to_numpy()]] = 3
+        lut = np.append(parsed, np.datetime64("NaT", "ns"))
+        vals = lut[codes]
+        st = np.append(status, 1)[codes]
+        bad, oor = st == 2, st == 3
+        counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+
+        def listing(kind):
+            idx = np.flatnonzero(status == kind)
+            return {str(uniques.iloc[i]): int(counts[i]) for i in idx[np.argsort(-counts[idx], kind="stable")]}
+
+        bad_counts, oor_counts = listing(2), listing(3)
+    out = pd.Series(vals, index=col.index, dtype="datetime64[ns]")
+    if floor_month:
+        out = out.dt.to_period("M").dt.to_timestamp().astype("datetime64[ns]")
+    if bad.any():
+        k = int(bad.sum())
+        v.unmapped_rows |= bad
+        v.issue("unparsed", k, f"{k} value(s) of {source!r} are not dates: " +
+                ", ".join(f"{a!r} ×{c}" for a, c in list(bad_counts.items())[:8]) +
+                " (formats: 2022-03-15, 15.03.2022, 15/03/2022)", bad_counts)
+    if oor.any():
+        k = int(oor.sum())
+        v.out_of_range_rows |= oor
+        v.issue("out_of_range", k, f"{k} date(s) in {source!r} outside 1900–2100 set to missing: " +
+                ", ".join(f"{a!r} ×{c}" for a, c in list(oor_counts.items())[:8]), oor_counts)
+    return out
 
 
 def _age_from_birth_year(v: _Var, df: pd.DataFrame) -> pd.Series:
@@ -420,9 +540,9 @@ def _age_from_birth_year(v: _Var, df: pd.DataFrame) -> pd.Series:
     interviews before 1 July, which is unbiased when birthdays are spread over the year.
     """
     spec = v.spec
-    by = _numeric_with_missing(v, df[spec.sources[0]], spec.sources[0], count_missing=False)
+    by = _numeric_with_missing(v, df[spec.sources[0]], spec.sources[0])
     if len(spec.sources) == 2:
-        idate = _dates(df[spec.sources[1]])
+        idate = _parse_dates(v, df[spec.sources[1]], spec.sources[1])
     else:
         idate = pd.Series(pd.Timestamp(spec.interview_date), index=df.index, dtype="datetime64[ns]")
     iy = idate.dt.year.astype("float64")
@@ -430,7 +550,13 @@ def _age_from_birth_year(v: _Var, df: pd.DataFrame) -> pd.Series:
     if spec.age_rule == "midyear":
         before_july = (idate.dt.month < 7).astype("float64").where(idate.notna())
         age = age - before_july
-    v.n_missing += int(age.isna().sum())
+    negative = (age < 0).to_numpy(dtype=bool, na_value=False)   # born after the interview
+    if negative.any():
+        k = int(negative.sum())
+        v.out_of_range_rows |= negative
+        v.issue("out_of_range", k, f"{k} birth year(s) in {spec.sources[0]!r} after the interview date "
+                                   "set to missing")
+        age = age.mask(negative)
     return age
 
 
@@ -454,11 +580,10 @@ def _month_series(v: _Var, col: pd.Series) -> pd.Series:
         vals[i] = np.datetime64(f"{ym[0]:04d}-{ym[1]:02d}-01", "ns")
     out = pd.Series(vals[codes], index=col.index, name=v.name)
     counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
-    v.n_missing += int((codes < 0).sum()) + int(counts[status == 1].sum())
     bad = np.flatnonzero(status == 2)
     if len(bad):
         k = int(counts[bad].sum())
-        v.n_unmapped += k
+        v.unmapped_rows |= np.append(status == 2, False)[codes]
         d = {str(uniques.iloc[i]): int(counts[i]) for i in bad[np.argsort(-counts[bad], kind="stable")]}
         v.issue("unparsed", k, f"{k} value(s) of {spec.sources[0]!r} are not a month: " +
                 ", ".join(f"{a!r} ×{c}" for a, c in list(d.items())[:8]) +
@@ -468,24 +593,93 @@ def _month_series(v: _Var, col: pd.Series) -> pd.Series:
 
 def _year_month(v: _Var, df: pd.DataFrame) -> pd.Series:
     spec = v.spec
-    y = _numeric_with_missing(v, df[spec.sources[0]], spec.sources[0], count_missing=False)
-    m = _numeric_with_missing(v, df[spec.sources[1]], spec.sources[1], count_missing=False)
+    y = _numeric_with_missing(v, df[spec.sources[0]], spec.sources[0])
+    m = _numeric_with_missing(v, df[spec.sources[1]], spec.sources[1])
     ok = y.notna() & m.notna() & m.between(1, 12) & y.between(1900, 2100)
     bad = y.notna() & m.notna() & ~ok
     if bad.any():
         k = int(bad.sum())
-        v.n_out_of_range += k
-        v.issue("out_of_range", k, f"{k} year/month pair(s) out of range set to missing")
+        v.out_of_range_rows |= bad.to_numpy(dtype=bool)
+        vc = (y[bad].astype("int64").astype(str) + "/" + m[bad].astype("int64").astype(str)).value_counts()
+        vals = {str(a): int(c) for a, c in vc.items()}
+        v.issue("out_of_range", k, f"{k} year/month pair(s) out of range set to missing: " +
+                ", ".join(f"{a} ×{c}" for a, c in list(vals.items())[:8]) +
+                " (years 1900–2100, months 1–12)", vals)
     yy = y.where(ok, 1970).astype("int64").to_numpy()
     mm = m.where(ok, 1).astype("int64").to_numpy()
     months = (yy - 1970) * 12 + (mm - 1)
     out = pd.Series(months.astype("datetime64[M]").astype("datetime64[ns]"), index=df.index, name=v.name)
     out[~ok.to_numpy()] = pd.NaT
-    v.n_missing += int((~ok).sum()) - int(bad.sum())
     return out
 
 
 # ---- eligibility ---------------------------------------------------------------------------------
+
+def _repeated(values) -> np.ndarray:
+    """True for each value seen earlier in ``values`` (missing values never count as repeats)."""
+    codes, _ = pd.factorize(values, use_na_sentinel=True)
+    out = np.ones(len(codes), dtype=bool)
+    if len(codes):
+        _, first = np.unique(codes, return_index=True)
+        out[first] = False
+    out[codes < 0] = False
+    return out
+
+
+def _as_text(s: pd.Series) -> pd.Series:
+    """Values as text for the exclusions' ``detail`` (NA as "NA", dates as YYYY-MM-DD)."""
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        return s.dt.strftime("%Y-%m-%d").fillna("NA").astype(object)
+    return s.astype("string").fillna("NA").astype(object)
+
+
+def _check_rule(codebook: Codebook, col: pd.Series, var: str, op: str, value, rule: str, where: str):
+    """Reject a rule that cannot mean what it says for this variable's type (it would exclude
+    every row, or none); returns the value in the column's terms (dates as Timestamps)."""
+    def bad(msg, hint):
+        return CodebookError(f"eligibility rule '{rule}': {msg}", code="codebook.bad_eligibility",
+                             where=where, hint=hint)
+
+    values = value if op in ("in", "not in") else [value]
+    dtype = col.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        if op in (">=", ">", "<=", "<"):
+            some = ", ".join(str(c) for c in list(dtype.categories)[:2]) or "a, b"
+            raise bad(f"{var} is a category, it cannot be compared with '{op}'",
+                      f"list the categories instead, e.g. {var} in [{some}]")
+        if var == "country":
+            wrong = [x for x in values if not (isinstance(x, str) and re.fullmatch(r"[A-Z]{2}", x))]
+            if wrong:
+                raise bad(f"{wrong[0]!r} is not an ISO 3166-1 alpha-2 code", "countries are two capital "
+                                                                           "letters, e.g. country in [GE, AM]")
+        elif var in schema.SCHEMA and schema.SCHEMA[var].derived or codebook.variables.get(var) is not None \
+                and codebook.categories(var) is not None:
+            cats = [str(c) for c in dtype.categories]
+            wrong = [x for x in values if str(x) not in cats]
+            if wrong:
+                close = difflib.get_close_matches(str(wrong[0]), cats, n=1)
+                raise bad(f"{wrong[0]!r} is not a category of {var}",
+                          (f"did you mean {close[0]!r}? " if close else "") + "categories: " + ", ".join(cats))
+            return [c for c in dtype.categories if str(c) in {str(x) for x in values}] \
+                if op in ("in", "not in") else next(c for c in dtype.categories if str(c) == str(value))
+        return value
+    if pd.api.types.is_bool_dtype(dtype):
+        if op in (">=", ">", "<=", "<") or any(_bool_value(x) is None for x in values):
+            raise bad(f"{var} is true/false", f"write {var} == true or {var} == false")
+        return [_bool_value(x) for x in values] if op in ("in", "not in") else _bool_value(value)
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        if any(not isinstance(x, _dt.date) for x in values):
+            raise bad(f"{var} is a date", f"compare it with a date, e.g. {var} >= 2022-02-24")
+        ts = [pd.Timestamp(x) for x in values]
+        return ts if op in ("in", "not in") else ts[0]
+    if pd.api.types.is_numeric_dtype(dtype):
+        if any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in values):
+            raise bad(f"{var} is a number", f"compare it with a number, e.g. {var} >= 18")
+        return value
+    if op in (">=", ">", "<=", "<"):
+        raise bad(f"{var} is text, it cannot be compared with '{op}'", f"use ==, !=, in or not in with {var}")
+    return [str(x) for x in values] if op in ("in", "not in") else str(value)
+
 
 def _eval_rule(data: pd.DataFrame, var: str, op: str, value) -> tuple[np.ndarray, np.ndarray]:
     """(passes, unknown) boolean arrays for one rule."""
@@ -499,6 +693,10 @@ def _eval_rule(data: pd.DataFrame, var: str, op: str, value) -> tuple[np.ndarray
         res = (col.astype(object) == value).to_numpy(dtype=bool, na_value=False)
         if op == "!=":
             res = ~res
+    elif pd.api.types.is_datetime64_any_dtype(col.dtype):
+        vals = col.to_numpy(dtype="datetime64[ns]")
+        t = np.datetime64(pd.Timestamp(value), "ns")
+        res = {">=": vals >= t, ">": vals > t, "<=": vals <= t, "<": vals < t}[op]
     else:
         num = pd.to_numeric(col, errors="coerce").astype("float64").to_numpy()
         with np.errstate(invalid="ignore"):
@@ -547,8 +745,12 @@ def harmonise(wave, codebook, *, strict: bool = False, crosswalks: dict[str, Cro
         if pd.api.types.is_float_dtype(ids.dtype) and bool((ids.dropna() % 1 == 0).all()):
             ids = ids.astype("Int64")
         rid = ids.astype("string").str.strip()
+        # duplicates are found on the numbers where the ids are numbers (much faster than on text)
+        id_key = ids.array if pd.api.types.is_numeric_dtype(ids.dtype) and not \
+            pd.api.types.is_bool_dtype(ids.dtype) else rid.array
     else:
         rid = pd.Series(np.arange(1, n + 1).astype(str), index=raw.index, dtype="string")
+        id_key = np.arange(n)
     out["resp_id"] = rid.astype("string")
 
     for name, spec in codebook.variables.items():
@@ -563,9 +765,7 @@ def harmonise(wave, codebook, *, strict: bool = False, crosswalks: dict[str, Cro
         elif t == "year_month":
             series = _year_month(v, raw)
         elif t == "date":
-            d = _dates(raw[spec.sources[0]])
-            series = d.dt.to_period("M").dt.to_timestamp().astype("datetime64[ns]") if name == "departure_date" else d
-            v.n_missing += int(series.isna().sum())
+            series = _parse_dates(v, raw[spec.sources[0]], spec.sources[0], floor_month=name == "departure_date")
         elif vtype in ("int", "float"):
             num = _apply_valid_range(v, _numeric_with_missing(v, raw[spec.sources[0]], spec.sources[0]))
             series = _to_int(v, num) if vtype == "int" else num.astype("Float64")
@@ -574,17 +774,17 @@ def harmonise(wave, codebook, *, strict: bool = False, crosswalks: dict[str, Cro
             series = _map_categorical(v, raw[spec.sources[0]], codebook.categories(name), ordered)
         elif vtype == "bool":
             cats = _map_categorical(v, raw[spec.sources[0]], None, False)
-            truthy = {"true", "yes", "1", "да"}
-            series = cats.astype(object).map(lambda x: None if x is None or x is pd.NA or
-                                             (isinstance(x, float) and math.isnan(x))
-                                             else normalise_label(x) in truthy).astype("boolean")
+            lut = np.array([bool(_bool_value(c)) for c in cats.cat.categories] + [False], dtype=bool)
+            codes = cats.cat.codes.to_numpy()
+            series = pd.Series(pd.arrays.BooleanArray(lut[codes], codes < 0), index=cats.index)
         elif vtype == "string":
             s = raw[spec.sources[0]].astype("string").str.strip()
-            series = s.mask(s.eq(""))
-            v.n_missing += int(series.isna().sum())
+            miss = s.eq("").fillna(True)
+            if spec.missing:
+                miss |= _string_missing(s, spec.missing)
+            series = s.mask(miss)
         elif vtype == "date":
-            series = _dates(raw[spec.sources[0]])
-            v.n_missing += int(series.isna().sum())
+            series = _parse_dates(v, raw[spec.sources[0]], spec.sources[0])
         else:  # pragma: no cover - types are validated by the model
             raise CodebookError(f"unsupported type {vtype}", where=v.where())
         if strict:
@@ -644,6 +844,7 @@ def harmonise(wave, codebook, *, strict: bool = False, crosswalks: dict[str, Cro
             raise CodebookError(f"eligibility rule uses {var!r}, which this codebook does not define",
                                 code="codebook.bad_eligibility", where=where,
                                 hint=f"map {var!r} under 'variables:' or remove the rule")
+        value = _check_rule(codebook, data[var], var, op, value, rule.rule, where)
         ok, unknown = _eval_rule(data, var, op, value)
         fail = keep & ~ok & ~unknown
         if rule.missing == "exclude":
@@ -655,15 +856,14 @@ def harmonise(wave, codebook, *, strict: bool = False, crosswalks: dict[str, Cro
                                     {}, where))
         if fail.any():
             reason[fail] = f"eligibility: {rule.rule}"
-            vals = data[var].astype(object).to_numpy()[fail]
-            detail[fail] = [f"{var}={'NA' if _is_missing_scalar(x) else x}" for x in vals]
+            detail[fail] = (f"{var}=" + _as_text(data[var][fail])).to_numpy(dtype=object)
             keep &= ~fail
     # duplicate ids among kept rows: first occurrence kept
     dup = np.zeros(n, dtype=bool)
-    dup[keep] = data["resp_id"][keep].duplicated(keep="first").to_numpy() & data["resp_id"][keep].notna().to_numpy()
+    dup[keep] = _repeated(id_key[keep])
     if dup.any():
         reason[dup] = "duplicate resp_id"
-        detail[dup] = [f"resp_id={x}" for x in data["resp_id"].to_numpy()[dup]]
+        detail[dup] = ("resp_id=" + data["resp_id"][dup]).to_numpy(dtype=object)
         keep &= ~dup
         ctx.issues.append(Issue(wid, "resp_id", "duplicate_id", int(dup.sum()),
                                 f"{int(dup.sum())} row(s) repeat an earlier respondent id; first kept, "
@@ -679,15 +879,18 @@ def harmonise(wave, codebook, *, strict: bool = False, crosswalks: dict[str, Cro
     })
     data = data.loc[keep] if not keep.all() else data
 
-    summary = pd.DataFrame(
-        [{"wave": wid, "variable": name, "n": int(data[name].notna().sum()),
-          "missing": int(data[name].isna().sum()), "unmapped": v.n_unmapped,
-          "out_of_range": v.n_out_of_range}
-         for name, v in summary_rows],
-        columns=["wave", "variable", "n", "missing", "unmapped", "out_of_range"])
-    if len(summary):
-        # unmapped counts refer to all input rows; restrict them to kept rows where possible
-        summary["unmapped"] = summary["unmapped"].astype("int64")
+    # summary over the rows kept: n + missing + unmapped + out_of_range = rows kept
+    rows = []
+    for name, v in summary_rows:
+        na = data[name].isna().to_numpy()
+        unm = v.unmapped_rows[keep]
+        oor = v.out_of_range_rows[keep] & ~unm
+        rows.append({"wave": wid, "variable": name, "n": int((~na).sum()),
+                     "missing": int((na & ~unm & ~oor).sum()), "unmapped": int(unm.sum()),
+                     "out_of_range": int(oor.sum())})
+    summary = pd.DataFrame(rows, columns=["wave", "variable", "n", "missing", "unmapped", "out_of_range"])
+    summary[["n", "missing", "unmapped", "out_of_range"]] = summary[["n", "missing", "unmapped",
+                                                                     "out_of_range"]].astype("int64")
     return Harmonised(data=data, issues=ctx.issues, exclusions=excl, summary=summary, wave=wid)
 
 

@@ -88,13 +88,23 @@ class HarmoniseConfig(_Strict):
 
 
 class WeightingConfig(_Strict):
+    """``[weighting]``: read by :func:`diaspora_survey.weighting.weight_project` (see
+    :func:`diaspora_survey.weighting.targets_from_project` for the meaning of each key)."""
+
     targets: str = "codebooks/targets.yaml"
+    margins: dict[str, Any] | None = None       # inline targets ([weighting.margins]) instead of a file
     method: Literal["rake", "poststratify", "calibrate"] = "rake"
+    calibration: Literal["linear", "raking", "logit"] | None = None
+    bounds: list[float] | None = None            # on g = new / base weight (rake, calibrate)
+    base_weight: str | None = None
     pooling: Literal["proportional", "equal"] = "proportional"
     trim_upper: float | None = 5.0
     trim_lower: float | None = None
+    trim_relative: bool = True
     max_iter: int = 100
     tolerance: float = 1e-8
+    unmatched: Literal["error", "keep_base"] | None = None
+    empty: Literal["error", "drop", "collapse"] | None = None
 
 
 class ReferenceConfig(_Strict):
@@ -276,28 +286,33 @@ class Project:
 
         return crosswalks.load([self.path(c) for c in self.config.harmonise.crosswalks])
 
+    def codebook(self, wave_id: str):
+        """The wave's :class:`~diaspora_survey.codebook.Codebook`, loaded and checked against the
+        project file: its ``wave`` must equal the wave id and its ``file`` (if given) the wave's file."""
+        if self._codebooks is not None and wave_id in self._codebooks:
+            return self._codebooks[wave_id]
+        from .codebook import Codebook
+        from .errors import CodebookError
+
+        w = self.wave(wave_id)
+        p = self.path(w.codebook)
+        cb = Codebook.load(p, display=self._display(p))
+        if cb.wave != w.id:
+            raise CodebookError(f"codebook is for wave {cb.wave!r} but the project lists it "
+                                f"under wave {w.id!r}", code="codebook.wave_mismatch",
+                                where=cb.where("wave"),
+                                hint="make 'wave:' in the codebook equal to the id in "
+                                     "diaspora-survey.toml")
+        if cb.file is not None and self.path(cb.file).resolve() != self.path(w.file).resolve():
+            raise CodebookError(f"codebook names file {cb.file!r} but the project uses {w.file!r}",
+                                code="codebook.file_mismatch", where=cb.where("file"),
+                                hint="fix one of them (the project file decides which file is read)")
+        return cb
+
     def codebooks(self) -> dict:
         """``{wave id: Codebook}``; the codebook's ``wave`` must match the project's wave id."""
         if self._codebooks is None:
-            from .codebook import Codebook
-            from .errors import CodebookError
-
-            out = {}
-            for w in self.config.waves:
-                p = self.path(w.codebook)
-                cb = Codebook.load(p, display=self._display(p))
-                if cb.wave != w.id:
-                    raise CodebookError(f"codebook is for wave {cb.wave!r} but the project lists it "
-                                        f"under wave {w.id!r}", code="codebook.wave_mismatch",
-                                        where=cb.where("wave"),
-                                        hint="make 'wave:' in the codebook equal to the id in "
-                                             "diaspora-survey.toml")
-                if cb.file is not None and self.path(cb.file).resolve() != self.path(w.file).resolve():
-                    raise CodebookError(f"codebook names file {cb.file!r} but the project uses {w.file!r}",
-                                        code="codebook.file_mismatch", where=cb.where("file"),
-                                        hint="fix one of them (the project file decides which file is read)")
-                out[w.id] = cb
-            self._codebooks = out
+            self._codebooks = {w.id: self.codebook(w.id) for w in self.config.waves}
         return self._codebooks
 
     def read_wave(self, wave_id: str):

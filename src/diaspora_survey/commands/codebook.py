@@ -23,18 +23,13 @@ def check_project(project_dir: Path, console) -> int:
     proj = Project.load(project_dir)
     cws = proj.crosswalks()
     status = 0
-    from ..codebook import Codebook
-
+    if not proj.waves:
+        console.print(f"no waves in {proj.file.name} yet: add a \\[\\[waves]] block per survey file")
+        return 0
     for w in proj.waves:
         cb_path = proj.path(w.codebook)
         try:
-            cb = Codebook.load(cb_path, display=proj._display(cb_path))
-            if cb.wave != w.id:
-                from ..errors import CodebookError
-
-                raise CodebookError(f"codebook is for wave {cb.wave!r} but the project lists it under {w.id!r}",
-                                    code="codebook.wave_mismatch", where=cb.where("wave"),
-                                    hint="make 'wave:' equal to the id in diaspora-survey.toml")
+            cb = proj.codebook(w.id)
             raw = proj.read_wave(w.id)
             h = harmonise(raw, cb, crosswalks=cws, age_bands=proj.harmonise_config.bands(), wave_id=w.id)
         except DiasporaSurveyError as err:
@@ -51,7 +46,7 @@ def check_project(project_dir: Path, console) -> int:
             table.add_column(col, justify=just)
         for r in h.summary.itertuples(index=False):
             spec = cb.variables[r.variable]
-            tot = r.n + r.missing
+            tot = r.n + r.missing + r.unmapped + r.out_of_range     # = rows kept
             table.add_row(r.variable, ", ".join(spec.sources), f"{r.n:,}", f"{r.missing:,}",
                           f"{100 * r.missing / tot:.1f}" if tot else "–",
                           f"[red]{r.unmapped:,}[/red]" if r.unmapped else "0",
@@ -93,24 +88,35 @@ def register(app: typer.Typer) -> None:
         opts = {k: v for k, v in (("encoding", encoding), ("sep", sep)) if v is not None}
         raw = read_wave(file, **opts)
         shown = str(file)
-        if output is not None:    # inside a project: the path relative to the project folder
-            from ..project import FILENAME
+        cws = None
+        from ..project import FILENAME, Project
 
-            for folder in output.resolve().parents:
-                if (folder / FILENAME).exists():
-                    try:
-                        shown = Path(file).resolve().relative_to(folder).as_posix()
-                    except ValueError:
-                        pass
-                    break
-        text = draft_yaml(raw, wave_id=wave, file=shown)
+        # inside a project (where -o points, or the current folder): the file's path relative to
+        # the project folder, and the project's own crosswalks ([harmonise] crosswalks) in the draft
+        start = output.resolve().parent if output is not None else Path.cwd().resolve()
+        folder = next((f for f in (start, *start.parents) if (f / FILENAME).exists()), None)
+        if folder is not None:
+            try:
+                shown = Path(file).resolve().relative_to(folder).as_posix()
+            except ValueError:
+                pass
+            cws = Project.load(folder).crosswalks()
+        text = draft_yaml(raw, wave_id=wave, file=shown, crosswalks=cws)
         if output is None:
             typer.echo(text, nl=False)
             return
+        if output.is_dir():
+            raise CodebookError("the output is a folder", code="codebook.cannot_write", where=str(output),
+                                hint="give a file name, e.g. -o codebooks/NAME.yaml")
         if output.exists() and not force:
             raise CodebookError("codebook already exists", code="codebook.exists", where=str(output),
                                 hint="use --force to overwrite it, or choose another -o name")
-        atomic_write_text(output, text)
+        try:
+            atomic_write_text(output, text)
+        except OSError as ex:
+            raise CodebookError(f"cannot write the codebook: {ex.strerror or ex}", code="codebook.cannot_write",
+                                where=str(output), hint="check that the folder is writable, or choose "
+                                                        "another -o path") from None
         n_todo = sum("TODO" in ln for ln in text.splitlines() if not ln.startswith("# Check every line"))
         typer.echo(f"wrote {output}" + (f" — {n_todo} TODO(s) to check" if n_todo else ""))
 

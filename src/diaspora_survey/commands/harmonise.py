@@ -7,12 +7,31 @@ from typing import Optional
 import typer
 
 
-def write_parquet(df, path: Path) -> None:
-    """Write ``df`` to ``path`` as parquet, atomically (temporary file, then rename)."""
-    from .._util import atomic_path
+def write_parquet(df, path: Path, *more) -> None:
+    """Write ``df`` to ``path`` as parquet, atomically (temporary file, then rename); further
+    ``(df, path)`` pairs in ``more`` are written the same way and renamed only when all are written."""
+    import contextlib
 
-    with atomic_path(path) as tmp:
-        df.to_parquet(tmp, index=False)
+    from .._util import atomic_path
+    from ..errors import HarmonisationError
+
+    pairs = [(df, Path(path))] + [(d, Path(p)) for d, p in more]
+    for _, p in pairs:
+        if p.is_dir():
+            raise HarmonisationError("the output is a folder", code="harmonise.cannot_write", where=str(p),
+                                     hint="give a file name, e.g. -o build/harmonised.parquet")
+    try:
+        with contextlib.ExitStack() as stack:
+            tmps = [stack.enter_context(atomic_path(p)) for _, p in pairs]
+            for (d, _), tmp in zip(pairs, tmps):
+                d.to_parquet(tmp, index=False)
+    except OSError as ex:
+        failed = next((str(p) for _, p in pairs if ex.filename and Path(str(ex.filename)).parent == p.parent
+                       and p.name in Path(str(ex.filename)).name), str(ex.filename or path))
+        raise HarmonisationError(f"cannot write the output: {ex.strerror or ex}", code="harmonise.cannot_write",
+                                 where=failed,
+                                 hint="check that the folder exists and is writable, or choose another "
+                                      "place with -o") from None
 
 
 def print_summary(result, console) -> None:
@@ -31,7 +50,6 @@ def print_summary(result, console) -> None:
                       f"[yellow]{r.out_of_range:,}[/yellow]" if r.out_of_range else "0")
         last = r.wave
     console.print(table)
-    excl = result.exclusions
     for wid, h in result.waves.items():
         console.print(f"wave {wid}: {len(h.data):,} harmonised, {len(h.exclusions):,} excluded"
                       + escape(f" ({', '.join(f'{k}: {v}' for k, v in h.exclusions['reason'].value_counts().items())})"
@@ -42,7 +60,6 @@ def print_summary(result, console) -> None:
             colour = "red" if i.kind in ("unmapped", "unparsed") else "yellow"
             text = escape(f"[{i.wave}] {i.variable}: {i.message}" + (f"  ({i.where})" if i.where else ""))
             console.print(f"  [{colour}]{i.kind}[/{colour}] {text}", markup=True, highlight=False, soft_wrap=True)
-    _ = excl
 
 
 def _rel(p: Path) -> str:
@@ -76,10 +93,9 @@ def register(app: typer.Typer) -> None:
             out = Path.cwd() / out
         excl_path = out.with_name("exclusions.parquet") if out.name != "exclusions.parquet" else \
             out.with_name("exclusions_table.parquet")
-        write_parquet(result.data, out)
         excl = result.exclusions.copy()
         excl["wave"] = excl["wave"].astype("string")
-        write_parquet(excl, excl_path)
+        write_parquet(result.data, out, (excl, excl_path))
         if proj.synthetic:
             console.print("[bold yellow]SYNTHETIC example data[/bold yellow]")
         print_summary(result, console)

@@ -22,14 +22,24 @@ def scaffold(directory: Path, title: str | None = None, force: bool = False) -> 
     if toml.exists() and not force:
         raise ProjectError("a project file already exists", code="project.exists", where=str(toml),
                            hint="use --force to overwrite it (raw data and codebooks are left alone)")
-    for sub in ("raw", "codebooks", "reports"):
-        (directory / sub).mkdir(parents=True, exist_ok=True)
-    keep = directory / "reports" / ".gitkeep"
-    if not keep.exists():
-        keep.touch()
     name = title or directory.resolve().name.replace("_", " ").replace("-", " ").strip() or "Survey project"
-    atomic_write_text(toml, TEMPLATE.format(title=name.replace('"', "'")))
+    try:
+        for sub in ("raw", "codebooks", "reports"):
+            (directory / sub).mkdir(parents=True, exist_ok=True)
+        keep = directory / "reports" / ".gitkeep"
+        if not keep.exists():
+            keep.touch()
+        atomic_write_text(toml, TEMPLATE.format(title=_toml_text(name)))
+    except OSError as ex:
+        raise ProjectError(f"cannot create the project: {ex.strerror or ex}", code="project.init_failed",
+                           where=str(ex.filename or directory),
+                           hint="choose a folder you can write to") from None
     return toml
+
+
+def _toml_text(text: str) -> str:
+    """``text`` safe inside a TOML basic string."""
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
 
 
 def register(app: typer.Typer) -> None:

@@ -36,14 +36,35 @@ _LEADING_ENUM = re.compile(r"^\s*\d{1,2}\s*[.)]\s+(?=\D)")
 _PUNCT = re.compile(r"[\s\-‐‑‒–—―_.,;:!?\"'«»„“”‘’`()\[\]{}/\\|*+]+")
 
 
+# Latin letters that look like Cyrillic ones and back (typed answers mix layouts: «Гpузия»
+# with a Latin p, "Вietnam" with a Cyrillic В). Only words written in both scripts are fixed.
+_LAT = "AaBCcEeHKkMOoPpTXxYy"
+_CYR = "АаВСсЕеНКкМОоРрТХхУу"
+_TO_CYR = str.maketrans(_LAT, _CYR)
+_TO_LAT = str.maketrans(_CYR, _LAT)
+_WORD = re.compile(r"\w+")
+
+
+def _fix_mixed_script(word: str) -> str:
+    cyr = sum("\u0400" <= ch <= "\u04ff" for ch in word)
+    lat = sum("a" <= ch.lower() <= "z" for ch in word)
+    if not cyr or not lat:
+        return word
+    return word.translate(_TO_CYR if cyr >= lat else _TO_LAT)
+
+
 def normalise_label(value) -> str:
     """Canonical form of a label for matching.
 
-    NFC-normalises, case-folds, replaces ё by е, drops a leading enumeration such as ``1.``
-    or ``2)``, turns punctuation, dashes, brackets and quotes into spaces and collapses
-    whitespace. Letters with diacritics are kept (``й`` stays ``й``).
+    NFC-normalises, fixes words typed in a mix of Latin and Cyrillic look-alike letters
+    (towards the word's main script), case-folds, replaces ё by е, drops a leading
+    enumeration such as ``1.`` or ``2)``, turns punctuation, dashes, brackets and quotes into
+    spaces and collapses whitespace. Letters with diacritics are kept (``й`` stays ``й``).
     """
-    s = unicodedata.normalize("NFC", str(value)).casefold().replace("ё", "е")
+    s = unicodedata.normalize("NFC", str(value))
+    if s.isascii() is False and any("a" <= ch.lower() <= "z" for ch in s):
+        s = _WORD.sub(lambda m: _fix_mixed_script(m.group()), s)
+    s = s.casefold().replace("ё", "е")
     s = _LEADING_ENUM.sub("", s)
     return _PUNCT.sub(" ", s).strip()
 
