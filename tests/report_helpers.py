@@ -94,8 +94,10 @@ def inputs(**over) -> ReportInputs:
                 converged=True, margins=margins)
     kw = dict(
         title="Эмиграция 2022: пример отчёта", date="2024-05-31", data=df, synthetic=True,
-        waves=[WaveInfo("w1", "raw/w1.sav", "codebooks/w1.yaml", "sav", "utf-8", 370, 10, 360),
-               WaveInfo("w2", "raw/w2.csv", "codebooks/w2.yaml", "csv", "cp1251", 245, 5, 240)],
+        waves=[WaveInfo("w1", "raw/w1.sav", "codebooks/w1.yaml", "sav", "utf-8",
+                        n_read=370, n_excluded=10, n_kept=360),
+               WaveInfo("w2", "raw/w2.csv", "codebooks/w2.yaml", "csv", "cp1251",
+                        n_read=245, n_excluded=5, n_kept=240)],
         exclusions=pd.DataFrame(dict(wave=["w1", "w2"], reason=["under 18", "under 18"],
                                      n=[10, 5])),
         issues=pd.DataFrame(dict(wave=["w1"], variable=["country"], code=["unmapped"],
@@ -117,3 +119,150 @@ def inputs(**over) -> ReportInputs:
     )
     kw.update(over)
     return ReportInputs(**kw)
+
+
+# ---- a pure-Python PDF text reader (CI has no poppler) ----------------------------------
+#
+# Enough of PDF for what reportlab writes: indirect objects with direct /Length streams
+# (ASCII85 and/or Flate), TrueType subset fonts with a /ToUnicode CMap, and text drawn
+# with Tf / Tj / TJ / ' / ". Returns one string per page, a line per positioning operator.
+
+def _pdf_objects(data: bytes) -> dict[int, tuple[bytes, bytes | None]]:
+    import re
+
+    objs: dict[int, tuple[bytes, bytes | None]] = {}
+    for m in re.finditer(rb"(\d+) 0 obj\s*", data):
+        start = m.end()
+        stream_at = data.find(b"stream", start)
+        end_at = data.find(b"endobj", start)
+        if 0 <= stream_at < end_at:
+            head = data[start:stream_at]
+            length = int(re.search(rb"/Length (\d+)", head).group(1))
+            body_start = stream_at + len(b"stream")
+            body_start += 2 if data[body_start:body_start + 2] == b"\r\n" else 1
+            objs[int(m.group(1))] = (head, _pdf_decode(head, data[body_start:body_start + length]))
+        else:
+            objs[int(m.group(1))] = (data[start:end_at], None)
+    return objs
+
+
+def _pdf_decode(head: bytes, body: bytes) -> bytes:
+    import base64
+    import re
+    import zlib
+
+    m = re.search(rb"/Filter\s*(\[[^\]]*\]|/\w+)", head)
+    filters = re.findall(rb"/(\w+)", m.group(1)) if m else []
+    for f in filters:
+        if f == b"ASCII85Decode":
+            body = base64.a85decode(body.strip().removesuffix(b"~>").removeprefix(b"<~"))
+        elif f == b"FlateDecode":
+            body = zlib.decompress(body)
+        else:            # images (DCT …): not text
+            return b""
+    return body
+
+
+def _pdf_cmap(stream: bytes) -> dict[int, str]:
+    import re
+
+    out: dict[int, str] = {}
+
+    def u(hexs: bytes) -> str:
+        h = hexs.decode()
+        return "".join(chr(int(h[i:i + 4], 16)) for i in range(0, len(h), 4))
+
+    for block in re.findall(rb"beginbfchar(.*?)endbfchar", stream, re.S):
+        for src, dst in re.findall(rb"<([0-9A-Fa-f]+)>\s*<([0-9A-Fa-f]+)>", block):
+            out[int(src, 16)] = u(dst)
+    for block in re.findall(rb"beginbfrange(.*?)endbfrange", stream, re.S):
+        for lo, hi, dst in re.findall(rb"<([0-9A-Fa-f]+)>\s*<([0-9A-Fa-f]+)>\s*<([0-9A-Fa-f]+)>",
+                                      block):
+            base = int(dst, 16)
+            for i, code in enumerate(range(int(lo, 16), int(hi, 16) + 1)):
+                out[code] = chr(base + i)
+    return out
+
+
+def _pdf_string(tok: bytes) -> bytes:
+    if tok.startswith(b"<"):
+        return bytes.fromhex(tok[1:-1].decode())
+    s, out, i = tok[1:-1], bytearray(), 0
+    esc = {ord("n"): 10, ord("r"): 13, ord("t"): 9, ord("b"): 8, ord("f"): 12}
+    while i < len(s):
+        c = s[i]
+        if c == 0x5C and i + 1 < len(s):          # backslash
+            n = s[i + 1]
+            if n in esc:
+                out.append(esc[n]); i += 2
+            elif 0x30 <= n <= 0x37:
+                j = i + 1
+                while j < len(s) and j < i + 4 and 0x30 <= s[j] <= 0x37:
+                    j += 1
+                out.append(int(s[i + 1:j], 8) & 0xFF); i = j
+            elif n in (10, 13):
+                i += 2
+            else:
+                out.append(n); i += 2
+        else:
+            out.append(c); i += 1
+    return bytes(out)
+
+
+def pdf_pages_text(data: bytes) -> list[str]:
+    """The text of each page of a reportlab PDF, decoded through the fonts' ToUnicode maps."""
+    import re
+
+    objs = _pdf_objects(data)
+    fonts: dict[bytes, dict[int, str]] = {}
+    for head, _ in objs.values():
+        if b"/Type /Font" in head:
+            name = re.search(rb"/Name /(\S+)", head)
+            tu = re.search(rb"/ToUnicode (\d+) 0 R", head)
+            if name:
+                fonts[name.group(1)] = _pdf_cmap(objs[int(tu.group(1))][1]) if tu else {}
+    catalog = next(h for h, _ in objs.values() if b"/Type /Catalog" in h)
+    pages_root = int(re.search(rb"/Pages (\d+) 0 R", catalog).group(1))
+
+    def page_ids(n: int) -> list[int]:
+        head = objs[n][0]
+        if re.search(rb"/Type /Page\b(?!s)", head):
+            return [n]
+        kids = re.search(rb"/Kids \[([^\]]*)\]", head).group(1)
+        return [p for k in re.findall(rb"(\d+) 0 R", kids) for p in page_ids(int(k))]
+
+    token = re.compile(rb"/[^\s/\[\]()<>]+|\((?:\\.|[^\\)])*\)|<[0-9A-Fa-f\s]*>|\[|\]"
+                       rb"|[A-Za-z'\"*]+|[-+]?[\d.]+", re.S)
+    pages = []
+    for pid in page_ids(pages_root):
+        head = objs[pid][0]
+        refs = re.search(rb"/Contents (\[[^\]]*\]|\d+ 0 R)", head).group(1)
+        stream = b"\n".join(objs[int(r)][1] or b"" for r in re.findall(rb"(\d+) 0 R", refs))
+        cmap: dict[int, str] = {}
+        lines, line, operands = [], [], []
+        for tok in (m.group(0) for m in token.finditer(stream)):
+            if tok[:1] in (b"(", b"<") or tok in (b"[", b"]") or tok[:1] == b"/" \
+                    or re.fullmatch(rb"[-+]?[\d.]+", tok):
+                operands.append(tok)
+                continue
+            op = tok
+            if op == b"Tf":
+                cmap = fonts.get(operands[-2][1:], {}) if len(operands) >= 2 else {}
+            elif op in (b"Tj", b"'", b'"', b"TJ"):
+                if op in (b"'", b'"'):
+                    lines.append("".join(line)); line = []
+                for o in operands:
+                    if o[:1] in (b"(", b"<"):
+                        line.append("".join(cmap.get(b, chr(b)) for b in _pdf_string(o)))
+            elif op in (b"T*", b"Td", b"TD", b"Tm", b"ET", b"BT"):
+                if line:
+                    lines.append("".join(line)); line = []
+            operands = []
+        if line:
+            lines.append("".join(line))
+        pages.append("\n".join(lines))
+    return pages
+
+
+def pdf_text(data: bytes) -> str:
+    return "\n".join(pdf_pages_text(data))

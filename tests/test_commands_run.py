@@ -43,6 +43,43 @@ def test_run_writes_the_report(project, capsys):
     assert "diaspora-report.pdf" in out and "SYNTHETIC" in out
     assert (project / "build" / "harmonised.parquet").exists()
     assert not list((project / "reports").glob(".*.tmp"))     # no temporary leftovers
+    _check_example_report(project, pdf.read_bytes())
+
+
+def _check_example_report(project: Path, data: bytes) -> None:
+    """What issue 7 asks of the example report, read from the PDF itself (pure Python)."""
+    import hashlib
+    import re
+
+    import report_helpers as h
+
+    pages = h.pdf_pages_text(data)
+    text = "\n".join(pages)
+    flat = " ".join(text.split())
+    assert len(pages) >= 15
+    assert "SYNTHETIC DATA — for demonstration only" in pages[0]
+    assert all("SYNTHETIC DATA" in p for p in pages)                 # footer on every page
+    assert re.search(r"\d,\d{3} in total; 2022-03: ", pages[0]) and "Data as of" in pages[0]
+    for title in ("Waves: files read and respondents kept", "Sample composition by wave",
+                  "Weighting diagnostics by wave", "Weighting targets and achieved margins",
+                  "Age: all respondents", "Age: by wave", "Age: by country of residence",
+                  "Education: all respondents", "Education: by wave",
+                  "Education: by country of residence", "Entrepreneurship: all respondents",
+                  "Entrepreneurship: by wave", "Entrepreneurship: by country of residence",
+                  "Age-standardised comparisons", "Goodness of fit", "Claims and verdicts",
+                  "Age structure: emigrant sample vs Russian population",
+                  "Education: emigrant sample vs Russian population",
+                  "Distribution of the weights", "Methods", "Reference sources",
+                  "Provenance"):
+        assert title in text, title
+    assert "fewer than 10 unweighted respondents" in flat and "—" in text
+    assert "Динамика уровня образования" in flat                     # Cyrillic source title
+    for rel in ("raw/2022-03_wave1.sav", "raw/2022-11_wave2.csv", "raw/2024-05_wave3.zsav",
+                "codebooks/2022-03_wave1.yaml", "codebooks/2022-11_wave2.yaml",
+                "codebooks/2024-05_wave3.yaml"):
+        digest = hashlib.sha256((project / rel).read_bytes()).hexdigest()
+        assert digest in text.split("\n"), rel                       # whole, on one line
+    assert "diaspora-survey run" in text
 
 
 def test_failing_step_stops_run_without_a_report(project, capsys):
@@ -67,8 +104,14 @@ def test_report_rejects_unknown_format(project, capsys):
 def test_report_command_other_format(project, capsys):
     if not _harmonise_available():
         pytest.skip("the import step (diaspora_survey.io.read_wave) is not available yet")
+    toml = project / "diaspora-survey.toml"      # [report] min_cell_size is honoured
+    toml.write_text(toml.read_text(encoding="utf-8").replace("min_cell_size = 10",
+                                                             "min_cell_size = 25"),
+                    encoding="utf-8")
     out = project / "out" / "tables.md"
     assert main(["report", "--project", str(project), "--format", "md", "-o", str(out)]) == 0
     text = out.read_text(encoding="utf-8")
     assert "SYNTHETIC DATA" in text and "| " in text
+    assert "fewer than 25 unweighted respondents" in text
+    assert "fewer than 10 unweighted" not in text
     assert (project / "out" / "tables_charts").is_dir()

@@ -111,3 +111,9 @@ def test_respondent_level_and_uncounted_tables_are_refused():
 ])
 def test_format_value(value, col, expected):
     assert format_value(value, col) == expected
+
+
+def test_empty_complement_by_makes_the_whole_table_one_group():
+    d = pd.DataFrame({"category": ["a", "b", "c"], "n": [4, 30, 200]})
+    assert flag_cells(d, complement_by=[])["suppression"].tolist() == ["primary", "secondary", ""]
+    assert flag_cells(d)["suppression"].tolist() == ["primary", "", ""]      # None: no groups

@@ -11,7 +11,7 @@ def register(app: typer.Typer) -> None:
     @app.command("report")
     def report_cmd(
         fmt: Optional[List[str]] = typer.Option(
-            None, "--format", "-f",
+            None, "--format", "-f", metavar="FORMAT",
             help="pdf, xlsx, csv, md or tex; repeat for several (default: [report] formats)."),
         output: Optional[Path] = typer.Option(
             None, "--output", "-o",

@@ -14,7 +14,8 @@ def register(app: typer.Typer) -> None:
         project: Path = typer.Option(Path("."), "--project", "-p",
                                      help="Project folder (with diaspora-survey.toml)."),
         fmt: Optional[List[str]] = typer.Option(
-            None, "--format", "-f", help="Report formats (default: [report] formats)."),
+            None, "--format", "-f", metavar="FORMAT",
+            help="pdf, xlsx, csv, md or tex; repeat for several (default: [report] formats)."),
     ) -> None:
         """Run every step of the project file end to end.
 

@@ -174,7 +174,11 @@ def entrepreneurship_by_country(table: DisclosedTable, *, population: float | No
         ax.set_xlim(left=0)
         ax.set_xlabel("% entrepreneurs (employers and own-account workers)")
         ax.set_ylabel("Country of residence")
-        ax.legend(loc="lower right", frameon=True)
+        # below the plot: inside, it would cover some country's interval
+        handles, names = ax.get_legend_handles_labels()
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+        fig.legend(handles, names, loc="outside lower center", ncol=2, frameon=False)
     return fig
 
 

@@ -227,6 +227,27 @@ def age_sex_cells(data, project, weight_col: str | None):
     return out[["age_group", "sex", "estimate", "population", "n"]]
 
 
+#: How the report describes a harmonisation issue. The issue's own message lists raw
+#: values with their counts (e.g. an unmapped free-text answer ×1): useful on the console
+#: (``diaspora-survey harmonise``), but respondent-level detail and small counts that
+#: disclosure control could not hide, so the report says only what kind of issue it is.
+ISSUE_TEXT = {
+    "unmapped": "values not mapped by the codebook or crosswalks; set to missing",
+    "unparsed": "values that could not be read (not a number, date or month); set to missing",
+    "out_of_range": "values outside the valid range; set to missing",
+    "non_integer": "non-integer values rounded down",
+    "eligibility_unknown": "kept although an eligibility rule could not be checked "
+                           "(value missing)",
+    "duplicate_id": "rows repeating an earlier respondent id; excluded",
+    "missing_weight": "missing or non-positive design weight",
+    "missing_fpc": "missing finite population correction",
+}
+
+
+def issue_text(issue) -> str:
+    return ISSUE_TEXT.get(getattr(issue, "kind", ""), "see `diaspora-survey harmonise` for details")
+
+
 def _provenance(project, pipeline) -> list[tuple[str, str, str]]:
     from .._util import sha256_file
 
@@ -314,7 +335,7 @@ def report_inputs(pipeline) -> ReportInputs:
                           .rename("n").reset_index())
         if h.issues:
             issues = pd.DataFrame([{"wave": str(i.wave), "variable": i.variable,
-                                    "message": i.message, "n": int(i.count)}
+                                    "message": issue_text(i), "n": int(i.count)}
                                    for i in h.issues])
     if data is None:
         raise StepUnavailable("no harmonised data to report on")

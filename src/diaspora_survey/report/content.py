@@ -155,17 +155,24 @@ def waves_table(inp: ReportInputs) -> ReportTable | None:
     data = pd.DataFrame([{"wave": w.id, "file": w.file, "codebook": w.codebook,
                           "format": w.format, "encoding": w.encoding, "n_read": w.n_read,
                           "n_excluded": w.n_excluded, "n_kept": w.n_kept} for w in inp.waves])
+    # The excluded respondents (e.g. minors) are a cell: a small number is suppressed here
+    # as in the exclusions table, and so is "rows read" (read − kept would reveal it).
+    # No exclusions at all (0) reveals nothing about anyone and is shown.
+    excl = pd.to_numeric(data["n_excluded"], errors="coerce")
+    data["n_excluded_cell"] = excl.where(excl > 0)
     return ReportTable(
         id="waves", title="Waves: files read and respondents kept", data=data,
         columns=[Column("wave", "Wave", "text"), Column("file", "File", "text"),
                  Column("codebook", "Codebook", "text")]
         + [Column(k, k.capitalize(), "text") for k in ("format", "encoding")
            if data[k].astype(str).str.len().gt(0).any()]
-        + [Column("n_read", "Rows read", "int", stat=False),
-                 Column("n_excluded", "Excluded", "int", stat=False),
-                 Column("n_kept", "Kept", "int", stat=False)],
-        n_col=None, cv_col=None,
-        no_disclosure_reason="file-level totals (whole waves), not cells")
+        + [Column("n_read", "Rows read", "int", n_key="n_excluded_cell"),
+           Column("n_excluded", "Excluded", "int", n_key="n_excluded_cell"),
+           Column("n_kept", "Kept", "int", stat=False)],
+        n_col="n_excluded_cell", cv_col=None,
+        notes=["Kept: respondents in the harmonised data (whole waves, always shown). Where "
+               "a small number of exclusions is suppressed, rows read is hidden too "
+               "(read − kept would reveal it)."])
 
 
 def exclusions_table(inp: ReportInputs) -> ReportTable | None:
@@ -189,7 +196,8 @@ def issues_table(inp: ReportInputs) -> ReportTable | None:
         id="harmonisation_issues", title="Harmonisation issues", data=d, columns=cols,
         cv_col=None, group_col="wave",
         notes=["Values the codebooks could not map, recoded to missing or flagged; "
-               "counts are unweighted rows."])
+               "counts are unweighted rows. The values themselves are listed by "
+               "`diaspora-survey harmonise`, not in the report."])
 
 
 def weighting_tables(inp: ReportInputs) -> list[ReportTable]:
@@ -254,7 +262,7 @@ def weighting_tables(inp: ReportInputs) -> list[ReportTable]:
                      Column("target", "Target %", stat=False, **PCT),
                      Column("before", "Before %", **PCT), Column("after", "After %", **PCT),
                      Column("n", "n", "int")],
-            cv_col=None, complement_by=["wave", "variable"], group_col="wave",
+            cv_col=None, complement_by=["wave", "variable"], group_col=["wave", "variable"],
             notes=["Before: unweighted (or base-weighted) sample share; after: with the "
                    "final weights. Targets: " + ("; ".join(inp.weighting_targets) or "see methods")
                    + "."]))
@@ -288,7 +296,7 @@ def weights_histogram(inp: ReportInputs, bins: int = 30) -> ReportTable | None:
         id="weights_distribution", title="Distribution of weights", data=pd.concat(frames),
         columns=[Column("wave", "Wave", "text"), Column("bin_low", "From", digits=2, stat=False),
                  Column("bin_high", "To", digits=2, stat=False), Column("n", "n", "int")],
-        cv_col=None)
+        cv_col=None, complement_by=["wave"])     # the bins of a wave add up to its n
 
 
 # ---- comparisons -----------------------------------------------------------------------
@@ -407,7 +415,7 @@ def _comparison_table(d, id, title, group: str | None, extra_notes=(),
                        n_col="n_cell", cv_col="cv" if "cv" in d.columns else None,
                        notes=[COMPARISON_NOTE] + list(extra_notes) + _sources(d),
                        complement_by=["group", "indicator", "adjustment"],
-                       group_col="group" if group else "indicator_label")
+                       group_col=["group", "indicator_label"] if group else "indicator_label")
 
 
 def comparison_tables(inp: ReportInputs) -> list:
@@ -463,18 +471,35 @@ def gof_table(inp: ReportInputs) -> ReportTable | None:
         return None
     if "group_by" not in d.columns and "by" in d.columns:
         d = d.rename(columns={"by": "group_by"})
-    d["group"] = d["group"].astype(str).where(d["group_by"].astype(str) != "", "all")
+    d["group_by"] = d["group_by"].fillna("").astype(str)
+    key_group = d["group"].fillna("").astype(str)
+    d["group"] = key_group.where(d["group_by"] != "", "all")
     d["indicator_label"] = d["indicator"].map(INDICATOR_LABELS).fillna(d["indicator"])
-    for c in ("statistic", "df", "p_value"):
+    for c in ("statistic", "p_value"):
         d[c] = pd.to_numeric(d.get(c), errors="coerce")
+    # the test's degrees of freedom: categories compared (population share > 0) − 1; the
+    # comparison rows' ``df`` is the design's degrees of freedom, not the test's
+    allc = inp.comparisons
+    if "group_by" not in allc.columns and "by" in allc.columns:
+        allc = allc.rename(columns={"by": "group_by"})
+    cats = allc[(allc["category"].astype(str) != "goodness_of_fit")
+                & (allc["adjustment"].astype(str) == "crude")
+                & (pd.to_numeric(allc["population"], errors="coerce") > 0)]
+    k = cats.groupby([cats["group_by"].fillna("").astype(str),
+                      cats["group"].fillna("").astype(str),
+                      cats["indicator"].astype(str)]).size().to_dict()
+    d["chisq_df"] = [float(k[key] - 1) if k.get(key, 0) > 1 else float("nan")
+                     for key in zip(d["group_by"], key_group, d["indicator"].astype(str))]
     return ReportTable(
         id="goodness_of_fit", title="Goodness of fit to the population distribution", data=d,
         columns=[Column("group", "Group", "text"), Column("indicator_label", "Distribution", "text"),
-                 Column("statistic", "X²", digits=1), Column("df", "df", digits=0, stat=False),
+                 Column("statistic", "X²", digits=1),
+                 Column("chisq_df", "df", digits=0, stat=False),
                  Column("p_value", "p (Rao–Scott)", "pvalue"), Column("n", "n", "int")],
         cv_col=None, group_col="group",
-        notes=["Pearson X² of the weighted sample distribution against the population shares, "
-               "with the Rao–Scott design-based p-value (as R survey's svygofchisq)."])
+        notes=["Pearson X² of the weighted sample distribution against the population shares "
+               "(df: categories compared − 1), with the Rao–Scott design-based p-value (as R "
+               "survey's svygofchisq)."])
 
 
 def _generic_table(df, id: str, title: str, notes=()) -> ReportTable:
@@ -567,7 +592,8 @@ def chart_blocks(inp: ReportInputs) -> list:
                               Column("estimate", "Sample", "pct"),
                               Column("ci_low", "95% CI", "pct_ci", high="ci_high"),
                               Column("population", "Population", "pct", stat=False),
-                              Column("n", "n", "int")], cv_col=None)))
+                              Column("n", "n", "int")], cv_col=None,
+                     complement_by=[])))     # one distribution: shares add up to 100 %
     if inp.entrepreneurship_by_country is not None and len(inp.entrepreneurship_by_country):
         d = inp.entrepreneurship_by_country.reset_index(drop=True)
         blocks.append(Chart(
@@ -690,7 +716,7 @@ def build_report(inp: ReportInputs) -> Report:
         prov.blocks.append(ReportTable(
             id="provenance", title="Input files (SHA-256)", data=p,
             columns=[Column("role", "Role", "text"), Column("path", "File", "text"),
-                     Column("sha256", "SHA-256", "text")],
+                     Column("sha256", "SHA-256", "text", mono=True)],
             n_col=None, cv_col=None, no_disclosure_reason="file hashes"))
     for note in inp.notes:
         prov.blocks.append(Text(note, "note"))

@@ -3,13 +3,15 @@
 * Cyrillic: DejaVu Sans is embedded (the TTF shipped with matplotlib, registered from
   there at run time).
 * Long tables break across pages with the header row repeated (``LongTable`` with
-  ``repeatRows=1``); numbers are right-aligned and formatted by :mod:`.tables`.
+  ``repeatRows=1``) and the current group's labels printed again on the new page;
+  numbers are right-aligned and formatted by :mod:`.tables`; hashes are monospaced.
 * Reproducible: the document is written with reportlab's ``invariant`` mode (fixed
   creation date and document id) and charts are PNGs without metadata, so the same
   report gives a byte-identical PDF.
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import io
 from pathlib import Path
@@ -21,6 +23,8 @@ from .tables import DisclosedTable
 FONT = "DejaVuSans"
 FONT_BOLD = "DejaVuSans-Bold"
 FONT_ITALIC = "DejaVuSans-Oblique"
+FONT_MONO = "DejaVuSansMono"
+MONO_SIZE = 6.5
 
 _registered = False
 
@@ -45,7 +49,7 @@ def register_fonts() -> None:
 
     d = font_dir()
     files = {FONT: "DejaVuSans.ttf", FONT_BOLD: "DejaVuSans-Bold.ttf",
-             FONT_ITALIC: "DejaVuSans-Oblique.ttf"}
+             FONT_ITALIC: "DejaVuSans-Oblique.ttf", FONT_MONO: "DejaVuSansMono.ttf"}
     for name, fname in files.items():
         path = d / fname
         if not path.exists():
@@ -73,8 +77,10 @@ def _styles():
                                   borderPadding=4, spaceBefore=4, spaceAfter=8),
         "h1": ParagraphStyle("h1", parent=base, fontName=FONT_BOLD, fontSize=15, leading=19,
                              spaceBefore=2, spaceAfter=8, keepWithNext=1),
+        # no keepWithNext: with a long table it would push heading and table to a new
+        # page; a CondPageBreak before the heading keeps it with the first rows instead
         "h2": ParagraphStyle("h2", parent=base, fontName=FONT_BOLD, fontSize=10.5, leading=13,
-                             spaceBefore=10, spaceAfter=4, keepWithNext=1),
+                             spaceBefore=10, spaceAfter=4),
         "title": ParagraphStyle("title", parent=base, fontName=FONT_BOLD, fontSize=22,
                                 leading=27, alignment=TA_CENTER, spaceAfter=10),
         "subtitle": ParagraphStyle("subtitle", parent=base, fontSize=12, leading=15,
@@ -82,6 +88,8 @@ def _styles():
         "banner": ParagraphStyle("banner", parent=base, fontName=FONT_BOLD, fontSize=14,
                                  leading=18, alignment=TA_CENTER, textColor=colors.white),
         "cell": ParagraphStyle("cell", parent=base, fontSize=7.5, leading=9, spaceAfter=0),
+        "mono": ParagraphStyle("mono", parent=base, fontName=FONT_MONO, fontSize=MONO_SIZE,
+                               leading=9, spaceAfter=0),
         "head": ParagraphStyle("head", parent=base, fontName=FONT_BOLD, fontSize=7.5,
                                leading=9, spaceAfter=0),
         "headr": ParagraphStyle("headr", parent=base, fontName=FONT_BOLD, fontSize=7.5,
@@ -109,6 +117,12 @@ def _col_widths(t: DisclosedTable, avail: float, font_size: float) -> list[float
     natural, minimum = [], []
     for j in range(ncol):
         col = [row[j] for row in t.cells]
+        if t.spec.columns[j].mono:          # never wrapped: a hash must stay one line
+            w = max([stringWidth(c, FONT_MONO, MONO_SIZE) for c in col]
+                    + [stringWidth(t.header[j], FONT_BOLD, font_size)]) + pad
+            natural.append(w)
+            minimum.append(w)
+            continue
         cell_w = max((stringWidth(c, FONT, font_size) for c in col), default=0.0)
         head_words = max((stringWidth(w, FONT_BOLD, font_size) for w in t.header[j].split()),
                          default=0.0)
@@ -135,27 +149,68 @@ def _col_widths(t: DisclosedTable, avail: float, font_size: float) -> list[float
     return [w + (spare * x / g if g else 0.0) for w, x in zip(widths, grow)]
 
 
+@functools.lru_cache(maxsize=None)
+def _grouped_table_class():
+    """A ``LongTable`` that, when it breaks across pages, prints the group labels of the
+    first row on the new page again (the header row is repeated by ``repeatRows``)."""
+    from reportlab.platypus import LongTable
+
+    class GroupedTable(LongTable):
+        group_labels: list = []        # per data row: {column: flowable} of its groups
+
+        def split(self, availWidth, availHeight):
+            parts = super().split(availWidth, availHeight)
+            labels = self.group_labels
+            if len(parts) == 2 and labels:
+                head = self.repeatRows if isinstance(self.repeatRows, int) else 0
+                first, rest = parts
+                k = len(first._cellvalues) - head        # data rows kept on this page
+                if head and 0 <= k < len(labels):
+                    for j, cell in labels[k].items():
+                        rest._cellvalues[head][j] = cell
+                    rest._argH = list(rest._argH)
+                    rest._argH[head] = None              # the label may need more lines
+                rest.group_labels = labels[k:]
+            return parts
+
+    return GroupedTable
+
+
 def _table_flowables(t: DisclosedTable, st, avail: float):
     from reportlab.lib import colors
-    from reportlab.platypus import LongTable, Paragraph, Spacer, TableStyle
+    from reportlab.platypus import CondPageBreak, Paragraph, Spacer, TableStyle
 
     fs = 7.5
-    out = [Paragraph(_esc(t.title), st["h2"])]
+    # the heading starts a new page unless it and the first rows fit on this one
+    out = [CondPageBreak(min(90, 30 + 11 * (len(t.cells) + 1))),
+           Paragraph(_esc(t.title), st["h2"])]
     widths = _col_widths(t, avail, fs)
     header = [Paragraph(_esc(h), st["headr"] if num else st["head"])
               for h, num in zip(t.header, t.numeric_columns)]
     rows = [header]
-    group_idx = None
-    if t.spec.group_col:
-        keys = [c.key for c in t.spec.columns]
-        group_idx = keys.index(t.spec.group_col) if t.spec.group_col in keys else None
-    prev = None
+    # grouping columns (outermost first): a label is printed only where it (or an outer
+    # one) changes
+    groups = t.spec.group_col
+    groups = [groups] if isinstance(groups, str) else list(groups or [])
+    keys = [c.key for c in t.spec.columns]
+    group_idx = [keys.index(g) for g in groups if g in keys]
+    prev: list | None = None
+    labels = []
     for r in t.cells:
+        labels.append({j: Paragraph(_esc(r[j]), st["cell"]) for j in group_idx})
         row = []
+        changed = prev is None
         for j, c in enumerate(r):
-            if j == group_idx:
-                c, prev = ("" if c == prev else c), c
-            row.append(c if t.numeric_columns[j] else Paragraph(_esc(c), st["cell"]))
+            if j in group_idx:
+                changed = changed or prev[group_idx.index(j)] != c
+                shown = c if changed else ""
+            else:
+                shown = c
+            if t.spec.columns[j].mono:
+                row.append(Paragraph(_esc(shown), st["mono"]))
+            else:
+                row.append(shown if t.numeric_columns[j] else Paragraph(_esc(shown), st["cell"]))
+        prev = [r[j] for j in group_idx]
         rows.append(row)
     if len(rows) == 1:
         rows.append([Paragraph("(no rows)", st["cell"])] + [""] * (len(header) - 1))
@@ -177,8 +232,10 @@ def _table_flowables(t: DisclosedTable, st, avail: float):
             style.append(("ALIGN", (j, 1), (j, -1), "RIGHT"))
     for i in range(2, len(rows), 2):
         style.append(("BACKGROUND", (0, i), (-1, i), colors.HexColor("#f6f7f9")))
-    out.append(LongTable(rows, colWidths=widths, repeatRows=1, style=TableStyle(style),
-                         hAlign="LEFT"))
+    table = _grouped_table_class()(rows, colWidths=widths, repeatRows=1,
+                                   style=TableStyle(style), hAlign="LEFT")
+    table.group_labels = labels if group_idx else []
+    out.append(table)
     out.append(Spacer(1, 2))
     for note in t.notes:
         out.append(Paragraph(_esc(note), st["note"]))

@@ -14,7 +14,7 @@ Rules (documented in the report's footnotes and methods page):
   are the categories of one distribution, e.g. the age groups of one wave), a single
   suppressed category could be recovered as 100 % minus the others. When exactly one
   row of such a group is suppressed, the next smallest row of the group is suppressed
-  too.
+  too. ``complement_by=[]`` makes the whole table one group (e.g. one distribution).
 * **Low precision.** A shown estimate whose coefficient of variation (``cv_col``) exceeds
   ``cv_max`` (default 0.30) is flagged ``low_precision`` and marked "†".
 
@@ -61,6 +61,7 @@ class Column:
     n_key: str | None = None         # count governing this column (default: table's n_col)
     stat: bool | None = None         # default: every non-text column is a statistic
     mark_low_precision: bool = False  # put "†" after this column's value when flagged
+    mono: bool = False               # monospaced and never wrapped (hashes, codes)
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -105,7 +106,8 @@ class ReportTable:
     cv_col: str | None = "cv"
     complement_by: list[str] | None = None
     no_disclosure_reason: str | None = None
-    group_col: str | None = None   # rows are visually grouped by this text column
+    group_col: str | Sequence[str] | None = None   # rows are visually grouped by this text
+    #   column (or these, outermost first): the PDF prints a label only where it changes
 
     def __post_init__(self) -> None:
         bad = RESPONDENT_LEVEL_COLUMNS.intersection(map(str, self.data.columns))
@@ -196,7 +198,7 @@ def flag_cells(df, *, n_col: str | None = "n", cv_col: str | None = "cv",
         n = np.full(len(out), np.nan)
         primary = np.zeros(len(out), dtype=bool)
     secondary = np.zeros(len(out), dtype=bool)
-    if complement_by and primary.any():
+    if complement_by is not None and primary.any():     # [] = the whole table is one group
         keys = [c for c in complement_by if c in out.columns]
         pos = pd.RangeIndex(len(out))
         frame = pd.DataFrame({"n": np.nan_to_num(n, nan=np.inf), "p": primary, "pos": pos})
