@@ -8,7 +8,6 @@ Tolerances: estimates 1e-9 relative, SEs 1e-6 relative (typically ~1e-14 here).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

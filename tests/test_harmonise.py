@@ -2,7 +2,6 @@
 exclusions ("nothing lost"), dtypes, the example project and the `harmonise` command."""
 from __future__ import annotations
 
-import datetime as dt
 
 import numpy as np
 import pandas as pd

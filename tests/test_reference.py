@@ -1,7 +1,6 @@
 """Reference populations: packaged data, loader, age helpers and malformed user tables."""
 from __future__ import annotations
 
-import math
 
 import pytest
 

@@ -325,7 +325,7 @@ class Codebook(_Strict):
         if var is not None and var.derived:
             raise self._err(f"{name!r} is derived by a fixed rule and cannot be mapped",
                             "codebook.derived_variable", keys,
-                            f"map its base variable instead (see docs/codebook.md, 'Derived variables')")
+                            "map its base variable instead (see docs/codebook.md, 'Derived variables')")
         if var is not None and spec.custom:
             raise self._err(f"{name!r} is a schema variable, not a custom one", "codebook.invalid_field",
                             keys + ("custom",), "remove 'custom: true'")

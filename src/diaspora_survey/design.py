@@ -19,7 +19,7 @@ Variance conventions follow R's ``survey`` package (Lumley 2010; survey 4.1):
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -440,7 +440,6 @@ class SurveyDesign:
         theta_t b_i [dkey_i=dmap_t]) / D_dmap[t]. Returns (theta, vcov, N, D).
         """
         dom = self._domain
-        w = self._w
 
         def mask_key(key):
             key = np.asarray(key, dtype=np.int64)

@@ -23,8 +23,6 @@ the design with zero weight, so all PSUs and strata remain in the variance and d
 """
 from __future__ import annotations
 
-from typing import Sequence
-
 import numpy as np
 import pandas as pd
 
@@ -503,7 +501,6 @@ def quantile(design, var, q=0.5, by=None, *, qrule="math", level=0.95, df=None, 
     out = []
     dfv = _df(design, df)
     crit = _qcrit(level, dfv)
-    alpha = 1 - level
     for v in _as_list(var):
         y = _numeric(design, v)
         valid = ~np.isnan(y)
@@ -602,7 +599,7 @@ def ciprop(design, var, by=None, *, method="logit", level=0.95, df=None, level_o
     * "mean": p +- t se;
     * "wilson": Wilson score interval with the effective sample size p(1-p)/var.
     ``se`` is the linearisation SE of the proportion for every method."""
-    from scipy import stats, optimize
+    from scipy import stats
 
     methods = ("logit", "xlogit", "likelihood", "asin", "beta", "mean", "wilson")
     if method not in methods:

@@ -95,11 +95,11 @@ def register(app: typer.Typer) -> None:
                    json.loads(verdicts.to_json(orient="records", force_ascii=False, double_precision=15))}
             typer.echo(json.dumps(out, ensure_ascii=False, indent=1))
             return
-        from rich.console import Console
+        from . import console as make_console
         from rich.markup import escape
         from rich.table import Table
 
-        console = Console(highlight=False)
+        console = make_console(soft_wrap=False)
         show = ["group", "indicator", "category", "adjustment", "estimate", "ci_low", "ci_high",
                 "population", "difference", "ratio", "ratio_ci_low", "ratio_ci_high", "p_value",
                 "n", "confidence"]

@@ -184,12 +184,10 @@ def register(app: typer.Typer) -> None:
         if as_csv:
             typer.echo(res.to_csv(index=False), nl=False)
             return
-        from rich.console import Console
+        from . import console as make_console
         from rich.table import Table
 
-        console = Console(highlight=False)
-        if not console.is_terminal:  # piped: do not squeeze the table into 80 columns
-            console = Console(highlight=False, width=200)
+        console = make_console(soft_wrap=False)
         title = (f"Estimates from {source} ({design.n:,} rows, design df {design.degf}"
                  + ("" if weights else ", unweighted") + ")")
         table = Table(title=title)

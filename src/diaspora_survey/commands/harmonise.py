@@ -81,11 +81,11 @@ def register(app: typer.Typer) -> None:
                                                    "exclusions.parquet is written beside it)."),
     ) -> None:
         """Harmonise every wave with its codebook; write build/harmonised.parquet and build/exclusions.parquet and print n, missing and unmapped per wave and variable."""
-        from rich.console import Console
+        from . import console as make_console
 
         from ..project import Project
 
-        console = Console(highlight=False)
+        console = make_console(soft_wrap=False)
         proj = Project.load(project)
         result = proj.harmonise_all(strict=strict)
         out = Path(output) if output else proj.path(proj.harmonise_config.output)

@@ -25,11 +25,11 @@ def register(app: typer.Typer) -> None:
         Every table passes disclosure control first ([report] min_cell_size, default 10
         unweighted respondents): smaller cells are shown as "—" with a footnote.
         """
-        from rich.console import Console
+        from . import console as make_console
 
         from ..report.pipeline import Pipeline
 
-        console = Console(highlight=False, soft_wrap=True)
+        console = make_console()
         pipe = Pipeline(project, command="diaspora-survey report " + " ".join(
             ([f"--format {f}" for f in fmt] if fmt else [])
             + ([f"-o {output}"] if output else [])).strip())
@@ -43,14 +43,6 @@ def register(app: typer.Typer) -> None:
         pipe.run_step("harmonise", lambda: pipe.harmonise(write=False))
         pipe.run_step("weight", lambda: pipe.weight(write=False))
         pipe.run_step("compare", pipe.compare)
-        for r in pipe.results:
-            if r.status == "unavailable":
-                console.print(f"[yellow]{r.name}: not available yet[/yellow] ({r.message})")
-        if pipe.data is None:
-            from ..errors import ReportError
-
-            raise ReportError("no harmonised data: the report cannot be made",
-                              code="report.no_data", hint="; ".join(pipe.missing_steps))
         written = pipe.report(fmts, str(output) if output else None)
         if pipe.project.synthetic:
             console.print("[bold yellow]SYNTHETIC example data[/bold yellow]")

@@ -19,18 +19,21 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run every step of the project file end to end.
 
-        A failing step stops the run with its message (exit status 2) before any report
-        file is written; a step whose module is not installed is skipped and named.
+        Prints the harmonisation summary (n, missing, unmapped per wave and variable) and
+        the weighting diagnostics per wave. A failing step stops the run with its message
+        (exit status 2) before any report file is written.
         """
         import time
 
-        from rich.console import Console
+        from . import console as make_console
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         from ..errors import DiasporaSurveyError
         from ..report.pipeline import Pipeline
+        from .harmonise import print_summary
+        from .weight import print_diagnostics
 
-        console = Console(highlight=False, soft_wrap=True)
+        console = make_console()
         t0 = time.perf_counter()
         pipe = Pipeline(project, command="diaspora-survey run" + "".join(
             f" --format {f}" for f in (fmt or [])))
@@ -57,14 +60,14 @@ def register(app: typer.Typer) -> None:
                                   "(the previous report, if any, is unchanged).")
                     raise
                 progress.remove_task(task)
-                if res.status == "done":
-                    outs = ", ".join(_rel(p) for p in res.outputs[:3])
-                    more = f" (+{len(res.outputs) - 3} more)" if len(res.outputs) > 3 else ""
-                    console.print(f"[green]✓[/green] {name:<10} {res.seconds:5.1f} s"
-                                  + (f"  → {outs}{more}" if outs else ""))
-                else:
-                    console.print(f"[yellow]–[/yellow] {name:<10} not available yet: "
-                                  f"{res.message}")
+                outs = ", ".join(_rel(p) for p in res.outputs[:3])
+                more = f" (+{len(res.outputs) - 3} more)" if len(res.outputs) > 3 else ""
+                console.print(f"[green]✓[/green] {name:<10} {res.seconds:5.1f} s"
+                              + (f"  → {outs}{more}" if outs else ""))
+                if name == "harmonise":
+                    print_summary(pipe.harmonised, console)
+                elif name == "weight":
+                    print_diagnostics(pipe.weighted, console)
         reports = next((r.outputs for r in pipe.results if r.name == "report"), [])
         console.print(f"Done in {time.perf_counter() - t0:.1f} s.")
         if reports:

@@ -115,7 +115,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Weight each wave to the targets (rake / poststratify / calibrate), trim, pool."""
         import pandas as pd
-        from rich.console import Console
+        from . import console as make_console
 
         from ..errors import InputFileError
         from ..project import Project
@@ -142,11 +142,7 @@ def register(app: typer.Typer) -> None:
             tp = targets if targets.is_absolute() or targets.exists() else Path(proj.root) / targets
         res = weight_project(proj, data, targets=tp)
         paths = write_outputs(proj, res, output)
-        import sys
-
-        # not a terminal (piped, logged): wide enough for the tables instead of 80 columns
-        console = Console(highlight=False, soft_wrap=True,
-                          width=None if sys.stdout.isatty() else 120)
+        console = make_console()
         if not quiet:
             if getattr(proj, "synthetic", False):
                 console.print("[bold yellow]SYNTHETIC example data[/bold yellow]")

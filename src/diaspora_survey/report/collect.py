@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .content import ReportInputs, WaveInfo
-from .pipeline import StepUnavailable, _require, data_date
+from ..errors import ReportError
+from .pipeline import data_date
 
 
 def _weight_col(data) -> str | None:
@@ -39,7 +40,7 @@ def compare_project(project, data) -> dict:
     import numpy as np
     import pandas as pd
 
-    mod = _require("diaspora_survey.compare", "compare")
+    from ..compare import compare
     ref = project.reference
     tables = [str(project.path(t)) for t in ref.tables] or None
     wcol = analysis_weight(data)
@@ -52,14 +53,14 @@ def compare_project(project, data) -> dict:
     by = [b for b in project.compare.by if b in data.columns]
     parts = []
     if "wave" in by or not by:
-        parts.append(mod.compare(design, ref.population, by="wave" if "wave" in by else None,
+        parts.append(compare(design, ref.population, by="wave" if "wave" in by else None,
                                  **opts))
     else:
-        parts.append(mod.compare(design, ref.population, **opts))
+        parts.append(compare(design, ref.population, **opts))
     for b in by:
         if b == "wave":
             continue
-        parts.append(mod.compare(design, ref.population, by=b, overall=False,
+        parts.append(compare(design, ref.population, by=b, overall=False,
                                  indicators=list(COUNTRY_INDICATORS) if b == "country" else None,
                                  standardise=None if b == "country" else "age_sex", **opts))
     comp = pd.concat(parts, ignore_index=True)
@@ -72,10 +73,10 @@ def compare_project(project, data) -> dict:
     out = {"comparisons": comp, "notes": list(parts[0].attrs.get("notes", []))}
     claims_path = project.path(project.compare.claims)
     if claims_path.exists():
-        claims_mod = _require("diaspora_survey.claims", "evaluate_claims")
+        from ..claims import evaluate_claims
         # whole sample and whole waves only: claims are headlines, not small-group findings
         base = comp[comp["group_by"].isin(["", "wave"])].rename(columns={"group_by": "by"})
-        out["claims"] = claims_mod.evaluate_claims(base, claims_path)
+        out["claims"] = evaluate_claims(base, claims_path)
     # chart data (proportions, not percent)
     crude = comp[comp["adjustment"] == "crude"]
     edu = crude[(crude["group_by"] == "") & (crude["indicator"] == "education_distribution")
@@ -338,7 +339,8 @@ def report_inputs(pipeline) -> ReportInputs:
                                     "message": issue_text(i), "n": int(i.count)}
                                    for i in h.issues])
     if data is None:
-        raise StepUnavailable("no harmonised data to report on")
+        raise ReportError("no harmonised data to report on", code="report.order",
+                          hint="run the harmonise step first")
     wcol = analysis_weight(data) if pipeline.weighting else None
     comp = pipeline.comparison or {}
     charts = comp.get("charts") or {}
@@ -358,6 +360,6 @@ def report_inputs(pipeline) -> ReportInputs:
         reference_sources=_reference_sources(project),
         methods=_methods(project, pipeline), provenance=_provenance(project, pipeline),
         package_version=__version__, command=pipeline.command or "diaspora-survey report",
-        min_cell_size=project.report.min_cell_size, missing_steps=pipeline.missing_steps,
+        min_cell_size=project.report.min_cell_size,
     )
     return inp

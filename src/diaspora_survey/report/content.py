@@ -52,7 +52,6 @@ class ReportInputs:
       adults) for the pyramid; ``education``: ``category, estimate, ci_low, ci_high,
       population, n``; ``entrepreneurship_by_country``: ``country, estimate, ci_low,
       ci_high, n`` and ``entrepreneurship_population`` (proportion).
-    * ``missing_steps``: steps that could not run (named in the report, not hidden).
     """
 
     title: str
@@ -81,7 +80,6 @@ class ReportInputs:
     command: str = ""
     min_cell_size: int = 10
     cv_max: float = 0.30
-    missing_steps: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -633,8 +631,6 @@ def build_report(inp: ReportInputs) -> Report:
              ("Data as of", inp.date),
              ("Disclosure control", f"cells with fewer than {inp.min_cell_size} unweighted "
               "respondents are suppressed (—)")]
-    if inp.missing_steps:
-        facts.append(("Not included", "; ".join(inp.missing_steps)))
     sections = []
 
     s1 = Section("1. Sample and harmonisation")

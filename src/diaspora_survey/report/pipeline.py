@@ -3,13 +3,11 @@
 :class:`Pipeline` runs the steps on a project — harmonise → weight → compare → report —
 each by calling the library module that owns it (``Project.harmonise_all``,
 ``diaspora_survey.weighting``, ``diaspora_survey.compare``, :mod:`diaspora_survey.report`).
-A step whose module is not installed is reported as *unavailable* (and named in the
-report); a step that fails raises its :class:`~diaspora_survey.errors.DiasporaSurveyError`
-and stops the pipeline before any report file is written.
+A step that fails raises its :class:`~diaspora_survey.errors.DiasporaSurveyError` and
+stops the pipeline before any report file is written.
 """
 from __future__ import annotations
 
-import importlib
 import os
 import re
 import time
@@ -22,32 +20,11 @@ from ..errors import ReportError
 STEPS = ("harmonise", "weight", "compare", "report")
 
 
-class StepUnavailable(Exception):
-    """A step's library module is not present in this installation."""
-
-
 @dataclass
 class StepResult:
     name: str
-    status: str                 # "done" | "unavailable"
-    message: str = ""
     seconds: float = 0.0
     outputs: list[Path] = field(default_factory=list)
-
-
-def _require(module: str, *attrs: str):
-    """Import ``module`` (and check ``attrs``) or raise :class:`StepUnavailable`."""
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as ex:
-        if ex.name and (ex.name == module or module.startswith(ex.name + ".")
-                        or ex.name.startswith("diaspora_survey")):
-            raise StepUnavailable(f"{module} is not available yet") from ex
-        raise
-    for a in attrs:
-        if not hasattr(mod, a):
-            raise StepUnavailable(f"{module}.{a} is not available yet")
-    return mod
 
 
 def data_date(project, data=None) -> str:
@@ -85,6 +62,7 @@ class Pipeline:
         self.command = command
         self.harmonised = None        # ProjectHarmonised
         self.data = None              # respondent frame (harmonised, then weighted)
+        self.weighted = None          # WavesResult of the weight step
         self.weighting: dict = {}
         self.weighting_info: dict = {}
         self.comparison: dict = {}
@@ -93,22 +71,15 @@ class Pipeline:
     # ---- steps ------------------------------------------------------------------------
     def run_step(self, name: str, fn: Callable[[], Any]) -> StepResult:
         t0 = time.perf_counter()
-        try:
-            outputs = fn() or []
-            res = StepResult(name, "done", outputs=list(outputs))
-        except StepUnavailable as ex:
-            res = StepResult(name, "unavailable", message=str(ex))
-        except ImportError as ex:     # a library module this step needs is not there yet
-            if not (ex.name or "").startswith("diaspora_survey"):
-                raise
-            res = StepResult(name, "unavailable", message=f"{ex.name}: {ex}")
-        res.seconds = time.perf_counter() - t0
+        outputs = fn() or []
+        res = StepResult(name, time.perf_counter() - t0, list(outputs))
         self.results.append(res)
         return res
 
-    @property
-    def missing_steps(self) -> list[str]:
-        return [f"{r.name} ({r.message})" for r in self.results if r.status == "unavailable"]
+    def _need_data(self, step: str) -> None:
+        if self.data is None:
+            raise ReportError(f"the {step} step needs the harmonised data", code="report.order",
+                              hint="run the harmonise step first")
 
     def harmonise(self, *, write: bool = True) -> list[Path]:
         h = self.project.harmonise_all()
@@ -117,55 +88,32 @@ class Pipeline:
         if not write:
             return []
         # the same files as `diaspora-survey harmonise`, written with its (atomic) writer
-        writer = getattr(_require("diaspora_survey.commands.harmonise"), "write_parquet", None)
-        if writer is None:
-            return []
+        from ..commands.harmonise import write_parquet
+
         out = self.project.path(self.project.harmonise_config.output)
         excl_path = out.with_name("exclusions.parquet")
-        writer(h.data, out)
         excl = h.exclusions.copy()
         excl["wave"] = excl["wave"].astype("string")
-        writer(excl, excl_path)
+        write_parquet(h.data, out, (excl, excl_path))   # both renamed once both are written
         return [out, excl_path]
 
     def weight(self, *, write: bool = True) -> list[Path]:
-        if self.data is None:
-            raise StepUnavailable("needs the harmonised data")
-        mod = _require("diaspora_survey.weighting")
-        fn = getattr(mod, "weight_project", None)
-        if fn is None:
-            raise StepUnavailable("diaspora_survey.weighting.weight_project is not available yet")
-        try:
-            res = fn(self.project, self.data)
-        except NotImplementedError as ex:
-            raise StepUnavailable("diaspora_survey.weighting.weight_project is not "
-                                  "implemented yet") from ex
+        from ..weighting import weight_project
+
+        self._need_data("weight")
+        res = weight_project(self.project, self.data)
+        self.weighted = res
         self.data = res.data
-        self.weighting = dict(getattr(res, "diagnostics", {}) or {})
-        self.weighting_info = {"method": getattr(res, "method", ""),
-                               "targets": list(getattr(res, "targets", []) or [])}
+        self.weighting = dict(res.diagnostics)
+        self.weighting_info = {"method": res.method, "targets": list(res.targets)}
         if not write:
             return []
-        try:
-            cmd = importlib.import_module("diaspora_survey.commands.weight")
-        except ModuleNotFoundError:
-            cmd = None
-        writer = getattr(cmd, "write_outputs", None) if cmd else None
-        if writer is not None:
-            return list(writer(self.project, res) or [])
-        # the file `diaspora-survey weight` writes, with the harmonise step's atomic writer
-        write_parquet = getattr(_require("diaspora_survey.commands.harmonise"),
-                                "write_parquet", None)
-        if write_parquet is None:
-            return []
-        out = self.project.path(self.project.harmonise_config.output).with_name(
-            "weighted.parquet")
-        write_parquet(self.data, out)
-        return [out]
+        from ..commands.weight import write_outputs
+
+        return list(write_outputs(self.project, res))
 
     def compare(self) -> list[Path]:
-        if self.data is None:
-            raise StepUnavailable("needs the harmonised data")
+        self._need_data("compare")
         from .collect import compare_project
 
         self.comparison = compare_project(self.project, self.data)
@@ -189,8 +137,7 @@ class Pipeline:
         return fmts
 
     def report(self, formats: list[str] | None = None, output: str | None = None) -> list[Path]:
-        if self.data is None:
-            raise StepUnavailable("needs the harmonised data")
+        self._need_data("report")
         from . import write_reports
         from .content import build_report
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import WeightingError
-from .targets import Margin, Targets
+from .targets import Margin
 
 #: largest full cross-table used directly as a bincount index (else the key is factorised)
 _DENSE_LIMIT = 1 << 21

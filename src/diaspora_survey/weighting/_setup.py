@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..errors import WeightingError
 from ._cells import CellTable, build_cells, describe_cell, margin_index
-from .targets import Margin, Targets, parse_targets
+from .targets import Targets, parse_targets
 
 UNMATCHED = ("error", "keep_base")
 EMPTY = ("error", "drop")
