@@ -119,7 +119,7 @@ variables:
     assert issue.count == 1 and "вчера" in issue.values
     s = h.summary.set_index("variable").loc["departure_date"]
     assert (s.n, s.missing, s.unmapped) == (3, 3, 1)   # unmapped rows are not counted as missing too
-    assert h.data["departure_cohort"].tolist()[:2] == ["2022-02-24_to_2022-09-20", "2022-02-24_to_2022-09-20"]
+    assert h.data["departure_cohort"].tolist()[:2] == ["2022-02-24_to_2022-09-20", "2022-09-21_to_2022-12-31"]
 
 
 def test_year_month_transform():
@@ -134,7 +134,27 @@ variables:
 """))
     assert h.data["departure_date"].tolist()[:2] == [pd.Timestamp("2022-09-01"), pd.Timestamp("2023-01-01")]
     assert h.data["departure_date"].iloc[2:].isna().all()
-    assert h.data["departure_cohort"].tolist()[:2] == ["2022-02-24_to_2022-09-20", "2023_or_later"]
+    # September 2022 to the month: the mobilisation month (see schema.derive_departure_cohort)
+    assert h.data["departure_cohort"].tolist()[:2] == ["2022-09-21_to_2022-12-31", "2023_or_later"]
+
+
+@pytest.mark.parametrize("date, cohort", [
+    ("2022-01-01", "before_2022-02-24"),
+    ("2022-02-01", "2022-02-24_to_2022-09-20"),     # February 2022, month only: the war month
+    ("2022-02-23", "before_2022-02-24"),            # a known day is placed by the day
+    ("2022-02-24", "2022-02-24_to_2022-09-20"),
+    ("2022-08-01", "2022-02-24_to_2022-09-20"),
+    ("2022-09-01", "2022-09-21_to_2022-12-31"),     # September 2022, month only: mobilisation
+    ("2022-09-20", "2022-02-24_to_2022-09-20"),
+    ("2022-09-21", "2022-09-21_to_2022-12-31"),
+    ("2022-12-31", "2022-09-21_to_2022-12-31"),
+    ("2023-01-01", "2023_or_later"),
+])
+def test_departure_cohort_boundaries(date, cohort):
+    from diaspora_survey.schema import derive_departure_cohort
+
+    out = derive_departure_cohort(pd.Series(pd.to_datetime([date, None])))
+    assert out.iloc[0] == cohort and pd.isna(out.iloc[1])
 
 
 def test_date_transform_floors_to_month():

@@ -158,22 +158,29 @@ def derive_entrepreneur(employment_status):
 
 
 def derive_departure_cohort(departure_date):
-    """Ordered categorical of departure cohorts; months are compared by their first day.
+    """Ordered categorical of departure cohorts from ``departure_date``.
 
-    A departure in February 2022 given only to the month cannot be placed before or after
-    24 February: it is assigned to ``2022-02-24_to_2022-09-20`` only if the day is known;
-    with month precision (day 1) it counts as ``before_2022-02-24``. September 2022 at month
-    precision likewise counts as before mobilisation.
+    Cohorts start on 24 Feb 2022 (the invasion), 21 Sep 2022 (the mobilisation order) and
+    1 Jan 2023. Harmonised departure dates have month precision and are stored as the first
+    of the month; a month that contains a cohort's start date belongs to that cohort:
+    February 2022 counts as ``2022-02-24_to_2022-09-20`` and September 2022 as
+    ``2022-09-21_to_2022-12-31``. In surveys of the wartime emigration a departure in those
+    months was, for most respondents, a reaction to that event (the exodus after
+    21 September was several times larger than the departures earlier in the month).
+    A date with a known day (not the 1st) is placed by the day.
     """
     import numpy as np
     import pandas as pd
 
     d = pd.to_datetime(pd.Series(departure_date), errors="coerce")
     labels = [lv.code for lv in COHORT_LEVELS]
-    edges = np.array([np.datetime64(WAR_START), np.datetime64(MOBILISATION),
+    exact = np.array([np.datetime64(WAR_START), np.datetime64(MOBILISATION),
                       np.datetime64("2023-01-01")], dtype="datetime64[ns]")
+    by_month = exact.astype("datetime64[M]").astype("datetime64[ns]")
     vals = d.to_numpy(dtype="datetime64[ns]")
-    codes = np.searchsorted(edges, vals, side="right")
+    month_only = (d.dt.day == 1).to_numpy(dtype=bool, na_value=False)
+    codes = np.where(month_only, np.searchsorted(by_month, vals, side="right"),
+                     np.searchsorted(exact, vals, side="right"))
     codes = np.where(np.isnat(vals), -1, codes)
     return pd.Series(pd.Categorical.from_codes(codes, categories=labels, ordered=True),
                      index=d.index, name="departure_cohort")
