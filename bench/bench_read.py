@@ -6,8 +6,16 @@ yardstick), pyreadstat's own 2-process reader, ``pandas.read_spss`` and, if ``Rs
 with haven is installed, R ``haven::read_sav`` — in the same run, each read in a fresh
 process (so peak memory is that read's own), rounds interleaved (tool A, B, C, A, B, C …)
 so that a busy machine slows all tools alike. Prints medians, ratios to one-process
-pyreadstat and peak resident memory (the process's VmHWM; for 2-process readers plus the
-largest helper's peak). Also compares small files (in-process, many repetitions).
+pyreadstat and peak memory: the process's VmHWM (for 2-process readers plus the helper's
+peak), and the peak proportional set size of the whole process tree, sampled every 20 ms
+from outside. Also compares small files (in-process, many repetitions).
+
+read_wave's helper is forked: its VmHWM counts pages it shares with the parent (the
+interpreter and libraries it inherits, and the shared mapping both write the numeric
+columns into) once more, so "process + helper" overstates its memory; PSS does not.
+
+For timing runs, take the lock the other benchmarks use:
+``flock /tmp/bench.lock .venv/bin/python bench/bench_read.py``.
 
 The data are made once by the peer harness's ``make_data.py`` in a scratch folder (the
 shared folder is read-only): about 400 MB for 1M rows.
@@ -92,15 +100,50 @@ def make_data(n: int, scratch: Path) -> Path:
     return path
 
 
+def _tree_pss_mb(pid: int) -> float:
+    """Proportional set size of a process and its descendants (shared pages split fairly), MB."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as fh:
+                for line in fh:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as fh:
+                    todo += [int(c) for c in fh.read().split()]
+        except (OSError, ValueError):
+            continue
+    return total / 1024
+
+
 def run_one(tool: str, path: Path) -> dict:
+    """One read in a fresh process; this process samples the tree's PSS every 20 ms meanwhile
+    (from outside, so that the measured process gets no extra thread)."""
+    import tempfile
+
     if tool == "haven":
-        r = subprocess.run(["Rscript", "-e", R_CODE, str(path)], capture_output=True, text=True)
+        cmd = ["Rscript", "-e", R_CODE, str(path)]
     else:
-        r = subprocess.run([sys.executable, "-c", CHILD, tool, str(path), str(REPO / "src")],
-                           capture_output=True, text=True)
-    if r.returncode != 0:
-        raise SystemExit(f"{tool} failed:\n{r.stderr[-2000:]}")
-    return json.loads(r.stdout.strip().splitlines()[-1])
+        cmd = [sys.executable, "-c", CHILD, tool, str(path), str(REPO / "src")]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err)
+        pss = 0.0
+        can_sample = Path(f"/proc/{proc.pid}/smaps_rollup").exists()
+        while proc.poll() is None:
+            if can_sample:
+                pss = max(pss, _tree_pss_mb(proc.pid))
+            time.sleep(0.02)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode()
+    if proc.returncode != 0:
+        raise SystemExit(f"{tool} failed:\n{stderr[-2000:]}")
+    res = json.loads(stdout.strip().splitlines()[-1])
+    res["pss_mb"] = round(pss, 1) if can_sample else None
+    return res
 
 
 def small_files(reps: int) -> list[tuple[str, float, float, float]]:
@@ -156,13 +199,20 @@ def main() -> int:
     base = statistics.median(o["seconds"] for o in res["pyreadstat"]) if "pyreadstat" in res else None
     base_mem = max(o["peak_mb"] for o in res["pyreadstat"]) if "pyreadstat" in res else None
     print()
-    print(f"| reader (N = {a.n:,} × 50) | median s | ratio to pyreadstat 1 proc | peak MB (process + helper) | peak ratio |")
-    print("|---|---:|---:|---:|---:|")
+    base_pss = max((o.get("pss_mb") or 0) for o in res["pyreadstat"]) if "pyreadstat" in res else 0
+    print(f"| reader (N = {a.n:,} × 50, {a.rounds} rounds) | median s | ratio to pyreadstat 1 proc "
+          "| peak MB process | peak MB process + helper | peak PSS MB, process tree | PSS ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for t in tools:
         med = statistics.median(o["seconds"] for o in res[t])
+        own = max(o["peak_mb"] for o in res[t])
         peak = max(o["peak_mb"] + o.get("child_peak_mb", 0) for o in res[t])
-        print(f"| {t} | {med:.2f} | {med / base:.2f} | {peak:.0f} | {peak / base_mem:.2f} |" if base else
-              f"| {t} | {med:.2f} | – | {peak:.0f} | – |")
+        pss = max((o.get("pss_mb") or 0) for o in res[t])
+        ratio = f"{med / base:.2f}" if base else "–"
+        pss_ratio = f"{pss / base_pss:.2f}" if base_pss and pss else "–"
+        print(f"| {t} | {med:.2f} | {ratio} | {own:.0f} | {peak:.0f} | {pss:.0f} | {pss_ratio} |")
+    print("\n(process + helper counts the pages a forked helper shares with the process twice; "
+          "PSS, sampled every 20 ms, splits them fairly)")
     print()
     print("| small file | pyreadstat.read_sav s | same, user_missing=True s | read_wave s | ratio | ratio to user_missing=True |")
     print("|---|---:|---:|---:|---:|---:|")

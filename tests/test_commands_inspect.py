@@ -74,3 +74,104 @@ def test_inspect_shared_bad_files(shared_dir):
                            capture_output=True, text=True)
         assert r.returncode == 2, p
         assert "Traceback" not in r.stderr and p.name in r.stderr
+
+
+def _bad_inputs(tmp_path, wave_sav):
+    good = wave_sav.read_bytes()
+    files = {}
+    files["empty.sav"] = b""
+    files["truncated.sav"] = good[: len(good) // 2]
+    files["header_cut.sav"] = good[:120]
+    files["csv_named.sav"] = b"id;q1\n1;2\n"
+    files["sav_named.csv"] = good
+    files["undecodable.csv"] = "id,город\n1,Тбилиси\n".encode("utf-8") + b"2,\xff\xfe\n"
+    files["ragged.csv"] = b"a,b,c\n1,2,3\n4,5\n"
+    files["page.csv"] = b"<!DOCTYPE html><html><body>login</body></html>"
+    files["zipped.csv"] = b"\x1f\x8b\x08\x00" + b"\x00" * 40
+    out = []
+    for name, data in files.items():
+        p = tmp_path / name
+        p.write_bytes(data)
+        out.append(p)
+    link = tmp_path / "link.sav"
+    link.symlink_to(tmp_path / "missing.sav")
+    out += [link, tmp_path / "no_such_file.sav", tmp_path]
+    return out
+
+
+def test_inspect_every_kind_of_bad_input_exits_2_with_one_message(tmp_path, wave_sav, capsys):
+    for p in _bad_inputs(tmp_path, wave_sav):
+        assert main(["inspect", str(p)]) == 2, p
+        err = capsys.readouterr().err
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert lines[0].startswith("error (input.") and p.name in lines[0], (p, err)
+        assert len(lines) <= 4 and any("hint" in ln for ln in lines), (p, err)
+        assert "Traceback" not in err
+
+
+def test_inspect_file_names_with_brackets_are_not_markup(tmp_path, wave_sav, capsys):
+    odd = tmp_path / "wave[bold]1[red].sav"
+    odd.write_bytes(wave_sav.read_bytes())
+    assert main(["inspect", str(odd)]) == 0
+    assert "wave[bold]1[red].sav" in capsys.readouterr().out
+    assert main(["inspect", str(tmp_path / "x[/b].csv")]) == 2
+    assert "x[/b].csv" in capsys.readouterr().err
+
+
+def test_inspect_datetime_overflow_reads_with_warning(shared_dir, capsys):
+    path = shared_dir / "testdata" / "spss" / "bad" / "haven__datetime.sav"
+    assert main(["inspect", "--json", str(path)]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["source"]["rows"] == 2
+    assert any("date.posix" in w and "raw numbers" in w for w in rep["warnings"])
+    types = {v["name"]: v["type"] for v in rep["variables"]}
+    assert types["date.posix"] == "numeric" and types["date"] == "date"
+
+
+def test_inspect_every_good_shared_file(shared_dir, capsys):
+    files = sorted((shared_dir / "testdata" / "spss").glob("*.*")) + sorted((shared_dir / "testdata" / "csv").glob("*"))
+    for p in files:
+        assert main(["inspect", "--json", str(p)]) == 0, p
+        rep = json.loads(capsys.readouterr().out)
+        assert len(rep["variables"]) == rep["source"]["columns"]
+        for v in rep["variables"]:
+            assert v["valid_n"] + v["missing_n"] == rep["source"]["rows"]
+
+
+def test_version(capsys):
+    from diaspora_survey import __version__
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"diaspora-survey {__version__}"
+
+
+def _crashing_sav(path):
+    """A one-variable .sav whose value-label record names variable 129: ReadStat crashes (SIGSEGV)."""
+    pyreadstat.write_sav(pd.DataFrame({"q": [1.0, 2.0, 3.0]}), str(path), variable_value_labels={"q": {1: "a", 2: "b"}})
+    raw = bytearray(path.read_bytes())
+    i = raw.find(b"\x04\x00\x00\x00\x01\x00\x00\x00\x01\x00\x00\x00")   # record type 4, 1 index, variable 1
+    assert i > 0
+    raw[i + 8] = 0x81
+    path.write_bytes(bytes(raw))
+    return path
+
+
+def test_inspect_reader_crash_ends_in_one_message(tmp_path):
+    bad = _crashing_sav(tmp_path / "crash.sav")
+    probe = subprocess.run([sys.executable, "-c", "import pyreadstat, sys; pyreadstat.read_sav(sys.argv[1])", str(bad)],
+                           capture_output=True)
+    if probe.returncode >= 0:
+        pytest.skip("this pyreadstat does not crash on the file (ReadStat fixed?)")
+    r = subprocess.run([sys.executable, "-m", "diaspora_survey.cli", "inspect", str(bad)], capture_output=True, text=True)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "input.crash" in r.stderr and "crash.sav" in r.stderr and "corrupt" in r.stderr and "hint" in r.stderr
+    assert "Traceback" not in r.stderr and "Fatal Python error" not in r.stderr
+    # the forked child's output reaches the terminal as before: a good file, and an error
+    good = tmp_path / "good.sav"
+    pyreadstat.write_sav(pd.DataFrame({"q": [1.0, 2.0]}), str(good))
+    r = subprocess.run([sys.executable, "-m", "diaspora_survey.cli", "inspect", "--json", str(good)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and json.loads(r.stdout)["source"]["rows"] == 2
+    r = subprocess.run([sys.executable, "-m", "diaspora_survey.cli", "inspect", str(tmp_path / "nope.sav")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.count("error (") == 1

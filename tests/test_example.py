@@ -127,3 +127,42 @@ def test_main_writes_into_a_folder(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(example.FILES)
     assert "SYNTHETIC" in capsys.readouterr().out
     assert not list(tmp_path.glob(".*"))   # no temporary files left
+
+
+def test_committed_waves_have_the_published_shapes_and_the_bias(repo_dir):
+    """The files themselves (not only the latent model): median age 32–35, 75–85 % higher
+    education, 20–30 % employers or own-account workers (incl. freelancers), too many women,
+    and — in the waves outside the EU — too many respondents in Georgia and Armenia."""
+    import diaspora_survey as ds
+
+    raw = repo_dir / "raw"
+    w1 = ds.read_wave(raw / "2022-03_wave1.sav").data
+    w2 = ds.read_wave(raw / "2022-11_wave2.csv").data
+    w3 = ds.read_wave(raw / "2024-05_wave3.zsav").data
+
+    def valid(s, missing):
+        s = s.dropna()
+        return s[~s.isin(missing)]
+
+    ages = {"w1": (2022 - w1["q2_god_rozhd"].astype(float)).dropna(), "w2": w2["vozrast"].astype(float).dropna(),
+            "w3": w3["age"].astype(float)}
+    higher = {"w1": valid(w1["q3_obraz"], [98, 99]).isin([1, 2, 3, 4]).mean(),
+              "w2": valid(w2["obrazovanie"], ["Затрудняюсь ответить"]).isin(["Высшее", "Учёная степень"]).mean(),
+              "w3": valid(w3["educ"], [98, 99]).isin([6, 7, 8, 9]).mean()}
+    ent = {"w1": valid(w1["q4_zanyat"], [98, 99]).isin([2, 3, 4]).mean(),
+           "w2": valid(w2["status_zanyatosti"], ["Затрудняюсь ответить"]).isin(
+               ["Собственный бизнес с сотрудниками", "Индивидуальный предприниматель / самозанятый"]).mean(),
+           "w3": valid(w3["empl"], [98, 99]).isin([2, 3, 4]).mean()}
+    female = {"w1": (valid(w1["q1_pol"], [99]) == 2).mean(),
+              "w2": (valid(w2["pol"], ["Предпочитаю не отвечать"]) == "Женщина").mean(),
+              "w3": (valid(w3["sex"], [99]) == 2).mean()}
+    for w in ("w1", "w2", "w3"):
+        assert 32 <= ages[w].median() <= 35, (w, ages[w].median())
+        assert 0.75 <= higher[w] <= 0.85, (w, higher[w])
+        assert 0.20 <= ent[w] <= 0.30, (w, ent[w])
+        assert female[w] > 0.55, (w, female[w])   # Russian emigrants are about half women
+    ge_am_1 = valid(w1["q5_strana"], [99]).isin([1, 2]).mean()
+    c2 = w2["strana_prozhivaniya"].dropna().str.strip().str.lower()
+    ge_am_2 = c2.str.contains("груз|армен").mean()
+    assert ge_am_1 > 0.4 and ge_am_2 > 0.4
+    assert len(w1) == 2000 and len(w2) == 5000 and len(w3) == 1500

@@ -366,8 +366,6 @@ def test_unknown_column_is_reported_against_the_file():
 
 @pytest.fixture(scope="module")
 def example(repo_dir):
-    pytest.importorskip("diaspora_survey.io", reason="read_wave not available yet")
-    from diaspora_survey.io import read_wave  # noqa: F401
     from diaspora_survey.project import Project
 
     return Project.load(repo_dir).harmonise_all()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import builtins
+import os
 
 import pandas as pd
 import pyreadstat
@@ -171,3 +172,53 @@ def test_raw_file_untouched_and_sha256(tmp_path):
     assert p.read_bytes() == before and p.stat().st_mtime_ns == mtime
     assert w.source.sha256 == hashlib.sha256(before).hexdigest()
     assert list(tmp_path.iterdir()) == [p]
+
+
+def test_broken_symlink(tmp_path):
+    link = tmp_path / "wave.sav"
+    link.symlink_to(tmp_path / "gone.sav")
+    with pytest.raises(InputFileError) as ei:
+        ds.read_wave(link)
+    assert ei.value.code == "input.not_found" and "symbolic link" in ei.value.message
+    assert "wave.sav" not in (ei.value.hint or "")   # never "did you mean" the file itself
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="root reads files whatever their permissions")
+def test_unreadable_file_real_permissions(tmp_path):
+    p = _sav(tmp_path / "locked.sav")
+    p.chmod(0)
+    try:
+        with pytest.raises(InputFileError) as ei:
+            ds.read_wave(p)
+        assert ei.value.code == "input.permission" and "chmod" in ei.value.hint
+    finally:
+        p.chmod(0o644)
+
+
+def test_spss_encoding_option_validated(tmp_path):
+    p = _sav(tmp_path / "a.sav")
+    with pytest.raises(InputFileError) as ei:
+        ds.read_wave(p, encoding="no-such-codec")
+    assert ei.value.code == "input.bad_option" and "a.sav" in str(ei.value)
+    # a name Python knows but iconv does not is an encoding error, not "corrupt"
+    with pytest.raises(InputFileError) as ei:
+        ds.read_wave(p, encoding="hz")
+    assert ei.value.code == "input.encoding" and "corrupt" not in ei.value.message
+    # Python spellings reach iconv in its spelling (euc_kr → EUC-KR, latin-1 → ISO-8859-1)
+    for name in ("euc_kr", "latin-1", "Windows-1251", "cp866", "KOI8-R"):
+        assert ds.read_wave(p, encoding=name).data.shape == (2, 2)
+
+
+def test_stata_tagged_missing_kept_as_codes(tmp_path):
+    df = pd.DataFrame({"q": pd.Series([1.0, 2.0, "a", "b", None], dtype=object), "s": ["x", "a", "b", "c", "d"]})
+    path = tmp_path / "tag.dta"
+    pyreadstat.write_dta(df, str(path), missing_user_values={"q": ["a", "b"]},
+                         variable_value_labels={"q": {1: "yes", 2: "no", "a": "refused", "b": "don't know"}})
+    w = ds.read_wave(path)
+    assert w.data["q"].tolist()[:4] == [1, 2, ".a", ".b"]
+    assert w.data["s"].tolist() == ["x", "a", "b", "c", "d"]     # a string column is left alone
+    vm = w.meta["q"]
+    assert vm.missing_values == [".a", ".b"]
+    assert vm.missing_kinds == {".a": "refused", ".b": "dont_know"}
+    assert vm.is_user_missing(w.data["q"]).tolist() == [False, False, True, True, False]

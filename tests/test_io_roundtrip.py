@@ -89,30 +89,30 @@ def test_columns_selected_in_order(tmp_path):
 
 
 def test_encoding_override_for_wrongly_declared_code_page(tmp_path):
-    """Old Russian files declare the wrong code page: encoding= fixes them."""
+    """Old Russian files declare the wrong code page: a warning says so, encoding= fixes them."""
     df = pd.DataFrame({"q1": [1.0, 2.0, 98.0]})
     path = tmp_path / "old.sav"
-    # write Windows-1251 bytes, declared as Windows-1252 (what old Russian files look like)
     label = "Затрудняюсь ответить"
     pyreadstat.write_sav(df, str(path), column_labels={"q1": "Образование"},
                          variable_value_labels={"q1": {98: label}}, missing_ranges={"q1": [98]})
     raw = path.read_bytes()
-    # rewrite: labels to cp1251 bytes, declared character code 1252 in the machine-integer record
+    # declare WINDOWS-1252 (character-encoding record, subtype 20) but store Windows-1251 bytes
+    record = b"\x07\x00\x00\x00\x14\x00\x00\x00\x01\x00\x00\x00"
+    assert record + b"\x05\x00\x00\x00UTF-8" in raw
+    raw = raw.replace(record + b"\x05\x00\x00\x00UTF-8", record + b"\x0c\x00\x00\x00WINDOWS-1252")
     for text in ("Образование", label):
         raw = raw.replace(text.encode("utf-8"), text.encode("cp1251").ljust(len(text.encode("utf-8")), b" "))
-    raw = raw.replace(b"UTF-8", b"CP1252"[:5])
     path.write_bytes(raw)
-    try:
-        w_bad = ds.read_wave(path)
-    except InputFileError:
-        w_bad = None
+    bad = ds.read_wave(path)
+    assert bad.source.encoding == "cp1252"
+    assert bad.meta["q1"].label.strip() == "Îáðàçîâàíèå"      # mojibake, as declared
+    assert any("WINDOWS-1251" in x and "Russian" in x for x in bad.warnings), bad.warnings
     w = ds.read_wave(path, encoding="WINDOWS-1251")
-    assert w.source.encoding == "cp1251"
+    assert w.source.encoding == "cp1251" and not w.warnings
+    assert any("encoding cp1251 (given); the file declares cp1252" in n for n in w.source.notes), w.source.notes
     assert w.meta["q1"].label.strip() == "Образование"
     assert w.meta["q1"].value_labels[98].strip() == label
     assert w.meta["q1"].missing_kinds[98] == "dont_know"
-    if w_bad is not None and w_bad.source.encoding in ("cp1252", "iso8859-1"):
-        assert any("WINDOWS-1251" in x for x in w_bad.warnings)
 
 
 def _big(n=6000):
@@ -126,8 +126,15 @@ def _big(n=6000):
     return df
 
 
+@pytest.fixture(params=["fork", "spawn"])
+def helper_mode(request, monkeypatch):
+    """Both ways of starting the second process: os.fork, or a fresh interpreter (no fork)."""
+    monkeypatch.setattr(spss_mod, "_can_fork", lambda: request.param == "fork")
+    return request.param
+
+
 @pytest.mark.parametrize("compress", [False, True])
-def test_parallel_and_chunked_reads_equal_plain(tmp_path, compress):
+def test_parallel_and_chunked_reads_equal_plain(tmp_path, compress, helper_mode):
     df = _big()
     path = tmp_path / ("big.zsav" if compress else "big.sav")
     pyreadstat.write_sav(df, str(path), missing_ranges={"q0": [99]}, compress=compress,
@@ -141,12 +148,17 @@ def test_parallel_and_chunked_reads_equal_plain(tmp_path, compress):
         pd.testing.assert_frame_equal(plain.data, other.data)
         assert other.meta == plain.meta
     assert par.meta["q0"].missing_values == [99]  # metadata from the single metadata read (#146)
+    assert any(("forked helper" in n) == (helper_mode == "fork") for n in par.source.notes if "2 processes" in n)
+    # the values themselves, not only the agreement of our readers
+    np.testing.assert_array_equal(par.data["x"].to_numpy(), df["x"].to_numpy())
+    assert par.data["s"].tolist() == df["s"].tolist()
 
 
 def test_parallel_without_shared_memory(tmp_path, monkeypatch):
     df = _big(3000)
     path = tmp_path / "b.sav"
     pyreadstat.write_sav(df, str(path))
+    monkeypatch.setattr(spss_mod, "_can_fork", lambda: False)
     monkeypatch.setattr(spss_mod, "_shm_file", lambda nbytes: None)
     a = ds.read_wave(path, processes=2)
     b = ds.read_wave(path, processes=1)
@@ -164,10 +176,54 @@ def test_parallel_helper_failure_falls_back(tmp_path, monkeypatch):
     def broken(args, **kw):
         return real([args[0], "-c", "import sys; sys.stdin.read(); sys.exit(3)"], **kw)
 
+    monkeypatch.setattr(spss_mod, "_can_fork", lambda: False)
     monkeypatch.setattr(spss_mod.subprocess, "Popen", broken)
     a = ds.read_wave(path, processes=2)
     assert any("helper process failed" in n for n in a.source.notes)
     pd.testing.assert_frame_equal(a.data, ds.read_wave(path, processes=1).data)
+
+
+def _in_forked_helper(action, monkeypatch):
+    """Make the forked helper (rows from the middle on, another pid) fail with ``action``."""
+    import os
+
+    from diaspora_survey.io import _sav_worker
+
+    parent, real = os.getpid(), _sav_worker.read_range
+
+    def read_range(reader, path, kwargs, start, stop, *a, **kw):
+        if os.getpid() != parent and start > 0:
+            action()
+        return real(reader, path, kwargs, start, stop, *a, **kw)
+
+    monkeypatch.setattr(spss_mod, "_can_fork", lambda: True)
+    monkeypatch.setattr(_sav_worker, "read_range", read_range)
+
+
+def test_forked_helper_failure_falls_back(tmp_path, monkeypatch):
+    path = tmp_path / "b.sav"
+    pyreadstat.write_sav(_big(3000), str(path))
+    plain = ds.read_wave(path, processes=1)
+
+    def fail():
+        raise RuntimeError("helper broke")
+
+    _in_forked_helper(fail, monkeypatch)
+    a = ds.read_wave(path, processes=2)
+    assert any("helper process failed" in n and "helper broke" in n for n in a.source.notes), a.source.notes
+    pd.testing.assert_frame_equal(a.data, plain.data)
+
+
+def test_forked_helper_crash_is_one_input_error(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    path = tmp_path / "b.sav"
+    pyreadstat.write_sav(_big(3000), str(path))
+    _in_forked_helper(lambda: os.kill(os.getpid(), signal.SIGSEGV), monkeypatch)
+    with pytest.raises(InputFileError) as ei:
+        ds.read_wave(path, processes=2)
+    assert ei.value.code == "input.crash" and "b.sav" in str(ei.value) and "SIGSEGV" in ei.value.message
 
 
 def test_compact_false_keeps_float64(tmp_path):
@@ -215,3 +271,76 @@ def test_xlsx_round_trip(tmp_path):
     assert ds.read_wave(path, sheet=1).data.shape == (1, 1)
     with pytest.raises(InputFileError, match="no sheet"):
         ds.read_wave(path, sheet="nope")
+
+
+def test_large_file_hash_and_no_thread_left(tmp_path, helper_mode):
+    """A file above the background-hashing size: sha256 right, helper and hashing thread gone."""
+    import hashlib
+    import threading
+
+    n = 120_000
+    rng = np.random.default_rng(5)
+    df = pd.DataFrame({f"x{i}": rng.normal(size=n) for i in range(9)})
+    df["s"] = np.where(rng.random(n) < 0.5, "Грузия", "Армения")
+    path = tmp_path / "large.sav"
+    pyreadstat.write_sav(df, str(path))
+    assert path.stat().st_size > 8 << 20
+    before = threading.active_count()
+    w = ds.read_wave(path, processes=2)
+    assert threading.active_count() == before
+    assert w.source.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    np.testing.assert_array_equal(w.data["x3"].to_numpy(), df["x3"].to_numpy())
+    assert w.data["s"].tolist() == df["s"].tolist()
+
+
+def test_chunks_grow_so_that_metadata_re_parsing_stays_small(monkeypatch):
+    """pyreadstat re-parses the dictionary per chunk (#285): after the first chunk, chunks are
+    sized so that this costs at most ~5 % (simulated clock: 0.1 s per parse, 1 ms per row)."""
+    from diaspora_survey.io import _sav_worker
+
+    clock = [0.0]
+    calls = []
+
+    def fake_reader(path, row_offset, row_limit, **kw):
+        calls.append(row_limit)
+        n = min(row_limit, 10_000 - row_offset)
+        clock[0] += 0.1 + 0.001 * n
+        return pd.DataFrame({"x": np.arange(row_offset, row_offset + n, dtype=float)}), None
+
+    monkeypatch.setattr(_sav_worker.time, "perf_counter", lambda: clock[0])
+    arrays = {"x": np.empty(10_000)}
+    got = _sav_worker.read_range(fake_reader, "f", {}, 0, 10_000, 100, arrays, {}, {}, None, meta_seconds=0.1)
+    assert got == 10_000 and (arrays["x"] == np.arange(10_000)).all()
+    assert calls[0] == 100 and calls[1] >= 2000 and len(calls) <= 6
+    calls.clear()
+    _sav_worker.read_range(fake_reader, "f", {}, 0, 10_000, 100, {"x": np.empty(10_000)}, {}, {}, None)
+    assert calls == [100] * 100   # without meta_seconds (a chunksize given): exactly as asked
+
+
+def test_converted_columns_give_their_shared_pages_back(tmp_path, monkeypatch):
+    """After a 2-process read the shared mapping keeps only the float64 columns' pages."""
+    import re
+    from pathlib import Path
+
+    status = Path("/proc/self/status")
+    if not status.exists() or "RssShmem" not in status.read_text():
+        pytest.skip("no /proc/self/status RssShmem here")
+
+    def shmem_kb():
+        return int(re.search(r"RssShmem:\s+(\d+)", status.read_text()).group(1))
+
+    monkeypatch.setattr(spss_mod, "_can_fork", lambda: True)
+    n = 200_000
+    rng = np.random.default_rng(2)
+    df = pd.DataFrame({f"q{i}": rng.integers(1, 6, n).astype(float) for i in range(12)})
+    df["x"] = rng.normal(size=n)
+    path = tmp_path / "w.sav"
+    pyreadstat.write_sav(df, str(path))
+    before = shmem_kb()
+    w = ds.read_wave(path, processes=2)
+    grown = shmem_kb() - before
+    assert any("forked helper" in x for x in w.source.notes)
+    assert (w.data.dtypes == np.int8).sum() == 12
+    np.testing.assert_array_equal(w.data["x"].to_numpy(), df["x"].to_numpy())
+    np.testing.assert_array_equal(w.data["q7"].to_numpy(), df["q7"].to_numpy())
+    assert grown < 3 * n * 8 // 1024          # one float column (+ page slack), not 13

@@ -98,10 +98,43 @@ def test_csv_file_matches_readme(name, rows, cols):
     assert w.source.format == "csv"
 
 
+# every file of bad/ and spss/bad/, except the one that must be read (with a warning)
+BAD_FILES = sorted(str(p.relative_to(TESTDATA)) for p in [*TESTDATA.glob("bad/*"), *TESTDATA.glob("spss/bad/*")]
+                   if p.name != "haven__datetime.sav") if TESTDATA.is_dir() else []
+
+
+def _readme_encodings() -> dict[str, str | None]:
+    """file → encoding reported (README column), for the readable SPSS files."""
+    readme = TESTDATA / "README.md"
+    out = {}
+    for line in readme.read_text(encoding="utf-8").splitlines() if readme.exists() else []:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 11 and cells[0].startswith("spss/") and cells[5] != "-":
+            out[cells[0]] = None if cells[9] == "None" else cells[9]
+    return out
+
+
 @needs_shared
-@pytest.mark.parametrize("name", ["bad/empty_0_bytes.sav", "bad/random_bytes.sav",
-                                  "bad/truncated60__readspss__electric.sav", "bad/mixed_encoding_ragged.csv",
-                                  "spss/bad/readspss__hotel-encrypted.sav"])
+def test_bad_file_list_is_complete():
+    assert len(BAD_FILES) >= 5
+    assert {"bad/empty_0_bytes.sav", "bad/random_bytes.sav", "bad/truncated60__readspss__electric.sav",
+            "bad/mixed_encoding_ragged.csv", "spss/bad/readspss__hotel-encrypted.sav"} <= set(BAD_FILES)
+
+
+@needs_shared
+@pytest.mark.parametrize("name", sorted(_readme_encodings()))
+def test_encoding_matches_readme_normalised(name):
+    from diaspora_survey.io.encoding import normalise_encoding
+
+    expected = _readme_encodings()[name]
+    w = ds.read_wave(TESTDATA / name)
+    assert w.source.encoding == normalise_encoding(expected)
+    if expected is not None:  # one spelling whatever the file says (WINDOWS-1252, windows-1252 → cp1252)
+        assert w.source.encoding == w.source.encoding.lower() and " " not in w.source.encoding
+
+
+@needs_shared
+@pytest.mark.parametrize("name", BAD_FILES or ["none"])
 def test_bad_files_raise_one_input_error(name):
     path = TESTDATA / name
     before = path.read_bytes()
@@ -175,10 +208,12 @@ def test_user_missing_discrete_and_ranges_sample_missing():
 @needs_shared
 def test_user_missing_ranges_ispss():
     w = ds.read_wave(TESTDATA / "spss/ispss__iSpssData.sav")
-    with_ranges = {c: vm.missing_ranges for c, vm in w.meta.items() if vm.missing_ranges}
-    assert with_ranges
-    assert any((-9, -1) == r for rs in with_ranges.values() for r in rs) or \
-        any(-9 in vm.missing_values for vm in w.meta.values())
+    assert w.meta["alter"].missing_ranges == [(-9, -1)] and w.meta["alter"].missing_values == []
+    assert w.meta["nudelso"].missing_values == [-9]
+    assert w.meta["groe"].missing_values == [-9, -8, -7]
+    # the codes stay visible in the data and are recognised as user-missing
+    assert {-8, -9} <= set(w.data["alter"].tolist())
+    assert w.meta["alter"].is_user_missing(w.data["alter"]).sum() == (w.data["alter"] < 0).sum() == 2
 
 
 @needs_shared
@@ -208,6 +243,31 @@ def test_sav_por_zsav_csv_agree():
     np.testing.assert_allclose(sav["mynum"], csv["mynum"])
     assert (sav["mylabl"].to_numpy() == csv["mylabl"].to_numpy()).all()
     pd.testing.assert_series_equal(sav["mydate"], csv["mydate"])
+
+
+@needs_shared
+def test_real_survey_files_are_not_copied_into_the_repository(repo_dir):
+    """ESS and BES extracts carry their publishers' terms: tests read them in ../shared only."""
+    import hashlib
+    import os
+
+    real = [TESTDATA / "spss/Bor_Littvay_TIER_Protocol__ESS5RU.sav", TESTDATA / "spss/scgUtils__survey.sav"]
+    sizes = {p.stat().st_size: hashlib.sha256(p.read_bytes()).hexdigest() for p in real}
+    for root, dirs, files in os.walk(repo_dir):
+        dirs[:] = [d for d in dirs if d not in (".git", ".venv", "node_modules", "__pycache__")]
+        for f in files:
+            p = os.path.join(root, f)
+            try:
+                size = os.path.getsize(p)
+            except OSError:
+                continue
+            if size in sizes:
+                with open(p, "rb") as fh:
+                    assert hashlib.sha256(fh.read()).hexdigest() != sizes[size], f"{p} is a copy of a real survey file"
+    names = {p.name for p in real} | {"ESS5RU.sav", "survey.sav"}
+    for root, dirs, files in os.walk(repo_dir):
+        dirs[:] = [d for d in dirs if d not in (".git", ".venv", "__pycache__")]
+        assert not names & set(files), root
 
 
 @needs_shared

@@ -66,8 +66,8 @@ def render_error(err: DiasporaSurveyError) -> None:
         console.print(f"  [cyan]hint[/cyan]: {escape(str(err.hint))}", markup=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Console entry point; returns the exit status (0 ok, 2 bad input or usage)."""
+def _run(argv: list[str] | None) -> int:
+    """Run one command in this process; returns the exit status (0 ok, 2 bad input or usage)."""
     try:
         # with standalone_mode=False click returns typer.Exit(code)'s code instead of raising it
         rc = app(args=argv, standalone_mode=False)
@@ -90,6 +90,57 @@ def main(argv: list[str] | None = None) -> int:
             return int(ex.exit_code) or 2
         raise
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point; returns the exit status (0 ok, 2 bad input or usage).
+
+    The command runs in a forked child where that is possible (see :mod:`._guard`): a
+    corrupt SPSS file that crashes ReadStat (SIGSEGV) during ``run``, ``harmonise`` or any
+    other command then still ends in one message and exit status 2, not a dead interpreter.
+    """
+    from ._guard import command_crash_error, run_isolated
+
+    args = sys.argv[1:] if argv is None else list(argv)
+    if not args or args[0] in ("--help", "--version", "init", "reference"):
+        return _run(args)                 # reads no data files
+    status = {"rc": 0}
+
+    def work() -> None:
+        status["rc"] = _run(args)
+        if status["rc"]:
+            raise _ChildExit(status["rc"])
+
+    command = f"diaspora-survey {args[0]}"
+    try:
+        rc = run_isolated(work, path=command, on_error=_child_status,
+                          crash=lambda sig: command_crash_error(command, sig))
+    except _ChildExit as ex:              # no fork: the command ran in this process
+        return ex.code
+    except DiasporaSurveyError as err:    # the child was killed by a signal
+        render_error(err)
+        return 2
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    return rc or status["rc"]
+
+
+class _ChildExit(Exception):
+    """Carries a non-zero exit status out of the isolated command."""
+
+    def __init__(self, code: int):
+        super().__init__(code)
+        self.code = code
+
+
+def _child_status(err: BaseException) -> int:
+    if isinstance(err, _ChildExit):
+        return err.code
+    import traceback
+
+    traceback.print_exception(err)
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -95,11 +95,12 @@ def _example_text(row: dict, vm) -> str:
 
 
 def render(report: dict, wave, console) -> None:
+    from rich.markup import escape
     from rich.table import Table
     from rich.text import Text
 
     src = report["source"]
-    head = (f"[bold]{Path(src['path']).name}[/bold]  {src['format']}, {src['rows']:,} rows × "
+    head = (f"[bold]{escape(Path(src['path']).name)}[/bold]  {src['format']}, {src['rows']:,} rows × "
             f"{src['columns']:,} columns, encoding {src['encoding'] or '—'}")
     console.print(head)
     if src.get("file_label"):
@@ -126,6 +127,23 @@ def render(report: dict, wave, console) -> None:
     console.print(table)
 
 
+def _child_error(err: BaseException) -> int:
+    """How the forked child reports an exception: as the CLI would (exit 2), or a traceback (1)."""
+    from ..errors import DiasporaSurveyError
+
+    if isinstance(err, DiasporaSurveyError):
+        from ..cli import render_error
+
+        render_error(err)
+        return 2
+    if isinstance(err, KeyboardInterrupt):
+        return 130
+    import traceback
+
+    traceback.print_exception(err)
+    return 1
+
+
 def register(app: typer.Typer) -> None:
     @app.command("inspect")
     def inspect_cmd(
@@ -145,11 +163,21 @@ def register(app: typer.Typer) -> None:
 
         from ..io import read_wave
 
+        from .._guard import run_isolated
+
         if sep is not None:
             sep = {"\\t": "\t", "tab": "\t", "TAB": "\t"}.get(sep, sep)
-        wave = read_wave(file, encoding=encoding, sep=sep)
-        report = summarise(wave)
-        if as_json:
-            sys.stdout.write(json.dumps(report, ensure_ascii=False, indent=1, default=str) + "\n")
-            return
-        render(report, wave, Console(highlight=False))
+
+        def work() -> None:
+            wave = read_wave(file, encoding=encoding, sep=sep)
+            report = summarise(wave)
+            if as_json:
+                sys.stdout.write(json.dumps(report, ensure_ascii=False, indent=1, default=str) + "\n")
+                return
+            render(report, wave, Console(highlight=False))
+
+        # in a forked child where possible: a corrupt SPSS file that crashes ReadStat (SIGSEGV)
+        # then still ends in one message and exit status 2 (see diaspora_survey._guard)
+        rc = run_isolated(work, path=file, on_error=_child_error)
+        if rc:
+            raise typer.Exit(rc)

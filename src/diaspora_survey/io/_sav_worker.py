@@ -15,6 +15,7 @@ import json
 import mmap
 import pickle
 import sys
+import time
 
 
 def map_columns(mm, names_slots, n_total):
@@ -25,20 +26,28 @@ def map_columns(mm, names_slots, n_total):
 
 
 def read_range(reader, path, kwargs, start, stop, chunk, numeric_arrays, numeric_parts, other_parts,
-               on_rows=None):
+               on_rows=None, meta_seconds=0.0):
     """Read rows [start, stop) in chunks of ``chunk`` rows.
 
     Numeric columns go into ``numeric_arrays[name][row]`` when the array is given, else are
     appended to ``numeric_parts[name]``; other columns are appended to ``other_parts[name]``.
     Returns the number of rows read (less than asked only if the file is shorter).
+
+    pyreadstat parses the whole dictionary again for every chunk (pyreadstat #285). With
+    ``meta_seconds`` (the time one metadata read took) chunks grow after the first, so that
+    this re-parsing stays under about 5 % of each chunk's time (wide files: few, large chunks).
     """
     import numpy as np
 
     pos = start
     while pos < stop:
         lim = min(chunk, stop - pos)
+        t0 = time.perf_counter()
         df, _ = reader(path, row_offset=pos, row_limit=lim, **kwargs)
         got = len(df)
+        if meta_seconds > 0 and got:
+            per_row = max(time.perf_counter() - t0 - meta_seconds, 1e-9) / got
+            chunk = max(chunk, int(20 * meta_seconds / per_row))
         for name in df.columns:
             if name in numeric_arrays:
                 numeric_arrays[name][pos:pos + got] = df[name].to_numpy(dtype=np.float64, na_value=np.nan)
@@ -79,7 +88,7 @@ def main() -> int:
         sys.stderr.flush()
 
     rows = read_range(reader, job["path"], job["kwargs"], job["start"], job["stop"], job["chunk"],
-                      arrays, parts, others, on_rows)
+                      arrays, parts, others, on_rows, job.get("meta_seconds", 0.0))
     arrays.clear()
     pickle.dump({"rows": rows, "numeric": parts, "others": others}, sys.stdout.buffer, protocol=5)
     sys.stdout.buffer.flush()

@@ -15,10 +15,13 @@ _INT_TYPES = (np.int8, np.int16, np.int32, np.int64)
 _NULLABLE = {np.int8: "Int8", np.int16: "Int16", np.int32: "Int32", np.int64: "Int64"}
 
 
+_LIMITS = tuple((t, int(np.iinfo(t).min), int(np.iinfo(t).max)) for t in _INT_TYPES)   # np.iinfo is slow
+
+
 def smallest_int(lo: float, hi: float):
-    for t in _INT_TYPES:
-        info = np.iinfo(t)
-        if info.min <= lo and hi <= info.max:
+    """The smallest numpy integer type holding every value in [lo, hi], or None."""
+    for t, tmin, tmax in _LIMITS:
+        if tmin <= lo and hi <= tmax:
             return t
     return None
 

@@ -63,6 +63,11 @@ def _split(line: str, sep: str) -> list[str]:
 
 def _records(text: str, limit: int) -> list[str]:
     """First ``limit`` logical records of ``text`` (quoted newlines kept inside a record)."""
+    head = text[:1 << 20]
+    if len(text) > len(head):  # split only the first megabyte unless the records are that long
+        got = _records(head[:head.rfind("\n") + 1], limit)
+        if len(got) >= limit:
+            return got
     out, buf, inq = [], [], False
     for line in text.splitlines():
         buf.append(line)
@@ -101,81 +106,199 @@ def detect_sep(text: str, suffix: str) -> tuple[str, str]:
     return sep, f"{SEP_NAMES[sep]} ({header} fields in {agree:.0%} of the first {len(recs)} records)"
 
 
+#: bytes per block of the vectorised scan (temporaries are a few times this)
+SCAN_BLOCK = 4 << 20
+
+
+def _byte_safe(enc: str) -> bool:
+    """True for ASCII-compatible encodings in which bytes < 0x80 are always ASCII characters
+    (UTF-8 and the single-byte code pages): separators, quotes and newlines can then be found
+    in the raw bytes. Not for UTF-16/32, EBCDIC or Shift_JIS/GBK/Big5 (whose second bytes may be
+    ``|`` or ``\\``)."""
+    import codecs
+
+    name = codecs.lookup(enc).name
+    if name in ("utf-8", "utf-8-sig"):
+        return True
+    try:
+        if bytes(range(128)).decode(enc) != "".join(map(chr, range(128))):
+            return False
+    except UnicodeDecodeError:
+        return False
+    return len(bytes(range(128, 256)).decode(enc, errors="replace")) == 128
+
+
+def _undefined_bytes(enc: str):
+    """The byte values a single-byte code page cannot decode (e.g. 0x98 in Windows-1251); None for UTF-8."""
+    import codecs
+
+    if codecs.lookup(enc).name in ("utf-8", "utf-8-sig"):
+        return None
+    return [b for b in range(256) if _undecodable(bytes([b]), enc)]
+
+
+def _undecodable(b: bytes, enc: str) -> bool:
+    try:
+        b.decode(enc)
+        return False
+    except UnicodeDecodeError:
+        return True
+
+
+def _encoding_error(path: Path, enc: str, block: bytes, ex: UnicodeDecodeError, line_base: int):
+    line_start = block.rfind(b"\n", 0, ex.start) + 1
+    lineno = line_base + block.count(b"\n", 0, ex.start) + 1
+    bad = block[ex.start:ex.end + 3][:8]
+    return InputFileError(
+        f"line {lineno} cannot be decoded as {enc}: bytes {bad!r} at column {ex.start - line_start + 1}",
+        code="input.encoding", where=f"{path}:{lineno}",
+        hint="the file mixes encodings or is not in " + enc + "; pass encoding= (e.g. 'cp1251', "
+             "'koi8-r', 'cp866', 'utf-8') or re-export it as UTF-8")
+
+
 def _scan(path: Path, enc: str, sep: str, n_header: int, progress) -> int:
-    """Check every line decodes and every record has ``n_header`` fields; return the record count."""
+    """Check every line decodes and every record has ``n_header`` fields; return the record count.
+
+    Vectorised over the raw bytes, in blocks of :data:`SCAN_BLOCK` cut at line ends: each
+    block is checked for undecodable bytes (UTF-8: decoded once in C; single-byte code pages:
+    a look-up of the few bytes they lack), and an undecodable byte is reported with its line
+    and column; with numpy, a quote-parity mask (``"`` toggles, ``""`` toggles twice) finds the
+    separators and line ends outside quoted fields, and ``reduceat`` gives the fields per
+    record. Blank records are skipped, as pandas does. No Python loop over rows.
+    Other encodings (UTF-16/32, Shift_JIS …) are decoded whole and scanned as UTF-8.
+    """
+    if _byte_safe(enc):
+        with open(path, "rb") as fh:
+            return _scan_chunks(iter(lambda: fh.read(SCAN_BLOCK), b""), path, enc, sep, n_header, progress)
+    data = path.read_bytes()
+    try:
+        text = data.decode(enc)
+    except UnicodeDecodeError as ex:
+        lineno = data[:ex.start].decode(enc, errors="replace").count("\n") + 1
+        raise InputFileError(f"line {lineno} cannot be decoded as {enc} (byte {ex.start} of the file)",
+                             code="input.encoding", where=f"{path}:{lineno}",
+                             hint="pass encoding= (e.g. 'utf-8', 'cp1251') or re-export the file as UTF-8") from None
+    if progress is not None:
+        progress(len(data))
+    utf8 = text.lstrip("\ufeff").encode("utf-8")
+    del data, text
+    blocks = (utf8[i:i + SCAN_BLOCK] for i in range(0, len(utf8), SCAN_BLOCK))
+    return _scan_chunks(blocks, path, "utf-8", sep, n_header, None)
+
+
+def _scan_chunks(chunks, path: Path, enc: str, sep: str, n_header: int, progress) -> int:
+    """The vectorised scan of :func:`_scan` over an iterator of byte blocks in ``enc`` (byte-safe)."""
     name = path.name
-    if enc.startswith(("utf-16", "utf-32")):
-        return _scan_text(path, enc, sep, n_header)
+    sep_b = sep.encode("utf-8" if enc.startswith("utf-8") else enc, errors="replace")
+    if len(sep_b) != 1:
+        raise InputFileError(f"the separator {sep!r} is not a single byte in {enc}", code="input.bad_option",
+                             where=str(path), hint="use an ASCII separator such as ',' ';' '\\t' or '|'")
+    sep_code = sep_b[0]
+    undefined = _undefined_bytes(enc)
     records = 0
-    rec_start = 0
-    buf: list[str] = []
-    inq = False
-    first = True
-    with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            if progress is not None:
-                progress(len(raw))
-            try:
-                text = raw.decode(enc)
-            except UnicodeDecodeError as ex:
-                bad = raw[max(ex.start - 0, 0):ex.end + 3][:8]
-                raise InputFileError(
-                    f"line {lineno} cannot be decoded as {enc}: bytes {bad!r} at column {ex.start + 1}",
-                    code="input.encoding", where=f"{path}:{lineno}",
-                    hint="the file mixes encodings or is not in " + enc + "; pass encoding= (e.g. 'cp1251', "
-                         "'koi8-r', 'cp866', 'utf-8') or re-export it as UTF-8") from None
-            if first and text.startswith("\ufeff"):
-                text = text[1:]
-            first = False
-            if not buf:
-                rec_start = lineno
-                if not inq and not text.strip():
-                    continue  # blank line: skipped, as pandas does
-            buf.append(text)
-            if raw.count(b'"') % 2:
-                inq = not inq
-            if inq:
+    line_base = 0          # raw lines before the current block
+    parity = 0             # inside a quoted field at the block start?
+    part_seps = 0          # separators, non-blank bytes and first line of the record open at the block end
+    part_nonws = 0
+    part_line = 1
+    pending: list[bytes] = []   # bytes after the last line end, until the next one arrives
+    chunks = iter(chunks)
+    while True:
+        chunk = next(chunks, b"")
+        if progress is not None and chunk:
+            progress(len(chunk))
+        if chunk:
+            cut = chunk.rfind(b"\n") + 1
+            if cut == 0:          # no line end yet: read on (joined once, not copied per block)
+                pending.append(chunk)
                 continue
-            record = "".join(buf) if len(buf) > 1 else text
-            buf = []
-            if '"' in record:
-                try:
-                    n = len(_split(record.rstrip("\r\n"), sep))
-                except _csv.Error as ex:
-                    raise InputFileError(f"line {rec_start}: malformed quoting ({ex})", code="input.csv_ragged",
-                                         where=f"{path}:{rec_start}",
-                                         hint="a quote character opens a field that never closes") from None
-            else:
-                n = record.count(sep) + 1
-            if n != n_header:
-                more = "more" if n > n_header else "fewer"
-                raise InputFileError(
-                    f"line {rec_start} has {n} fields, the header has {n_header} ({more} fields than columns)",
-                    code="input.csv_ragged", where=f"{path}:{rec_start}",
-                    hint=f"a ragged file is not read by guessing: fix line {rec_start} of {name} (an unquoted "
-                         f"{SEP_NAMES.get(sep, repr(sep))} inside a value? a broken line?), or pass sep= if the "
-                         "separator was misdetected")
-            records += 1
-    if inq:
-        raise InputFileError(f"a quoted field opened on line {rec_start} never closes (unterminated quote)",
-                             code="input.csv_ragged", where=f"{path}:{rec_start}",
-                             hint=f"fix the quote on line {rec_start} of {name}")
+            block = b"".join([*pending, chunk[:cut]]) if pending else chunk[:cut]
+            pending = [chunk[cut:]] if cut < len(chunk) else []
+        else:
+            block = b"".join(pending)
+            pending = []
+            if not block:
+                break
+        if undefined is None:
+            try:
+                block.decode(enc)
+            except UnicodeDecodeError as ex:
+                raise _encoding_error(path, enc, block, ex, line_base) from None
+        arr = np.frombuffer(block, dtype=np.uint8)
+        if undefined is not None and any((arr == b).any() for b in undefined):  # single-byte code page
+            try:
+                block.decode(enc)
+            except UnicodeDecodeError as ex:
+                raise _encoding_error(path, enc, block, ex, line_base) from None
+        nl_all = np.flatnonzero(arr == 10)
+        is_sep = arr == sep_code
+        if (arr == 34).any():
+            inq = np.bitwise_xor.accumulate((arr == 34).view(np.uint8))
+            if parity:
+                inq ^= 1
+            nl = nl_all[inq[nl_all] == 0]                  # record ends: line ends outside quotes
+            is_sep &= inq == 0
+            end_parity = int(inq[-1])
+            del inq
+        elif parity:                                       # the whole block is inside a quoted field
+            nl = nl_all[:0]
+            is_sep[:] = False
+            end_parity = 1
+        else:
+            nl = nl_all
+            end_parity = 0
+        k = nl.size
+        # record j is the byte range [starts[j], starts[j + 1]); the last one (k) may be empty
+        starts = np.concatenate(([0], nl + 1))
+        seg = starts[starts < arr.size]
+        seps = np.zeros(k + 1, dtype=np.int64)
+        nonws = np.zeros(k + 1, dtype=np.int64)
+        if seg.size:
+            seps[:seg.size] = np.add.reduceat(is_sep.view(np.uint8), seg, dtype=np.int64)
+            # not whitespace (TAB, LF, VT, FF, CR, space): > 32, or a control byte outside 9–13
+            solid = (arr > 32) | (arr < 9) | ((arr > 13) & (arr < 32))
+            nonws[:seg.size] = np.maximum.reduceat(solid.view(np.uint8), seg)
+            del solid
+        del is_sep
+        # first line of each record: 1 + line ends before its first byte
+        if k == nl_all.size:
+            starts_line = line_base + np.arange(2, k + 2)
+        else:
+            starts_line = line_base + np.searchsorted(nl_all, nl + 1) + 1
+        seps[0] += part_seps
+        nonws[0] += part_nonws
+        lines = np.concatenate(([part_line], starts_line))
+        keep = nonws[:k] > 0
+        fields = seps[:k][keep] + 1
+        wrong = np.flatnonzero(fields != n_header)
+        if wrong.size:
+            n = int(fields[wrong[0]])
+            raise _ragged(path, name, int(lines[:k][keep][wrong[0]]), n, n_header, sep)
+        records += int(keep.sum())
+        part_seps, part_nonws, part_line = int(seps[k]), int(nonws[k]), int(lines[k])
+        parity = end_parity
+        line_base += nl_all.size
+        if not chunk:
+            break
+    if parity:
+        raise InputFileError(f"a quoted field opened on line {part_line} never closes (unterminated quote)",
+                             code="input.csv_ragged", where=f"{path}:{part_line}",
+                             hint=f"fix the quote on line {part_line} of {name}")
+    if part_nonws > 0:       # last record without a line end
+        if part_seps + 1 != n_header:
+            raise _ragged(path, name, part_line, part_seps + 1, n_header, sep)
+        records += 1
     return records - 1
 
 
-def _scan_text(path: Path, enc: str, sep: str, n_header: int) -> int:
-    try:
-        text = path.read_text(encoding=enc)
-    except UnicodeDecodeError as ex:
-        raise InputFileError(f"the file cannot be decoded as {enc} at byte {ex.start}", code="input.encoding",
-                             where=str(path), hint="pass encoding=") from None
-    rows = list(_csv.reader(io.StringIO(text), delimiter=sep))
-    rows = [r for r in rows if r]
-    for i, r in enumerate(rows[1:], 2):
-        if len(r) != n_header:
-            raise InputFileError(f"record {i} has {len(r)} fields, the header has {n_header}",
-                                 code="input.csv_ragged", where=f"{path}:{i}", hint="fix the record or pass sep=")
-    return len(rows) - 1
+def _ragged(path: Path, name: str, line: int, n: int, n_header: int, sep: str) -> InputFileError:
+    more = "more" if n > n_header else "fewer"
+    return InputFileError(
+        f"line {line} has {n} fields, the header has {n_header} ({more} fields than columns)",
+        code="input.csv_ragged", where=f"{path}:{line}",
+        hint=f"a ragged file is not read by guessing: fix line {line} of {name} (an unquoted "
+             f"{SEP_NAMES.get(sep, repr(sep))} inside a value? a broken line?), or pass sep= if the "
+             "separator was misdetected")
 
 
 class _Counting(io.RawIOBase):
@@ -194,9 +317,40 @@ class _Counting(io.RawIOBase):
         return n
 
 
+# The same number pattern in RE2 syntax (pyarrow's regex engine: no \\s, \\d or \\u escapes), so that
+# a million values are matched in C++ rather than by Python's re one by one.
+_SPACES = " \t\u00a0\u202f"
+_DEC_COMMA_RE2 = (f"^[{_SPACES}]*[+-]?(?:[0-9]{{1,3}}(?:[ \u00a0\u202f][0-9]{{3}})+|[0-9]+)(?:,[0-9]+)?"
+                  f"[{_SPACES}]*$")
+
+
+def _arrow_strings(values: pd.Series):
+    """The non-missing values of a text column as a pyarrow string array, or None (no pyarrow)."""
+    try:
+        import pyarrow as pa
+    except ImportError:  # pragma: no cover - pandas' str dtype normally brings pyarrow
+        return None
+    try:
+        arr = pa.array(values, from_pandas=True)
+        if not pa.types.is_string(arr.type) and not pa.types.is_large_string(arr.type):
+            arr = arr.cast(pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return None
+    return arr
+
+
 def _decimal_comma_ok(values: pd.Series) -> tuple[bool, bool]:
-    """(all values are comma-decimal numbers, at least one has a comma)."""
-    s = values.dropna().astype(str)
+    """(all values are comma-decimal numbers, at least one has a comma); vectorised (pyarrow)."""
+    arr = _arrow_strings(values)
+    if arr is not None:
+        import pyarrow.compute as pc
+
+        arr = pc.unique(arr.drop_null())
+        if len(arr) == 0:
+            return False, False
+        ok = bool(pc.all(pc.match_substring_regex(arr, _DEC_COMMA_RE2)).as_py())
+        return ok, bool(ok and pc.any(pc.match_substring(arr, ",")).as_py())
+    s = values.dropna().astype(str)  # pragma: no cover - without pyarrow
     if s.empty:
         return False, False
     u = pd.Series(s.unique())
@@ -205,7 +359,17 @@ def _decimal_comma_ok(values: pd.Series) -> tuple[bool, bool]:
 
 
 def _to_float_comma(values: pd.Series) -> np.ndarray:
-    s = values.astype("object")
+    """float64 of comma-decimal text (``1 250,50`` → 1250.5); missing → NaN. Vectorised (pyarrow)."""
+    arr = _arrow_strings(values)
+    if arr is not None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if pc.any(pc.match_substring_regex(arr, f"[{_SPACES}]")).as_py():   # thousands separators, padding
+            arr = pc.replace_substring_regex(arr, f"[{_SPACES}]", "")
+        clean = pc.replace_substring(arr, ",", ".")
+        return np.asarray(pc.cast(clean, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    s = values.astype("object")  # pragma: no cover - without pyarrow
     out = np.full(len(s), np.nan)
     mask = s.notna().to_numpy()
     cleaned = (s[mask].astype(str).str.replace(r"[\s\u00a0\u202f]", "", regex=True)

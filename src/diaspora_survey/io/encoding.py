@@ -21,7 +21,11 @@ CSV detection (:func:`detect_encoding`) — documented heuristic:
    in Russian text (box drawing, ``Ђ``, ``‰`` … which is how CP866 read as Windows-1251 looks),
    plus small terms for the share of lower-case letters (running text is mostly lower case)
    and of the 15 most frequent Russian letters (о е а и н т с р в л к м д п у).
-   The best candidate wins if the text is mostly Cyrillic and its score is clearly positive;
+   The best candidate wins if the text is mostly Cyrillic and its score is clearly positive.
+   For CSV samples (up to 8 MB) the score is computed from the byte and byte-pair
+   histograms of the sample (:func:`cyrillic_score_bytes`, numpy, no loop over characters):
+   in a single-byte code page each byte is one character, so the histograms give exactly
+   the same numbers as :func:`cyrillic_score` on the decoded text;
 5. else charset-normalizer chooses among Western code pages (Windows-1252, Latin-1, …).
 
 What was decided, and why, goes to ``source.notes``.
@@ -74,8 +78,11 @@ def iconv_name(name: str) -> str:
     if m:
         return f"ISO-8859-{m.group(1)}"
     special = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8", "koi8-r": "KOI8-R", "koi8-u": "KOI8-U",
-               "mac-cyrillic": "MACCYRILLIC", "ascii": "ASCII", "utf-16": "UTF-16", "cp866": "CP866"}
-    return special.get(canon, canon.upper())
+               "mac-cyrillic": "MACCYRILLIC", "ascii": "ASCII", "utf-16": "UTF-16", "cp866": "CP866",
+               "utf-16-le": "UTF-16LE", "utf-16-be": "UTF-16BE", "utf-32-le": "UTF-32LE",
+               "utf-32-be": "UTF-32BE"}
+    # iconv spells Python's euc_jp, euc_kr, iso2022_jp … with hyphens (EUC-JP …)
+    return special.get(canon, canon.upper().replace("_", "-"))
 
 
 def check_encoding(name: str, *, where: str) -> str:
@@ -126,6 +133,84 @@ def cyrillic_score(text: str) -> tuple[float, float]:
     return score, cyr_share
 
 
+def _byte_tables(enc: str):
+    """Per-byte character classes of a single-byte code page (cached), for the histogram score."""
+    import numpy as np
+
+    cached = _TABLES.get(enc)
+    if cached is not None:
+        return cached
+    chars = [bytes([b]).decode(enc, errors="replace") for b in range(256)]
+    undefined = np.array([_decodes(bytes([b]), enc) is None for b in range(256)])
+    cyr = np.array([bool(_CYR.match(c)) for c in chars])
+    alpha = np.array([c.isalpha() for c in chars])
+    high = np.array([ord(c) > 127 for c in chars])
+    lower = np.array([c.islower() for c in chars])
+    upper = np.array([c.isupper() for c in chars])
+    rare = np.array([c in _RARE_IN_RUSSIAN for c in chars])
+    frequent = np.array([c.lower() in "оеаинтсрвлкмдпу" and bool(_CYR.match(c)) for c in chars])
+    folded = [c.lower().replace("ё", "е") for c in chars]
+    common = np.zeros((256, 256), dtype=bool)
+    idx = np.flatnonzero(cyr)
+    for a in idx:               # 66 × 66 letters of the table, once per code page
+        for b in idx:
+            common[a, b] = (folded[a] + folded[b]) in _RU_BIGRAMS
+    both = np.outer(cyr, cyr)
+    tables = {"undefined": undefined, "cyr": cyr, "alpha": alpha, "high": high, "lower": lower, "rare": rare, "frequent": frequent,
+              "pairs": both, "common": common & both, "flips": both & np.outer(lower, upper)}
+    _TABLES[enc] = tables
+    return tables
+
+
+_TABLES: dict[str, dict] = {}
+
+
+def cyrillic_score_bytes(data: bytes, enc: str) -> tuple[float, float]:
+    """:func:`cyrillic_score` of ``data.decode(enc)`` for a single-byte ``enc``, from byte histograms.
+
+    Vectorised (numpy ``bincount`` of bytes and of byte pairs): about 100× faster than the
+    character loop on a multi-megabyte sample, with the same result.
+    """
+    import numpy as np
+
+    if not data:
+        return 0.0, 0.0
+    uni, bi = byte_histograms(data)
+    return _score_histograms(uni, bi, enc)
+
+
+def byte_histograms(data: bytes):
+    """(counts of each byte value, 256 × 256 counts of each pair of consecutive bytes)."""
+    import numpy as np
+
+    arr = np.frombuffer(data, dtype=np.uint8)
+    uni = np.bincount(arr, minlength=256)
+    pair_codes = arr[:-1].astype(np.uint16) * 256 + arr[1:]
+    bi = np.bincount(pair_codes, minlength=65536).reshape(256, 256)
+    return uni, bi
+
+
+def _score_histograms(uni, bi, enc: str) -> tuple[float, float]:
+    t = _byte_tables(enc)
+    letters = int(uni[t["alpha"]].sum())
+    if not letters:
+        return 0.0, 0.0
+    non_ascii = int(uni[t["alpha"] & t["high"]].sum())
+    cyr_letters = int(uni[t["cyr"]].sum())
+    cyr_share = cyr_letters / max(non_ascii, 1)
+    pairs = int(bi[t["pairs"]].sum())
+    common = int(bi[t["common"]].sum())
+    flips = int(bi[t["flips"]].sum())
+    rare = int(uni[t["rare"]].sum())
+    n_chars = max(int(uni[t["high"]].sum()), 1)
+    bigram = common / pairs if pairs else 0.0
+    lower_share = int(uni[t["cyr"] & t["lower"]].sum()) / max(cyr_letters, 1)
+    frequent = int(uni[t["frequent"]].sum()) / max(cyr_letters, 1)
+    score = (bigram - 2.0 * flips / max(pairs, 1) - 3.0 * rare / n_chars
+             + 0.2 * (lower_share - 0.5) + 0.2 * (frequent - 0.5))
+    return score, cyr_share
+
+
 def _decodes(data: bytes, enc: str) -> str | None:
     try:
         return data.decode(enc)
@@ -144,25 +229,30 @@ def detect_encoding(sample: bytes) -> tuple[str, str]:
         return "utf-32", "UTF-32 byte-order mark"
     if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16", "UTF-16 byte-order mark"
-    if all(b < 128 for b in sample):
+    if sample.isascii():
         return "utf-8", "ASCII only (read as UTF-8)"
     if _decodes(sample, "utf-8") is not None:
         return "utf-8", "valid UTF-8"
     # mostly valid UTF-8 letters with some stray bytes: a file that mixes encodings. Read it
     # as UTF-8 so that the stray bytes are reported with their line, rather than decoding
     # the whole file as a single-byte code page into plausible-looking garbage.
+    import numpy as np
+
     text = sample.decode("utf-8", errors="replace")
     bad = text.count("\ufffd")
-    good = sum(1 for c in text if "\u00c0" <= c <= "\u024f" or "\u0400" <= c <= "\u04ff")
+    cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    good = int((((cps >= 0xC0) & (cps <= 0x24F)) | ((cps >= 0x400) & (cps <= 0x4FF))).sum())
+    del cps, text
     if good >= 8 and 3 * good >= bad:
         return "utf-8", f"mostly UTF-8 ({good} letters) with {bad} undecodable byte sequences: mixed encodings?"
     # single-byte candidates
     scored = []
+    uni, bi = byte_histograms(sample)      # once for all candidates
+    present = uni > 0
     for enc in CYRILLIC_CANDIDATES:
-        text = _decodes(sample, enc)
-        if text is None:
+        if (present & _byte_tables(enc)["undefined"]).any():   # a byte this code page lacks
             continue
-        score, share = cyrillic_score(text)
+        score, share = _score_histograms(uni, bi, enc)
         scored.append((score, share, enc))
     # ties (e.g. one-letter answers) go to Windows-1251, by far the most common of the three
     scored.sort(key=lambda t: (round(t[0], 6), t[2] == "cp1251"), reverse=True)

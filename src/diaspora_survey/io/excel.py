@@ -64,14 +64,18 @@ def read_xlsx_file(path: Path, *, sheet, columns, compact: bool, notes: list[str
         vtype = "numeric"
         if s.dtype == object:
             nn = s.dropna()
-            if len(nn) and nn.map(lambda v: isinstance(v, str)).all():
+            # the kind of the cells, decided in C (pandas' infer_dtype), not cell by cell
+            kind = pd.api.types.infer_dtype(nn, skipna=True) if len(nn) else "empty"
+            if kind == "mixed-integer" and nn.map(lambda v: isinstance(v, (int, float, bool, np.number))).all():
+                kind = "integer"   # ints mixed with booleans: rare, checked value by value
+            if kind == "string":
                 s = s.where(~s.isin([v for v in NA_VALUES if v]), None)
                 data[col] = s
                 vtype = "string"
-            elif len(nn) and nn.map(lambda v: hasattr(v, "year")).all():
+            elif kind in ("datetime", "date", "datetime64"):
                 data[col] = pd.to_datetime(s)
                 vtype = "datetime"
-            elif len(nn) and nn.map(lambda v: isinstance(v, (int, float, bool, np.number))).all():
+            elif kind in ("integer", "floating", "mixed-integer-float", "boolean", "decimal"):
                 data[col] = pd.to_numeric(s)
             else:
                 vtype = "string" if len(nn) else "numeric"

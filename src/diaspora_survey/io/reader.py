@@ -40,13 +40,17 @@ def check_readable(path: Path) -> None:
     """Raise InputFileError unless ``path`` is an existing, readable, non-empty regular file."""
     where = str(path)
     if not path.exists():
+        if path.is_symlink():
+            raise InputFileError(f"a symbolic link to {os.readlink(path)}, which does not exist",
+                                 code="input.not_found", where=where,
+                                 hint="the link is broken: point it at the data file, or name the file itself")
         parent = path.parent if str(path.parent) else Path(".")
         hint = "check the path"
         if parent.is_dir():
             import difflib
 
             try:
-                names = [p.name for p in parent.iterdir()]
+                names = [p.name for p in parent.iterdir() if p.name != path.name]
             except OSError:
                 names = []
             close = difflib.get_close_matches(path.name, names, n=3)
@@ -148,10 +152,18 @@ def read_wave(path: str | os.PathLike, *, encoding: str | None = None, sep: str 
 
     hasher = _Hasher(p)
     small = p.stat().st_size < (8 << 20)
+    started = False
+
+    def start_hashing() -> None:
+        """Hash a large file in a background thread, started once the reader has forked its
+        helper process (if any): a fork must not copy a running thread."""
+        nonlocal started
+        if not started and not small:
+            started = True
+            hasher.start()
+
     if small:  # a thread costs more than hashing a small file
         hasher.run()
-    else:
-        hasher.start()
     warnings: list[str] = []
     label = None
     try:
@@ -160,16 +172,19 @@ def read_wave(path: str | os.PathLike, *, encoding: str | None = None, sep: str 
 
             data, meta, enc, label, _ = read_pyreadstat(
                 p, fmt, encoding=encoding, columns=columns, chunksize=chunksize, progress=progress,
-                processes=processes, compact=compact, notes=notes, warnings=warnings)
+                processes=processes, compact=compact, notes=notes, warnings=warnings,
+                on_started=start_hashing)
         elif fmt == "csv":
             from .csv import read_csv_file
 
+            start_hashing()
             data, meta, enc = read_csv_file(p, encoding=encoding, sep=sep, decimal=decimal, columns=columns,
                                             chunksize=chunksize, progress=progress, compact=compact,
                                             notes=notes, warnings=warnings)
         else:
             from .excel import read_xlsx_file
 
+            start_hashing()
             data, meta = read_xlsx_file(p, sheet=sheet, columns=columns, compact=compact, notes=notes,
                                         warnings=warnings)
             enc = None
@@ -177,8 +192,10 @@ def read_wave(path: str | os.PathLike, *, encoding: str | None = None, sep: str 
         raise InputFileError("not enough memory to read the file", code="input.memory", where=where,
                              hint="read fewer variables with columns=[...]") from None
     finally:
-        if not small:
+        if started:
             hasher.join()
+    if not small and not started:  # the reader never signalled (e.g. it failed early)
+        hasher.run()
     if hasher.digest is None:
         raise InputFileError(f"cannot read the file: {hasher.error}", code="input.unreadable", where=where)
     source = SourceInfo(path=where, format=fmt, encoding=enc, sha256=hasher.digest, n_rows=int(data.shape[0]),

@@ -10,13 +10,18 @@ How a file is read:
    ``disable_datetime_conversion=True``: dates are converted here, vectorised, column by
    column, so that one date beyond Python's range (``haven__datetime.sav``: year 201,800)
    leaves that column as raw SPSS seconds with a warning instead of failing the wave.
-3. large files (rows × columns ≥ ``PARALLEL_CELLS``) are read by two processes, each
-   a row range: this process reads the first part while a helper process
-   (``_sav_worker.py``) reads the rest straight into shared memory, so the numeric data
-   are neither pickled nor copied and peak memory stays near one copy of the data.
-   Metadata always come from step 1 (pyreadstat's own multiprocessing reader loses
-   ``missing_ranges``, pyreadstat #146).
-4. with a progress bar (terminal, or ``progress=True``) rows are read in chunks.
+3. large files are read by two processes, each a row range: this process reads the first
+   half while a helper reads the rest straight into shared memory, so the numeric data are
+   neither pickled nor copied and peak memory stays near one copy of the data. The helper
+   is forked (``os.fork``: it starts at once, so files from ``PARALLEL_CELLS_FORK`` cells
+   gain) where that is safe — POSIX and no other thread running; else it is a fresh
+   interpreter running ``_sav_worker.py`` (``PARALLEL_CELLS``, as it needs ~0.5 s to start).
+   A helper that fails is replaced by reading its rows here; one that crashes (SIGSEGV in
+   ReadStat) ends in one ``input.crash`` error. Metadata always come from step 1
+   (pyreadstat's own multiprocessing reader loses ``missing_ranges``, pyreadstat #146).
+4. with a progress bar (terminal, or ``progress=True``) rows are read in chunks; as
+   pyreadstat re-parses the dictionary for every chunk (#285), chunks grow so that this
+   stays under ~5 % of the time (see ``_sav_worker.read_range``).
 5. integral numeric columns are stored in the smallest integer dtype (``compact=False``
    keeps pyreadstat's float64).
 """
@@ -26,10 +31,12 @@ import json
 import os
 import pickle
 import re
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -39,10 +46,12 @@ import pandas as pd
 from ..errors import InputFileError
 from .base import VariableMeta
 from .compact import integer_dtypes, to_int
-from .encoding import cyrillic_score, iconv_name, normalise_encoding
+from .encoding import check_encoding, cyrillic_score, iconv_name, normalise_encoding
 from .missing import classify_missing
 
-#: rows × columns from which a .sav/.zsav is read by two processes (if the machine has 2+ cores)
+#: rows × columns from which a .sav/.zsav is read by two processes (if the machine has 2+ cores):
+#: a forked helper starts at once; a fresh interpreter (no fork: Windows, other threads) takes ~0.5 s
+PARALLEL_CELLS_FORK = 2_000_000
 PARALLEL_CELLS = 8_000_000
 #: files smaller than this are read in one pyreadstat call, without a separate metadata read
 SMALL_FILE_BYTES = 24 << 20
@@ -83,6 +92,12 @@ def _fail(path: Path, fmt: str, ex: Exception, encoding: str | None) -> InputFil
             hint="pass the right code page, e.g. encoding='WINDOWS-1251' for old Russian files "
                  "(`diaspora-survey inspect FILE --encoding WINDOWS-1251`)"
                  + (" — .por files accept no encoding" if fmt == "por" else ""))
+    if "unsupported character set" in msg.lower():
+        return InputFileError(
+            (f"ReadStat (iconv) cannot decode text from the encoding {encoding!r}" if encoding else
+             f"the {kind} declares a character set that ReadStat cannot decode") + f" ({msg})",
+            code="input.encoding", where=str(path),
+            hint="pass an encoding ReadStat (iconv) knows, e.g. encoding='WINDOWS-1251', 'UTF-8' or 'LATIN1'")
     if "unable to read from file" in msg.lower():
         return InputFileError(f"cannot read the {kind}: it is empty or cut short ({msg})",
                               code="input.corrupt", where=str(path),
@@ -308,17 +323,53 @@ class _Progress:
                                TextColumn("rows"), TimeRemainingColumn(),
                                console=Console(stderr=True), transient=True)
             self._task = self._p.add_task(label, total=total)
-            self._p.start()
+            self._started = False   # started on the first step: its refresh thread must not exist
+                                    # yet when the reader forks its helper (see _read_rows_parallel)
 
     def advance(self, n: int) -> None:
         if self._p is not None:
             with self._lock:
+                if not self._started:
+                    self._p.start()
+                    self._started = True
                 self._p.advance(self._task, n)
 
     def close(self) -> None:
         if self._p is not None:
             self._p.stop()
             self._p = None
+
+
+class _SharedColumns:
+    """The shared mapping the two readers write numeric columns into, one slot per column.
+
+    Columns that :func:`_finish` converts (integral → int8 …, dates) no longer need their
+    float64 slot: :meth:`release` gives those pages back to the system (``MADV_REMOVE``), so
+    that the mapping kept alive by the remaining float columns holds only what they use.
+    """
+
+    def __init__(self, mm, slots: list[tuple[str, int]], n_rows: int):
+        self.mm, self.slot, self.n_rows = mm, dict(slots), n_rows
+
+    def release(self, names) -> None:
+        import mmap
+
+        advice = getattr(mmap, "MADV_REMOVE", None)
+        if advice is None or self.n_rows <= 0:
+            return
+        page = mmap.PAGESIZE
+        for name in names:
+            i = self.slot.get(name)
+            if i is None:
+                continue
+            start, stop = i * self.n_rows * 8, (i + 1) * self.n_rows * 8
+            start = -(-start // page) * page          # whole pages inside the slot only
+            stop = stop // page * page
+            if stop > start:
+                try:
+                    self.mm.madvise(advice, start, stop - start)
+                except (OSError, ValueError):  # pragma: no cover - not supported here: keep the pages
+                    return
 
 
 def _shm_file(nbytes: int) -> str | None:
@@ -341,14 +392,23 @@ def _shm_file(nbytes: int) -> str | None:
 
 
 def _read_rows_parallel(path: Path, reader_name: str, kwargs: dict, n_rows: int, columns: list[str],
-                        numeric: list[str], chunk: int, progress: _Progress, notes: list[str]):
-    """Two processes: this one reads rows [0, k), a helper reads [k, n). Returns {col: array}."""
+                        numeric: list[str], chunk: int, progress: _Progress, notes: list[str],
+                        on_started: Callable[[], None] = lambda: None, meta_s: float = 0.0,
+                        shared: list | None = None):
+    """Two processes: this one reads rows [0, k), a helper reads [k, n). Returns {col: array}.
+
+    If the numeric columns are views of a shared mapping, a :class:`_SharedColumns` for it
+    is appended to ``shared``.
+    """
     import mmap
 
     from . import _sav_worker
 
     pyreadstat = _pyreadstat()
     reader = getattr(pyreadstat, reader_name)
+    if _can_fork():
+        return _read_rows_forked(path, reader, kwargs, n_rows, columns, numeric, chunk, progress, notes,
+                                 on_started, meta_s, shared)
     k = int(n_rows * (1 - HELPER_SHARE))
     slots = [(name, i) for i, name in enumerate(numeric)]
     nbytes = len(numeric) * n_rows * 8
@@ -358,10 +418,12 @@ def _read_rows_parallel(path: Path, reader_name: str, kwargs: dict, n_rows: int,
         with open(shm, "r+b") as fh:
             mm = mmap.mmap(fh.fileno(), nbytes)
         arrays = _sav_worker.map_columns(mm, slots, n_rows)
+        if shared is not None:
+            shared.append(_SharedColumns(mm, slots, n_rows))
     else:
         arrays = {name: np.empty(n_rows, dtype=np.float64) for name in numeric}
     job = {"reader": reader_name, "path": str(path), "kwargs": kwargs, "start": k, "stop": n_rows,
-           "chunk": chunk, "n_total": n_rows, "numeric": slots, "shm": shm}
+           "chunk": chunk, "n_total": n_rows, "numeric": slots, "shm": shm, "meta_seconds": meta_s}
     helper_err: list[str] = []
     proc = None
     try:
@@ -373,6 +435,7 @@ def _read_rows_parallel(path: Path, reader_name: str, kwargs: dict, n_rows: int,
         except OSError as ex:
             proc = None
             notes.append(f"helper process could not start ({ex}); read in one process")
+        on_started()
 
         def pump():
             for line in proc.stderr:
@@ -395,7 +458,7 @@ def _read_rows_parallel(path: Path, reader_name: str, kwargs: dict, n_rows: int,
         others_head: dict[str, list] = {}
         stop_own = k if proc is not None else n_rows
         got_own = _call(path, "sav", kwargs.get("encoding"), _sav_worker.read_range, reader, str(path), kwargs,
-                        0, stop_own, chunk, arrays, {}, others_head, progress.advance)
+                        0, stop_own, chunk, arrays, {}, others_head, progress.advance, meta_s)
         others_tail: dict[str, list] = {}
         if got_own < stop_own:  # the file has fewer rows than its header says: nothing for the helper
             notes.append(f"header declares {n_rows} rows, the file has {got_own}")
@@ -449,6 +512,147 @@ def _read_rows_parallel(path: Path, reader_name: str, kwargs: dict, n_rows: int,
                 pass
 
 
+def _can_fork() -> bool:
+    """Fork the helper (instant, inherits the imported pyreadstat) only where that is safe:
+    Linux (macOS system libraries are not fork-safe; Windows has no fork), and no other thread
+    running (a fork copies only the calling thread; locks other threads hold would stay
+    locked in the child). Else the helper is a fresh interpreter. ``DIASPORA_SURVEY_NO_FORK=1``
+    turns forking off."""
+    if not sys.platform.startswith("linux") or os.environ.get("DIASPORA_SURVEY_NO_FORK"):
+        return False
+    return threading.active_count() == 1
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _read_rows_forked(path: Path, reader, kwargs: dict, n_rows: int, columns: list[str], numeric: list[str],
+                      chunk: int, progress: _Progress, notes: list[str],
+                      on_started: Callable[[], None] = lambda: None, meta_s: float = 0.0,
+                      shared: list | None = None):
+    """Two processes by ``os.fork``: this one reads rows [0, k), a forked child [k, n).
+
+    Numeric columns live in one anonymous shared mapping (``MAP_SHARED``, made before the
+    fork): both processes write their rows straight into the final arrays, nothing is pickled
+    or copied, and no file is left anywhere. The child's string columns come back pickled
+    through a pipe; its progress comes as ``P <rows>`` lines through another.
+    """
+    import mmap
+
+    from . import _sav_worker
+
+    k = n_rows // 2          # a forked child starts at once: an even split
+    slots = [(name, i) for i, name in enumerate(numeric)]
+    nbytes = max(len(numeric) * n_rows * 8, 1)
+    mm = mmap.mmap(-1, nbytes, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    arrays = _sav_worker.map_columns(mm, slots, n_rows)
+    if shared is not None:
+        shared.append(_SharedColumns(mm, slots, n_rows))
+    r_res, w_res = os.pipe()
+    r_prog, w_prog = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the helper: read rows [k, n), then leave without running any cleanup
+        code = 1
+        try:
+            import faulthandler
+
+            faulthandler.disable()   # a crash here is reported once, by the parent
+            os.close(r_res)
+            os.close(r_prog)
+            others: dict[str, list] = {}
+
+            def on_rows(n: int) -> None:
+                _write_all(w_prog, f"P {n}\n".encode())
+
+            rows = _sav_worker.read_range(reader, str(path), kwargs, k, n_rows, chunk, arrays, {}, others,
+                                          on_rows if progress.enabled else None, meta_s)
+            _write_all(w_res, pickle.dumps({"rows": rows, "others": others}, protocol=5))
+            code = 0
+        except BaseException as ex:  # noqa: BLE001 - reported to the parent, which reads the rows itself
+            try:
+                _write_all(w_prog, f"E {type(ex).__name__}: {ex}".replace("\n", " ").encode()[:2000] + b"\n")
+            except BaseException:  # noqa: BLE001
+                pass
+        finally:
+            os._exit(code)
+    os.close(w_res)
+    os.close(w_prog)
+    on_started()
+    helper_err: list[str] = []
+    reaped = False
+
+    def pump():
+        with os.fdopen(r_prog, "rb") as fh:
+            for line in fh:
+                if line.startswith(b"P "):
+                    progress.advance(int(line[2:]))
+                else:
+                    helper_err.append(line.decode("utf-8", "replace").strip())
+
+    pump_thread = threading.Thread(target=pump, daemon=True)
+    pump_thread.start()
+    res_fh = os.fdopen(r_res, "rb")
+    try:
+        others_head: dict[str, list] = {}
+        got_own = _call(path, "sav", kwargs.get("encoding"), _sav_worker.read_range, reader, str(path), kwargs,
+                        0, k, chunk, arrays, {}, others_head, progress.advance, meta_s)
+        if got_own < k:  # the file has fewer rows than its header says: nothing for the helper
+            notes.append(f"header declares {n_rows} rows, the file has {got_own}")
+            return {name: (np.array(arrays[name][:got_own]) if name in arrays
+                           else _concat(others_head.get(name, []))) for name in columns}
+        payload = res_fh.read()
+        _, status = os.waitpid(pid, 0)
+        reaped = True
+        pump_thread.join(timeout=5)
+        result = None
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+            try:
+                result = pickle.loads(payload)
+            except Exception as ex:  # pragma: no cover - defensive
+                helper_err.append(f"unreadable result: {ex}")
+        elif os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            if sig in (signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGABRT):
+                from .._guard import crash_error
+
+                raise crash_error(path, sig)   # ReadStat crashed on the helper's rows: do not retry here
+            helper_err.append(f"killed by signal {sig}")
+        others_tail: dict[str, list] = {}
+        if result is None:
+            # the helper failed: read its rows here (the error, if any, surfaces again)
+            notes.append("helper process failed; its rows were read again in this process"
+                         + (f" ({helper_err[-1]})" if helper_err else ""))
+            _call(path, "sav", kwargs.get("encoding"), _sav_worker.read_range, reader, str(path), kwargs,
+                  k, n_rows, chunk, arrays, {}, others_tail, None)
+        else:
+            others_tail = result["others"]
+            if result["rows"] < n_rows - k:  # fewer rows than declared
+                notes.append(f"header declares {n_rows} rows, the file has {k + result['rows']}")
+                n_rows = k + result["rows"]
+            notes.append(f"read with 2 processes (rows 1–{k} here, {k + 1}–{n_rows} in a forked helper; "
+                         "numeric columns in shared memory)")
+        out: dict[str, Any] = {}
+        for name in columns:
+            if name in arrays:
+                out[name] = arrays[name][:n_rows]
+            else:
+                out[name] = _concat(others_head.get(name, []) + others_tail.get(name, []))
+        return out
+    finally:
+        res_fh.close()
+        if not reaped:
+            try:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+
+
 def _concat(parts: list):
     if not parts:
         return np.array([], dtype=object)
@@ -458,13 +662,13 @@ def _concat(parts: list):
 
 
 def _read_rows_chunked(path: Path, fmt: str, reader, kwargs: dict, n_rows: int, columns: list[str],
-                       numeric: list[str], chunk: int, progress: _Progress):
+                       numeric: list[str], chunk: int, progress: _Progress, meta_s: float = 0.0):
     from . import _sav_worker
 
     arrays = {name: np.empty(n_rows, dtype=np.float64) for name in numeric}
     others: dict[str, list] = {}
     got = _call(path, fmt, kwargs.get("encoding"), _sav_worker.read_range, reader, str(path), kwargs, 0, n_rows,
-                chunk, arrays, {}, others, progress.advance)
+                chunk, arrays, {}, others, progress.advance, meta_s)
     out = {}
     for name in columns:
         out[name] = arrays[name][:got] if name in arrays else _concat(others.get(name, []))
@@ -475,8 +679,14 @@ def _read_rows_chunked(path: Path, fmt: str, reader, kwargs: dict, n_rows: int, 
 
 def read_pyreadstat(path: Path, fmt: str, *, encoding: str | None, columns: list[str] | None,
                     chunksize: int | None, progress: bool | None, processes: int | None,
-                    compact: bool, notes: list[str], warnings: list[str]):
-    """Read an SPSS or Stata file; returns (data, meta, encoding, file_label, n_rows_declared)."""
+                    compact: bool, notes: list[str], warnings: list[str],
+                    on_started: Callable[[], None] | None = None):
+    """Read an SPSS or Stata file; returns (data, meta, encoding, file_label, n_rows_declared).
+
+    ``on_started`` is called once the rows are being read (after a helper process, if any,
+    has been forked): the caller's background work (hashing) may start then.
+    """
+    started = on_started or (lambda: None)
     pyreadstat = _pyreadstat()
     reader_name = {"sav": "read_sav", "zsav": "read_sav", "por": "read_por", "dta": "read_dta"}[fmt]
     reader: Callable = getattr(pyreadstat, reader_name)
@@ -488,6 +698,7 @@ def read_pyreadstat(path: Path, fmt: str, *, encoding: str | None, columns: list
             raise InputFileError("SPSS portable (.por) files accept no encoding option "
                                  "(pyreadstat reads them as they are)", code="input.bad_option",
                                  where=str(path), hint="leave out encoding= for .por files")
+        check_encoding(encoding, where=str(path))  # an unknown name is a bad option, not a corrupt file
         kw["encoding"] = iconv_name(encoding)
     if fmt == "por":
         notes.append("portable file: pyreadstat.read_por keeps no user-missing codes "
@@ -499,10 +710,15 @@ def read_pyreadstat(path: Path, fmt: str, *, encoding: str | None, columns: list
     one_shot = (columns is None and not progress and not chunksize and processes != 2
                 and size < SMALL_FILE_BYTES)
     data = None
+    t_meta = 0.0
+    shared = []
     if one_shot:
+        started()
         data, m = _call(path, fmt, encoding, reader, str(path), **kw)
     else:
+        t_meta = time.perf_counter()
         _, m = _call(path, fmt, encoding, reader, str(path), metadataonly=True, **kw)
+        t_meta = time.perf_counter() - t_meta
     all_cols = list(m.column_names)
     if columns is not None:
         missing = [c for c in columns if c not in all_cols]
@@ -523,8 +739,16 @@ def read_pyreadstat(path: Path, fmt: str, *, encoding: str | None, columns: list
     meta = build_meta(m, wanted, fmt)
     declared = normalise_encoding(getattr(m, "file_encoding", None))
     used = normalise_encoding(encoding) if encoding else declared
-    if encoding and declared and normalise_encoding(encoding) != declared:
-        notes.append(f"file declares encoding {declared}; read as {used} (encoding= override)")
+    if encoding:
+        # with encoding= pyreadstat reports the override: ask the file what it declares itself
+        own = {k: v for k, v in kw.items() if k not in ("encoding", "usecols")}
+        try:
+            _, m0 = reader(str(path), metadataonly=True, **own)
+            declared = normalise_encoding(getattr(m0, "file_encoding", None))
+        except (*_errors(), UnicodeDecodeError):
+            declared = None
+        notes.append(f"encoding {used} (given); the file declares "
+                     + (f"{declared}" if declared else "an encoding that cannot be used"))
     elif fmt == "por":
         notes.append("portable files carry no encoding; text read as ReadStat decodes it (UTF-8/ASCII)")
 
@@ -534,23 +758,29 @@ def read_pyreadstat(path: Path, fmt: str, *, encoding: str | None, columns: list
         numeric = [c for c in wanted if rtypes.get(c, "double") != "string"]
         cells = (n_rows or 0) * max(len(wanted), 1)
         use_progress = bool(progress) and bool(n_rows)
+        threshold = PARALLEL_CELLS_FORK if _can_fork() else PARALLEL_CELLS
         nproc = processes if processes is not None else (
-            2 if (os.cpu_count() or 1) >= 2 and cells >= PARALLEL_CELLS else 1)
+            2 if (os.cpu_count() or 1) >= 2 and cells >= threshold else 1)
         if fmt not in ("sav", "zsav") or not n_rows or n_rows < 1000:
             if processes and processes > 1 and fmt not in ("sav", "zsav"):
                 notes.append(f"{fmt} files are read by one process")
             nproc = 1
         default_chunk = max(20_000, (n_rows or 0) // 40) if use_progress else max(n_rows or 1, 1)
         chunk = int(chunksize) if chunksize else default_chunk
+        meta_s = 0.0 if chunksize else t_meta   # a chunksize given is honoured exactly
         prog = _Progress(use_progress, n_rows or 0, f"reading {path.name}")
+        shared: list[_SharedColumns] = []
         try:
             if nproc == 2:
-                cols = _read_rows_parallel(path, reader_name, kw, n_rows, wanted, numeric, chunk, prog, notes)
+                cols = _read_rows_parallel(path, reader_name, kw, n_rows, wanted, numeric, chunk, prog, notes,
+                                           started, meta_s, shared)
                 data = pd.DataFrame(cols, copy=False)
             elif n_rows and (use_progress or (chunksize and chunksize < n_rows)):
-                cols = _read_rows_chunked(path, fmt, reader, kw, n_rows, wanted, numeric, chunk, prog)
+                started()
+                cols = _read_rows_chunked(path, fmt, reader, kw, n_rows, wanted, numeric, chunk, prog, meta_s)
                 data = pd.DataFrame(cols, copy=False)
             else:
+                started()
                 data, _ = _call(path, fmt, encoding, reader, str(path), **kw)
         finally:
             prog.close()
@@ -559,6 +789,8 @@ def read_pyreadstat(path: Path, fmt: str, *, encoding: str | None, columns: list
     if n_rows is not None and len(data) != n_rows:
         notes.append(f"header declares {n_rows} rows, {len(data)} read")
     data = _finish(data, meta, fmt, compact, warnings, notes)
+    for mapping in shared:   # pages of converted columns back to the system
+        mapping.release([c for c in mapping.slot if c in data.columns and data[c].dtype != np.float64])
     texts = [v.label or "" for v in meta.values()]
     texts += [lab for v in meta.values() for lab in v.value_labels.values() if isinstance(lab, str)]
     w = mojibake_warning(texts, used)
@@ -596,8 +828,9 @@ def _stata_tags(data: pd.DataFrame, meta: dict[str, VariableMeta]) -> None:
     """Stata extended missing values come from pyreadstat as 'a'…'z' in numeric columns: write '.a'."""
     for col in data.columns:
         s = data[col]
-        if s.dtype == object:
-            mask = s.map(lambda x: isinstance(x, str) and len(x) == 1 and x.isalpha())
+        vm = meta.get(str(col))
+        if s.dtype == object and (vm is None or vm.type != "string"):
+            mask = s.str.fullmatch("[a-z]").fillna(False).astype(bool)   # vectorised, no loop over rows
             if mask.any():
                 s = s.copy()
                 s[mask] = "." + s[mask].astype(str)
