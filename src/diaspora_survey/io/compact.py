@@ -50,6 +50,19 @@ def compact_float_array(a: np.ndarray):
     return ints
 
 
+def compact_numeric(arr: np.ndarray):
+    """The smallest exact representation of a numeric column (integral floats as int8 …
+    or nullable Int8 …, ints narrowed), or None when ``arr`` is already the smallest."""
+    if arr.dtype == np.float64:
+        out = compact_float_array(arr)
+        return None if isinstance(out, np.ndarray) and out.dtype == np.float64 else out
+    if arr.dtype.kind == "i" and arr.size:
+        t = smallest_int(arr.min(), arr.max())
+        if t is not None and np.dtype(t) != arr.dtype:
+            return arr.astype(t)
+    return None
+
+
 def _float_blocks(df: pd.DataFrame):
     """(names, 2-D values shaped (columns, rows)) of df's float64 blocks; fallback: one column each."""
     try:

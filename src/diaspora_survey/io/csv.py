@@ -32,7 +32,7 @@ import pandas as pd
 
 from ..errors import InputFileError
 from .base import VariableMeta
-from .compact import compact_float_array, smallest_int
+from .compact import compact_numeric
 from .encoding import check_encoding, detect_encoding
 
 NA_VALUES = ["", "NA", "N/A", "#N/A", "NULL", "NaN", "nan", "#NULL!"]
@@ -510,14 +510,8 @@ def read_csv_file(path: Path, *, encoding: str | None, sep: str | None, decimal:
         elif s.dtype.kind == "b":
             vtype = "numeric"
         if compact and vtype == "numeric":
-            arr = data[col].to_numpy()
-            if arr.dtype == np.float64:
-                out = compact_float_array(arr)
-                if not (isinstance(out, np.ndarray) and out.dtype == np.float64):
-                    data[col] = out
-            elif arr.dtype.kind == "i" and arr.size:
-                t = smallest_int(arr.min(), arr.max())
-                if t is not None and np.dtype(t) != arr.dtype:
-                    data[col] = arr.astype(t)
+            out = compact_numeric(data[col].to_numpy())
+            if out is not None:
+                data[col] = out
         meta[str(col)] = VariableMeta(name=str(col), type=vtype, measure="unknown")
     return data, meta, enc

@@ -171,7 +171,6 @@ def cyrillic_score_bytes(data: bytes, enc: str) -> tuple[float, float]:
     Vectorised (numpy ``bincount`` of bytes and of byte pairs): about 100× faster than the
     character loop on a multi-megabyte sample, with the same result.
     """
-    import numpy as np
 
     if not data:
         return 0.0, 0.0

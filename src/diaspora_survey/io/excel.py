@@ -8,7 +8,7 @@ import pandas as pd
 
 from ..errors import InputFileError
 from .base import VariableMeta
-from .compact import compact_float_array, smallest_int
+from .compact import compact_numeric
 from .csv import NA_VALUES
 
 
@@ -87,14 +87,8 @@ def read_xlsx_file(path: Path, *, sheet, columns, compact: bool, notes: list[str
                 data[col] = d.astype("datetime64[s]")
                 vtype = "date"
         if compact and vtype == "numeric":
-            arr = data[col].to_numpy()
-            if arr.dtype == np.float64:
-                out = compact_float_array(arr)
-                if not (isinstance(out, np.ndarray) and out.dtype == np.float64):
-                    data[col] = out
-            elif arr.dtype.kind == "i" and arr.size:
-                t = smallest_int(arr.min(), arr.max())
-                if t is not None:
-                    data[col] = arr.astype(t)
+            out = compact_numeric(data[col].to_numpy())
+            if out is not None:
+                data[col] = out
         meta[str(col)] = VariableMeta(name=str(col), type=vtype)
     return data, meta
