@@ -222,3 +222,33 @@ def test_cli_weight_details(repo_dir, harmonised, tmp_path, capsys):
     for s in ("p1", "p99", "max/min", "Margins, wave 2022-11", "Other covariates, wave 2024-05",
               "standardised mean difference", "sex:age_group"):
         assert s in text, s
+
+
+def test_numeric_calibration_targets_from_targets_file_and_project(tmp_path, waves_df):
+    """targets.yaml `totals:` (a population mean or total, common or per wave) and the
+    project's [weighting.totals] reach calibrate; with rake they are an error."""
+    from diaspora_survey.weighting import load_targets, weight_project
+
+    d = waves_df.assign(age=waves_df["age"].astype(float), sex=waves_df["sex"].astype(str))
+    f = tmp_path / "t.yaml"
+    f.write_text("margins:\n  sex: {female: 0.5, male: 0.5}\ntotals:\n  age: {mean: 40}\n"
+                 "waves:\n  w2:\n    totals: {age: 5040.0}\n", encoding="utf-8")
+    tf = load_targets(f)
+    res = weight_waves(d, tf, method="calibrate")
+    for wave, mean in (("w1", 40.0), ("w2", 5040.0 / 120)):
+        sub = res.data[res.data["wave"] == wave]
+        w = sub["weight"]
+        assert (w * sub["age"]).sum() / w.sum() == pytest.approx(mean, rel=1e-9)
+        assert w[sub["sex"] == "female"].sum() / w.sum() == pytest.approx(0.5, rel=1e-9)
+    assert any("mean of age (40)" in x for x in res.decisions)
+    with pytest.raises(WeightingError, match="need method"):
+        weight_waves(d, tf, method="rake")
+    f.write_text("margins:\n  sex: {female: 0.5, male: 0.5}\ntotals:\n  age: {median: 40}\n", encoding="utf-8")
+    with pytest.raises(WeightingError, match="mean: value"):
+        load_targets(f)
+
+    proj = _project(tmp_path, 'method = "calibrate"\n[weighting.margins]\nsex = {female = 0.5, male = 0.5}\n'
+                              '[weighting.totals]\nage = {mean = 38.0}\n')
+    res = weight_project(proj, d)
+    sub = res.data[res.data["wave"] == "w1"]
+    assert (sub["weight"] * sub["age"]).sum() / sub["weight"].sum() == pytest.approx(38.0, rel=1e-9)

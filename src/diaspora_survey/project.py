@@ -93,6 +93,7 @@ class WeightingConfig(_Strict):
 
     targets: str = "codebooks/targets.yaml"
     margins: dict[str, Any] | None = None       # inline targets ([weighting.margins]) instead of a file
+    totals: dict[str, Any] | None = None        # with margins: numeric calibration targets ([weighting.totals])
     method: Literal["rake", "poststratify", "calibrate"] = "rake"
     calibration: Literal["linear", "raking", "logit"] | None = None
     bounds: list[float] | None = None            # on g = new / base weight (rake, calibrate)
@@ -406,6 +407,16 @@ trim_upper = 5.0             # relative to the mean weight; optional
 trim_lower = 0.2             # optional
 max_iter = 100
 tolerance = 1e-8
+# calibration = "linear"     # with method = "calibrate": linear | raking | logit
+# bounds = [0.3, 3.0]        # on g = new / base weight (rake: capped raking; calibrate)
+# base_weight = "weight"     # a base-weight column of the harmonised data
+# unmatched = "error"        # rake / poststratify: error | keep_base
+# empty = "error"            # target categories without respondents: error | drop | collapse
+# Instead of a targets file, the targets inline (then remove `targets = ...` above):
+# [weighting.margins]
+# sex = {{female = 0.52, male = 0.48}}
+# [weighting.totals]         # numeric auxiliaries, method = "calibrate" only
+# age = {{mean = 37.5}}
 
 [reference]
 population = "russia"

@@ -21,7 +21,7 @@ whose standard errors account for the adjustment as R's ``survey`` does.
 from __future__ import annotations
 
 from ._result import WeightingResult
-from .calibration import calibrate
+from .calibration import Mean, calibrate
 from .diagnostics import Diagnostics, diagnostics, smd_table
 from .poststratification import poststratify
 from .raking import rake
@@ -30,7 +30,7 @@ from .targets import (Margin, Targets, TargetsFile, load_targets, parse_targets,
 from .trimming import trim
 from .waves import weight_project, weight_waves
 
-__all__ = ["rake", "poststratify", "calibrate", "trim", "diagnostics", "Diagnostics",
+__all__ = ["rake", "poststratify", "calibrate", "Mean", "trim", "diagnostics", "Diagnostics",
            "WeightingResult", "Margin", "Targets", "TargetsFile", "parse_targets", "load_targets",
            "targets_from_long", "targets_from_project", "weight_waves", "weight_project",
            "smd_table"]

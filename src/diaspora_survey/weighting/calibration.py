@@ -35,6 +35,16 @@ from .diagnostics import Diagnostics, margin_table
 from .targets import Targets, parse_targets
 
 METHODS = ("linear", "raking", "logit")
+
+
+class Mean(float):
+    """A numeric calibration target given as a population *mean*: the total is
+    ``mean × N``, N the population size of the categorical totals (or of the base weights
+    when the categorical targets are shares). ``{"age": Mean(38.2)}``."""
+
+    def __repr__(self) -> str:
+        return f"Mean({float(self)!r})"
+
 INTERCEPT = "(Intercept)"
 
 
@@ -51,7 +61,8 @@ def calibrate(data, totals, base_weight=None, method: str = "linear", bounds=Non
     data : DataFrame or SurveyDesign.
     totals : ``{"stype": {"E": 4421, "H": 755, "M": 1018}, "api99": 3914069}``;
         categorical totals may be shares (scaled to the population size); an explicit
-        population size may be given as ``"(Intercept)"``.  Cross-classified margins
+        population size may be given as ``"(Intercept)"``; a numeric target may be a
+        population mean, ``Mean(38.2)`` (total = mean × population size).  Cross-classified margins
         (``"sex:age_group"``) are allowed.
     method : "linear" (GREG), "raking" or "logit" (needs finite ``bounds``).
     bounds : (L, U) on g = new/base weight, L < 1 < U (None: unbounded).
@@ -173,6 +184,10 @@ def calibrate(data, totals, base_weight=None, method: str = "linear", bounds=Non
                                  f"row(s)", code="weighting.missing_values", where=where,
                                  hint="impute or drop those rows before calibrating")
         num_names.append(v)
+        if isinstance(tot, Mean):
+            tot = _num(v, tot) * N
+            decisions.append(f"mean of {v} ({float(num_spec[v]):,.6g}) times the population size "
+                             f"({N:,.6g}) = total {tot:,.6g}")
         num_T.append(_num(v, tot))
         num_cols.append(x)
     T = np.asarray(T + num_T, dtype=float)

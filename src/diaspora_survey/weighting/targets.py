@@ -382,10 +382,17 @@ class TargetsFile:
     """What ``targets.yaml`` holds: common targets, per-wave overrides and frames."""
 
     targets: Targets
-    waves: dict[str, dict] = field(default_factory=dict)   # wave -> {"targets": Targets|None, "restrict": {var: [levels]}}
+    waves: dict[str, dict] = field(default_factory=dict)   # wave -> {"targets": Targets|None, "restrict": {var: [levels]}, "totals": {...}}
     illustrative: bool = False
     note: str = ""
     path: str = ""
+    totals: dict = field(default_factory=dict)   # numeric calibration targets {var: total or Mean}
+
+    def totals_for(self, wave: str) -> dict:
+        """The numeric calibration targets of one wave: its own ``totals`` if given, else
+        the common ones."""
+        own = self.waves.get(str(wave), {}).get("totals")
+        return dict(self.totals if own is None else own)
 
     def for_wave(self, wave: str) -> tuple[Targets, list[str]]:
         """The targets of one wave: its own targets if given, else the common ones,
@@ -413,10 +420,14 @@ def load_targets(path: str | Path, *, kind: str | None = None) -> TargetsFile:
           country: {GE: 0.20, AM: 0.15, ...}
           sex:age_group: {female:18-24: 0.05, ...}     # or nested {female: {18-24: ...}}
         long: census.csv            # alternative to margins: a long table (variable,category,value)
+        totals:                     # optional numeric auxiliaries (method = calibrate only)
+          age: {mean: 37.5}         # a population mean (total = mean x population size)
+          income: 2.1e9             # or a population total
         waves:                      # optional per-wave settings
           2024-05:
             restrict: {country: [DE, CY, ...]}   # the wave's frame: restrict and renormalise
             margins: {...}                        # or the wave's own targets
+            totals: {...}                         # the wave's own numeric targets
 
     The top-level mapping may also be just the margins (no ``margins:`` key).
     """
@@ -436,8 +447,8 @@ def load_targets(path: str | Path, *, kind: str | None = None) -> TargetsFile:
     if not isinstance(raw, Mapping):
         raise WeightingError("targets file must hold a mapping", code="weighting.targets_file",
                              where=str(p))
-    known = {"illustrative", "kind", "margins", "long", "waves", "note", "source"}
-    has_structure = any(k in raw for k in ("margins", "long", "waves"))
+    known = {"illustrative", "kind", "margins", "long", "waves", "note", "source", "totals"}
+    has_structure = any(k in raw for k in ("margins", "long", "waves", "totals"))
     if has_structure:
         unknown = [k for k in raw if k not in known]
         if unknown:
@@ -458,7 +469,7 @@ def load_targets(path: str | Path, *, kind: str | None = None) -> TargetsFile:
         if "margins" in raw and "long" in raw:
             raise WeightingError("give either 'margins' or 'long', not both",
                                  code="weighting.targets_file", where=str(p))
-        common = read_margins(raw, str(p))
+        common = read_margins(raw, str(p)) if ("margins" in raw or "long" in raw) else Targets(())
     else:
         common = parse_targets(raw, kind=k, source=str(p))
     waves: dict[str, dict] = {}
@@ -466,20 +477,43 @@ def load_targets(path: str | Path, *, kind: str | None = None) -> TargetsFile:
         if not isinstance(spec, Mapping):
             raise WeightingError(f"waves.{wave} must be a mapping", code="weighting.targets_file",
                                  where=str(p))
-        bad = [x for x in spec if x not in ("restrict", "margins", "long")]
+        bad = [x for x in spec if x not in ("restrict", "margins", "long", "totals")]
         if bad:
             raise WeightingError(f"unknown key(s) under waves.{wave}: {', '.join(map(str, bad))}",
                                  code="weighting.targets_file", where=str(p),
-                                 hint="per-wave keys: restrict, margins, long")
+                                 hint="per-wave keys: restrict, margins, long, totals")
         own = read_margins(spec, f"{p} (waves.{wave})") if ("margins" in spec or "long" in spec) else None
         restrict = spec.get("restrict") or {}
         if not isinstance(restrict, Mapping) or not all(isinstance(v, (list, tuple)) for v in restrict.values()):
             raise WeightingError(f"waves.{wave}.restrict must map a variable to a list of levels",
                                  code="weighting.targets_file", where=str(p))
         waves[str(wave)] = {"targets": own, "restrict": {str(a): [_norm_level(x) for x in b]
-                                                         for a, b in restrict.items()}}
+                                                         for a, b in restrict.items()},
+                            "totals": (_numeric_totals(spec["totals"], f"{p} (waves.{wave}.totals)")
+                                       if "totals" in spec else None)}
+    totals = _numeric_totals(raw.get("totals") or {}, f"{p} (totals)") if has_structure else {}
     return TargetsFile(common, waves, bool(raw.get("illustrative", False)) if has_structure else False,
-                       str(raw.get("note", "")) if has_structure else "", str(p))
+                       str(raw.get("note", "")) if has_structure else "", str(p), totals)
+
+
+def _numeric_totals(node, where: str) -> dict:
+    """``{var: total}`` or ``{var: {mean: m}}`` from a targets file → ``{var: float | Mean}``."""
+    from .calibration import Mean
+
+    if not isinstance(node, Mapping):
+        raise WeightingError("totals must map a numeric variable to a total or {mean: value}",
+                             code="weighting.targets_file", where=where,
+                             hint="e.g. totals: {age: {mean: 37.5}}")
+    out: dict = {}
+    for var, v in node.items():
+        if isinstance(v, Mapping):
+            if set(v) != {"mean"}:
+                raise WeightingError(f"totals.{var}: give a number (population total) or "
+                                     "{mean: value}", code="weighting.targets_file", where=where)
+            out[str(var)] = Mean(_as_float(str(var), "mean", v["mean"]))
+        else:
+            out[str(var)] = _as_float(str(var), "total", v)
+    return out
 
 
 def targets_from_project(project) -> tuple[TargetsFile | None, dict]:
@@ -491,6 +525,7 @@ def targets_from_project(project) -> tuple[TargetsFile | None, dict]:
     * ``targets``: path of a targets YAML file (relative to the project root), or
     * ``[weighting.margins]``: the targets inline, ``{margin: {category: value}}`` as in
       Python (``"sex:age_group" = {female = {"18-24" = 0.05, ...}, ...}``) — not both;
+      with ``[weighting.totals]`` for numeric calibration targets (``age = {mean = 37.5}``);
     * ``method`` (rake | poststratify | calibrate), ``calibration`` (linear | raking |
       logit, with method = calibrate), ``bounds`` ([lo, hi] on g = new / base weight),
       ``base_weight`` (column), ``pooling`` (equal | proportional);
@@ -501,7 +536,7 @@ def targets_from_project(project) -> tuple[TargetsFile | None, dict]:
     Unknown keys are an error (never silently ignored).
     """
     section, explicit = _project_section(project)
-    allowed = {"targets", "margins", "method", "calibration", "bounds", "base_weight", "pooling",
+    allowed = {"targets", "margins", "totals", "method", "calibration", "bounds", "base_weight", "pooling",
                "trim_upper", "trim_lower", "trim_relative", "max_iter", "tolerance", "unmatched",
                "empty"}
     where = "diaspora-survey.toml [weighting]"
@@ -521,7 +556,9 @@ def targets_from_project(project) -> tuple[TargetsFile | None, dict]:
             raise WeightingError("[weighting] margins must be a table {margin: {category: value}}",
                                  code="weighting.bad_targets", where=where)
         tf = TargetsFile(parse_targets(inline, source=f"{where} margins"), {}, False, "",
-                         f"{where} margins")
+                         f"{where} margins",
+                         _numeric_totals(section.get("totals") or {}, f"{where} totals"))
+
     elif section.get("targets"):
         target = section["targets"]
         if not isinstance(target, (str, Path)):
@@ -530,7 +567,11 @@ def targets_from_project(project) -> tuple[TargetsFile | None, dict]:
                                  hint="put inline targets under [weighting.margins]")
         tp = Path(target)
         tf = load_targets(tp if tp.is_absolute() else root / tp)
-    opts = {k: v for k, v in section.items() if k not in ("targets", "margins")}
+    if inline is None and section.get("totals") is not None:
+        raise WeightingError("[weighting.totals] goes with [weighting.margins]",
+                             code="weighting.bad_option", where=where,
+                             hint="with a targets file, put the numeric totals under totals: in it")
+    opts = {k: v for k, v in section.items() if k not in ("targets", "margins", "totals")}
     return tf, opts
 
 

@@ -220,7 +220,13 @@ def _targets_for(targets, wave: str, waves: list[str], method: str = "rake"):
     (``{"age": total}``) are only for calibration."""
     if isinstance(targets, TargetsFile):
         t, notes = targets.for_wave(wave)
-        return t, {}, notes
+        numeric = targets.totals_for(wave)
+        if numeric and method != "calibrate":
+            raise WeightingError(f"numeric totals ({', '.join(map(str, numeric))}) need "
+                                 f"method = \"calibrate\" (method is {method!r})",
+                                 code="weighting.bad_targets", where=targets.path or None,
+                                 hint="set method = \"calibrate\" in [weighting], or remove totals:")
+        return t, numeric, notes
     source = ""
     if isinstance(targets, dict) and targets and all(str(k) in waves for k in targets):
         spec = {str(k): v for k, v in targets.items()}
