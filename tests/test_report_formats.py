@@ -284,3 +284,23 @@ def test_harmonisation_issues_reach_the_report_without_raw_values():
     assert "Марс" not in issue_text(i) and "2" not in issue_text(i)
     assert issue_text(Issue("w1", "x", "something_new", 1, "secret ×1")) \
         == "see `diaspora-survey harmonise` for details"
+
+
+def test_tex_compiles_with_xelatex_and_tables_fit_the_page(outputs, tmp_path):
+    """The .tex output compiles (xelatex: Cyrillic through fontspec) and no table is wider
+    than the text (an overfull box of more than 10 pt would stick into the margin)."""
+    import re
+
+    if shutil.which("xelatex") is None:
+        pytest.skip("xelatex not installed")
+    for name, data in outputs["tex"].items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+    r = subprocess.run(["xelatex", "-interaction=nonstopmode", "-halt-on-error", "rep.tex"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    log = (tmp_path / "rep.log").read_text(encoding="utf-8", errors="replace")
+    assert r.returncode == 0, log[-2000:]
+    assert (tmp_path / "rep.pdf").stat().st_size > 0
+    too_wide = [float(x) for x in re.findall(r"Overfull \\hbox \(([0-9.]+)pt too wide\)", log)]
+    assert not [x for x in too_wide if x > 10], sorted(too_wide)[-5:]
+    assert "Missing character" not in log

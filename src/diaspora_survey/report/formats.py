@@ -220,17 +220,76 @@ def tex_escape(s: str) -> str:
     return "".join(_TEX_ESCAPES.get(ch, ch) for ch in s)
 
 
+def _tex_text(s: str) -> str:
+    """Escaped text that may break after a slash (paths, URLs) when a line is full."""
+    return tex_escape(s).replace("/", r"/\allowbreak{}")
+
+
+def _longest_token(texts) -> int:
+    import re
+
+    return max((len(w) for x in texts for w in re.split(r"[\s/]+", x)), default=1)
+
+
+# characters of DejaVu Sans per A4 line with 2 cm margins, by font size; \tabcolsep = 4pt
+_TEX_SIZES = ((r"\footnotesize", 100), (r"\scriptsize", 114), (r"\tiny", 142))
+_TEX_COL_PAD = 2        # \tabcolsep on both sides, in characters
+
+
+def _tex_layout(t: DisclosedTable) -> tuple[str, str, list[str]]:
+    """(font size, column spec, header cells) so that the table fits the line: numeric
+    columns right-aligned, their headers stacked word by word when wider than the numbers;
+    text columns left-aligned, or ragged-right paragraph columns narrowed in proportion
+    (never below their longest word) when the table is too wide; a smaller font when even
+    that does not fit."""
+    ncol = len(t.header)
+    cell_w = [max([len(r[i]) for r in t.cells] or [1]) for i in range(ncol)]
+    head, nat, least = [], [], []
+    for i, (h, num) in enumerate(zip(t.header, t.numeric_columns)):
+        words = h.split() or [""]
+        stack = num and len(words) > 1 and len(h) > cell_w[i]
+        head.append(r"\shortstack[r]{" + r"\\".join(r"\textbf{" + tex_escape(w) + "}" for w in words) + "}"
+                    if stack else r"\textbf{" + tex_escape(h) + "}")
+        nat.append(max(cell_w[i], max(map(len, words)) if stack else len(h)))
+        least.append(nat[-1] if num else _longest_token([r[i] for r in t.cells] + [h]) + 1)
+    pad = _TEX_COL_PAD * ncol
+    for size, line in _TEX_SIZES:
+        if sum(nat) + pad <= line:
+            return size, "".join("r" if num else "l" for num in t.numeric_columns), head
+        if sum(least) + pad <= line:
+            break
+    # share the room left by the numeric columns among the text columns in proportion to
+    # their natural width; a column held at its longest word gives up its share (water-filling)
+    room = line - pad - sum(n for n, num in zip(nat, t.numeric_columns) if num)
+    width = {i: float(n) for i, (n, num) in enumerate(zip(nat, t.numeric_columns)) if not num}
+    held: set[int] = set()
+    while True:
+        free = [i for i in width if i not in held]
+        left = room - sum(least[i] for i in held)
+        scale = min(1.0, max(left, 0) / max(sum(nat[i] for i in free), 1))
+        newly = {i for i in free if nat[i] * scale < least[i]}
+        if not newly:
+            break
+        held |= newly
+    for i in width:
+        width[i] = least[i] if i in held else nat[i] * scale
+    spec = "".join("r" if num else
+                   r">{\raggedright\arraybackslash}p{" + f"{width[i] / line:.3f}" + r"\linewidth}"
+                   for i, num in enumerate(t.numeric_columns))
+    return size, spec, head
+
+
 def _tex_table(t: DisclosedTable) -> str:
-    spec = "".join("r" if num else "l" for num in t.numeric_columns)
-    head = " & ".join(r"\textbf{" + tex_escape(h) + "}" for h in t.header) + r" \\"
-    lines = [r"\subsection*{" + tex_escape(t.title) + "}", r"{\footnotesize",
-             r"\begin{longtable}{" + spec + "}", r"\toprule", head, r"\midrule", r"\endfirsthead",
+    size, spec, cells = _tex_layout(t)
+    head = " & ".join(cells) + r" \\"
+    lines = [r"\subsection*{" + tex_escape(t.title) + "}", "{" + size + r"\setlength{\tabcolsep}{4pt}",
+             r"\begin{longtable}{@{}" + spec + "@{}}", r"\toprule", head, r"\midrule", r"\endfirsthead",
              r"\toprule", head, r"\midrule", r"\endhead", r"\bottomrule", r"\endlastfoot"]
     for r in t.cells:
-        lines.append(" & ".join(tex_escape(c) for c in r) + r" \\")
+        lines.append(" & ".join(_tex_text(c) for c in r) + r" \\")
     lines.append(r"\end{longtable}}")
     for n in t.notes:
-        lines.append(r"{\scriptsize " + tex_escape(n) + r"\par}")
+        lines.append(r"{\scriptsize " + _tex_text(n) + r"\par}")
     lines.append("")
     return "\n".join(lines)
 
@@ -243,7 +302,7 @@ def render_tex(report: DisclosedReport, charts_folder: str) -> bytes:
         r"\usepackage{fontspec}",
         r"\setmainfont{DejaVu Sans}",
         r"\usepackage[margin=2cm]{geometry}",
-        r"\usepackage{booktabs,longtable,graphicx}",
+        r"\usepackage{array,booktabs,longtable,graphicx}",
         r"\title{" + tex_escape(report.title) + "}",
         r"\date{" + tex_escape(report.date) + "}",
         r"\author{}",
