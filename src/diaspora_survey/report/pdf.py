@@ -268,7 +268,7 @@ def render_pdf(report: DisclosedReport) -> bytes:
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.units import cm
-    from reportlab.platypus import (PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table,
+    from reportlab.platypus import (CondPageBreak, PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table,
                                     TableStyle)
 
     if not isinstance(report, DisclosedReport):
@@ -318,9 +318,11 @@ def render_pdf(report: DisclosedReport) -> bytes:
                                               colors.HexColor("#cccccc")),
                                              ("TOPPADDING", (0, 0), (-1, -1), 3),
                                              ("BOTTOMPADDING", (0, 0), (-1, -1), 3)])))
-    for sec in report.sections:
+    for k, sec in enumerate(report.sections):
         if sec.new_page:
-            story.append(PageBreak())
+            # after the title page always; later sections take the rest of a page that is
+            # still more than half empty (no page holding only a table's last footnote)
+            story.append(PageBreak() if k == 0 else CondPageBreak(0.55 * doc.height))
         story.append(Paragraph(_esc(sec.title), st["h1"]))
         for b in sec.blocks:
             if isinstance(b, Text):
