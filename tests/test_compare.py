@@ -601,3 +601,33 @@ def test_unusable_project_table_falls_back_and_says_so(tmp_path):
     only = ds.reference.ReferencePopulation("x", tables=tuple(ds.reference.read_tables(p)))
     r = compare(d, only, indicators=["higher_education"], standardise=None)
     assert math.isnan(r.population.iloc[0]) and r.estimate.iloc[0] == pytest.approx(crude.estimate)
+
+
+def test_project_designs_use_the_codebooks_design_columns():
+    """Waves are strata, crossed with a wave's own strata; a wave's PSUs are nested in them
+    and a wave without PSUs has one PSU per respondent: the SE equals the hand-built design."""
+    import numpy as np
+    import pandas as pd
+
+    from diaspora_survey.compare import project_designs
+    from diaspora_survey.design import SurveyDesign
+
+    rng = np.random.default_rng(3)
+    n = 120
+    d = pd.DataFrame({"wave": ["a"] * 60 + ["b"] * 60,
+                      "strata": ["s1"] * 30 + ["s2"] * 30 + [None] * 60,
+                      "psu": [f"p{i % 6}" for i in range(60)] + [None] * 60,
+                      "age": rng.integers(18, 70, n).astype(float),
+                      "weight": rng.uniform(0.5, 2, n)})
+    d["weight_pooled"] = d["weight"]
+    pooled, within = project_designs(d)
+    hand = SurveyDesign(d.assign(st=[f"a{s}" for s in d["strata"][:60]] + ["b"] * 60,
+                                 cl=list(d["psu"][:60]) + [f"r{i}" for i in range(60)]),
+                        weights="weight", strata="st", psu="cl", nest=True)
+    ours, ref = pooled.mean("age").iloc[0], hand.mean("age").iloc[0]
+    assert ours["estimate"] == pytest.approx(ref["estimate"], rel=1e-12)
+    assert ours["se"] == pytest.approx(ref["se"], rel=1e-12)
+    assert pooled.degf == hand.degf == (12 + 60) - 3   # p0..p5 nested in s1 and in s2
+    # without design columns: waves as strata, one PSU per respondent
+    plain, _ = project_designs(d.drop(columns=["strata", "psu"]))
+    assert plain.degf == n - 2

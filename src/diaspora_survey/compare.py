@@ -1003,9 +1003,11 @@ def compare(design, reference="russia", *, by: str | None = None,
 def project_designs(data: pd.DataFrame):
     """(pooled design, within-wave design) for a project's weighted data.
 
-    Pooled analyses: ``SurveyDesign(data, weights="weight_pooled", strata="wave")`` (the
-    waves are independent samples); per-wave analyses use the within-wave ``weight``.
-    Falls back to ``weight`` for both when there is no ``weight_pooled`` column.
+    Pooled analyses use ``weight_pooled``, per-wave analyses the within-wave ``weight``
+    (both fall back to the other when one is absent). The waves are independent samples:
+    strata are the waves, crossed with the codebooks' ``strata`` column where a wave has
+    one; PSUs are the codebooks' ``psu`` column (nested in those strata), each respondent
+    its own PSU where a wave has none; ``fpc`` is used when every respondent has one.
     """
     from .design import SurveyDesign
 
@@ -1013,12 +1015,35 @@ def project_designs(data: pd.DataFrame):
         raise EstimationError("the data have no weights (columns 'weight', 'weight_pooled')",
                               code="compare.no_weights",
                               hint="run `diaspora-survey weight` first (it writes build/weighted.parquet)")
-    strata = "wave" if "wave" in data.columns and data["wave"].nunique() > 1 else None
+    frame, design = _design_columns(data)
     pooled_w = "weight_pooled" if "weight_pooled" in data.columns else "weight"
     within_w = "weight" if "weight" in data.columns else "weight_pooled"
-    pooled = SurveyDesign(data, weights=pooled_w, strata=strata)
-    within = pooled if within_w == pooled_w else SurveyDesign(data, weights=within_w, strata=strata)
+    pooled = SurveyDesign(frame, weights=pooled_w, **design)
+    within = pooled if within_w == pooled_w else SurveyDesign(frame, weights=within_w, **design)
     return pooled, within
+
+
+def _design_columns(data: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """The frame (with helper columns ``_stratum``/``_psu`` where needed) and the
+    SurveyDesign arguments for :func:`project_designs`."""
+    import numpy as np
+
+    wave = data["wave"].astype(str) if "wave" in data.columns else pd.Series("", index=data.index)
+    strata = wave
+    if "strata" in data.columns and data["strata"].notna().any():
+        strata = wave + "\x1f" + data["strata"].astype("string").fillna("")
+    design: dict = {}
+    extra: dict = {}
+    if strata.nunique() > 1:
+        extra["_stratum"] = strata.to_numpy()
+        design["strata"] = "_stratum"
+    if "psu" in data.columns and data["psu"].notna().any():
+        own = pd.Series(np.arange(len(data)).astype(str), index=data.index)
+        extra["_psu"] = (strata + "\x1f" + data["psu"].astype("string").fillna("\x1e" + own)).to_numpy()
+        design["psu"] = "_psu"
+    if "fpc" in data.columns and data["fpc"].notna().all():
+        design["fpc"] = "fpc"
+    return (data.assign(**extra) if extra else data), design
 
 
 def compare_with_groups(data: pd.DataFrame, reference="russia", *, by=(), tables=None,
@@ -1039,6 +1064,8 @@ def compare_with_groups(data: pd.DataFrame, reference="russia", *, by=(), tables
     if any(b == "wave" for b in (by or ())):
         notes.append("Pooled rows use the pooled weights (weight_pooled, waves as strata); "
                      "rows by wave use the within-wave weights.")
+    if "_psu" in pooled.data.columns:
+        notes.append("Standard errors use the waves' PSUs and strata from the codebooks' design columns.")
     res.attrs.update(parts[0].attrs)
     res.attrs["notes"] = notes
     return res

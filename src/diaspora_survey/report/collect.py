@@ -40,29 +40,23 @@ def compare_project(project, data) -> dict:
     import numpy as np
     import pandas as pd
 
-    from ..compare import compare
+    from ..compare import compare, project_designs
+
     ref = project.reference
     tables = [str(project.path(t)) for t in ref.tables] or None
-    wcol = analysis_weight(data)
-    frame = data
-    if wcol is None:
-        frame = data.assign(_unweighted=1.0)
-        wcol = "_unweighted"
-    design = frame.survey(weights=wcol)
+    # the designs of `diaspora-survey compare`: pooled weights, waves (x codebook strata) as
+    # strata, codebook PSUs; rows by wave from the pooled design equal the within-wave ones
+    # (the pooled weights are the within-wave weights times a constant per wave)
+    design, _ = project_designs(data)
     opts = dict(min_age=ref.min_age, max_age=ref.max_age or None, tables=tables)
     by = [b for b in project.compare.by if b in data.columns]
-    parts = []
-    if "wave" in by or not by:
-        parts.append(compare(design, ref.population, by="wave" if "wave" in by else None,
-                                 **opts))
-    else:
-        parts.append(compare(design, ref.population, **opts))
+    parts = [compare(design, ref.population, by="wave" if "wave" in by else None, **opts)]
     for b in by:
         if b == "wave":
             continue
         parts.append(compare(design, ref.population, by=b, overall=False,
-                                 indicators=list(COUNTRY_INDICATORS) if b == "country" else None,
-                                 standardise=None if b == "country" else "age_sex", **opts))
+                             indicators=list(COUNTRY_INDICATORS) if b == "country" else None,
+                             standardise=None if b == "country" else "age_sex", **opts))
     comp = pd.concat(parts, ignore_index=True)
     comp.attrs = dict(parts[0].attrs)
     if "group_by" not in comp.columns and "by" in comp.columns:
