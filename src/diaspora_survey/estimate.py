@@ -262,6 +262,14 @@ def _check_na(design, valid, vars_, na_rm):
                               hint="pass na_rm=True to drop them per estimate (R's na.rm=TRUE)")
 
 
+def _valid_groups(design, valid, vars_, by, na_rm):
+    """The grouping of rows with valid values: (g, group labels, G, gv) with gv = g where
+    the row is valid, -1 elsewhere (after the na_rm check)."""
+    _check_na(design, valid, vars_, na_rm)
+    g, glab = _groups(design, by)
+    return g, glab, len(glab), (g if valid.all() else np.where(valid, g, -1))
+
+
 def _labels(glab: pd.DataFrame, G: int, terms, with_level: bool) -> pd.DataFrame:
     k = len(terms)
     rows = glab.loc[np.repeat(np.arange(G), k)].reset_index(drop=True) if len(glab.columns) else \
@@ -286,11 +294,8 @@ def _mean_total(design, var, by, *, kind, deff, level, df, na_rm, categorical=No
         raise EstimationError("no variable given", code="estimate.no_variable")
     blocks, valid = _blocks(design, vars_, categorical)
     terms = _expand(blocks)
-    _check_na(design, valid, vars_, na_rm)
-    g, glab = _groups(design, by)
-    G = len(glab)
+    g, glab, G, gv = _valid_groups(design, valid, vars_, by, na_rm)
     k = len(terms)
-    gv = g if valid.all() else np.where(valid, g, -1)
     ones = np.ones(design.n)
     num, j0 = [], 0
     for _, levels, data in blocks:
@@ -394,12 +399,9 @@ def ratio(design, numerator, denominator, by=None, *, level=0.95, df=None, na_rm
     valid = np.ones(design.n, dtype=bool)
     for a in ys + xs:
         valid &= ~np.isnan(a)
-    _check_na(design, valid, nums + dens, na_rm)
-    g, glab = _groups(design, by)
-    G = len(glab)
+    g, glab, G, gv = _valid_groups(design, valid, nums + dens, by, na_rm)
     pairs = [(i, j) for i in range(len(ys)) for j in range(len(xs))]
     k = len(pairs)
-    gv = np.where(valid, g, -1)
     num, den = [], []
     for t, (i, j) in enumerate(pairs):
         key = np.where(gv >= 0, gv * k + t, -1)
@@ -422,10 +424,7 @@ def var(design, var, by=None, *, level=0.95, df=None, na_rm=True) -> pd.DataFram
     for v in vars_:
         y = _numeric(design, v)
         valid = ~np.isnan(y)
-        _check_na(design, valid, [v], na_rm)
-        g, glab = _groups(design, by)
-        G = len(glab)
-        gv = np.where(valid, g, -1)
+        g, glab, G, gv = _valid_groups(design, valid, [v], by, na_rm)
         w = design.weights
         ok = gv >= 0
         gg = np.where(ok, gv, 0)
@@ -504,10 +503,7 @@ def quantile(design, var, q=0.5, by=None, *, qrule="math", level=0.95, df=None, 
     for v in _as_list(var):
         y = _numeric(design, v)
         valid = ~np.isnan(y)
-        _check_na(design, valid, [v], na_rm)
-        g, glab = _groups(design, by)
-        G = len(glab)
-        gv = np.where(valid, g, -1)
+        g, glab, G, gv = _valid_groups(design, valid, [v], by, na_rm)
         w = design.weights
         Q = len(qs)
         qhat = np.full((G, Q), np.nan)
@@ -607,10 +603,7 @@ def ciprop(design, var, by=None, *, method="logit", level=0.95, df=None, level_o
                               hint="one of " + ", ".join(methods))
     y = _indicator(design, var, level_of)
     valid = ~np.isnan(y)
-    _check_na(design, valid, [var], na_rm)
-    g, glab = _groups(design, by)
-    G = len(glab)
-    gv = np.where(valid, g, -1)
+    g, glab, G, gv = _valid_groups(design, valid, [var], by, na_rm)
     p, V, _, _ = design._linear(G, [(np.nan_to_num(y), gv)], [(np.ones(design.n), gv)], G, np.arange(G))
     se = np.sqrt(np.clip(np.diag(V), 0, None))
     dfv = _df(design, df)

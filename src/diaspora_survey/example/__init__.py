@@ -41,6 +41,9 @@ EDU_CODES = ("primary_or_less", "basic_general", "secondary_general", "secondary
              "incomplete_higher", "bachelor", "specialist", "master", "doctorate")
 EMP_CODES = ("employee", "employer", "own_account", "unemployed", "student", "retired",
              "homemaker", "other")
+# SPSS / CSV codes of the employment question (4 = freelancer, self-employed, is own-account too)
+EMPLOYMENT_CODES = {"employee": 1, "employer": 2, "own_account": 3, "unemployed": 5, "student": 6,
+                    "retired": 7, "homemaker": 8, "other": 9}
 
 # (ISO, share) — country of residence, with the deliberate over-representation of GE and AM.
 COUNTRIES_WAVE12 = (
@@ -263,9 +266,7 @@ def make_wave1(rng, n: int = 2000):
     edu[r < 0.015] = 98
     edu[(r >= 0.015) & (r < 0.025)] = 99
 
-    emp_map = {"employee": 1, "employer": 2, "own_account": 3, "unemployed": 5, "student": 6,
-               "retired": 7, "homemaker": 8, "other": 9}
-    emp = pd.Series(pop["employment"]).map(emp_map).to_numpy(dtype=float, copy=True)
+    emp = pd.Series(pop["employment"]).map(EMPLOYMENT_CODES).to_numpy(dtype=float, copy=True)
     own = pop["employment"] == "own_account"
     emp[own] = np.where(rng.random(int(own.sum())) < 0.35, 4, 3)   # freelancers
     r = rng.random(n)
@@ -467,9 +468,7 @@ def make_wave3(rng, n: int = 1500):
     r = rng.random(n)
     edu[r < 0.01] = 98
     edu[(r >= 0.01) & (r < 0.015)] = 99
-    emp_map = {"employee": 1, "employer": 2, "own_account": 3, "unemployed": 5, "student": 6,
-               "retired": 7, "homemaker": 8, "other": 9}
-    emp = pd.Series(pop["employment"]).map(emp_map).to_numpy(dtype=float, copy=True)
+    emp = pd.Series(pop["employment"]).map(EMPLOYMENT_CODES).to_numpy(dtype=float, copy=True)
     own = pop["employment"] == "own_account"
     emp[own] = np.where(rng.random(int(own.sum())) < 0.4, 4, 3)
     emp[rng.random(n) < 0.01] = 98

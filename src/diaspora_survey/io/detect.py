@@ -101,20 +101,9 @@ def sniff_bytes(head: bytes, path: str | Path | None = None) -> Sniffed:
         return Sniffed("dta", f"Stata release byte {head[0]}")
     if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
         return _sniff_zip(path, head)
-    if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
-        return Sniffed("xls", "OLE2 compound document")
-    if head.startswith(b"\x1f\x8b"):
-        return Sniffed("gzip")
-    if head.startswith(b"BZh"):
-        return Sniffed("bzip2")
-    if head.startswith(b"\xfd7zXZ\x00"):
-        return Sniffed("xz")
-    if head.startswith(b"7z\xbc\xaf\x27\x1c"):
-        return Sniffed("7z")
-    if head.startswith(b"PAR1"):
-        return Sniffed("parquet")
-    if head.startswith(b"%PDF"):
-        return Sniffed("pdf")
+    for magic, kind, detail in _MAGIC:
+        if head.startswith(magic):
+            return Sniffed(kind, detail)
     if head[32:64].startswith(b"\xc2\xea\x81\x60\xb3\x14\x11\xcf\xbd\x92\x08\x00\x09\xc7\x31\x8c\x18\x1f\x10\x11"):
         return Sniffed("sas7bdat")
     if head.startswith(b"HEADER RECORD*******LIBRARY HEADER RECORD") or head.startswith(b"HEADER RECORD*******LIBV8"):
@@ -127,6 +116,18 @@ def sniff_bytes(head: bytes, path: str | Path | None = None) -> Sniffed:
             return Sniffed("html")
         return Sniffed("csv", "text")
     return Sniffed("binary")
+
+
+# formats recognised by their first bytes alone: (magic, kind, detail)
+_MAGIC = (
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "xls", "OLE2 compound document"),
+    (b"\x1f\x8b", "gzip", ""),
+    (b"BZh", "bzip2", ""),
+    (b"\xfd7zXZ\x00", "xz", ""),
+    (b"7z\xbc\xaf\x27\x1c", "7z", ""),
+    (b"PAR1", "parquet", ""),
+    (b"%PDF", "pdf", ""),
+)
 
 
 def _sniff_zip(path, head: bytes) -> Sniffed:
