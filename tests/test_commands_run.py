@@ -123,3 +123,14 @@ def test_run_survives_a_reader_crash_with_one_message(project):
     assert "input.crash" in r.stderr and "diaspora-survey inspect" in r.stderr
     assert "Traceback" not in r.stderr and "Fatal Python error" not in r.stderr
     assert not (project / REPORT).exists()
+
+
+@pytest.mark.parametrize("args", [["report", "-o", "{dir}"], ["weight", "--output", "{dir}"]])
+def test_output_that_is_a_folder_is_one_message(project, tmp_path, capsys, args):
+    folder = tmp_path / "a folder"
+    folder.mkdir()
+    argv = [a.format(dir=folder) for a in args] + ["--project", str(project)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "output.cannot_write" in err and "the output is a folder" in err and "Traceback" not in err
+    assert list(folder.iterdir()) == []

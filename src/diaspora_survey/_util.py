@@ -19,21 +19,37 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, *, code: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
     Nothing half-written is ever left at ``path``: on error the temporary file is removed.
+    A ``path`` that is a folder, or a place that cannot be written, raises one
+    :class:`~diaspora_survey.errors.OutputError` naming it (``code`` overrides
+    ``output.cannot_write``).
     """
+    from .errors import OutputError
+
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    hint = "give a file name in a folder you can write to (e.g. with -o)"
+    if target.is_dir():
+        raise OutputError("the output is a folder", code=code, where=str(target), hint=hint)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as ex:
+        raise OutputError(f"cannot write the output: {ex.strerror or ex}", code=code,
+                          where=str(target), hint=hint) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         if tmp_path.exists():  # mkstemp creates 0600; give the file the usual umask permissions
             os.chmod(tmp_path, 0o666 & ~_umask())
-        os.replace(tmp_path, target)
+        try:
+            os.replace(tmp_path, target)
+        except OSError as ex:
+            raise OutputError(f"cannot write the output: {ex.strerror or ex}", code=code,
+                              where=str(target), hint=hint) from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -46,10 +62,11 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    with atomic_path(path) as tmp:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, code: str | None = None) -> None:
+    with atomic_path(path, code=code) as tmp:
         tmp.write_bytes(data)
 
 
-def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> None:
-    atomic_write_bytes(path, text.encode(encoding))
+def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8", *,
+                      code: str | None = None) -> None:
+    atomic_write_bytes(path, text.encode(encoding), code=code)

@@ -30,6 +30,11 @@ class DiasporaSurveyError(Exception):
         return self.render()
 
 
+class OutputError(DiasporaSurveyError):
+    """An output file cannot be written: the path is a folder, or not writable."""
+    default_code = "output.cannot_write"
+
+
 class InputFileError(DiasporaSurveyError):
     """A raw file cannot be read: missing, empty, truncated, wrong format or encoding."""
     default_code = "input.unreadable"

@@ -105,18 +105,10 @@ def register(app: typer.Typer) -> None:
         if output is None:
             typer.echo(text, nl=False)
             return
-        if output.is_dir():
-            raise CodebookError("the output is a folder", code="codebook.cannot_write", where=str(output),
-                                hint="give a file name, e.g. -o codebooks/NAME.yaml")
-        if output.exists() and not force:
+        if output.exists() and not output.is_dir() and not force:
             raise CodebookError("codebook already exists", code="codebook.exists", where=str(output),
                                 hint="use --force to overwrite it, or choose another -o name")
-        try:
-            atomic_write_text(output, text)
-        except OSError as ex:
-            raise CodebookError(f"cannot write the codebook: {ex.strerror or ex}", code="codebook.cannot_write",
-                                where=str(output), hint="check that the folder is writable, or choose "
-                                                        "another -o path") from None
+        atomic_write_text(output, text, code="codebook.cannot_write")
         n_todo = sum("TODO" in ln for ln in text.splitlines() if not ln.startswith("# Check every line"))
         typer.echo(f"wrote {output}" + (f" — {n_todo} TODO(s) to check" if n_todo else ""))
 

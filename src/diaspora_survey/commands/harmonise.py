@@ -13,25 +13,12 @@ def write_parquet(df, path: Path, *more) -> None:
     import contextlib
 
     from .._util import atomic_path
-    from ..errors import HarmonisationError
 
     pairs = [(df, Path(path))] + [(d, Path(p)) for d, p in more]
-    for _, p in pairs:
-        if p.is_dir():
-            raise HarmonisationError("the output is a folder", code="harmonise.cannot_write", where=str(p),
-                                     hint="give a file name, e.g. -o build/harmonised.parquet")
-    try:
-        with contextlib.ExitStack() as stack:
-            tmps = [stack.enter_context(atomic_path(p)) for _, p in pairs]
-            for (d, _), tmp in zip(pairs, tmps):
-                d.to_parquet(tmp, index=False)
-    except OSError as ex:
-        failed = next((str(p) for _, p in pairs if ex.filename and Path(str(ex.filename)).parent == p.parent
-                       and p.name in Path(str(ex.filename)).name), str(ex.filename or path))
-        raise HarmonisationError(f"cannot write the output: {ex.strerror or ex}", code="harmonise.cannot_write",
-                                 where=failed,
-                                 hint="check that the folder exists and is writable, or choose another "
-                                      "place with -o") from None
+    with contextlib.ExitStack() as stack:
+        tmps = [stack.enter_context(atomic_path(p, code="harmonise.cannot_write")) for _, p in pairs]
+        for (d, _), tmp in zip(pairs, tmps):
+            d.to_parquet(tmp, index=False)
 
 
 def print_summary(result, console) -> None:
