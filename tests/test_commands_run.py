@@ -134,3 +134,14 @@ def test_output_that_is_a_folder_is_one_message(project, tmp_path, capsys, args)
     err = capsys.readouterr().err
     assert "output.cannot_write" in err and "the output is a folder" in err and "Traceback" not in err
     assert list(folder.iterdir()) == []
+
+
+def test_report_rejects_an_unknown_compare_by(project, capsys):
+    toml = project / "diaspora-survey.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").replace('by = ["wave", "country"]', 'by = ["nonexist"]'),
+                    encoding="utf-8")
+    assert 'by = ["nonexist"]' in toml.read_text(encoding="utf-8")
+    assert main(["report", "--project", str(project)]) == 2
+    err = capsys.readouterr().err
+    assert "compare.bad_by" in err and "nonexist" in err and "[compare] by" in err
+    assert not (project / REPORT).exists()

@@ -49,7 +49,15 @@ def compare_project(project, data) -> dict:
     # (the pooled weights are the within-wave weights times a constant per wave)
     design, _ = project_designs(data)
     opts = dict(min_age=ref.min_age, max_age=ref.max_age or None, tables=tables)
-    by = [b for b in project.compare.by if b in data.columns]
+    by = list(project.compare.by)
+    unknown = [b for b in by if b not in data.columns]
+    if unknown:   # rejected, as by `diaspora-survey compare`, never silently left out
+        from ..compare import BY_ALLOWED
+        from ..errors import EstimationError
+
+        raise EstimationError(f"no column {unknown[0]!r} to compare by", code="compare.bad_by",
+                              where=f"{project.file} [compare] by",
+                              hint="use one of: " + ", ".join(BY_ALLOWED))
     parts = [compare(design, ref.population, by="wave" if "wave" in by else None, **opts)]
     for b in by:
         if b == "wave":
