@@ -45,23 +45,30 @@ def coverage(table: ReferenceTable) -> tuple[int, int | None]:
     return b[0][0], (None if b[-1][3] else b[-1][1])
 
 
+def _clipped(table: ReferenceTable, lo: int, hi: int | None, sex: str):
+    """The table's age bands cut to ages lo..hi (inclusive; hi None = no upper limit):
+    ``(x0, x1, mass, frac, (a, b, is_open))`` per band that overlaps, single years of age
+    uniform within a band (mass = frac × the band's value)."""
+    hi_ = math.inf if hi is None else hi
+    for a, b, v, is_open in _bands(table, sex):
+        x0, x1 = max(a, lo), min(b, hi_)
+        if x1 >= x0:
+            frac = (x1 - x0 + 1) / (b - a + 1)
+            yield x0, x1, frac * v, frac, (a, b, is_open)
+
+
 def band_mass(table: ReferenceTable, lo: int, hi: int | None, sex: str = "total"):
     """Population (in the table's unit) aged lo..hi (inclusive; hi None = no upper limit),
     with the list of source bands that had to be split, e.g. ``['2/5 of 15-19']``."""
     total = 0.0
     splits = []
-    hi_ = math.inf if hi is None else hi
-    for a, b, v, is_open in _bands(table, sex):
-        x0, x1 = max(a, lo), min(b, hi_)
-        if x1 < x0:
-            continue
-        frac = (x1 - x0 + 1) / (b - a + 1)
+    for x0, x1, mass, frac, (a, b, is_open) in _clipped(table, lo, hi, sex):
         if frac < 1 - 1e-12:
             if is_open:
                 splits.append(f"{x1 - x0 + 1}/{OPEN_WIDTH} of {a}+ (taken as {a}-{b})")
             else:
                 splits.append(f"{x1 - x0 + 1}/{b - a + 1} of {a}-{b}")
-        total += frac * v
+        total += mass
     return total, splits
 
 
@@ -112,14 +119,9 @@ def mean_age(table: ReferenceTable, min_age: int, max_age: int | None, sex: str 
     age 90). Equals the exact-age mean of the reference notes minus 0.5."""
     check_frame(table, min_age, max_age)
     num = den = 0.0
-    hi_ = math.inf if max_age is None else max_age
-    for a, b, v, _ in _bands(table, sex):
-        x0, x1 = max(a, min_age), min(b, hi_)
-        if x1 < x0:
-            continue
-        m = (x1 - x0 + 1) / (b - a + 1) * v
-        num += m * (x0 + x1) / 2
-        den += m
+    for x0, x1, mass, _, _ in _clipped(table, min_age, max_age, sex):
+        num += mass * (x0 + x1) / 2
+        den += mass
     return num / den
 
 
@@ -130,13 +132,7 @@ def median_age(table: ReferenceTable, min_age: int, max_age: int | None,
     median is the age of the median person, floor(exact median), which is what the
     sample's ``quantile(qrule='math')`` estimates on completed years."""
     check_frame(table, min_age, max_age)
-    segs = []
-    hi_ = math.inf if max_age is None else max_age
-    for a, b, v, _ in _bands(table, sex):
-        x0, x1 = max(a, min_age), min(b, hi_)
-        if x1 < x0:
-            continue
-        segs.append((x0, x1 + 1, (x1 - x0 + 1) / (b - a + 1) * v))
+    segs = [(x0, x1 + 1, mass) for x0, x1, mass, _, _ in _clipped(table, min_age, max_age, sex)]
     total = sum(s[2] for s in segs)
     half, cum = total / 2, 0.0
     for x0, x1, m in segs:
