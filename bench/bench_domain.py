@@ -84,7 +84,7 @@ def main():
     from bench_domain import domain_mean_taylor  # the peer harness's numpy yardstick
 
     sys.path.insert(0, str(HERE.parent / "src"))
-    from diaspora_survey.design import SurveyDesign
+    from diaspora_survey.survey.design import SurveyDesign
 
     df = pd.read_parquet(data, columns=["country", "education", "y_age", "stratum", "psu", "w"])
     arrs = [df[c].to_numpy() for c in ("country", "y_age", "w", "stratum", "psu")]

@@ -16,8 +16,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from diaspora_survey.codebook import Codebook
-from diaspora_survey.harmonise import harmonise
+from diaspora_survey.harmonise.codebook import Codebook
+from diaspora_survey.harmonise.apply import harmonise
 from diaspora_survey.io.base import RawWave, SourceInfo, VariableMeta
 
 

@@ -21,7 +21,7 @@ def respondents(seed: int = 1, n: int = 600) -> pd.DataFrame:
     country = rng.choice(["GE", "AM", "RS", "DE"], size=n, p=[0.45, 0.35, 0.15, 0.05])
     country[:3] = "MN"                                 # 3 respondents in Mongolia: suppressed
     age = rng.integers(18, 70, size=n)
-    from diaspora_survey.schema import derive_age_group
+    from diaspora_survey.harmonise.schema import derive_age_group
 
     df = pd.DataFrame({
         "wave": pd.Categorical(wave, categories=["w1", "w2"]),
@@ -45,7 +45,7 @@ def _row(by, group, indicator, category, est, pop, n, *, src, year, cv=0.05):
 
 
 def comparisons() -> pd.DataFrame:
-    """Rows shaped like ``diaspora_survey.compare.compare`` output (``by`` = "" overall)."""
+    """Rows shaped like ``diaspora_survey.compare.comparison.compare`` output (``by`` = "" overall)."""
     edu = "Rosstat census 2010"
     rows = [_row("", "all", "mean_age", "", 33.4, 48.9, 590, src="RosBRiS", year=2022),
             _row("", "all", "education_distribution", "secondary_general", 0.08, 0.55, 40,

@@ -6,9 +6,9 @@ import textwrap
 import pandas as pd
 import pytest
 
-from diaspora_survey.codebook import Codebook, draft_yaml
+from diaspora_survey.harmonise.codebook import Codebook, draft_yaml
 from diaspora_survey.errors import CodebookError
-from diaspora_survey.harmonise import harmonise
+from diaspora_survey.harmonise.apply import harmonise
 from diaspora_survey.io.base import RawWave, SourceInfo, VariableMeta
 
 GOOD = """\

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings, strategies as hs
 
 import diaspora_survey as ds
-from diaspora_survey import standardise as st
-from diaspora_survey.claims import evaluate_claims, parse_claims, verdict
-from diaspora_survey.compare import compare, contrast_with_reference
-from diaspora_survey.design import SurveyDesign
+from diaspora_survey.compare import standardisation as st
+from diaspora_survey.compare.claims import evaluate_claims, parse_claims, verdict
+from diaspora_survey.compare.comparison import compare, contrast_with_reference
+from diaspora_survey.survey.design import SurveyDesign
 
 Z975 = 1.959963984540054
 
@@ -296,7 +296,7 @@ def test_claims_file_validation():
         parse_claims({"claims": [{"id": "a", "statement": "s", "indicator": "iq", "metric": "ratio",
                                   "op": ">=", "threshold": 3}]})
     cl = ds.compare  # noqa: F841 (lazy import works)
-    from diaspora_survey.claims import load_claims
+    from diaspora_survey.compare.claims import load_claims
     assert len(load_claims("codebooks/claims.yaml")) >= 6
 
 
@@ -390,7 +390,7 @@ def test_compare_matches_r_survey_on_a_clustered_design():
     relabelled a_primary_or_less ... f_higher: X2 578.437805149762 scale 3.20981356041372
     df 2.59163555003550 p 3.12181870963096e-39 (= ours).
     """
-    from diaspora_survey.reference import _age
+    from diaspora_survey.compare.reference import ages as _age
 
     df = _golden_data()
     d = SurveyDesign(df, weights="w", strata="stratum", psu="psu")
@@ -609,8 +609,8 @@ def test_project_designs_use_the_codebooks_design_columns():
     import numpy as np
     import pandas as pd
 
-    from diaspora_survey.compare import project_designs
-    from diaspora_survey.design import SurveyDesign
+    from diaspora_survey.compare.comparison import project_designs
+    from diaspora_survey.survey.design import SurveyDesign
 
     rng = np.random.default_rng(3)
     n = 120

@@ -6,8 +6,8 @@ import csv
 import pandas as pd
 import pytest
 
-from diaspora_survey import crosswalks, schema
-from diaspora_survey.crosswalks import normalise_label
+from diaspora_survey.harmonise import crosswalks, schema
+from diaspora_survey.harmonise.crosswalks import normalise_label
 from diaspora_survey.errors import CodebookError
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from diaspora_survey.design import SurveyDesign
+from diaspora_survey.survey.design import SurveyDesign
 from diaspora_survey.errors import DesignError, EstimationError
 
 

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from diaspora_survey.cli import main
-from diaspora_survey.design import SurveyDesign
+from diaspora_survey.survey.design import SurveyDesign
 from diaspora_survey.errors import EstimationError
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from diaspora_survey.design import SurveyDesign
+from diaspora_survey.survey.design import SurveyDesign
 
 WEIGHTING = {"postStratify", "rake", "calibrate", "trimWeights", "kish"}
 EST_TOL = 1e-9

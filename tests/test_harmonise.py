@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from diaspora_survey import schema
-from diaspora_survey.codebook import Codebook
+from diaspora_survey.harmonise import schema
+from diaspora_survey.harmonise.codebook import Codebook
 from diaspora_survey.errors import CodebookError, HarmonisationError
-from diaspora_survey.harmonise import harmonise, parse_month, stack
+from diaspora_survey.harmonise.apply import harmonise, parse_month, stack
 from diaspora_survey.io.base import RawWave, SourceInfo, VariableMeta
 
 
@@ -57,7 +57,7 @@ def test_parse_month_all_russian_month_names_and_cases():
 @settings(max_examples=200, deadline=None)
 @given(y=st.integers(1900, 2100), m=st.integers(1, 12), fmt=st.integers(0, 6))
 def test_property_parse_month_round_trip(y, m, fmt):
-    from diaspora_survey.harmonise import MONTH_FORMS
+    from diaspora_survey.harmonise.apply import MONTH_FORMS
 
     ru = [k for k, v in MONTH_FORMS.items() if v == m and not k.isascii()]
     en = max((k for k, v in MONTH_FORMS.items() if v == m and k.isascii()), key=len)
@@ -151,7 +151,7 @@ variables:
     ("2023-01-01", "2023_or_later"),
 ])
 def test_departure_cohort_boundaries(date, cohort):
-    from diaspora_survey.schema import derive_departure_cohort
+    from diaspora_survey.harmonise.schema import derive_departure_cohort
 
     out = derive_departure_cohort(pd.Series(pd.to_datetime([date, None])))
     assert out.iloc[0] == cohort and pd.isna(out.iloc[1])
@@ -414,7 +414,7 @@ def test_public_api_harmonise_stays_callable_in_any_import_order():
     import subprocess
     import sys
 
-    code = ("import diaspora_survey as ds, diaspora_survey.project, diaspora_survey.harmonise; "
+    code = ("import diaspora_survey as ds, diaspora_survey.project, diaspora_survey.harmonise.apply; "
             "print(callable(ds.harmonise), ds.Harmonised.__name__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "Harmonised"]

@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from diaspora_survey.cli import main
-from diaspora_survey.commands.init import scaffold
+from diaspora_survey.cli.init import scaffold
 from diaspora_survey.errors import CodebookError, ProjectError
 from diaspora_survey.project import FILENAME, Project
 

@@ -6,8 +6,8 @@ import pytest
 
 import diaspora_survey as ds
 from diaspora_survey.errors import ReferenceDataError
-from diaspora_survey.reference import band_mass, frame_shares, mean_age, median_age
-from diaspora_survey.schema import DEFAULT_AGE_BANDS
+from diaspora_survey.compare.reference import band_mass, frame_shares, mean_age, median_age
+from diaspora_survey.harmonise.schema import DEFAULT_AGE_BANDS
 
 
 @pytest.fixture(scope="module")
@@ -248,7 +248,7 @@ rows:
 
 
 def test_overlap_fraction():
-    from diaspora_survey.reference._age import overlap_fraction
+    from diaspora_survey.compare.reference.ages import overlap_fraction
     assert overlap_fraction(15, 19, 18, None) == pytest.approx(0.4)
     assert overlap_fraction(60, 64, 18, 62) == pytest.approx(0.6)
     assert overlap_fraction(85, None, 18, 89) == pytest.approx(0.5)    # 85+ taken as 85-94

@@ -277,7 +277,7 @@ def test_unknown_format_is_rejected():
 def test_harmonisation_issues_reach_the_report_without_raw_values():
     """An issue's console message lists raw answers with counts (respondent-level, small);
     the report describes the kind of issue only, and its count is disclosure-controlled."""
-    from diaspora_survey.harmonise import Issue
+    from diaspora_survey.harmonise.apply import Issue
     from diaspora_survey.report.collect import issue_text
 
     i = Issue("w1", "country", "unmapped", 2, "2 value(s) of 'q7' not mapped: «Марс» ×2")

@@ -6,8 +6,7 @@ import pandas as pd
 import pytest
 
 from diaspora_survey.errors import ReportError
-from diaspora_survey.report.tables import (Column, ReportTable, disclose, export_rows,
-                                           flag_cells, format_value)
+from diaspora_survey.report.tables import Column, ReportTable, disclose, export_rows, flag_cells, format_value
 
 
 def _dist():

@@ -7,8 +7,7 @@ import pandas as pd
 import pytest
 
 from diaspora_survey.errors import WeightingError
-from diaspora_survey.weighting import (calibrate, load_targets, parse_targets, poststratify, rake,
-                                       targets_from_long, trim)
+from diaspora_survey.weighting import calibrate, load_targets, parse_targets, poststratify, rake, targets_from_long, trim
 
 
 @pytest.fixture

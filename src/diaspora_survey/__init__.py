@@ -16,15 +16,15 @@ _LAZY = {
     "read_wave": ("diaspora_survey.io", "read_wave"),
     "RawWave": ("diaspora_survey.io", "RawWave"),
     "VariableMeta": ("diaspora_survey.io", "VariableMeta"),
-    "Codebook": ("diaspora_survey.codebook", "Codebook"),
-    "harmonise": ("diaspora_survey.harmonise", "harmonise"),
-    "Harmonised": ("diaspora_survey.harmonise", "Harmonised"),
+    "Codebook": ("diaspora_survey.harmonise.codebook", "Codebook"),
+    "harmonise": ("diaspora_survey.harmonise", None),
+    "Harmonised": ("diaspora_survey.harmonise.apply", "Harmonised"),
     "Project": ("diaspora_survey.project", "Project"),
-    "SurveyDesign": ("diaspora_survey.design", "SurveyDesign"),
-    "compare": ("diaspora_survey.compare", "compare"),
+    "SurveyDesign": ("diaspora_survey.survey.design", "SurveyDesign"),
+    "compare": ("diaspora_survey.compare", None),
     "weighting": ("diaspora_survey.weighting", None),
-    "reference": ("diaspora_survey.reference", None),
-    "schema": ("diaspora_survey.schema", None),
+    "reference": ("diaspora_survey.compare.reference", None),
+    "schema": ("diaspora_survey.harmonise.schema", None),
     "DiasporaSurveyError": ("diaspora_survey.errors", "DiasporaSurveyError"),
 }
 
@@ -49,7 +49,7 @@ def __dir__():
 # DataFrame.survey accessor: registered now if pandas is loaded, else as soon as it is,
 # without importing pandas here (that would slow down `diaspora-survey --help`).
 def _register_accessor() -> None:
-    from . import accessor  # noqa: F401  (registers on import)
+    from .survey import accessor  # noqa: F401  (registers on import)
 
 
 class _PandasImportHook:

@@ -80,7 +80,7 @@ class HarmoniseConfig(_Strict):
         return v
 
     def bands(self):
-        from . import schema
+        from .harmonise import schema
 
         if not self.age_bands:
             return schema.DEFAULT_AGE_BANDS
@@ -283,16 +283,16 @@ class Project:
     # -- steps --------------------------------------------------------------------------------------
 
     def crosswalks(self):
-        from . import crosswalks
+        from .harmonise import crosswalks
 
         return crosswalks.load([self.path(c) for c in self.config.harmonise.crosswalks])
 
     def codebook(self, wave_id: str):
-        """The wave's :class:`~diaspora_survey.codebook.Codebook`, loaded and checked against the
+        """The wave's :class:`~diaspora_survey.harmonise.codebook.Codebook`, loaded and checked against the
         project file: its ``wave`` must equal the wave id and its ``file`` (if given) the wave's file."""
         if self._codebooks is not None and wave_id in self._codebooks:
             return self._codebooks[wave_id]
-        from .codebook import Codebook
+        from .harmonise.codebook import Codebook
         from .errors import CodebookError
 
         w = self.wave(wave_id)
@@ -337,7 +337,7 @@ class Project:
         """Harmonise every wave and stack them; cached per strictness."""
         import pandas as pd
 
-        from .harmonise import harmonise, stack
+        from .harmonise.apply import harmonise, stack
 
         strict = self.config.harmonise.strict if strict is None else strict
         if self._harmonised is not None and getattr(self._harmonised, "_strict", None) == strict:

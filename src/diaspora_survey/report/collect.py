@@ -2,7 +2,7 @@
 
 Aggregates only: counts per wave and reason, weighting diagnostics, the comparison
 step's result frames, and a few design-based estimates for the charts (age × sex shares
-with :class:`~diaspora_survey.design.SurveyDesign`). Each cell carries its unweighted
+with :class:`~diaspora_survey.survey.design.SurveyDesign`). Each cell carries its unweighted
 respondent count (``n`` for disclosure control: respondents *in the cell*).
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .content import ReportInputs, WaveInfo
 from ..errors import ReportError
-from .pipeline import data_date
+from ..pipeline import data_date
 
 
 def _weight_col(data) -> str | None:
@@ -34,13 +34,13 @@ def analysis_weight(data) -> str | None:
 
 
 def compare_project(project, data) -> dict:
-    """Run :func:`diaspora_survey.compare.compare` for the project: overall and by wave
+    """Run :func:`diaspora_survey.compare.comparison.compare` for the project: overall and by wave
     (all indicators), by country (age, higher education, entrepreneurship); add the cell
     counts used for disclosure control and the chart data. Returns ``{name: frame}``."""
     import numpy as np
     import pandas as pd
 
-    from ..compare import compare, project_designs
+    from ..compare.comparison import compare, project_designs
 
     ref = project.reference
     tables = [str(project.path(t)) for t in ref.tables] or None
@@ -52,7 +52,7 @@ def compare_project(project, data) -> dict:
     by = list(project.compare.by)
     unknown = [b for b in by if b not in data.columns]
     if unknown:   # rejected, as by `diaspora-survey compare`, never silently left out
-        from ..compare import BY_ALLOWED
+        from ..compare.comparison import BY_ALLOWED
         from ..errors import EstimationError
 
         raise EstimationError(f"no column {unknown[0]!r} to compare by", code="compare.bad_by",
@@ -75,7 +75,7 @@ def compare_project(project, data) -> dict:
     out = {"comparisons": comp, "notes": list(parts[0].attrs.get("notes", []))}
     claims_path = project.path(project.compare.claims)
     if claims_path.exists():
-        from ..claims import evaluate_claims
+        from ..compare.claims import evaluate_claims
         # whole sample and whole waves only: claims are headlines, not small-group findings
         base = comp[comp["group_by"].isin(["", "wave"])].rename(columns={"group_by": "by"})
         out["claims"] = evaluate_claims(base, claims_path)
@@ -113,7 +113,7 @@ def cell_counts(comp, data, project):
     import numpy as np
     import pandas as pd
 
-    from .. import reference
+    from ..compare import reference
 
     n = pd.to_numeric(comp["n"], errors="coerce").fillna(0).to_numpy(dtype=float)
     out = n.copy()
@@ -144,7 +144,7 @@ def cell_counts(comp, data, project):
     agrp = col("age_group")
     employed = None
     if "employment_status" in data.columns:
-        from ..schema import EMPLOYED
+        from ..harmonise.schema import EMPLOYED
 
         employed = data["employment_status"].astype("object").isin(EMPLOYED).to_numpy()
     cache: dict = {}
@@ -191,7 +191,8 @@ def age_sex_cells(data, project, weight_col: str | None):
     import numpy as np
     import pandas as pd
 
-    from .. import reference, schema
+    from ..compare import reference
+    from ..harmonise import schema
 
     if data is None or not {"age_group", "sex"} <= set(data.columns):
         return None
@@ -298,7 +299,7 @@ def _methods(project, pipeline) -> list[tuple[str, str]]:
 
 
 def _reference_sources(project) -> list[tuple[str, str]]:
-    from .. import reference
+    from ..compare import reference
 
     try:
         ref = reference.load(project.reference.population,

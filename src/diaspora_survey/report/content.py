@@ -91,7 +91,7 @@ COMPOSITION_VARS = ("sex", "age_group", "education", "employment_status",
 
 def _label(var: str, code) -> str:
     """English label for a schema category code (the code itself if unknown)."""
-    from ..schema import SCHEMA
+    from ..harmonise.schema import SCHEMA
 
     v = SCHEMA.get(var)
     if v is not None:
@@ -337,7 +337,7 @@ SCOPES = (("overall", "", "all respondents"), ("wave", "wave", "by wave"),
 
 
 def comparison_rows(df):
-    """Comparison rows (``diaspora_survey.compare`` columns) in display units.
+    """Comparison rows (``diaspora_survey.compare.comparison`` columns) in display units.
 
     Proportions become percent and their differences percentage points; ages stay in
     years. Gap rows (no estimate) and goodness-of-fit rows are left to other tables.
@@ -531,7 +531,7 @@ def _generic_table(df, id: str, title: str, notes=()) -> ReportTable:
 
 
 def claims_table(inp: ReportInputs) -> ReportTable | None:
-    """Claim verdicts (``diaspora_survey.claims.evaluate_claims``), one row per claim × group."""
+    """Claim verdicts (``diaspora_survey.compare.claims.evaluate_claims``), one row per claim × group."""
     import pandas as pd
 
     c = inp.claims

@@ -14,7 +14,7 @@ category and group for anything it cannot do; decisions it takes on request (dro
 or collapsed categories, rows kept at their base weight, restricted targets) are listed
 in ``result.diagnostics.decisions``.
 
-Given a :class:`~diaspora_survey.design.SurveyDesign` instead of a DataFrame, ``rake``,
+Given a :class:`~diaspora_survey.survey.design.SurveyDesign` instead of a DataFrame, ``rake``,
 ``poststratify`` and ``calibrate`` also return ``result.design``: the adjusted design
 whose standard errors account for the adjustment as R's ``survey`` does.
 """

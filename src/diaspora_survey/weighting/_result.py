@@ -21,7 +21,7 @@ class WeightingResult:
       (``weight_base``, ``weight_raked`` / ``weight_poststratified`` /
       ``weight_calibrated``, ``weight_trimmed``);
     * ``g``: the adjustment factor new / base weight (Series);
-    * ``design``: when the input was a :class:`~diaspora_survey.design.SurveyDesign`, a
+    * ``design``: when the input was a :class:`~diaspora_survey.survey.design.SurveyDesign`, a
       new design with the new weights that carries what calibration-aware standard
       errors need (as R's ``calibrate``/``postStratify``/``rake``); else None.
 

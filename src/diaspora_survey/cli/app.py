@@ -1,0 +1,146 @@
+"""The ``diaspora-survey`` command line: a thin typer app over the library.
+
+Each sub-command lives in its own module of ``diaspora_survey.cli`` and exposes
+``register(app)``; modules import the library (pandas, statsmodels, reportlab …) inside
+their command functions only, so that ``diaspora-survey --help`` stays fast.
+Errors derived from :class:`DiasporaSurveyError` are printed as one message and exit 2.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+
+import typer
+
+from .. import __version__
+from ..errors import DiasporaSurveyError
+
+app = typer.Typer(
+    name="diaspora-survey",
+    help="Survey toolkit for emigrant communities: import → harmonise → weight → estimate → "
+         "compare with the population → report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,   # help texts quote "[section] key" of the project file: no markup
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"diaspora-survey {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Survey toolkit for emigrant communities."""
+
+
+def _register_commands() -> None:
+    package = __name__.rpartition(".")[0]
+    for mod in sorted(pkgutil.iter_modules(sys.modules[package].__path__), key=lambda m: m.name):
+        if mod.name.startswith("_") or mod.name == "app":
+            continue
+        module = importlib.import_module(f"{package}.{mod.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(app)
+
+
+_register_commands()
+
+
+def render_error(err: DiasporaSurveyError) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    # escape: messages and hints name e.g. "[reference] tables", which is not markup
+    where = f"[bold]{escape(str(err.where))}[/bold]: " if err.where else ""
+    console.print(f"[red]error[/red] ({err.code}): {where}{escape(str(err.message))}", markup=True)
+    if err.hint:
+        console.print(f"  [cyan]hint[/cyan]: {escape(str(err.hint))}", markup=True)
+
+
+def _run(argv: list[str] | None) -> int:
+    """Run one command in this process; returns the exit status (0 ok, 2 bad input or usage)."""
+    try:
+        # with standalone_mode=False click returns typer.Exit(code)'s code instead of raising it
+        rc = app(args=argv, standalone_mode=False)
+        if isinstance(rc, int) and not isinstance(rc, bool) and rc:
+            return rc
+    except DiasporaSurveyError as err:
+        render_error(err)
+        return 2
+    except typer.Exit as ex:  # --version, --help
+        return ex.exit_code
+    except typer.Abort:
+        print("Aborted.", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    except Exception as ex:  # click's usage errors (typer vendors click, so duck-type them)
+        if hasattr(ex, "show") and hasattr(ex, "exit_code"):
+            ex.show()
+            return int(ex.exit_code) or 2
+        raise
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point; returns the exit status (0 ok, 2 bad input or usage).
+
+    The command runs in a forked child where that is possible (see :mod:`._guard`): a
+    corrupt SPSS file that crashes ReadStat (SIGSEGV) during ``run``, ``harmonise`` or any
+    other command then still ends in one message and exit status 2, not a dead interpreter.
+    """
+    from .._guard import command_crash_error, run_isolated
+
+    args = sys.argv[1:] if argv is None else list(argv)
+    if not args or args[0] in ("--help", "--version", "init", "reference"):
+        return _run(args)                 # reads no data files
+    status = {"rc": 0}
+
+    def work() -> None:
+        status["rc"] = _run(args)
+        if status["rc"]:
+            raise _ChildExit(status["rc"])
+
+    command = f"diaspora-survey {args[0]}"
+    try:
+        rc = run_isolated(work, path=command, on_error=_child_status,
+                          crash=lambda sig: command_crash_error(command, sig))
+    except _ChildExit as ex:              # no fork: the command ran in this process
+        return ex.code
+    except DiasporaSurveyError as err:    # the child was killed by a signal
+        render_error(err)
+        return 2
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    return rc or status["rc"]
+
+
+class _ChildExit(Exception):
+    """Carries a non-zero exit status out of the isolated command."""
+
+    def __init__(self, code: int):
+        super().__init__(code)
+        self.code = code
+
+
+def _child_status(err: BaseException) -> int:
+    if isinstance(err, _ChildExit):
+        return err.code
+    import traceback
+
+    traceback.print_exception(err)
+    return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

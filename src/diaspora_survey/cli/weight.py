@@ -1,0 +1,150 @@
+"""``diaspora-survey weight``: weight every wave to the project's targets and pool them.
+
+    diaspora-survey weight                       # targets from diaspora-survey.toml [weighting]
+    diaspora-survey weight --targets codebooks/targets.yaml
+
+Reads ``build/harmonised.parquet`` (or harmonises the project when it is absent),
+writes ``build/weighted.parquet`` atomically with the columns ``weight_base``, the step
+columns, ``weight`` (within wave) and ``weight_pooled``, and prints the diagnostics per
+wave (effective n, Kish deff, weight range, iterations, the worst margin) and every
+decision taken (restricted targets, rows kept at their base weight, trimming).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+OUTPUT = "build/weighted.parquet"
+INPUT = "build/harmonised.parquet"
+
+
+def write_outputs(project, res, output: str | Path | None = None) -> list[Path]:
+    """Write the weighted data (atomically); returns the paths written."""
+    from .._util import atomic_path
+
+    out = Path(output) if output is not None else Path(project.root) / OUTPUT
+    with atomic_path(out) as tmp:
+        res.data.to_parquet(tmp, index=False)
+    return [out]
+
+
+def print_diagnostics(res, console, *, details: bool = False) -> None:
+    """Per wave: n, Kish n_eff, deff (1 + CV²), weight quantiles, iterations, convergence;
+    the worst margin and the largest standardised mean difference; with ``details`` the
+    full margin table (before / after / target) and the SMDs of the other covariates."""
+    from rich import box
+    from rich.table import Table
+
+    tab = Table(title=f"Weighting by wave ({res.method}; pooled: {res.pooling})", box=box.SIMPLE_HEAD,
+                padding=(0, 1), pad_edge=False)
+    for col in ("wave", "n", "n_eff", "deff", "min", "p1", "median", "p99", "max", "max/min",
+                "iter", "conv"):
+        tab.add_column(col, justify="left" if col == "wave" else "center" if col == "conv" else "right",
+                       no_wrap=True)
+    worst, smds = [], []
+    for wave, r in res.results.items():
+        d = r.diagnostics
+        s = d.summary
+        m = d.margins
+        if len(m):
+            j = m["difference"].abs().idxmax()
+            worst.append(f"  {wave}: {m.at[j, 'margin']}={m.at[j, 'category']} weighted share "
+                         f"{m.at[j, 'weighted_share']:.4f} vs target {m.at[j, 'target_share']:.4f} "
+                         f"(sample {m.at[j, 'sample_share']:.4f})")
+        sm = d.smd
+        if len(sm) and sm["smd"].notna().any():
+            k = sm["smd"].abs().idxmax()
+            lev = f"={sm.at[k, 'level']}" if sm.at[k, "level"] else ""
+            smds.append(f"  {wave}: {sm.at[k, 'covariate']}{lev} {sm.at[k, 'mean_before']:.4g} -> "
+                        f"{sm.at[k, 'mean_after']:.4g} (SMD {sm.at[k, 'smd']:+.3f})")
+        tab.add_row(str(wave), f"{int(s['n'])}", f"{s['n_eff']:.0f}", f"{s['kish_deff']:.2f}",
+                    f"{s['min']:.3g}", f"{s['p1']:.3g}", f"{s['median']:.3g}", f"{s['p99']:.3g}",
+                    f"{s['max']:.3g}", f"{s['max_min_ratio']:.1f}",
+                    str(d.iterations), "yes" if d.converged else "[red]NO[/red]")
+    console.print(tab)
+    if worst:
+        console.print("[bold]Largest margin difference per wave[/bold] (final weights, after trimming if any)")
+        for line in worst:
+            console.print(line, markup=False)
+    if smds:
+        console.print("[bold]Largest change of another covariate per wave[/bold] (weighted mean before -> "
+                      "after, standardised mean difference)")
+        for line in smds:
+            console.print(line, markup=False)
+    if details:
+        for wave, r in res.results.items():
+            d = r.diagnostics
+            if len(d.margins):
+                mt = Table(title=f"Margins, wave {wave}: shares before (sample, base weights) and after")
+                for col in ("margin", "category", "n", "sample", "base", "weighted", "target", "diff"):
+                    mt.add_column(col, justify="left" if col in ("margin", "category") else "right")
+                for row in d.margins.itertuples(index=False):
+                    mt.add_row(str(row.margin), str(row.category), str(row.n), f"{row.sample_share:.4f}",
+                               f"{row.base_share:.4f}", f"{row.weighted_share:.4f}",
+                               f"{row.target_share:.4f}", f"{row.difference:+.4f}")
+                console.print(mt)
+            if len(d.smd):
+                st = Table(title=f"Other covariates, wave {wave}: weighted means before and after")
+                for col in ("covariate", "level", "before", "after", "SMD"):
+                    st.add_column(col, justify="left" if col in ("covariate", "level") else "right")
+                for row in d.smd.itertuples(index=False):
+                    st.add_row(str(row.covariate), str(row.level), f"{row.mean_before:.4g}",
+                               f"{row.mean_after:.4g}", f"{row.smd:+.3f}")
+                console.print(st)
+    if res.decisions:
+        console.print("[bold]Decisions[/bold]")
+        for note in res.decisions:
+            console.print(f"  • {note}", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("weight")
+    def weight_cmd(
+        targets: Optional[Path] = typer.Option(None, "--targets", "-t",
+                                               help="Targets YAML (default: [weighting] targets of the project)."),
+        project: Path = typer.Option(Path("."), "--project", "-p", help="Project folder (with diaspora-survey.toml)."),
+        input: Optional[Path] = typer.Option(None, "--input", "-i",
+                                             help=f"Harmonised data (default: {INPUT}; harmonised on the fly if absent)."),
+        output: Optional[Path] = typer.Option(None, "--output", "-o", help=f"Output parquet (default: {OUTPUT})."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the diagnostics."),
+        details: bool = typer.Option(False, "--details", "-d",
+                                     help="Also print every margin (before/after/target) and the "
+                                          "standardised mean differences of the other covariates."),
+    ) -> None:
+        """Weight each wave to the targets (rake / poststratify / calibrate), trim, pool."""
+        import pandas as pd
+        from ._console import console as make_console
+
+        from ..errors import InputFileError
+        from ..project import Project
+        from ..weighting import weight_project
+
+        if quiet and details:
+            from ..errors import WeightingError
+
+            raise WeightingError("--quiet and --details contradict each other", code="weighting.bad_option")
+        proj = Project.load(project)
+        src = input if input is not None else Path(proj.root) / INPUT
+        if src.exists():
+            try:
+                data = pd.read_parquet(src)
+            except Exception as e:  # pyarrow raises several kinds
+                raise InputFileError(f"cannot read parquet: {e}", code="input.unreadable", where=str(src),
+                                     hint="re-run `diaspora-survey harmonise`") from None
+        elif input is not None:
+            raise InputFileError("file not found", code="input.not_found", where=str(input))
+        else:
+            data = proj.harmonised()
+        tp = None
+        if targets is not None:
+            tp = targets if targets.is_absolute() or targets.exists() else Path(proj.root) / targets
+        res = weight_project(proj, data, targets=tp)
+        paths = write_outputs(proj, res, output)
+        console = make_console()
+        if not quiet:
+            if getattr(proj, "synthetic", False):
+                console.print("[bold yellow]SYNTHETIC example data[/bold yellow]")
+            print_diagnostics(res, console, details=details)
+        console.print(f"wrote {paths[0]} ({len(res.data)} rows)")

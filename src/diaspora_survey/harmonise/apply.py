@@ -1,0 +1,942 @@
+"""Apply a codebook to a raw wave: one harmonised DataFrame, issues, and an exclusions table.
+
+Rules (issue 3, "Nothing lost"):
+
+* every input row appears exactly once — in :attr:`Harmonised.data` (index = the row's
+  position in the raw file) or in :attr:`Harmonised.exclusions` with the reason;
+* a value the codebook does not map is never silently turned into missing: it becomes NA
+  *and* is reported as an ``unmapped`` issue with its count; ``strict=True`` makes it an error;
+* missing codes (declared in the codebook, or user-missing in the SPSS file) become NA and are
+  counted as missing.
+
+Mapping is vectorised: each column is factorised once and every *distinct* value is resolved
+once (explicit map → value label map → ranges → file user-missing → crosswalk), so the cost is
+one ``pandas.factorize`` and one array take per variable.
+
+Output dtypes: categories as pandas ``Categorical`` with the schema's categories (ordered
+where the schema says), ``age`` as ``Int64``, booleans as ``boolean``, dates as
+``datetime64[ns]`` (first of the month for departures), ``resp_id`` as ``string``; design
+columns under the stable names ``weight_base``, ``strata``, ``psu``, ``fpc``.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import difflib
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import schema
+from .codebook import Codebook, VariableSpec, _bool_value, _key_identity, parse_rule
+from .crosswalks import Crosswalk, normalise_label
+from ..errors import CodebookError, HarmonisationError
+
+STRING = "string"
+DESIGN_NAMES = {"weight": "weight_base", "strata": "strata", "psu": "psu", "fpc": "fpc"}
+EXCLUSION_COLUMNS = ["wave", "row", "resp_id", "reason", "detail"]
+STRICT_KINDS = ("unmapped", "unparsed")
+
+
+@dataclass
+class Issue:
+    """Something harmonisation noticed; ``kind`` is one of ``unmapped``, ``unparsed``,
+    ``out_of_range``, ``non_integer``, ``eligibility_unknown``, ``duplicate_id``,
+    ``missing_weight``."""
+
+    wave: str
+    variable: str
+    kind: str
+    count: int
+    message: str
+    values: dict = field(default_factory=dict)   # raw value (or "value «label»") → count
+    where: str | None = None
+
+    def __str__(self) -> str:
+        return f"[{self.wave}] {self.variable}: {self.message}"
+
+
+@dataclass
+class Harmonised:
+    """Result of :func:`harmonise` for one wave."""
+
+    data: pd.DataFrame
+    issues: list[Issue]
+    exclusions: pd.DataFrame
+    summary: pd.DataFrame
+    wave: str = ""
+
+    def __repr__(self) -> str:
+        return (f"Harmonised(wave={self.wave!r}, rows={len(self.data)}, excluded={len(self.exclusions)}, "
+                f"issues={len(self.issues)})")
+
+    @property
+    def unmapped(self) -> int:
+        return int(sum(i.count for i in self.issues if i.kind in STRICT_KINDS))
+
+
+# ---- month parsing -------------------------------------------------------------------------------
+
+def _month_forms() -> dict[str, int]:
+    ru = [("январь", "января", "январе", "янв"), ("февраль", "февраля", "феврале", "фев", "февр"),
+          ("март", "марта", "марте", "мар"), ("апрель", "апреля", "апреле", "апр"),
+          ("май", "мая", "мае"), ("июнь", "июня", "июне", "июн"), ("июль", "июля", "июле", "июл"),
+          ("август", "августа", "августе", "авг"),
+          ("сентябрь", "сентября", "сентябре", "сен", "сент"), ("октябрь", "октября", "октябре", "окт"),
+          ("ноябрь", "ноября", "ноябре", "ноя", "нояб"), ("декабрь", "декабря", "декабре", "дек")]
+    en = ["january", "february", "march", "april", "may", "june", "july", "august", "september",
+          "october", "november", "december"]
+    out: dict[str, int] = {}
+    for i, forms in enumerate(ru, start=1):
+        for f in forms:
+            out[f] = i
+    for i, name in enumerate(en, start=1):
+        out[name] = i
+        out[name[:3]] = i
+    out["sept"] = 9
+    return out
+
+
+MONTH_FORMS = _month_forms()
+_P_MY = re.compile(r"^(\d{1,2})\s*[./\-]\s*(\d{4})$")
+_P_YM = re.compile(r"^(\d{4})\s*[./\-]\s*(\d{1,2})$")
+_P_DMY = re.compile(r"^(\d{1,2})\s*[./\-]\s*(\d{1,2})\s*[./\-]\s*(\d{4})(?:\s+[\d:]+)?$")
+_P_YMD = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[ t][\d:.]+)?$")
+_P_NY = re.compile(r"^([a-zа-я]+)\.?,?\s*(\d{4})(?:\s*(?:г|года?|year)\.?)?$")
+_P_YN = re.compile(r"^(\d{4})\s*(?:г\.?|года?)?,?\s*([a-zа-я]+)\.?$")
+
+
+def parse_month(text) -> tuple[int, int] | None:
+    """``(year, month)`` from a free-text month, or None.
+
+    Accepts ``03.2022``, ``3.2022``, ``03/2022``, ``2022-03``, ``2022.03``, full dates
+    ``15.03.2022`` / ``2022-03-15``, and month names in Russian (any case: март, марта, марте,
+    мар., сент.) or English (March, mar, Sept) before or after the year (``март 2022``,
+    ``2022 март``, ``марта 2022 г.``). Years 1900–2100 only.
+    """
+    if text is None:
+        return None
+    s = str(text).strip().casefold().replace("ё", "е")
+    s = re.sub(r"\s+", " ", s)
+    if not s:
+        return None
+    y = m = None
+    if mt := _P_MY.match(s):
+        m, y = int(mt.group(1)), int(mt.group(2))
+    elif mt := _P_YM.match(s):
+        y, m = int(mt.group(1)), int(mt.group(2))
+    elif mt := _P_DMY.match(s):
+        m, y = int(mt.group(2)), int(mt.group(3))
+    elif mt := _P_YMD.match(s):
+        y, m = int(mt.group(1)), int(mt.group(2))
+    elif mt := _P_NY.match(s):
+        m, y = MONTH_FORMS.get(mt.group(1)), int(mt.group(2))
+    elif mt := _P_YN.match(s):
+        y, m = int(mt.group(1)), MONTH_FORMS.get(mt.group(2))
+    if y is None or m is None or not (1 <= m <= 12) or not (1900 <= y <= 2100):
+        return None
+    return y, m
+
+
+# ---- helpers ---------------------------------------------------------------------------------------
+
+def _is_missing_scalar(v) -> bool:
+    if v is None or v is pd.NA or v is pd.NaT:
+        return True
+    if isinstance(v, float) and math.isnan(v):
+        return True
+    if isinstance(v, str) and not v.strip():
+        return True
+    return False
+
+
+def _identities(v) -> list[tuple]:
+    """Identities under which a raw value may be found in a map (number and/or label)."""
+    if isinstance(v, (bool, np.bool_)):
+        return [("b", bool(v))]
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        return [("n", float(v))]
+    if isinstance(v, str):
+        out = []
+        t = v.strip().replace(",", ".")
+        try:
+            out.append(("n", float(t)))
+        except ValueError:
+            pass
+        out.append(("s", normalise_label(v)))
+        return out
+    return [("o", repr(v))]
+
+
+def _fmt_value(v, label: str | None) -> str:
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        v = int(v)
+    return f"{v} «{label}»" if label else f"{v}"
+
+
+class _Meta:
+    """Value labels and user-missing declarations of one raw column, by value identity."""
+
+    def __init__(self, meta):
+        self.labels: dict[tuple, str] = {}
+        self.meta = meta
+        if meta is not None:
+            for k, lab in (meta.value_labels or {}).items():
+                for ident in _identities(k):
+                    self.labels.setdefault(ident, lab)
+
+    def label(self, v) -> str | None:
+        for ident in _identities(v):
+            if ident in self.labels:
+                return self.labels[ident]
+        return None
+
+    def user_missing(self, uniques: pd.Series) -> np.ndarray:
+        if self.meta is None or not (self.meta.missing_values or self.meta.missing_ranges):
+            return np.zeros(len(uniques), dtype=bool)
+        mask = np.zeros(len(uniques), dtype=bool)
+        vals = list(uniques)
+        miss_ids = set()
+        for mv in self.meta.missing_values:
+            miss_ids.update(_identities(mv))
+        for i, v in enumerate(vals):
+            if any(ident in miss_ids for ident in _identities(v)):
+                mask[i] = True
+        if self.meta.missing_ranges:
+            num = pd.to_numeric(pd.Series(vals, dtype=object), errors="coerce").to_numpy(dtype=float)
+            for lo, hi in self.meta.missing_ranges:
+                with np.errstate(invalid="ignore"):
+                    mask |= (num >= float(lo)) & (num <= float(hi))
+        return mask
+
+
+def _factorize(s: pd.Series):
+    """Codes and distinct values (blank strings are recognised as missing among the distinct
+    values, see :func:`_is_missing_scalar`)."""
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    return codes, pd.Series(uniques, dtype=object) if not isinstance(uniques, pd.Series) else uniques.astype(object)
+
+
+class _Var:
+    """Book-keeping of one harmonised variable: missing / unmapped counts and issues."""
+
+    def __init__(self, ctx: "_Ctx", name: str, spec: VariableSpec | None):
+        self.ctx, self.name, self.spec = ctx, name, spec
+        n = len(ctx.raw.data)
+        self.unmapped_rows = np.zeros(n, dtype=bool)       # value present but not mapped/parsed
+        self.out_of_range_rows = np.zeros(n, dtype=bool)   # value outside valid_range
+
+    @property
+    def n_unmapped(self) -> int:
+        return int(self.unmapped_rows.sum())
+
+    @property
+    def n_out_of_range(self) -> int:
+        return int(self.out_of_range_rows.sum())
+
+    def where(self, *keys):
+        return self.ctx.cb.where("variables", self.name, *keys)
+
+    def issue(self, kind: str, count: int, message: str, values: dict | None = None, keys=()):
+        self.ctx.issues.append(Issue(self.ctx.wave_id, self.name, kind, int(count), message,
+                                     dict(values or {}), self.where(*keys)))
+
+
+@dataclass
+class _Ctx:
+    wave_id: str
+    cb: Codebook
+    raw: Any
+    crosswalks: dict[str, Crosswalk]
+    issues: list = field(default_factory=list)
+
+
+# ---- categorical variables -----------------------------------------------------------------------
+
+def _map_categorical(v: _Var, col: pd.Series, categories: list[str] | None, ordered: bool) -> pd.Series:
+    spec = v.spec
+    meta = _Meta(v.ctx.raw.meta.get(spec.sources[0]))
+    codes, uniques = _factorize(col)
+    n_u = len(uniques)
+
+    explicit: dict[tuple, Any] = {}
+    for k, cat in spec.map.items():
+        explicit[_key_identity(k)] = cat
+    by_label = {normalise_label(k): cat for k, cat in spec.labels.items()}
+    missing_ids = {_key_identity(m) for m in spec.missing}
+    cw = v.ctx.crosswalks.get(spec.crosswalk) if spec.crosswalk else None
+    file_missing = meta.user_missing(uniques) if spec.file_missing else np.zeros(n_u, dtype=bool)
+
+    result: list[Any] = [None] * n_u
+    status = np.zeros(n_u, dtype=np.int8)  # 0 mapped, 1 missing, 2 unmapped
+    for i, u in enumerate(uniques):          # loop over distinct values only
+        if _is_missing_scalar(u):
+            status[i] = 1
+            continue
+        ids = _identities(u)
+        if any(ident in missing_ids for ident in ids):
+            status[i] = 1
+            continue
+        cat = next((explicit[ident] for ident in ids if ident in explicit), None)
+        label = meta.label(u)
+        if cat is None and by_label:
+            cat = by_label.get(normalise_label(label)) if label is not None else None
+            if cat is None and isinstance(u, str):
+                cat = by_label.get(normalise_label(u))
+        if cat is None and spec.ranges:
+            num = _to_float(u)
+            if num is not None:
+                for r in spec.ranges:
+                    if (r.min is None or num >= r.min) and (r.max is None or num <= r.max):
+                        cat = r.to
+                        break
+        if cat is None and file_missing[i]:
+            status[i] = 1
+            continue
+        if cat is None and cw is not None:
+            cat = cw.lookup(label) if label is not None else None
+            if cat is None and isinstance(u, str):
+                cat = cw.lookup(u)
+        if cat is None:
+            status[i] = 2
+            continue
+        result[i] = cat
+
+    if categories is None:      # open category set (country, custom): categories present
+        cats = sorted({c for c in result if c is not None}) if v.name == "country" else \
+            list(dict.fromkeys(c for c in result if c is not None))
+    else:
+        cats = list(categories)
+        extra = sorted({c for c in result if c is not None and c not in cats})
+        if extra:   # only via a crosswalk override with a bad code; codebook categories were checked
+            raise CodebookError(f"{v.name}: crosswalk gives categories not in the schema: {extra}",
+                                code="codebook.unknown_category", where=v.where("crosswalk"),
+                                hint="fix the project crosswalk")
+    pos = {c: j for j, c in enumerate(cats)}
+    lut = np.array([pos[c] if c is not None else -1 for c in result] + [-1], dtype=np.int64)
+    out_codes = lut[codes]   # codes == -1 (NA) picks the trailing -1
+
+    counts = np.bincount(codes[codes >= 0], minlength=n_u) if n_u else np.zeros(0, dtype=np.int64)
+    unm = np.flatnonzero(status == 2)
+    if len(unm):
+        v.unmapped_rows |= np.append(status == 2, False)[codes]
+        k = int(counts[unm].sum())
+        vals = {_fmt_value(uniques.iloc[i], meta.label(uniques.iloc[i])): int(counts[i])
+                for i in unm[np.argsort(-counts[unm], kind="stable")]}
+        v.issue("unmapped", k,
+                f"{k} value(s) of {spec.sources[0]!r} not mapped ({len(unm)} distinct): " +
+                ", ".join(f"{k} ×{c}" for k, c in list(vals.items())[:8]) + (" …" if len(vals) > 8 else ""),
+                vals)
+    return pd.Series(pd.Categorical.from_codes(out_codes, categories=cats, ordered=ordered),
+                     index=col.index, name=v.name)
+
+
+def _string_missing(s: pd.Series, missing) -> pd.Series:
+    """Rows of a text column whose value is one of the codebook's missing codes (normalised)."""
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    wanted = {normalise_label(m) for m in missing}
+    hit = np.array([normalise_label(u) in wanted for u in uniques] + [False], dtype=bool)
+    return pd.Series(hit[codes], index=s.index)
+
+
+def _to_float(u) -> float | None:
+    if isinstance(u, (bool, np.bool_)):
+        return None
+    if isinstance(u, (int, float, np.integer, np.floating)):
+        f = float(u)
+        return None if math.isnan(f) else f
+    if isinstance(u, str):
+        try:
+            return float(u.strip().replace(",", "."))
+        except ValueError:
+            return None
+    return None
+
+
+# ---- numeric variables ---------------------------------------------------------------------------
+
+def _numeric_with_missing(v: _Var, col: pd.Series, source: str) -> pd.Series:
+    """Float series with missing codes (codebook and file user-missing) as NaN; unparsable
+    non-empty text reported as ``unparsed``."""
+    spec = v.spec
+    meta = _Meta(v.ctx.raw.meta.get(source))
+    if pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
+        num = col.astype("float64")
+        bad = pd.Series(False, index=col.index)
+    else:
+        txt = col.astype("string").str.strip().str.replace(",", ".", regex=False).str.replace(" ", "", regex=False)
+        num = pd.to_numeric(txt, errors="coerce").astype("float64")
+        blank = txt.isna() | txt.eq("")
+        bad = num.isna() & ~blank.fillna(True)
+    miss = np.zeros(len(col), dtype=bool)
+    if spec.missing:
+        miss_nums = [f for m in spec.missing if (f := _to_float(m)) is not None]
+        miss_strs = {normalise_label(m) for m in spec.missing if isinstance(m, str)}
+        if miss_nums:
+            miss |= num.isin(miss_nums).to_numpy()
+        if miss_strs and bad.any():
+            codes, uniques = pd.factorize(col.where(bad.to_numpy()), use_na_sentinel=True)
+            hit = np.array([normalise_label(u) in miss_strs for u in uniques] + [False])
+            miss |= hit[codes]
+    if spec.file_missing and meta.meta is not None and (meta.meta.missing_values or meta.meta.missing_ranges):
+        codes, uniques = pd.factorize(num, use_na_sentinel=True)
+        um = np.append(meta.user_missing(pd.Series(uniques, dtype=object)), False)
+        miss |= um[codes]
+    bad = bad.to_numpy() & ~miss
+    if bad.any():
+        vc = col[bad].astype("string").value_counts()
+        vals = {str(k): int(c) for k, c in vc.items()}
+        v.unmapped_rows |= bad
+        v.issue("unparsed", int(bad.sum()), f"{int(bad.sum())} value(s) of {source!r} are not numbers: " +
+                ", ".join(f"{k!r} ×{c}" for k, c in list(vals.items())[:8]), vals)
+    # a number whose value label says "no answer" (99 «Отказ от ответа») that neither the codebook
+    # nor the file declares missing: never used as a number — NA, reported as unmapped
+    mcw = v.ctx.crosswalks.get("missing")
+    if mcw is not None and meta.meta is not None and meta.meta.value_labels:
+        codes_like = [(f, lab) for k, lab in meta.meta.value_labels.items()
+                      if (f := _to_float(k)) is not None and mcw.lookup(lab)]
+        if codes_like:
+            hit = num.isin([f for f, _ in codes_like]).to_numpy() & ~miss & ~bad
+            if hit.any():
+                vc = num[hit].value_counts()
+                labels = dict(codes_like)
+                vals = {_fmt_value(x, labels.get(float(x))): int(c) for x, c in vc.items()}
+                v.unmapped_rows |= hit
+                bad = bad | hit
+                v.issue("unmapped", int(hit.sum()),
+                        f"{int(hit.sum())} value(s) of {source!r} are labelled as no answer but not declared "
+                        "missing: " + ", ".join(f"{a} ×{c}" for a, c in list(vals.items())[:8]) +
+                        " — list them under 'missing:'", vals)
+    return num.mask(miss | bad)
+
+
+def _apply_valid_range(v: _Var, num: pd.Series) -> pd.Series:
+    if v.spec.valid_range is None:
+        return num
+    lo, hi = v.spec.valid_range
+    out = (num < lo) | (num > hi)
+    k = int(out.sum())
+    if k:
+        vc = num[out].value_counts().sort_index()
+        vals = {_fmt_value(x, None): int(c) for x, c in vc.items()}
+        v.out_of_range_rows |= out.to_numpy(dtype=bool, na_value=False)
+        v.issue("out_of_range", k, f"{k} value(s) outside [{lo:g}, {hi:g}] set to missing: " +
+                ", ".join(f"{a} ×{c}" for a, c in list(vals.items())[:8]), vals, keys=("valid_range",))
+        num = num.mask(out)
+    return num
+
+
+def _to_int(v: _Var, num: pd.Series) -> pd.Series:
+    frac = num.notna() & (num != np.floor(num))
+    k = int(frac.sum())
+    if k:
+        v.issue("non_integer", k, f"{k} non-integer value(s) rounded down to whole years/units")
+    return np.floor(num).astype("Int64")
+
+
+_DATE_FORMATS = ("%d.%m.%Y", "%d.%m.%Y %H:%M", "%d.%m.%Y %H:%M:%S", "%d/%m/%Y", "%d/%m/%Y %H:%M",
+                 "%d/%m/%Y %H:%M:%S", "%d.%m.%y", "%Y/%m/%d", "%Y.%m.%d")
+_DATE_MIN, _DATE_MAX = pd.Timestamp("1900-01-01"), pd.Timestamp("2100-12-31")
+
+
+def _parse_date_values(values: pd.Series) -> pd.Series:
+    """Dates from distinct text values: ISO 8601 first, then day-first forms (``15.03.2022``,
+    ``15/03/2022``, with or without a time); never month-first. NaT where none fits."""
+    txt = values.astype("string").str.strip()
+    out = pd.to_datetime(txt.where(txt.str.match(r"^\d{4}-\d{1,2}-\d{1,2}([ T].*)?$", na=False)),
+                         format="ISO8601", errors="coerce")
+    for fmt in _DATE_FORMATS:
+        todo = out.isna() & txt.notna()
+        if not todo.any():
+            break
+        out = out.where(~todo, pd.to_datetime(txt.where(todo), format=fmt, errors="coerce"))
+    return out
+
+
+def _parse_dates(v: _Var, col: pd.Series, source: str, *, floor_month: bool = False) -> pd.Series:
+    """A date column (``datetime64[ns]``): dates as they are, texts parsed (ISO or day first),
+    codebook missing codes → NaT; anything else non-empty is reported as ``unparsed`` and dates
+    outside 1900–2100 as ``out_of_range``. Each distinct value is parsed once."""
+    spec = v.spec
+    n = len(col)
+    if pd.api.types.is_datetime64_any_dtype(col.dtype):
+        if getattr(col.dt, "tz", None) is not None:
+            col = col.dt.tz_localize(None)
+        years = col.dt.year
+        oor = (col.notna() & ~years.between(_DATE_MIN.year, _DATE_MAX.year)).to_numpy()
+        vals = col.where(~oor).to_numpy(dtype="datetime64[ns]") if oor.any() else \
+            col.to_numpy(dtype="datetime64[ns]")
+        bad = np.zeros(n, dtype=bool)
+        bad_counts: dict = {}
+        oor_counts = {str(k): int(c) for k, c in col[oor].astype(str).value_counts().items()}
+    else:
+        codes, uniques = _factorize(col)
+        miss = {_key_identity(m) for m in spec.missing}
+        status = np.zeros(len(uniques), dtype=np.int8)   # 0 date, 1 missing, 2 unparsed, 3 out of range
+        parsed = np.full(len(uniques), np.datetime64("NaT"), dtype="datetime64[ns]")
+        is_text = np.zeros(len(uniques), dtype=bool)
+        for i, u in enumerate(uniques):                     # distinct values only
+            if _is_missing_scalar(u) or any(ident in miss for ident in _identities(u)):
+                status[i] = 1
+            elif isinstance(u, (_dt.date, np.datetime64)):
+                try:
+                    ts = pd.Timestamp(u)
+                    if ts.tzinfo is not None:
+                        ts = ts.tz_localize(None)
+                except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime):
+                    ts = None
+                if ts is None or pd.isna(ts) or not (_DATE_MIN <= ts <= _DATE_MAX):
+                    status[i] = 3
+                else:
+                    parsed[i] = np.datetime64(ts.to_datetime64(), "ns")
+            elif isinstance(u, str):
+                is_text[i] = True
+            else:
+                status[i] = 2
+        if is_text.any():
+            idx = np.flatnonzero(is_text)
+            got = _parse_date_values(pd.Series([uniques.iloc[i] for i in idx], dtype=object))
+            ok = (got.notna() & got.between(_DATE_MIN, _DATE_MAX)).to_numpy()
+            parsed[idx[ok]] = got[ok].to_numpy(dtype="datetime64[ns]")
+            status[idx[~ok & got.isna().to_numpy()]] = 2
+            status[idx[~ok & got.notna().to_numpy()]] = 3
+        lut = np.append(parsed, np.datetime64("NaT", "ns"))
+        vals = lut[codes]
+        st = np.append(status, 1)[codes]
+        bad, oor = st == 2, st == 3
+        counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+
+        def listing(kind):
+            idx = np.flatnonzero(status == kind)
+            return {str(uniques.iloc[i]): int(counts[i]) for i in idx[np.argsort(-counts[idx], kind="stable")]}
+
+        bad_counts, oor_counts = listing(2), listing(3)
+    out = pd.Series(vals, index=col.index, dtype="datetime64[ns]")
+    if floor_month:
+        out = out.dt.to_period("M").dt.to_timestamp().astype("datetime64[ns]")
+    if bad.any():
+        k = int(bad.sum())
+        v.unmapped_rows |= bad
+        v.issue("unparsed", k, f"{k} value(s) of {source!r} are not dates: " +
+                ", ".join(f"{a!r} ×{c}" for a, c in list(bad_counts.items())[:8]) +
+                " (formats: 2022-03-15, 15.03.2022, 15/03/2022)", bad_counts)
+    if oor.any():
+        k = int(oor.sum())
+        v.out_of_range_rows |= oor
+        v.issue("out_of_range", k, f"{k} date(s) in {source!r} outside 1900–2100 set to missing: " +
+                ", ".join(f"{a!r} ×{c}" for a, c in list(oor_counts.items())[:8]), oor_counts)
+    return out
+
+
+def _age_from_birth_year(v: _Var, df: pd.DataFrame) -> pd.Series:
+    """Age in completed years from the birth year and the interview date.
+
+    ``age_rule: year_difference`` — year(interview) − birth year (age reached during the
+    interview year); ``midyear`` (default) — birthdays assumed on 1 July: one year less for
+    interviews before 1 July, which is unbiased when birthdays are spread over the year.
+    """
+    spec = v.spec
+    by = _numeric_with_missing(v, df[spec.sources[0]], spec.sources[0])
+    if len(spec.sources) == 2:
+        idate = _parse_dates(v, df[spec.sources[1]], spec.sources[1])
+    else:
+        idate = pd.Series(pd.Timestamp(spec.interview_date), index=df.index, dtype="datetime64[ns]")
+    iy = idate.dt.year.astype("float64")
+    age = iy - by
+    if spec.age_rule == "midyear":
+        before_july = (idate.dt.month < 7).astype("float64").where(idate.notna())
+        age = age - before_july
+    negative = (age < 0).to_numpy(dtype=bool, na_value=False)   # born after the interview
+    if negative.any():
+        k = int(negative.sum())
+        v.out_of_range_rows |= negative
+        v.issue("out_of_range", k, f"{k} birth year(s) in {spec.sources[0]!r} after the interview date "
+                                   "set to missing")
+        age = age.mask(negative)
+    return age
+
+
+def _month_series(v: _Var, col: pd.Series) -> pd.Series:
+    spec = v.spec
+    codes, uniques = _factorize(col)
+    miss = {_key_identity(m) for m in spec.missing}
+    vals = np.full(len(uniques) + 1, np.datetime64("NaT"), dtype="datetime64[ns]")
+    status = np.zeros(len(uniques), dtype=np.int8)
+    for i, u in enumerate(uniques):
+        if _is_missing_scalar(u) or any(ident in miss for ident in _identities(u)):
+            status[i] = 1
+            continue
+        if isinstance(u, (pd.Timestamp, np.datetime64)) or hasattr(u, "year"):
+            ym = (u.year, u.month)
+        else:
+            ym = parse_month(u)
+        if ym is None:
+            status[i] = 2
+            continue
+        vals[i] = np.datetime64(f"{ym[0]:04d}-{ym[1]:02d}-01", "ns")
+    out = pd.Series(vals[codes], index=col.index, name=v.name)
+    counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+    bad = np.flatnonzero(status == 2)
+    if len(bad):
+        k = int(counts[bad].sum())
+        v.unmapped_rows |= np.append(status == 2, False)[codes]
+        d = {str(uniques.iloc[i]): int(counts[i]) for i in bad[np.argsort(-counts[bad], kind="stable")]}
+        v.issue("unparsed", k, f"{k} value(s) of {spec.sources[0]!r} are not a month: " +
+                ", ".join(f"{a!r} ×{c}" for a, c in list(d.items())[:8]) +
+                " (formats: 03.2022, 2022-03, март 2022)", d)
+    return out
+
+
+def _year_month(v: _Var, df: pd.DataFrame) -> pd.Series:
+    spec = v.spec
+    y = _numeric_with_missing(v, df[spec.sources[0]], spec.sources[0])
+    m = _numeric_with_missing(v, df[spec.sources[1]], spec.sources[1])
+    ok = y.notna() & m.notna() & m.between(1, 12) & y.between(1900, 2100)
+    bad = y.notna() & m.notna() & ~ok
+    if bad.any():
+        k = int(bad.sum())
+        v.out_of_range_rows |= bad.to_numpy(dtype=bool)
+        vc = (y[bad].astype("int64").astype(str) + "/" + m[bad].astype("int64").astype(str)).value_counts()
+        vals = {str(a): int(c) for a, c in vc.items()}
+        v.issue("out_of_range", k, f"{k} year/month pair(s) out of range set to missing: " +
+                ", ".join(f"{a} ×{c}" for a, c in list(vals.items())[:8]) +
+                " (years 1900–2100, months 1–12)", vals)
+    yy = y.where(ok, 1970).astype("int64").to_numpy()
+    mm = m.where(ok, 1).astype("int64").to_numpy()
+    months = (yy - 1970) * 12 + (mm - 1)
+    out = pd.Series(months.astype("datetime64[M]").astype("datetime64[ns]"), index=df.index, name=v.name)
+    out[~ok.to_numpy()] = pd.NaT
+    return out
+
+
+# ---- eligibility ---------------------------------------------------------------------------------
+
+def _repeated(values) -> np.ndarray:
+    """True for each value seen earlier in ``values`` (missing values never count as repeats)."""
+    codes, _ = pd.factorize(values, use_na_sentinel=True)
+    out = np.ones(len(codes), dtype=bool)
+    if len(codes):
+        _, first = np.unique(codes, return_index=True)
+        out[first] = False
+    out[codes < 0] = False
+    return out
+
+
+def _as_text(s: pd.Series) -> pd.Series:
+    """Values as text for the exclusions' ``detail`` (NA as "NA", dates as YYYY-MM-DD)."""
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        return s.dt.strftime("%Y-%m-%d").fillna("NA").astype(object)
+    return s.astype("string").fillna("NA").astype(object)
+
+
+def _check_rule(codebook: Codebook, col: pd.Series, var: str, op: str, value, rule: str, where: str):
+    """Reject a rule that cannot mean what it says for this variable's type (it would exclude
+    every row, or none); returns the value in the column's terms (dates as Timestamps)."""
+    def bad(msg, hint):
+        return CodebookError(f"eligibility rule '{rule}': {msg}", code="codebook.bad_eligibility",
+                             where=where, hint=hint)
+
+    values = value if op in ("in", "not in") else [value]
+    dtype = col.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        if op in (">=", ">", "<=", "<"):
+            some = ", ".join(str(c) for c in list(dtype.categories)[:2]) or "a, b"
+            raise bad(f"{var} is a category, it cannot be compared with '{op}'",
+                      f"list the categories instead, e.g. {var} in [{some}]")
+        if var == "country":
+            wrong = [x for x in values if not (isinstance(x, str) and re.fullmatch(r"[A-Z]{2}", x))]
+            if wrong:
+                raise bad(f"{wrong[0]!r} is not an ISO 3166-1 alpha-2 code", "countries are two capital "
+                                                                           "letters, e.g. country in [GE, AM]")
+        elif var in schema.SCHEMA and schema.SCHEMA[var].derived or codebook.variables.get(var) is not None \
+                and codebook.categories(var) is not None:
+            cats = [str(c) for c in dtype.categories]
+            wrong = [x for x in values if str(x) not in cats]
+            if wrong:
+                close = difflib.get_close_matches(str(wrong[0]), cats, n=1)
+                raise bad(f"{wrong[0]!r} is not a category of {var}",
+                          (f"did you mean {close[0]!r}? " if close else "") + "categories: " + ", ".join(cats))
+            return [c for c in dtype.categories if str(c) in {str(x) for x in values}] \
+                if op in ("in", "not in") else next(c for c in dtype.categories if str(c) == str(value))
+        return value
+    if pd.api.types.is_bool_dtype(dtype):
+        if op in (">=", ">", "<=", "<") or any(_bool_value(x) is None for x in values):
+            raise bad(f"{var} is true/false", f"write {var} == true or {var} == false")
+        return [_bool_value(x) for x in values] if op in ("in", "not in") else _bool_value(value)
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        if any(not isinstance(x, _dt.date) for x in values):
+            raise bad(f"{var} is a date", f"compare it with a date, e.g. {var} >= 2022-02-24")
+        ts = [pd.Timestamp(x) for x in values]
+        return ts if op in ("in", "not in") else ts[0]
+    if pd.api.types.is_numeric_dtype(dtype):
+        if any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in values):
+            raise bad(f"{var} is a number", f"compare it with a number, e.g. {var} >= 18")
+        return value
+    if op in (">=", ">", "<=", "<"):
+        raise bad(f"{var} is text, it cannot be compared with '{op}'", f"use ==, !=, in or not in with {var}")
+    return [str(x) for x in values] if op in ("in", "not in") else str(value)
+
+
+def _eval_rule(data: pd.DataFrame, var: str, op: str, value) -> tuple[np.ndarray, np.ndarray]:
+    """(passes, unknown) boolean arrays for one rule."""
+    col = data[var]
+    unknown = col.isna().to_numpy()
+    if op in ("in", "not in"):
+        res = col.astype(object).isin(value).to_numpy()
+        if op == "not in":
+            res = ~res
+    elif op in ("==", "!="):
+        res = (col.astype(object) == value).to_numpy(dtype=bool, na_value=False)
+        if op == "!=":
+            res = ~res
+    elif pd.api.types.is_datetime64_any_dtype(col.dtype):
+        vals = col.to_numpy(dtype="datetime64[ns]")
+        t = np.datetime64(pd.Timestamp(value), "ns")
+        res = {">=": vals >= t, ">": vals > t, "<=": vals <= t, "<": vals < t}[op]
+    else:
+        num = pd.to_numeric(col, errors="coerce").astype("float64").to_numpy()
+        with np.errstate(invalid="ignore"):
+            res = {">=": num >= value, ">": num > value, "<=": num <= value, "<": num < value}[op]
+    return res & ~unknown, unknown
+
+
+# ---- the public function ------------------------------------------------------------------------
+
+def harmonise(wave, codebook, *, strict: bool = False, crosswalks: dict[str, Crosswalk] | None = None,
+              age_bands: Sequence[tuple[int, int | None]] = schema.DEFAULT_AGE_BANDS,
+              wave_id: str | None = None) -> Harmonised:
+    """Harmonise one raw wave with its codebook.
+
+    Parameters
+    ----------
+    wave : RawWave or path (read with :func:`diaspora_survey.read_wave`).
+    codebook : Codebook or path to its YAML file.
+    strict : unmapped or unparsable values raise :class:`HarmonisationError` instead of
+        being reported as issues.
+    crosswalks : crosswalk tables (default: the packaged ones, see
+        :func:`diaspora_survey.harmonise.crosswalks.load`).
+    age_bands : bands of the derived ``age_group``.
+    wave_id : overrides the codebook's ``wave``.
+    """
+    if isinstance(codebook, (str, Path)):
+        codebook = Codebook.load(codebook)
+    if isinstance(wave, (str, Path)):
+        from ..io import read_wave
+
+        wave = read_wave(wave)
+    from . import crosswalks as _cw
+
+    cws = crosswalks if crosswalks is not None else _cw.load()
+    wid = str(wave_id or codebook.wave)
+    codebook.validate_against(wave)
+    raw = wave.data
+    n = len(raw)
+    ctx = _Ctx(wid, codebook, wave, cws)
+    out: dict[str, pd.Series] = {}
+    summary_rows = []
+
+    # respondent id
+    if codebook.id:
+        ids = raw[codebook.id]
+        if pd.api.types.is_float_dtype(ids.dtype) and bool((ids.dropna() % 1 == 0).all()):
+            ids = ids.astype("Int64")
+        rid = ids.astype("string").str.strip()
+        # duplicates are found on the numbers where the ids are numbers (much faster than on text)
+        id_key = ids.array if pd.api.types.is_numeric_dtype(ids.dtype) and not \
+            pd.api.types.is_bool_dtype(ids.dtype) else rid.array
+    else:
+        rid = pd.Series(np.arange(1, n + 1).astype(str), index=raw.index, dtype="string")
+        id_key = np.arange(n)
+    out["resp_id"] = rid.astype("string")
+
+    for name, spec in codebook.variables.items():
+        v = _Var(ctx, name, spec)
+        vtype = codebook.var_type(name)
+        t = spec.transform
+        if t == "age_from_birth_year":
+            num = _apply_valid_range(v, _age_from_birth_year(v, raw))
+            series = _to_int(v, num) if vtype == "int" else num
+        elif t == "month":
+            series = _month_series(v, raw[spec.sources[0]])
+        elif t == "year_month":
+            series = _year_month(v, raw)
+        elif t == "date":
+            series = _parse_dates(v, raw[spec.sources[0]], spec.sources[0], floor_month=name == "departure_date")
+        elif vtype in ("int", "float"):
+            num = _apply_valid_range(v, _numeric_with_missing(v, raw[spec.sources[0]], spec.sources[0]))
+            series = _to_int(v, num) if vtype == "int" else num.astype("Float64")
+        elif vtype in ("category", "ordered"):
+            ordered = vtype == "ordered"
+            series = _map_categorical(v, raw[spec.sources[0]], codebook.categories(name), ordered)
+        elif vtype == "bool":
+            cats = _map_categorical(v, raw[spec.sources[0]], None, False)
+            lut = np.array([bool(_bool_value(c)) for c in cats.cat.categories] + [False], dtype=bool)
+            codes = cats.cat.codes.to_numpy()
+            series = pd.Series(pd.arrays.BooleanArray(lut[codes], codes < 0), index=cats.index)
+        elif vtype == "string":
+            s = raw[spec.sources[0]].astype("string").str.strip()
+            miss = s.eq("").fillna(True)
+            if spec.missing:
+                miss |= _string_missing(s, spec.missing)
+            series = s.mask(miss)
+        elif vtype == "date":
+            series = _parse_dates(v, raw[spec.sources[0]], spec.sources[0])
+        else:  # pragma: no cover - types are validated by the model
+            raise CodebookError(f"unsupported type {vtype}", where=v.where())
+        if strict:
+            bad = [i for i in ctx.issues if i.variable == name and i.kind in STRICT_KINDS]
+            if bad:
+                first = bad[0]
+                raise HarmonisationError(
+                    f"wave {wid}, {name}: {first.message}", code="harmonise.unmapped", where=first.where,
+                    hint="add the values to 'map:'/'labels:' (or to 'missing:' if they mean no answer) "
+                         "in the codebook, or run without --strict to get them as reported NA")
+        out[name] = series.rename(name)
+        summary_rows.append((name, v))
+
+    data = pd.DataFrame(out, index=raw.index)
+
+    # derived variables (schema rules)
+    if "age" in data:
+        data["age_group"] = schema.derive_age_group(data["age"], age_bands)
+    if "education" in data:
+        data["higher_education"] = schema.derive_higher_education(data["education"]).astype("boolean")
+    if "employment_status" in data:
+        data["entrepreneur"] = schema.derive_entrepreneur(data["employment_status"]).astype("boolean")
+    if "departure_date" in data:
+        data["departure_cohort"] = schema.derive_departure_cohort(data["departure_date"])
+
+    # design columns
+    if codebook.design is not None:
+        for key, target in DESIGN_NAMES.items():
+            col = getattr(codebook.design, key)
+            if not col:
+                continue
+            s = raw[col]
+            if key in ("weight", "fpc"):
+                num = pd.to_numeric(s.astype("string").str.replace(",", ".", regex=False), errors="coerce") \
+                    if not pd.api.types.is_numeric_dtype(s.dtype) else s
+                num = num.astype("float64")
+                bad = num.isna() | (num <= 0) if key == "weight" else num.isna()
+                if bad.any():
+                    ctx.issues.append(Issue(wid, target, "missing_weight" if key == "weight" else "missing_fpc",
+                                            int(bad.sum()), f"{int(bad.sum())} row(s) with a missing or "
+                                            f"non-positive {key} in {col!r}", {},
+                                            codebook.where("design", key)))
+                data[target] = num
+            else:
+                if pd.api.types.is_float_dtype(s.dtype) and bool((s.dropna() % 1 == 0).all()):
+                    s = s.astype("Int64")
+                data[target] = s.astype("string")
+
+    # eligibility and exclusions
+    keep = np.ones(n, dtype=bool)
+    reason = np.full(n, None, dtype=object)
+    detail = np.full(n, None, dtype=object)
+    for i, rule in enumerate(codebook.eligibility_rules()):
+        where = codebook.where("eligibility", i)
+        var, op, value = parse_rule(rule.rule, where=where)
+        if var not in data:
+            raise CodebookError(f"eligibility rule uses {var!r}, which this codebook does not define",
+                                code="codebook.bad_eligibility", where=where,
+                                hint=f"map {var!r} under 'variables:' or remove the rule")
+        value = _check_rule(codebook, data[var], var, op, value, rule.rule, where)
+        ok, unknown = _eval_rule(data, var, op, value)
+        fail = keep & ~ok & ~unknown
+        if rule.missing == "exclude":
+            fail |= keep & unknown
+        elif (keep & unknown).any():
+            k = int((keep & unknown).sum())
+            ctx.issues.append(Issue(wid, var, "eligibility_unknown", k,
+                                    f"{k} row(s) kept although '{rule.rule}' cannot be checked ({var} missing)",
+                                    {}, where))
+        if fail.any():
+            reason[fail] = f"eligibility: {rule.rule}"
+            detail[fail] = (f"{var}=" + _as_text(data[var][fail])).to_numpy(dtype=object)
+            keep &= ~fail
+    # duplicate ids among kept rows: first occurrence kept
+    dup = np.zeros(n, dtype=bool)
+    dup[keep] = _repeated(id_key[keep])
+    if dup.any():
+        reason[dup] = "duplicate resp_id"
+        detail[dup] = ("resp_id=" + data["resp_id"][dup]).to_numpy(dtype=object)
+        keep &= ~dup
+        ctx.issues.append(Issue(wid, "resp_id", "duplicate_id", int(dup.sum()),
+                                f"{int(dup.sum())} row(s) repeat an earlier respondent id; first kept, "
+                                "others excluded", {}, codebook.where("id")))
+
+    positions = np.arange(n)
+    excl = pd.DataFrame({
+        "wave": pd.Series([wid] * int((~keep).sum()), dtype="string"),
+        "row": pd.Series(positions[~keep], dtype="Int64"),
+        "resp_id": pd.Series(data["resp_id"].to_numpy()[~keep], dtype="string"),
+        "reason": pd.Series(reason[~keep], dtype="string"),
+        "detail": pd.Series(detail[~keep], dtype="string"),
+    })
+    data = data.loc[keep] if not keep.all() else data
+
+    # summary over the rows kept: n + missing + unmapped + out_of_range = rows kept
+    rows = []
+    for name, v in summary_rows:
+        na = data[name].isna().to_numpy()
+        unm = v.unmapped_rows[keep]
+        oor = v.out_of_range_rows[keep] & ~unm
+        rows.append({"wave": wid, "variable": name, "n": int((~na).sum()),
+                     "missing": int((na & ~unm & ~oor).sum()), "unmapped": int(unm.sum()),
+                     "out_of_range": int(oor.sum())})
+    summary = pd.DataFrame(rows, columns=["wave", "variable", "n", "missing", "unmapped", "out_of_range"])
+    summary[["n", "missing", "unmapped", "out_of_range"]] = summary[["n", "missing", "unmapped",
+                                                                     "out_of_range"]].astype("int64")
+    return Harmonised(data=data, issues=ctx.issues, exclusions=excl, summary=summary, wave=wid)
+
+
+def stack(results: Sequence[Harmonised], wave_order: Sequence[str] | None = None):
+    """Stack per-wave results: (data, exclusions) with a categorical ``wave`` column.
+
+    Categorical columns get the union of categories (schema order where the schema has levels,
+    sorted for country, first-seen order for custom variables).
+    """
+    order = list(wave_order or [r.wave for r in results])
+    frames = []
+    cat_cols: dict[str, list] = {}
+    ordered: dict[str, bool] = {}
+    for r in results:
+        for c in r.data.columns:
+            if isinstance(r.data[c].dtype, pd.CategoricalDtype):
+                lst = cat_cols.setdefault(c, [])
+                for x in r.data[c].cat.categories:
+                    if x not in lst:
+                        lst.append(x)
+                ordered[c] = bool(r.data[c].cat.ordered)
+    if "country" in cat_cols:
+        cat_cols["country"] = sorted(cat_cols["country"])
+    for r in results:
+        d = r.data.copy()
+        for c, cats in cat_cols.items():
+            if c in d:
+                d[c] = d[c].cat.set_categories(cats, ordered=ordered[c])
+        d.insert(0, "wave", pd.Categorical([r.wave] * len(d), categories=order))
+        frames.append(d.reset_index(drop=True))
+    data = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"wave": pd.Categorical([])})
+    for c, cats in cat_cols.items():   # concat keeps equal categoricals; re-assert for missing columns
+        if c in data and not isinstance(data[c].dtype, pd.CategoricalDtype):
+            data[c] = pd.Categorical(data[c], categories=cats, ordered=ordered[c])
+    for c in ("higher_education", "entrepreneur"):
+        if c in data:
+            data[c] = data[c].astype("boolean")
+    if "age" in data:
+        data["age"] = data["age"].astype("Int64")
+    if "resp_id" in data:
+        data["resp_id"] = data["resp_id"].astype("string")
+    excl = pd.concat([r.exclusions for r in results], ignore_index=True) if results else \
+        pd.DataFrame(columns=EXCLUSION_COLUMNS)
+    excl["wave"] = pd.Categorical(excl["wave"].astype(object), categories=order)
+    return data, excl
+
+
+__all__ = ["harmonise", "Harmonised", "Issue", "parse_month", "stack"]
+

@@ -1,0 +1,963 @@
+"""Codebooks: one YAML file per wave saying how its raw columns become the harmonised schema.
+
+The format is documented in ``docs/codebook.md``; the example project's codebooks in
+``codebooks/`` are living examples. In short::
+
+    wave: "2022-03"
+    file: raw/2022-03_wave1.sav          # optional; the project file is authoritative
+    id: id                               # respondent id column (default: row number)
+    design: {weight: wt_base}            # weight, strata, psu, fpc — when the file has them
+    eligibility: ["age >= 18"]           # rules on harmonised variables; failing rows go to exclusions
+    variables:
+      sex:
+        source: q1_pol
+        map: {1: male, 2: female}        # code → category
+        missing: [99]                    # codes → NA (reported as missing, never as unmapped)
+      education:
+        source: q3_obraz
+        crosswalk: education             # value labels → category through the crosswalk
+      age:
+        transform: age_from_birth_year
+        source: [q2_god_rozhd, data_intervyu]
+
+:meth:`Codebook.load` validates the file against the schema and raises
+:class:`~diaspora_survey.errors.CodebookError` naming ``file:line`` and a hint;
+:meth:`Codebook.validate_against` checks it against a :class:`~diaspora_survey.io.RawWave`.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import difflib
+import math
+import re
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+
+from . import schema
+from ..errors import CodebookError
+
+TRANSFORMS = ("age_from_birth_year", "month", "year_month", "date", "number")
+CROSSWALK_NAMES = ("country", "education", "employment", "sex")
+TYPES = ("category", "ordered", "int", "float", "bool", "string", "date")
+
+
+# ---- YAML with line numbers ------------------------------------------------------------------
+
+class _Loader(yaml.SafeLoader):
+    """Safe loader with YAML 1.2 booleans: only true/false are booleans (``no`` is Norway)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                              list("tTfF"))
+
+
+class _DupKey(Exception):
+    def __init__(self, key, line, first_line, path):
+        self.key, self.line, self.first_line, self.path = key, line, first_line, path
+
+
+def _key_identity(key):
+    """Keys that mean the same code: 1 == 1.0 == "1"; labels equal after normalisation."""
+    from .crosswalks import normalise_label
+
+    if isinstance(key, bool):
+        return ("b", key)
+    if isinstance(key, (int, float)):
+        return ("n", float(key))
+    if isinstance(key, str):
+        try:
+            return ("n", float(key.strip().replace(",", ".")))
+        except ValueError:
+            return ("s", normalise_label(key))
+    return ("o", repr(key))
+
+
+def load_yaml_with_lines(text: str, source: str = "<yaml>"):
+    """Parse YAML into plain Python data and a ``{path tuple: line}`` map (1-based lines).
+
+    Duplicate keys in a mapping (which PyYAML would silently overwrite) raise
+    :class:`CodebookError`; under ``map``/``labels``/``missing`` keys equal as codes
+    (``1`` and ``1.0``, ``"Высшее"`` and ``"высшее "``) count as duplicates too.
+    """
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.YAMLError as ex:
+        mark = getattr(ex, "problem_mark", None) or getattr(ex, "context_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(ex, "problem", None) or str(ex)
+        raise CodebookError(f"not valid YAML: {problem}", code="codebook.yaml_syntax",
+                            where=f"{source}{line}",
+                            hint="check indentation and quoting near that line; "
+                                 "labels with ':' or '#' need quotes") from None
+    lines: dict[tuple, int] = {}
+    constructor = _Loader("")
+
+    def build(n, path):
+        lines[path] = n.start_mark.line + 1
+        if isinstance(n, yaml.MappingNode):
+            out: dict = {}
+            seen: dict = {}
+            code_like = bool(path) and path[-1] in ("map", "labels")
+            for k_node, v_node in n.value:
+                key = constructor.construct_object(k_node, deep=True)
+                if isinstance(key, list):
+                    key = tuple(key)
+                ident = _key_identity(key) if code_like else ("k", repr(key))
+                if ident in seen:
+                    raise _DupKey(key, k_node.start_mark.line + 1, seen[ident], path)
+                seen[ident] = k_node.start_mark.line + 1
+                out[key] = build(v_node, path + (key,))
+                lines[path + (key,)] = k_node.start_mark.line + 1
+            return out
+        if isinstance(n, yaml.SequenceNode):
+            return [build(v, path + (i,)) for i, v in enumerate(n.value)]
+        return constructor.construct_object(n, deep=True)
+
+    if node is None:
+        return None, lines
+    try:
+        data = build(node, ())
+    except _DupKey as d:
+        what = "code" if d.path and d.path[-1] in ("map", "labels") else "key"
+        raise CodebookError(f"{what} {d.key!r} appears twice" +
+                            (f" in the {d.path[-1]} of {d.path[-2]!r}" if len(d.path) >= 2 else ""),
+                            code="codebook.duplicate_code" if what == "code" else "codebook.duplicate_key",
+                            where=f"{source}:{d.line}",
+                            hint=f"first given at line {d.first_line}; " +
+                                 ("a code maps to one category — delete one of them" if what == "code" else
+                                  "a key may appear once — merge the two entries or delete one")) from None
+    except yaml.YAMLError as ex:
+        raise CodebookError(f"not valid YAML: {ex}", code="codebook.yaml_syntax", where=source) from None
+    return data, lines
+
+
+# ---- the model ---------------------------------------------------------------------------------
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Design(_Strict):
+    """Design columns of the raw file; they become ``weight_base``, ``strata``, ``psu``, ``fpc``."""
+
+    weight: str | None = None
+    strata: str | None = None
+    psu: str | None = None
+    fpc: str | None = None
+
+
+class RangeRule(_Strict):
+    """Numeric codes ``min <= x <= max`` (inclusive; either bound may be omitted) → ``to``."""
+
+    min: float | None = None
+    max: float | None = None
+    to: str
+
+
+class EligibilityRule(_Strict):
+    """``rule`` such as ``age >= 18``; rows failing it go to the exclusions table.
+
+    ``missing``: what to do with rows where the rule cannot be evaluated (variable missing):
+    ``keep`` (default; counted in the issues) or ``exclude``.
+    """
+
+    rule: str
+    missing: Literal["keep", "exclude"] = "keep"
+
+
+Scalar = Union[int, float, str]
+
+
+class VariableSpec(_Strict):
+    """How one harmonised variable is made from the raw file."""
+
+    source: Union[str, list[str], None] = None
+    type: Literal["category", "ordered", "int", "float", "bool", "string", "date"] | None = None
+    map: dict[Any, Any] = Field(default_factory=dict)
+    labels: dict[str, Any] = Field(default_factory=dict)
+    ranges: list[RangeRule] = Field(default_factory=list)
+    crosswalk: Literal["country", "education", "employment", "sex"] | None = None
+    missing: list[Scalar] = Field(default_factory=list)
+    file_missing: bool = True
+    transform: Literal["age_from_birth_year", "month", "year_month", "date", "number"] | None = None
+    interview_date: _dt.date | None = None
+    age_rule: Literal["year_difference", "midyear"] = "midyear"
+    valid_range: list[float] | None = None
+    custom: bool = False
+    levels: list[str] | None = None
+    note: str | None = None
+
+    @field_validator("missing", mode="before")
+    @classmethod
+    def _scalar_list(cls, v):
+        if v is None:
+            return []
+        if not isinstance(v, list):
+            return [v]
+        return v
+
+    @property
+    def sources(self) -> list[str]:
+        if self.source is None:
+            return []
+        return [self.source] if isinstance(self.source, str) else list(self.source)
+
+
+class Codebook(_Strict):
+    """A wave's codebook (see the module docstring and ``docs/codebook.md``)."""
+
+    wave: str
+    file: str | None = None
+    id: str | None = None
+    title: str | None = None
+    note: str | None = None
+    design: Design | None = None
+    eligibility: list[Union[str, EligibilityRule]] = Field(default_factory=list)
+    variables: dict[str, VariableSpec]
+
+    _path: str = PrivateAttr(default="<codebook>")
+    _lines: dict = PrivateAttr(default_factory=dict)
+
+    @field_validator("wave", mode="before")
+    @classmethod
+    def _wave_str(cls, v):
+        return str(v) if isinstance(v, (int, float, _dt.date)) else v
+
+    # -- loading --------------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: str | Path, *, display: str | None = None) -> "Codebook":
+        """Read and validate a codebook YAML file; errors name ``file:line``."""
+        p = Path(path)
+        shown = display or str(path)
+        try:
+            text = p.read_text(encoding="utf-8-sig")
+        except FileNotFoundError:
+            raise CodebookError("codebook file not found", code="codebook.not_found", where=shown,
+                                hint="check the codebook path in diaspora-survey.toml, or write a draft "
+                                     "with `diaspora-survey codebook draft RAWFILE -o " + shown + "`") from None
+        except IsADirectoryError:
+            raise CodebookError("codebook path is a directory", code="codebook.not_found", where=shown,
+                                hint="point to the .yaml file") from None
+        except UnicodeDecodeError:
+            raise CodebookError("codebook is not UTF-8 text", code="codebook.encoding", where=shown,
+                                hint="save the file as UTF-8") from None
+        return cls.from_yaml(text, source=shown)
+
+    @classmethod
+    def from_yaml(cls, text: str, *, source: str = "<codebook>") -> "Codebook":
+        data, lines = load_yaml_with_lines(text, source)
+        if not isinstance(data, dict):
+            raise CodebookError("a codebook must be a YAML mapping with 'wave' and 'variables'",
+                                code="codebook.not_a_mapping", where=f"{source}:1",
+                                hint="start from `diaspora-survey codebook draft RAWFILE`")
+        return cls.from_dict(data, source=source, lines=lines)
+
+    @classmethod
+    def from_dict(cls, data: dict, *, source: str = "<codebook>", lines: dict | None = None) -> "Codebook":
+        lines = lines or {}
+        if isinstance(data.get("variables"), dict):   # keys must be strings (variable names)
+            data = dict(data)
+            data["variables"] = {str(k): ({} if v is None else v) for k, v in data["variables"].items()}
+        try:
+            cb = cls.model_validate(data)
+        except ValidationError as ex:
+            raise _pydantic_error(ex, source, lines) from None
+        cb._path = source
+        cb._lines = lines
+        cb._check_semantics()
+        return cb
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    def where(self, *keys) -> str:
+        """``file:line`` of the deepest known key path (falls back to the parent key)."""
+        keys = tuple(keys)
+        while keys:
+            if keys in self._lines:
+                return f"{self._path}:{self._lines[keys]}"
+            keys = keys[:-1]
+        return f"{self._path}:1" if self._lines else self._path
+
+    def _err(self, msg: str, code: str, keys: tuple, hint: str) -> CodebookError:
+        return CodebookError(msg, code=code, where=self.where(*keys), hint=hint)
+
+    def eligibility_rules(self) -> list[EligibilityRule]:
+        return [EligibilityRule(rule=r) if isinstance(r, str) else r for r in self.eligibility]
+
+    # -- validation against the schema ----------------------------------------------------------
+
+    def _check_semantics(self) -> None:
+        for name, spec in self.variables.items():
+            keys = ("variables", name)
+            self._check_variable(name, spec, keys)
+        for i, rule in enumerate(self.eligibility_rules()):
+            parse_rule(rule.rule, where=self.where("eligibility", i), known=set(self.variables) | set(schema.SCHEMA))
+        if self.id is not None and not isinstance(self.id, str):
+            raise self._err("id must be a column name", "codebook.invalid_field", ("id",),
+                            "write the name of the respondent id column")
+
+    def _check_variable(self, name: str, spec: VariableSpec, keys: tuple) -> None:
+        var = schema.SCHEMA.get(name)
+        if name in ("wave", "resp_id"):
+            raise self._err(f"{name!r} is set by the program, not by a codebook variable",
+                            "codebook.reserved_variable", keys,
+                            "the wave id comes from 'wave:', the respondent id from 'id:'")
+        if var is None and not spec.custom:
+            close = difflib.get_close_matches(name, [n for n, v in schema.SCHEMA.items() if not v.derived],
+                                              n=1, cutoff=0.6)
+            hint = (f"did you mean {close[0]!r}? " if close else "") + \
+                "harmonised variables are: " + ", ".join(n for n, v in schema.SCHEMA.items()
+                                                         if not v.derived and n not in ("wave", "resp_id")) + \
+                "; for a project-specific variable add 'custom: true' and a 'type'"
+            raise self._err(f"unknown harmonised variable {name!r}", "codebook.unknown_variable", keys, hint)
+        if var is not None and var.derived:
+            raise self._err(f"{name!r} is derived by a fixed rule and cannot be mapped",
+                            "codebook.derived_variable", keys,
+                            "map its base variable instead (see docs/codebook.md, 'Derived variables')")
+        if var is not None and spec.custom:
+            raise self._err(f"{name!r} is a schema variable, not a custom one", "codebook.invalid_field",
+                            keys + ("custom",), "remove 'custom: true'")
+        vtype = self.var_type(name)
+        if var is None and spec.type is None:
+            raise self._err(f"custom variable {name!r} needs a type", "codebook.invalid_field", keys,
+                            f"add 'type:' ({', '.join(TYPES)})")
+        if var is not None and spec.type is not None and spec.type != vtype and not (
+                var.type in ("category", "ordered") and spec.type in ("category", "ordered")):
+            raise self._err(f"{name!r} has type {var.type} in the schema, not {spec.type}",
+                            "codebook.invalid_field", keys + ("type",), "remove 'type:' (the schema decides)")
+
+        # sources and transforms
+        srcs = spec.sources
+        t = spec.transform
+        if t is None and not srcs:
+            raise self._err(f"variable {name!r} has no source column", "codebook.bad_transform", keys,
+                            "add 'source: COLUMN'")
+        need = {"age_from_birth_year": (1, 2), "year_month": (2, 2), "month": (1, 1), "date": (1, 1),
+                "number": (1, 1), None: (1, 1)}[t]
+        if not need[0] <= len(srcs) <= need[1]:
+            want = f"{need[0]}" if need[0] == need[1] else f"{need[0]}–{need[1]}"
+            raise self._err(f"{'transform ' + t if t else 'variable ' + repr(name)} needs {want} source "
+                            f"column(s), got {len(srcs)}", "codebook.bad_transform", keys + ("source",),
+                            {"age_from_birth_year": "source: [BIRTH_YEAR, INTERVIEW_DATE] or one column "
+                                                    "plus 'interview_date: YYYY-MM-DD'",
+                             "year_month": "source: [YEAR_COLUMN, MONTH_COLUMN]"}.get(t, "source: COLUMN"))
+        if t == "age_from_birth_year":
+            if name != "age" and vtype != "int":
+                raise self._err("age_from_birth_year makes an integer age", "codebook.bad_transform",
+                                keys + ("transform",), "use it for 'age' or a custom int variable")
+            if len(srcs) == 1 and spec.interview_date is None:
+                raise self._err("age_from_birth_year needs the interview date", "codebook.bad_transform",
+                                keys + ("transform",),
+                                "add the interview-date column as second source or 'interview_date: 2022-03-15'")
+        if t in ("month", "year_month", "date") and vtype != "date":
+            raise self._err(f"transform {t} makes a date, but {name!r} is {vtype}",
+                            "codebook.bad_transform", keys + ("transform",),
+                            "use it for departure_date or a custom date variable")
+        if t == "number" and vtype not in ("int", "float"):
+            raise self._err(f"transform number makes a number, but {name!r} is {vtype}",
+                            "codebook.bad_transform", keys + ("transform",), "remove the transform")
+        if vtype in ("int", "float", "date", "string") and (spec.map or spec.labels or spec.ranges or spec.crosswalk):
+            raise self._err(f"{name!r} is {vtype}: value maps, ranges and crosswalks are for categories",
+                            "codebook.bad_transform", keys, "remove map/labels/ranges/crosswalk; "
+                            "use 'missing:' and 'valid_range:' for numbers")
+        if vtype == "bool" and spec.crosswalk:
+            raise self._err(f"{name!r} is bool: crosswalks give categories, not true/false",
+                            "codebook.bad_transform", keys + ("crosswalk",),
+                            "map the codes instead, e.g. map: {1: true, 2: false}")
+        if "age_rule" in spec.model_fields_set and t != "age_from_birth_year":
+            raise self._err("age_rule is only used by transform age_from_birth_year", "codebook.bad_transform",
+                            keys + ("age_rule",), "remove it or set transform: age_from_birth_year")
+        if spec.levels is not None and (var is not None or vtype not in ("category", "ordered")):
+            raise self._err(f"'levels' is for custom categorical variables; {name!r} "
+                            + ("takes its categories from the schema" if var is not None else f"is {vtype}"),
+                            "codebook.invalid_field", keys + ("levels",), "remove 'levels:'")
+        if spec.valid_range is not None:
+            if len(spec.valid_range) != 2 or spec.valid_range[0] > spec.valid_range[1]:
+                raise self._err(f"valid_range must be [min, max] with min <= max, got {spec.valid_range}",
+                                "codebook.bad_range", keys + ("valid_range",), "e.g. valid_range: [14, 100]")
+            if vtype not in ("int", "float"):
+                raise self._err("valid_range is for numeric variables", "codebook.bad_range",
+                                keys + ("valid_range",), "remove it")
+        if spec.interview_date is not None and t != "age_from_birth_year":
+            raise self._err("interview_date is only used by age_from_birth_year", "codebook.bad_transform",
+                            keys + ("interview_date",), "remove it or set transform: age_from_birth_year")
+
+        # codes: none empty
+        for what in ("map", "labels"):
+            for code in getattr(spec, what):
+                if code is None or (isinstance(code, str) and not code.strip()):
+                    raise self._err(f"an empty code in the {what} of {name!r}", "codebook.invalid_field",
+                                    keys + (what, code), "write the code (or label) before the colon, e.g. 1: male; "
+                                    "'~' and empty keys mean nothing in YAML")
+        if vtype == "bool":
+            for what in ("map", "labels"):
+                for code, cat in getattr(spec, what).items():
+                    if _bool_value(cat) is None:
+                        raise self._err(f"{name!r} is bool: {cat!r} is neither true nor false",
+                                        "codebook.unknown_category", keys + (what, code),
+                                        "map each code to true or false (yes/no, да/нет also work); "
+                                        "list codes meaning no answer under 'missing:'")
+            for i, r in enumerate(spec.ranges):
+                if _bool_value(r.to) is None:
+                    raise self._err(f"{name!r} is bool: {r.to!r} is neither true nor false",
+                                    "codebook.unknown_category", keys + ("ranges", i), "use to: true or to: false")
+        # categories
+        if vtype in ("category", "ordered"):
+            allowed = self._allowed(name, spec)
+            for code, cat in spec.map.items():
+                self._check_category(name, cat, allowed, keys + ("map", code))
+            for lab, cat in spec.labels.items():
+                self._check_category(name, cat, allowed, keys + ("labels", lab))
+            for i, r in enumerate(spec.ranges):
+                self._check_category(name, r.to, allowed, keys + ("ranges", i))
+            if spec.crosswalk and name in schema.SCHEMA and spec.crosswalk != _default_crosswalk(name):
+                raise self._err(f"crosswalk {spec.crosswalk!r} does not give {name!r} categories",
+                                "codebook.bad_transform", keys + ("crosswalk",),
+                                f"use crosswalk: {_default_crosswalk(name)}")
+            if not (spec.map or spec.labels or spec.ranges or spec.crosswalk):
+                raise self._err(f"{name!r} has no value map", "codebook.bad_transform", keys,
+                                "add 'map:' (code → category), 'labels:', 'ranges:' or 'crosswalk:'")
+        # ranges
+        rs = sorted(spec.ranges, key=lambda r: -math.inf if r.min is None else r.min)
+        for i, r in enumerate(spec.ranges):
+            if r.min is None and r.max is None:
+                raise self._err("a range needs min or max", "codebook.bad_range", keys + ("ranges", i),
+                                "e.g. {min: 18, max: 24, to: '18-24'}")
+            if r.min is not None and r.max is not None and r.min > r.max:
+                raise self._err(f"range min {r.min:g} is above max {r.max:g}", "codebook.bad_range",
+                                keys + ("ranges", i), "swap min and max")
+        for a, b in zip(rs, rs[1:]):
+            a_hi = math.inf if a.max is None else a.max
+            b_lo = -math.inf if b.min is None else b.min
+            if b_lo <= a_hi:
+                i = spec.ranges.index(b)
+                raise self._err(f"ranges overlap: {_fmt_range(a)} and {_fmt_range(b)}", "codebook.bad_range",
+                                keys + ("ranges", i), "a code may fall into one range only")
+        # codes mapped twice: in 'map' and inside a range
+        for code in spec.map:
+            ident = _key_identity(code)
+            if ident[0] != "n":
+                continue
+            for i, r in enumerate(spec.ranges):
+                lo = -math.inf if r.min is None else r.min
+                hi = math.inf if r.max is None else r.max
+                if lo <= ident[1] <= hi:
+                    raise self._err(f"code {code!r} is mapped twice: to {spec.map[code]!r} in 'map' and to "
+                                    f"{r.to!r} by the range {_fmt_range(r)}", "codebook.duplicate_code",
+                                    keys + ("map", code), "a code maps to one category: remove it from 'map' "
+                                    "or narrow the range")
+        # missing codes also mapped
+        mapped = {_key_identity(k): k for k in spec.map}
+        for i, m in enumerate(spec.missing):
+            ident = _key_identity(m)
+            if ident in mapped:
+                raise self._err(f"code {m!r} is declared missing and also mapped to "
+                                f"{spec.map[mapped[ident]]!r}", "codebook.missing_and_mapped",
+                                keys + ("missing", i),
+                                "a code is either a category or missing: remove it from 'map' or 'missing'")
+            if ident[0] == "n":
+                for r in spec.ranges:
+                    lo = -math.inf if r.min is None else r.min
+                    hi = math.inf if r.max is None else r.max
+                    if lo <= ident[1] <= hi:
+                        raise self._err(f"missing code {m!r} falls into the range {_fmt_range(r)}",
+                                        "codebook.missing_and_mapped", keys + ("missing", i),
+                                        "narrow the range or drop the missing code")
+
+    def _allowed(self, name: str, spec: VariableSpec) -> list[str] | None:
+        var = schema.SCHEMA.get(name)
+        if var is not None and var.levels:
+            return var.categories
+        if spec.levels:
+            return list(spec.levels)
+        return None
+
+    def _check_category(self, name: str, cat, allowed, keys) -> None:
+        if cat is None:
+            raise self._err(f"no category given for {keys[-1]!r}", "codebook.unknown_category", keys,
+                            "to treat a code as missing, list it under 'missing:'")
+        if name == "country":
+            if not (isinstance(cat, str) and re.fullmatch(r"[A-Z]{2}", cat)):
+                raise self._err(f"country category {cat!r} is not an ISO 3166-1 alpha-2 code",
+                                "codebook.unknown_category", keys, "use two capital letters, e.g. GE")
+            return
+        if allowed is not None and cat not in allowed:
+            close = difflib.get_close_matches(str(cat), allowed, n=1)
+            raise self._err(f"category {cat!r} is not a category of {name!r}", "codebook.unknown_category",
+                            keys, (f"did you mean {close[0]!r}? " if close else "") +
+                            "categories: " + ", ".join(allowed))
+        if not isinstance(cat, str):
+            raise self._err(f"category {cat!r} must be text", "codebook.unknown_category", keys,
+                            "quote it")
+
+    def var_type(self, name: str) -> str:
+        var = schema.SCHEMA.get(name)
+        spec = self.variables.get(name)
+        if var is not None:
+            if var.type in ("category", "ordered") and spec is not None and spec.type == "ordered" and not var.levels:
+                return "ordered"
+            return var.type
+        return spec.type if spec is not None and spec.type else "category"
+
+    def categories(self, name: str) -> list[str] | None:
+        """Declared categories (schema levels, ``levels:``, or map values in order) or None."""
+        spec = self.variables[name]
+        allowed = self._allowed(name, spec)
+        if allowed is not None:
+            return allowed
+        if name == "country":
+            return None
+        seen: dict[str, None] = {}
+        for v in list(spec.map.values()) + list(spec.labels.values()) + [r.to for r in spec.ranges]:
+            seen.setdefault(v, None)
+        return list(seen) if not spec.crosswalk else None
+
+    # -- validation against a raw wave ----------------------------------------------------------
+
+    def validate_against(self, wave) -> None:
+        """Check that every column the codebook names exists in the raw wave."""
+        cols = list(wave.data.columns)
+        colset = set(cols)
+
+        def need(col, keys, what):
+            if col not in colset:
+                close = [c for c in cols if c.casefold() == col.casefold()] or \
+                    difflib.get_close_matches(col, cols, n=1)
+                raise self._err(f"{what} column {col!r} is not in {Path(wave.source.path).name}",
+                                "codebook.unknown_column", keys,
+                                (f"did you mean {close[0]!r}? " if close else "") +
+                                f"the file has: {', '.join(cols[:25])}{' …' if len(cols) > 25 else ''}")
+
+        if self.id:
+            need(self.id, ("id",), "id")
+        if self.design is not None:
+            for k in ("weight", "strata", "psu", "fpc"):
+                col = getattr(self.design, k)
+                if col:
+                    need(col, ("design", k), k)
+        for name, spec in self.variables.items():
+            src = spec.source
+            for i, col in enumerate(spec.sources):
+                need(col, ("variables", name, "source") + ((i,) if isinstance(src, list) else ()),
+                     "source")
+
+
+_TRUE = frozenset({"true", "yes", "1", "да", "y", "д"})
+_FALSE = frozenset({"false", "no", "0", "нет", "n", "н"})
+
+
+def _bool_value(cat) -> bool | None:
+    """``True``/``False`` for a bool category (true/false, yes/no, да/нет, 1/0), else None."""
+    from .crosswalks import normalise_label
+
+    if isinstance(cat, bool):
+        return cat
+    if isinstance(cat, (int, float)) and cat in (0, 1):
+        return bool(cat)
+    if isinstance(cat, str):
+        t = normalise_label(cat)
+        if t in _TRUE:
+            return True
+        if t in _FALSE:
+            return False
+    return None
+
+
+def _fmt_range(r: RangeRule) -> str:
+    lo = "" if r.min is None else f"{r.min:g}"
+    hi = "" if r.max is None else f"{r.max:g}"
+    return f"[{lo}, {hi}]"
+
+
+def _default_crosswalk(name: str) -> str | None:
+    return {"country": "country", "education": "education", "employment_status": "employment",
+            "sex": "sex"}.get(name)
+
+
+_RULE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|==|!=|>|<|not in|in)\s*(.+?)\s*$")
+
+
+def parse_rule(rule: str, *, where: str, known: set[str] | None = None):
+    """Parse an eligibility rule ``VAR OP VALUE`` (ops: >= > <= < == != in, not in)."""
+    m = _RULE.match(rule or "")
+    if not m:
+        raise CodebookError(f"cannot read the eligibility rule {rule!r}", code="codebook.bad_eligibility",
+                            where=where, hint="write VARIABLE OPERATOR VALUE, e.g. 'age >= 18' or "
+                                              "\"country in [GE, AM]\"")
+    var, op, raw = m.groups()
+    if known is not None and var not in known:
+        raise CodebookError(f"eligibility rule uses unknown variable {var!r}", code="codebook.bad_eligibility",
+                            where=where, hint="rules refer to harmonised variables, e.g. age, sex, country")
+    try:
+        value = yaml.load(raw, Loader=_Loader)
+    except yaml.YAMLError:
+        value = raw
+    if op in ("in", "not in") and not isinstance(value, list):
+        raise CodebookError(f"'{op}' needs a list, got {raw!r}", code="codebook.bad_eligibility", where=where,
+                            hint="e.g. country in [GE, AM]")
+    if op in (">=", ">", "<=", "<") and (isinstance(value, bool) or not isinstance(value, (int, float, _dt.date))):
+        raise CodebookError(f"'{op}' needs a number or a date, got {raw!r}", code="codebook.bad_eligibility",
+                            where=where, hint="e.g. age >= 18 or departure_date >= 2022-02-24")
+    return var, op, value
+
+
+def _pydantic_error(ex: ValidationError, source: str, lines: dict) -> CodebookError:
+    err = ex.errors()[0]
+    loc = tuple(err.get("loc", ()))
+    # pydantic adds union-branch names into loc; drop non-data parts
+    data_loc = tuple(x for x in loc if not (isinstance(x, str) and ("[" in x or x in (
+        "str", "int", "float", "list[str]", "EligibilityRule", "function-before"))))
+    keys = data_loc
+    line = None
+    while keys:
+        if keys in lines:
+            line = lines[keys]
+            break
+        keys = keys[:-1]
+    where = f"{source}:{line}" if line else (f"{source}:1" if lines else source)
+    kind = err.get("type", "")
+    dotted = ".".join(str(x) for x in data_loc)
+    if kind == "extra_forbidden":
+        key = data_loc[-1] if data_loc else "?"
+        parent = data_loc[:-1]
+        allowed = _allowed_keys(parent)
+        close = difflib.get_close_matches(str(key), allowed, n=1)
+        return CodebookError(f"unknown key {key!r}" + (f" in {'.'.join(map(str, parent))}" if parent else ""),
+                             code="codebook.unknown_key", where=where,
+                             hint=(f"did you mean {close[0]!r}? " if close else "") +
+                                  f"allowed here: {', '.join(allowed)}")
+    if kind == "missing":
+        return CodebookError(f"required key {dotted!r} is missing", code="codebook.missing_key", where=where,
+                             hint="every codebook needs 'wave:' and 'variables:'")
+    if kind in ("literal_error", "enum"):
+        return CodebookError(f"{dotted}: {err.get('msg')}", code="codebook.bad_transform" if
+                             data_loc and data_loc[-1] in ("transform", "crosswalk") else "codebook.invalid_field",
+                             where=where, hint="see docs/codebook.md for the allowed values")
+    if len(data_loc) == 2 and data_loc[0] == "variables":      # the variable's entry itself
+        field_name = "variable"
+    else:
+        field_name = next((x for x in reversed(data_loc) if isinstance(x, str) and x in _FIELD_HINTS), None)
+    hint = _FIELD_HINTS.get(field_name, "see docs/codebook.md for the codebook format")
+    msg = err.get("msg", "invalid value")
+    if field_name in _FIELD_SHAPES:   # pydantic's message names one branch of a union: say what is wanted
+        msg = f"should be {_FIELD_SHAPES[field_name]}"
+    return CodebookError(f"{dotted or 'codebook'}: {msg}", code="codebook.invalid_field",
+                         where=where, hint=hint)
+
+
+_FIELD_SHAPES = {
+    "source": "a column name or a list of column names",
+    "missing": "a list of codes (numbers or texts)",
+    "eligibility": "a list of rules",
+    "variables": "a mapping: harmonised variable → how to make it",
+    "variable": "a mapping of keys such as source, map, missing",
+    "design": "a mapping of weight, strata, psu, fpc to column names",
+    "map": "a mapping: code → category",
+    "labels": "a mapping: value label (text) → category",
+    "ranges": "a list of {min, max, to} ranges",
+}
+_FIELD_HINTS = {
+    "wave": 'write the wave id, e.g. wave: "2022-03"',
+    "file": "write the raw file's path relative to the project, e.g. file: raw/wave1.sav",
+    "id": "write the name of the respondent id column, e.g. id: respid",
+    "source": "source: COLUMN, or source: [COLUMN1, COLUMN2] for age_from_birth_year and year_month",
+    "missing": "missing: [98, 99] or missing: [\"Затрудняюсь ответить\"]",
+    "eligibility": 'a list of rules, e.g. eligibility: ["age >= 18"]',
+    "variables": "one entry per harmonised variable, e.g. variables: {sex: {source: q1, map: {1: male, 2: female}}}",
+    "variable": "e.g. sex: {source: q1, map: {1: male, 2: female}}",
+    "design": "design: {weight: wt}",
+    "weight": "design: {weight: COLUMN}",
+    "strata": "design: {strata: COLUMN}",
+    "psu": "design: {psu: COLUMN}",
+    "fpc": "design: {fpc: COLUMN}",
+    "map": "map: {1: male, 2: female}",
+    "labels": 'labels: {"Высшее — магистратура": master}',
+    "ranges": "ranges: [{min: 18, max: 24, to: young}, {min: 25, to: older}]",
+    "min": "ranges: [{min: 18, max: 24, to: young}] — min and max are numbers",
+    "max": "ranges: [{min: 18, max: 24, to: young}] — min and max are numbers",
+    "to": "ranges: [{min: 18, max: 24, to: young}] — to is a category",
+    "valid_range": "valid_range: [14, 100]",
+    "interview_date": "interview_date: 2022-03-15 (YYYY-MM-DD)",
+    "file_missing": "file_missing: true or false",
+    "custom": "custom: true or false",
+    "levels": "levels: [low, medium, high]",
+    "type": "type: category | ordered | int | float | bool | string | date",
+    "rule": 'a rule such as "age >= 18"',
+}
+
+
+def _allowed_keys(parent: tuple) -> list[str]:
+    if not parent:
+        return list(Codebook.model_fields)
+    if parent[0] == "design":
+        return list(Design.model_fields)
+    if parent[0] == "variables" and len(parent) == 2:
+        return list(VariableSpec.model_fields)
+    if parent[0] == "variables" and len(parent) >= 4 and parent[2] == "ranges":
+        return list(RangeRule.model_fields)
+    if parent[0] == "eligibility":
+        return list(EligibilityRule.model_fields)
+    return []
+
+
+__all__ = ["Codebook", "VariableSpec", "Design", "RangeRule", "EligibilityRule", "parse_rule",
+           "load_yaml_with_lines", "TRANSFORMS"]
+
+
+# ---- drafting a codebook from a file's metadata -------------------------------------------------
+
+_NAME_PATTERNS = {
+    "sex": r"(^|[^a-zа-я])(пол|sex|gender|pol)([^a-zа-я]|$)",
+    "birth_year": r"(год[ау]? рождения|birth|god_rozhd|yob|byear|rozhd)",
+    "age": r"(^|[^a-zа-я])(возраст|age|vozrast|ages)([^a-zа-я]|$)",
+    "education": r"(образован|educ|obraz)",
+    "employment_status": r"(занятост|employ|empl|zanyat|работаете)",
+    "country": r"(стран|country|strana|cntry)",
+    "departure_date": r"(выезд|уехал|отъезд|depart|vyezd|emigrat|relocat)",
+    "interview_date": r"(дата|date|intervyu|interview|zapoln)",
+    "weight": r"(^|[^a-zа-я])(weight|wt|wgt|вес|ves)([^a-zа-я]|$)",
+    "id": r"(^|[^a-zа-я])(id|resp|respid|анкет)([^a-zа-я]|$)",
+}
+
+
+def _q(value) -> str:
+    """A YAML scalar for a key or value (numbers plain, text double-quoted)."""
+    import json
+
+    if isinstance(value, bool):
+        return json.dumps(str(value))
+    if isinstance(value, (int, float)):
+        f = float(value)
+        return str(int(f)) if f.is_integer() else repr(f)
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def _comment(text) -> str:
+    return " ".join(str(text).split())
+
+
+def draft_yaml(wave, *, wave_id: str | None = None, file: str | None = None, crosswalks=None,
+               max_values: int = 60) -> str:
+    """A commented codebook draft for a raw wave (``RawWave``) as YAML text.
+
+    Columns are matched to harmonised variables by their value labels (share of labels found in
+    the crosswalks) and by their names/labels; value maps are pre-filled from the crosswalks,
+    codes without a match are left as ``# TODO`` comments (so the draft loads, and
+    ``codebook check`` lists them as unmapped with their counts). Missing codes are taken from
+    the file's user-missing declarations and from labels such as «Затрудняюсь ответить».
+    """
+    import numpy as np
+
+    from . import crosswalks as _cw
+    from .apply import parse_month
+
+    cws = crosswalks or _cw.load()
+    data = wave.data
+    meta = wave.meta
+    path = file or wave.source.path
+    wid = wave_id or Path(path).stem.split("_")[0]
+
+    def values_of(col):
+        """[(value, label or None, count)] — value labels first, then other observed values."""
+        m = meta.get(col)
+        s = data[col]
+        vc = s.value_counts(dropna=True)
+        if len(vc) > 400 and not (m and m.value_labels):
+            return None
+        out = []
+        seen = set()
+        labels = dict(m.value_labels) if m and m.value_labels else {}
+        counts = {}
+        for k, c in vc.items():
+            kk = float(k) if isinstance(k, (int, float, np.integer, np.floating)) else (str(k).strip())
+            counts[kk] = counts.get(kk, 0) + int(c)
+        for k, lab in labels.items():
+            kk = float(k) if isinstance(k, (int, float)) else str(k)
+            out.append((k, lab, counts.get(kk, 0)))
+            seen.add(kk)
+        for kk, c in sorted(counts.items(), key=lambda kv: -kv[1]):
+            if kk not in seen and not (isinstance(kk, str) and not kk):
+                out.append((kk, None, c))
+        return out
+
+    def missing_codes(col, vals):
+        m = meta.get(col)
+        codes = []
+        if m is not None:
+            codes += list(m.missing_values)
+        for k, lab, _ in vals or []:
+            text = lab if lab is not None else (k if isinstance(k, str) else None)
+            if text is not None and cws["missing"].lookup(text) and k not in codes:
+                codes.append(k)
+        return codes
+
+    def crosswalk_score(vals, name):
+        labs = [(lab if lab is not None else (k if isinstance(k, str) else None)) for k, lab, _ in vals]
+        labs = [x for x in labs if x is not None and not cws["missing"].lookup(x)]
+        if not labs:
+            return 0.0
+        return sum(cws[name].lookup(x) is not None for x in labs) / len(labs)
+
+    def text_of(col):
+        m = meta.get(col)
+        return f"{col} {m.label or '' if m else ''}".casefold().replace("ё", "е")
+
+    assigned: dict[str, str] = {}
+    info: dict[str, list] = {}
+    for col in data.columns:
+        vals = values_of(col)
+        info[col] = vals
+    # 1. by crosswalk hits on labels
+    for var, cwname in (("country", "country"), ("education", "education"),
+                        ("employment_status", "employment"), ("sex", "sex")):
+        best, best_score = None, 0.5
+        for col in data.columns:
+            if col in assigned.values() or info[col] is None or len(info[col]) < 2:
+                continue
+            sc = crosswalk_score(info[col], cwname)
+            if sc > best_score:
+                best, best_score = col, sc
+        if best is not None and var not in assigned:
+            assigned[var] = best
+    # 2. by names and labels
+    for var, rx in _NAME_PATTERNS.items():
+        if var in assigned:
+            continue
+        for col in data.columns:
+            if col in assigned.values():
+                continue
+            if re.search(rx, text_of(col)):
+                assigned[var] = col
+                break
+    # 3. departure month by content
+    if "departure_date" not in assigned:
+        for col in data.columns:
+            if col in assigned.values() or data[col].dtype.kind in "fiu":
+                continue
+            sample = data[col].dropna().astype(str).head(200)
+            if len(sample) and np.mean([parse_month(x) is not None for x in sample]) > 0.5:
+                assigned["departure_date"] = col
+                break
+
+    lines = [
+        f"# Codebook DRAFT for {Path(path).name}, written by `diaspora-survey codebook draft`.",
+        "# Check every line; '# TODO' marks codes the crosswalks could not map. A code that is",
+        "# not mapped is reported as unmapped by `diaspora-survey codebook check` and `harmonise`.",
+        "# Format: docs/codebook.md",
+    ]
+    if getattr(wave.source, "file_label", None):
+        lines.append(f"# File label: {_comment(wave.source.file_label)}")
+    lines += [f"wave: {_q(str(wid))}", f"file: {_q(str(path))}"]
+    if "id" in assigned:
+        lines.append(f"id: {_q(assigned['id'])}")
+    else:
+        lines.append("# id: COLUMN            # TODO respondent id column (default: row number)")
+    if "weight" in assigned:
+        lines += ["design:", f"  weight: {_q(assigned['weight'])}"]
+    lines += ["", "eligibility:", "  - age >= 18              # adults only; remove if not wanted", "",
+              "variables:"]
+
+    def var_header(var, col):
+        m = meta.get(col)
+        lab = f"  # «{_comment(m.label)}»" if m is not None and m.label else ""
+        return [f"  {var}:", f"    source: {_q(col)}{lab}"]
+
+    def cat_block(var, col, cwname):
+        vals = info[col] or []
+        out = var_header(var, col)
+        miss = missing_codes(col, vals)
+        missing_ids = {_key_identity(x) for x in miss}
+        use_cw = var == "country" or len(vals) > max_values
+        body = []
+        for k, lab, c in vals[:max_values] if not use_cw else vals:
+            if _key_identity(k) in missing_ids:
+                continue
+            text = lab if lab is not None else (k if isinstance(k, str) else None)
+            code = cws[cwname].lookup(text) if text is not None else None
+            note = f"«{_comment(lab)}» " if lab is not None else ""
+            if code is not None and not use_cw:
+                extra = cws[cwname].note(text)
+                body.append(f"      {_q(k)}: {code:<22} # {note}n={c}" + (f"; {extra}" if extra else ""))
+            elif code is None:
+                body.append(f"      # {_q(k)}: TODO             # {note}n={c} — not in the {cwname} crosswalk")
+        if use_cw:
+            out.append(f"    crosswalk: {cwname}")
+        if body or not use_cw:
+            out.append("    map:" if any(not b.lstrip().startswith("#") for b in body) else "    map: {}")
+            out += body
+        if miss:
+            out.append(f"    missing: [{', '.join(_q(x) for x in miss)}]")
+        return out
+
+    def used_now():
+        return set(assigned.values())
+
+    blocks = []
+    for var, cwname in (("sex", "sex"), ("education", "education"), ("employment_status", "employment"),
+                        ("country", "country")):
+        if var in assigned:
+            blocks.append(cat_block(var, assigned[var], cwname))
+        else:
+            blocks.append([f"  # {var}: TODO — no column recognised"])
+    if "age" in assigned:
+        col = assigned["age"]
+        blk = var_header("age", col) + ["    valid_range: [14, 100]"]
+        miss = missing_codes(col, info[col] if info[col] and len(info[col]) < 30 else [])
+        if meta.get(col) is not None and meta[col].missing_values:
+            blk.append(f"    missing: [{', '.join(_q(x) for x in meta[col].missing_values)}]")
+        elif miss:
+            blk.append(f"    missing: [{', '.join(_q(x) for x in miss)}]")
+        blocks.append(blk)
+    elif "birth_year" in assigned:
+        col = assigned["birth_year"]
+        date_col = assigned.get("interview_date")
+        blk = ["  age:", "    transform: age_from_birth_year"]
+        if date_col:
+            blk.append(f"    source: [{_q(col)}, {_q(date_col)}]   # birth year, interview date")
+        else:
+            blk += [f"    source: {_q(col)}", "    interview_date: 2000-01-01   # TODO date of the interviews"]
+        blk += ["    age_rule: midyear", "    valid_range: [14, 100]"]
+        blocks.append(blk)
+    else:
+        blocks.append(["  # age: TODO — no column recognised"])
+    dep = assigned.get("departure_date")
+    month_col = None
+    if dep is not None and data[dep].dtype.kind in "fiu":   # numeric year: look for a month column
+        for col in data.columns:
+            if col != dep and col not in used_now() and re.search(_NAME_PATTERNS["departure_date"], text_of(col)) \
+                    and re.search(r"(month|месяц|mes)", text_of(col)):
+                month_col = col
+                break
+    if dep is not None and month_col is not None:
+        assigned["departure_month"] = month_col
+        blocks.append(["  departure_date:", "    transform: year_month",
+                       f"    source: [{_q(dep)}, {_q(month_col)}]   # year, month"] +
+                      ([f"    missing: [{', '.join(_q(x) for x in meta[month_col].missing_values)}]"]
+                       if meta.get(month_col) is not None and meta[month_col].missing_values else []))
+    elif dep is not None:
+        blocks.append(var_header("departure_date", dep) + ["    transform: month"])
+    else:
+        blocks.append(["  # departure_date: TODO — no column recognised"])
+    for b in blocks:
+        lines += b + [""]
+    used = set(assigned.values())
+    rest = [c for c in data.columns if c not in used]
+    if rest:
+        lines.append("# Columns not used (add a variable with 'custom: true' and a 'type' to keep one):")
+        for c in rest:
+            m = meta.get(c)
+            lab = f" «{_comment(m.label)}»" if m is not None and m.label else ""
+            lines.append(f"#   {c}{lab}")
+    return "\n".join(lines).rstrip() + "\n"

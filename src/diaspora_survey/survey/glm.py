@@ -1,0 +1,209 @@
+"""Design-based generalised linear models (R ``svyglm``), fitted with statsmodels.
+
+Point estimates: the weighted (pseudo-)likelihood fit, weights = design weights scaled to
+mean 1 (statsmodels ``GLM(var_weights=...)``). Variance: the sandwich
+``A^-1 B A^-1`` with A = X' W X (IRLS working weights) and B the design-based
+covariance of the totals of the score contributions x_i w_i (y_i - mu_i) mu'_i / V(mu_i),
+computed like any total (PSU totals within strata, fpc, lonely PSUs, calibration records;
+Binder 1983, Lumley 2010 §5.2). Replicate designs refit the model per replicate.
+Degrees of freedom of the t statistics: df_residual = degf + 1 - p (as svyglm).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..errors import EstimationError
+
+FAMILIES = ("gaussian", "binomial", "quasibinomial", "poisson", "quasipoisson")
+
+
+def _family(name):
+    import statsmodels.api as sm
+
+    if name == "gaussian":
+        return sm.families.Gaussian()
+    if name in ("binomial", "quasibinomial"):
+        return sm.families.Binomial()
+    if name in ("poisson", "quasipoisson"):
+        return sm.families.Poisson()
+    raise EstimationError(f"unknown family {name!r}", code="estimate.bad_family",
+                          hint="one of " + ", ".join(FAMILIES))
+
+
+def _response(data: pd.DataFrame, lhs: str, family: str) -> np.ndarray:
+    lhs = lhs.strip()
+    if lhs in data.columns:
+        s = data[lhs]
+        if pd.api.types.is_bool_dtype(s.dtype):
+            return s.to_numpy(dtype=float, na_value=np.nan)
+        if pd.api.types.is_numeric_dtype(s.dtype) and not isinstance(s.dtype, pd.CategoricalDtype):
+            return s.to_numpy(dtype=float, na_value=np.nan)
+        # factor response: P(second level), as R's glm for binomial
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            levels = list(s.cat.categories)
+        else:
+            levels = sorted(s.dropna().unique())
+        if len(levels) != 2 or family not in ("binomial", "quasibinomial"):
+            raise EstimationError(f"response {lhs!r} is categorical with {len(levels)} levels",
+                                  code="estimate.bad_response", where=f"variable {lhs!r}",
+                                  hint="use a binomial family with a two-level response, or a 0/1 column")
+        na = s.isna().to_numpy()
+        return np.where(na, np.nan, (s == levels[1]).to_numpy(dtype=bool, na_value=False).astype(float))
+    import patsy
+
+    m = patsy.dmatrix(f"{lhs} - 1", data, NA_action=patsy.NAAction(NA_types=[]), return_type="dataframe")
+    return m.iloc[:, -1].to_numpy(dtype=float)
+
+
+class _LazyFit:
+    """The statsmodels fit of the same weighted model, made on first access (``.result``)."""
+
+    def __init__(self, y, X, fam, w, names):
+        self._args = (y, X, fam, w, names)
+        self._res = None
+
+    @property
+    def result(self):
+        if self._res is None:
+            import statsmodels.api as sm
+
+            y, X, fam, w, names = self._args
+            self._res = sm.GLM(y, pd.DataFrame(X, columns=names), family=fam, var_weights=w).fit(
+                tol=1e-13, maxiter=200)
+        return self._res
+
+
+def _irls_r(X, y, w, family, epsilon=1e-8, maxit=25):
+    """Iteratively reweighted least squares exactly as R's ``glm.fit`` (start
+    mustart: binomial (w y + 0.5)/(w + 1), poisson y + 0.1, gaussian y; stop when
+    |dev - devold|/(|dev| + 0.1) < epsilon). Returns (beta, mu, eta, working weights of the
+    last iteration, converged, iterations) - the working weights are R's ``glm$weights``,
+    used with the QR of the last iteration for ``cov.unscaled``."""
+    if family in ("binomial", "quasibinomial"):
+        mu = (w * y + 0.5) / (w + 1)
+        linkfun = lambda m: np.log(m / (1 - m))
+        linkinv = lambda e: 1 / (1 + np.exp(-e))
+        mu_eta = lambda e: np.exp(-np.abs(e)) / (1 + np.exp(-np.abs(e))) ** 2
+        variance = lambda m: m * (1 - m)
+
+        def dev_resids(m):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                a = np.where(y > 0, y * np.log(y / m), 0.0)
+                b = np.where(y < 1, (1 - y) * np.log((1 - y) / (1 - m)), 0.0)
+            return 2 * w * (a + b)
+    elif family in ("poisson", "quasipoisson"):
+        mu = y + 0.1
+        linkfun, linkinv, mu_eta, variance = np.log, np.exp, np.exp, (lambda m: m)
+
+        def dev_resids(m):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                r = np.where(y > 0, y * np.log(y / m), 0.0) - (y - m)
+            return 2 * w * r
+    else:
+        mu = y.copy()
+        linkfun = linkinv = (lambda e: e)
+        mu_eta = lambda e: np.ones_like(e)
+        variance = lambda m: np.ones_like(m)
+        dev_resids = lambda m: w * (y - m) ** 2
+    eta = linkfun(mu)
+    mu = linkinv(eta)
+    devold = float(np.sum(dev_resids(mu)))
+    beta = None
+    ww = None
+    converged = False
+    it = 0
+    for it in range(1, maxit + 1):
+        me = mu_eta(eta)
+        z = eta + (y - mu) / me
+        ww = np.sqrt(w * me ** 2 / variance(mu))
+        beta = np.linalg.lstsq(X * ww[:, None], z * ww, rcond=None)[0]
+        eta = X @ beta
+        mu = linkinv(eta)
+        dev = float(np.sum(dev_resids(mu)))
+        if abs(dev - devold) / (abs(dev) + 0.1) < epsilon:
+            converged = True
+            break
+        devold = dev
+    return beta, mu, eta, ww ** 2, converged, it
+
+
+def svyglm(design, formula: str, family: str = "gaussian", *, level: float = 0.95) -> pd.DataFrame:
+    """Fit ``formula`` (patsy syntax, e.g. ``"y ~ age + C(education)"``) under the design.
+
+    Returns a DataFrame: term, estimate, se, t_value, p_value, ci_low, ci_high, df
+    (df_residual), with ``attrs``: vcov, df_residual, dispersion (svyvar of the Pearson
+    residuals, as summary.svyglm), family, fit (statsmodels results).
+    """
+    import patsy
+    from scipy import stats
+
+    if family not in FAMILIES:
+        raise EstimationError(f"unknown family {family!r}", code="estimate.bad_family",
+                              hint="one of " + ", ".join(FAMILIES))
+    if "~" not in formula:
+        raise EstimationError(f"formula {formula!r} has no '~'", code="estimate.bad_formula",
+                              hint="write 'response ~ predictor1 + C(factor)'")
+    lhs, rhs = formula.split("~", 1)
+    data = design._data.reset_index(drop=True)
+    try:
+        X = patsy.dmatrix(rhs, data, NA_action=patsy.NAAction(NA_types=["None", "NaN"]),
+                          return_type="dataframe")
+        y_all = _response(data, lhs, family)
+    except patsy.PatsyError as e:
+        raise EstimationError(f"cannot build the model matrix for {formula!r}: {e}",
+                              code="estimate.bad_formula",
+                              hint="check variable names; wrap categorical predictors in C()") from None
+    rows = X.index.to_numpy()
+    w_all = design.weights
+    y = y_all[rows]
+    keep = ~np.isnan(y) & (w_all[rows] > 0)
+    rows = rows[keep]
+    Xm = X.to_numpy(dtype=float)[keep]
+    y = y[keep]
+    w = w_all[rows]
+    names = ["(Intercept)" if c == "Intercept" else c for c in X.columns]
+    p = Xm.shape[1]
+    if np.linalg.matrix_rank(Xm) < p:
+        raise EstimationError("the model matrix is rank deficient (collinear predictors)",
+                              code="estimate.rank_deficient", hint="drop redundant terms")
+    fam = _family(family)
+    wn = w / w.mean()
+    beta, mu, eta, w_work, converged, iters = _irls_r(Xm, y, wn, family)
+    dmu = fam.link.inverse_deriv(eta)
+    vmu = fam.variance(mu)
+    # R: cov.unscaled and glm$weights come from the last IRLS iteration (working weights
+    # at the previous iterate), residuals "working" from the final fit.
+    A = (Xm * w_work[:, None]).T @ Xm
+    Ainv = np.linalg.inv(A)
+    if design.is_replicate:
+        info = design.replicate_info
+        R = info["repw"][rows]
+        reps = np.empty((R.shape[1], p))
+        for r in range(R.shape[1]):  # loop over replicates (as R's svyglm.svyrep.design)
+            wr = R[:, r]
+            okr = wr > 0
+            reps[r] = _irls_r(Xm[okr], y[okr], wr[okr] / w.mean(), family)[0]
+        V = design._rep_vcov(reps, beta)
+    else:
+        est = Xm * (w_work * (y - mu) / dmu)[:, None]
+        S = np.zeros((design.n, p))
+        S[rows] = est @ Ainv
+        V = design._vcov_rows(S)
+    se = np.sqrt(np.clip(np.diag(V), 0, None))
+    df_res = design.degf + 1 - p
+    tval = beta / se
+    pval = 2 * stats.t.sf(np.abs(tval), df_res)
+    q = stats.t.ppf(1 - (1 - level) / 2, df_res)
+    # summary.svyglm: dispersion = svyvar(Pearson residuals) (weighted variance * n/(n-1))
+    pr = (y - mu) / np.sqrt(vmu)
+    prbar = np.sum(w * pr) / np.sum(w)
+    nn = int(np.sum(w != 0))
+    dispersion = float(np.sum(w * (pr - prbar) ** 2) / np.sum(w) * nn / (nn - 1))
+    out = pd.DataFrame({"term": names, "estimate": beta, "se": se, "t_value": tval, "p_value": pval,
+                        "ci_low": beta - q * se, "ci_high": beta + q * se, "df": float(df_res)})
+    from .estimators import Matrix
+
+    out.attrs.update(vcov=Matrix(V, out.index, beta), df_residual=df_res, dispersion=dispersion, family=family,
+                     converged=converged, iterations=iters, fit=_LazyFit(y, Xm, fam, wn, names))
+    return out
