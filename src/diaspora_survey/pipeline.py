@@ -9,7 +9,6 @@ stops the pipeline before any report file is written.
 from __future__ import annotations
 
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any, Callable
 from .errors import ReportError
 
 STEPS = ("harmonise", "weight", "compare", "report")
+WEIGHTED_OUTPUT = "build/weighted.parquet"
 
 
 @dataclass
@@ -27,29 +27,30 @@ class StepResult:
     outputs: list[Path] = field(default_factory=list)
 
 
-def data_date(project, data=None) -> str:
-    """The report's date: SOURCE_DATE_EPOCH if set, else the latest wave id that is a date
-    (``YYYY-MM`` or ``YYYY-MM-DD``), else the latest interview date in the data.
+# ---- atomic writers of the steps' outputs ------------------------------------------------------
 
-    Never the wall clock: the same inputs must give the same report.
-    """
-    import datetime as dt
+def write_parquet(df, path: Path, *more) -> None:
+    """Write ``df`` to ``path`` as parquet, atomically (temporary file, then rename); further
+    ``(df, path)`` pairs in ``more`` are written the same way and renamed only when all are written."""
+    import contextlib
 
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    if epoch and epoch.strip().isdigit():
-        return dt.datetime.fromtimestamp(int(epoch), tz=dt.timezone.utc).date().isoformat()
-    ids = [w for w in project.wave_ids if re.fullmatch(r"\d{4}-\d{2}(-\d{2})?", w)]
-    if ids:
-        return max(ids)
-    if data is not None:
-        for c in ("interview_date", "date"):
-            if c in data.columns:
-                import pandas as pd
+    from ._util import atomic_path
 
-                d = pd.to_datetime(data[c], errors="coerce").max()
-                if pd.notna(d):
-                    return d.date().isoformat()
-    return "undated"
+    pairs = [(df, Path(path))] + [(d, Path(p)) for d, p in more]
+    with contextlib.ExitStack() as stack:
+        tmps = [stack.enter_context(atomic_path(p, code="harmonise.cannot_write")) for _, p in pairs]
+        for (d, _), tmp in zip(pairs, tmps):
+            d.to_parquet(tmp, index=False)
+
+
+def write_outputs(project, res, output: str | Path | None = None) -> list[Path]:
+    """Write the weighted data (atomically); returns the paths written."""
+    from ._util import atomic_path
+
+    out = Path(output) if output is not None else Path(project.root) / WEIGHTED_OUTPUT
+    with atomic_path(out) as tmp:
+        res.data.to_parquet(tmp, index=False)
+    return [out]
 
 
 class Pipeline:
@@ -87,9 +88,7 @@ class Pipeline:
         self.data = h.data
         if not write:
             return []
-        # the same files as `diaspora-survey harmonise`, written with its (atomic) writer
-        from .cli.harmonise import write_parquet
-
+        # the same files as `diaspora-survey harmonise`
         out = self.project.path(self.project.harmonise_config.output)
         excl_path = out.with_name("exclusions.parquet")
         excl = h.exclusions.copy()
@@ -108,8 +107,6 @@ class Pipeline:
         self.weighting_info = {"method": res.method, "targets": list(res.targets)}
         if not write:
             return []
-        from .cli.weight import write_outputs
-
         return list(write_outputs(self.project, res))
 
     def compare(self) -> list[Path]:

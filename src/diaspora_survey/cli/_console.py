@@ -1,6 +1,7 @@
-"""CLI sub-commands, one module each; every module defines ``register(app)``.
+"""The commands' console and error rendering.
 
-Modules here must not import pandas, statsmodels, matplotlib or reportlab at import time.
+Command modules (one per command, each defining ``register(app)``) must not import pandas,
+statsmodels, matplotlib or reportlab at import time.
 """
 
 
@@ -14,3 +15,16 @@ def console(*, stderr: bool = False, soft_wrap: bool = True):
     stream = sys.stderr if stderr else sys.stdout
     return Console(highlight=False, soft_wrap=soft_wrap, stderr=stderr,
                    width=None if stream.isatty() else 120)
+
+
+def render_error(err) -> None:
+    """A DiasporaSurveyError as one message (and its hint) on stderr."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    # escape: messages and hints name e.g. "[reference] tables", which is not markup
+    where = f"[bold]{escape(str(err.where))}[/bold]: " if err.where else ""
+    console.print(f"[red]error[/red] ({err.code}): {where}{escape(str(err.message))}", markup=True)
+    if err.hint:
+        console.print(f"  [cyan]hint[/cyan]: {escape(str(err.hint))}", markup=True)

@@ -15,6 +15,7 @@ import typer
 
 from .. import __version__
 from ..errors import DiasporaSurveyError
+from ._console import render_error
 
 app = typer.Typer(
     name="diaspora-survey",
@@ -51,18 +52,6 @@ def _register_commands() -> None:
 
 
 _register_commands()
-
-
-def render_error(err: DiasporaSurveyError) -> None:
-    from rich.console import Console
-    from rich.markup import escape
-
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
-    # escape: messages and hints name e.g. "[reference] tables", which is not markup
-    where = f"[bold]{escape(str(err.where))}[/bold]: " if err.where else ""
-    console.print(f"[red]error[/red] ({err.code}): {where}{escape(str(err.message))}", markup=True)
-    if err.hint:
-        console.print(f"  [cyan]hint[/cyan]: {escape(str(err.hint))}", markup=True)
 
 
 def _run(argv: list[str] | None) -> int:

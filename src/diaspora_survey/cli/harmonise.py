@@ -7,20 +7,6 @@ from typing import Optional
 import typer
 
 
-def write_parquet(df, path: Path, *more) -> None:
-    """Write ``df`` to ``path`` as parquet, atomically (temporary file, then rename); further
-    ``(df, path)`` pairs in ``more`` are written the same way and renamed only when all are written."""
-    import contextlib
-
-    from .._util import atomic_path
-
-    pairs = [(df, Path(path))] + [(d, Path(p)) for d, p in more]
-    with contextlib.ExitStack() as stack:
-        tmps = [stack.enter_context(atomic_path(p, code="harmonise.cannot_write")) for _, p in pairs]
-        for (d, _), tmp in zip(pairs, tmps):
-            d.to_parquet(tmp, index=False)
-
-
 def print_summary(result, console) -> None:
     """Table per wave and variable: n, missing, unmapped (and out of range), then the issues."""
     from rich.markup import escape
@@ -70,6 +56,7 @@ def register(app: typer.Typer) -> None:
         """Harmonise every wave with its codebook; write build/harmonised.parquet and build/exclusions.parquet and print n, missing and unmapped per wave and variable."""
         from ._console import console as make_console
 
+        from ..pipeline import write_parquet
         from ..project import Project
 
         console = make_console(soft_wrap=False)

@@ -132,7 +132,7 @@ def _child_error(err: BaseException) -> int:
     from ..errors import DiasporaSurveyError
 
     if isinstance(err, DiasporaSurveyError):
-        from .app import render_error
+        from ._console import render_error
 
         render_error(err)
         return 2

@@ -16,18 +16,8 @@ from typing import Optional
 
 import typer
 
-OUTPUT = "build/weighted.parquet"
+OUTPUT = "build/weighted.parquet"   # pipeline.WEIGHTED_OUTPUT (not imported: --help stays light)
 INPUT = "build/harmonised.parquet"
-
-
-def write_outputs(project, res, output: str | Path | None = None) -> list[Path]:
-    """Write the weighted data (atomically); returns the paths written."""
-    from .._util import atomic_path
-
-    out = Path(output) if output is not None else Path(project.root) / OUTPUT
-    with atomic_path(out) as tmp:
-        res.data.to_parquet(tmp, index=False)
-    return [out]
 
 
 def print_diagnostics(res, console, *, details: bool = False) -> None:
@@ -141,6 +131,8 @@ def register(app: typer.Typer) -> None:
         if targets is not None:
             tp = targets if targets.is_absolute() or targets.exists() else Path(proj.root) / targets
         res = weight_project(proj, data, targets=tp)
+        from ..pipeline import write_outputs
+
         paths = write_outputs(proj, res, output)
         console = make_console()
         if not quiet:

@@ -55,7 +55,7 @@ def _err(msg, where, hint):
 
 def parse_claims(doc, where: str = "claims") -> list[Claim]:
     """Validate a claims document (``{"claims": [...]}`` or a list) into :class:`Claim`s."""
-    from .comparison import INDICATORS
+    from .indicators import INDICATORS
 
     items = doc.get("claims") if isinstance(doc, dict) else doc
     if not isinstance(items, list) or not items:

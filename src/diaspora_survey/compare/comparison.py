@@ -68,6 +68,7 @@ import pandas as pd
 from ..harmonise import schema
 from . import standardisation as st
 from ..errors import EstimationError, ReferenceDataError
+from .indicators import INDICATORS
 
 COLUMNS = ["by", "group", "indicator", "category", "adjustment", "unit", "estimate", "se",
            "ci_low", "ci_high", "population", "population_se", "difference",
@@ -75,9 +76,6 @@ COLUMNS = ["by", "group", "indicator", "category", "adjustment", "unit", "estima
            "ratio_ci_high", "statistic", "p_value", "df", "n", "reference_table", "source",
            "year", "confidence", "universe", "note", "frame"]
 
-INDICATORS = ("mean_age", "median_age", "age_distribution", "share_aged_18_34",
-              "education_distribution", "higher_education", "higher_education_by_age",
-              "entrepreneurs_all", "entrepreneurs_employed")
 BY_ALLOWED = ("wave", "country", "departure_cohort")
 STANDARDISE = ("age_sex", "age", None)
 

@@ -34,6 +34,7 @@ import pandas as pd
 from . import schema
 from .codebook import Codebook, VariableSpec, _bool_value, _key_identity, parse_rule
 from .crosswalks import Crosswalk, normalise_label
+from .transforms import DATE_MAX, DATE_MIN, MONTH_FORMS, parse_date_values, parse_month  # noqa: F401  (re-exported)
 from ..errors import CodebookError, HarmonisationError
 
 STRING = "string"
@@ -77,69 +78,6 @@ class Harmonised:
     @property
     def unmapped(self) -> int:
         return int(sum(i.count for i in self.issues if i.kind in STRICT_KINDS))
-
-
-# ---- month parsing -------------------------------------------------------------------------------
-
-def _month_forms() -> dict[str, int]:
-    ru = [("январь", "января", "январе", "янв"), ("февраль", "февраля", "феврале", "фев", "февр"),
-          ("март", "марта", "марте", "мар"), ("апрель", "апреля", "апреле", "апр"),
-          ("май", "мая", "мае"), ("июнь", "июня", "июне", "июн"), ("июль", "июля", "июле", "июл"),
-          ("август", "августа", "августе", "авг"),
-          ("сентябрь", "сентября", "сентябре", "сен", "сент"), ("октябрь", "октября", "октябре", "окт"),
-          ("ноябрь", "ноября", "ноябре", "ноя", "нояб"), ("декабрь", "декабря", "декабре", "дек")]
-    en = ["january", "february", "march", "april", "may", "june", "july", "august", "september",
-          "october", "november", "december"]
-    out: dict[str, int] = {}
-    for i, forms in enumerate(ru, start=1):
-        for f in forms:
-            out[f] = i
-    for i, name in enumerate(en, start=1):
-        out[name] = i
-        out[name[:3]] = i
-    out["sept"] = 9
-    return out
-
-
-MONTH_FORMS = _month_forms()
-_P_MY = re.compile(r"^(\d{1,2})\s*[./\-]\s*(\d{4})$")
-_P_YM = re.compile(r"^(\d{4})\s*[./\-]\s*(\d{1,2})$")
-_P_DMY = re.compile(r"^(\d{1,2})\s*[./\-]\s*(\d{1,2})\s*[./\-]\s*(\d{4})(?:\s+[\d:]+)?$")
-_P_YMD = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[ t][\d:.]+)?$")
-_P_NY = re.compile(r"^([a-zа-я]+)\.?,?\s*(\d{4})(?:\s*(?:г|года?|year)\.?)?$")
-_P_YN = re.compile(r"^(\d{4})\s*(?:г\.?|года?)?,?\s*([a-zа-я]+)\.?$")
-
-
-def parse_month(text) -> tuple[int, int] | None:
-    """``(year, month)`` from a free-text month, or None.
-
-    Accepts ``03.2022``, ``3.2022``, ``03/2022``, ``2022-03``, ``2022.03``, full dates
-    ``15.03.2022`` / ``2022-03-15``, and month names in Russian (any case: март, марта, марте,
-    мар., сент.) or English (March, mar, Sept) before or after the year (``март 2022``,
-    ``2022 март``, ``марта 2022 г.``). Years 1900–2100 only.
-    """
-    if text is None:
-        return None
-    s = str(text).strip().casefold().replace("ё", "е")
-    s = re.sub(r"\s+", " ", s)
-    if not s:
-        return None
-    y = m = None
-    if mt := _P_MY.match(s):
-        m, y = int(mt.group(1)), int(mt.group(2))
-    elif mt := _P_YM.match(s):
-        y, m = int(mt.group(1)), int(mt.group(2))
-    elif mt := _P_DMY.match(s):
-        m, y = int(mt.group(2)), int(mt.group(3))
-    elif mt := _P_YMD.match(s):
-        y, m = int(mt.group(1)), int(mt.group(2))
-    elif mt := _P_NY.match(s):
-        m, y = MONTH_FORMS.get(mt.group(1)), int(mt.group(2))
-    elif mt := _P_YN.match(s):
-        y, m = int(mt.group(1)), MONTH_FORMS.get(mt.group(2))
-    if y is None or m is None or not (1 <= m <= 12) or not (1900 <= y <= 2100):
-        return None
-    return y, m
 
 
 # ---- helpers ---------------------------------------------------------------------------------------
@@ -438,25 +376,6 @@ def _to_int(v: _Var, num: pd.Series) -> pd.Series:
     return np.floor(num).astype("Int64")
 
 
-_DATE_FORMATS = ("%d.%m.%Y", "%d.%m.%Y %H:%M", "%d.%m.%Y %H:%M:%S", "%d/%m/%Y", "%d/%m/%Y %H:%M",
-                 "%d/%m/%Y %H:%M:%S", "%d.%m.%y", "%Y/%m/%d", "%Y.%m.%d")
-_DATE_MIN, _DATE_MAX = pd.Timestamp("1900-01-01"), pd.Timestamp("2100-12-31")
-
-
-def _parse_date_values(values: pd.Series) -> pd.Series:
-    """Dates from distinct text values: ISO 8601 first, then day-first forms (``15.03.2022``,
-    ``15/03/2022``, with or without a time); never month-first. NaT where none fits."""
-    txt = values.astype("string").str.strip()
-    out = pd.to_datetime(txt.where(txt.str.match(r"^\d{4}-\d{1,2}-\d{1,2}([ T].*)?$", na=False)),
-                         format="ISO8601", errors="coerce")
-    for fmt in _DATE_FORMATS:
-        todo = out.isna() & txt.notna()
-        if not todo.any():
-            break
-        out = out.where(~todo, pd.to_datetime(txt.where(todo), format=fmt, errors="coerce"))
-    return out
-
-
 def _parse_dates(v: _Var, col: pd.Series, source: str, *, floor_month: bool = False) -> pd.Series:
     """A date column (``datetime64[ns]``): dates as they are, texts parsed (ISO or day first),
     codebook missing codes → NaT; anything else non-empty is reported as ``unparsed`` and dates
@@ -467,7 +386,7 @@ def _parse_dates(v: _Var, col: pd.Series, source: str, *, floor_month: bool = Fa
         if getattr(col.dt, "tz", None) is not None:
             col = col.dt.tz_localize(None)
         years = col.dt.year
-        oor = (col.notna() & ~years.between(_DATE_MIN.year, _DATE_MAX.year)).to_numpy()
+        oor = (col.notna() & ~years.between(DATE_MIN.year, DATE_MAX.year)).to_numpy()
         vals = col.where(~oor).to_numpy(dtype="datetime64[ns]") if oor.any() else \
             col.to_numpy(dtype="datetime64[ns]")
         bad = np.zeros(n, dtype=bool)
@@ -489,7 +408,7 @@ def _parse_dates(v: _Var, col: pd.Series, source: str, *, floor_month: bool = Fa
                         ts = ts.tz_localize(None)
                 except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime):
                     ts = None
-                if ts is None or pd.isna(ts) or not (_DATE_MIN <= ts <= _DATE_MAX):
+                if ts is None or pd.isna(ts) or not (DATE_MIN <= ts <= DATE_MAX):
                     status[i] = 3
                 else:
                     parsed[i] = np.datetime64(ts.to_datetime64(), "ns")
@@ -499,8 +418,8 @@ def _parse_dates(v: _Var, col: pd.Series, source: str, *, floor_month: bool = Fa
                 status[i] = 2
         if is_text.any():
             idx = np.flatnonzero(is_text)
-            got = _parse_date_values(pd.Series([uniques.iloc[i] for i in idx], dtype=object))
-            ok = (got.notna() & got.between(_DATE_MIN, _DATE_MAX)).to_numpy()
+            got = parse_date_values(pd.Series([uniques.iloc[i] for i in idx], dtype=object))
+            ok = (got.notna() & got.between(DATE_MIN, DATE_MAX)).to_numpy()
             parsed[idx[ok]] = got[ok].to_numpy(dtype="datetime64[ns]")
             status[idx[~ok & got.isna().to_numpy()]] = 2
             status[idx[~ok & got.notna().to_numpy()]] = 3

@@ -761,7 +761,7 @@ def draft_yaml(wave, *, wave_id: str | None = None, file: str | None = None, cro
     import numpy as np
 
     from . import crosswalks as _cw
-    from .apply import parse_month
+    from .transforms import parse_month
 
     cws = crosswalks or _cw.load()
     data = wave.data

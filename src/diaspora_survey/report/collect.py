@@ -7,11 +7,37 @@ respondent count (``n`` for disclosure control: respondents *in the cell*).
 """
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 from .content import ReportInputs, WaveInfo
 from ..errors import ReportError
-from ..pipeline import data_date
+
+
+def data_date(project, data=None) -> str:
+    """The report's date: SOURCE_DATE_EPOCH if set, else the latest wave id that is a date
+    (``YYYY-MM`` or ``YYYY-MM-DD``), else the latest interview date in the data.
+
+    Never the wall clock: the same inputs must give the same report.
+    """
+    import datetime as dt
+
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch and epoch.strip().isdigit():
+        return dt.datetime.fromtimestamp(int(epoch), tz=dt.timezone.utc).date().isoformat()
+    ids = [w for w in project.wave_ids if re.fullmatch(r"\d{4}-\d{2}(-\d{2})?", w)]
+    if ids:
+        return max(ids)
+    if data is not None:
+        for c in ("interview_date", "date"):
+            if c in data.columns:
+                import pandas as pd
+
+                d = pd.to_datetime(data[c], errors="coerce").max()
+                if pd.notna(d):
+                    return d.date().isoformat()
+    return "undated"
 
 
 def _weight_col(data) -> str | None:

@@ -32,18 +32,10 @@ from ..errors import WeightingError
 from ._cells import build_cells, describe_cell, margin_index, number
 from ._result import WeightingResult, check_choice, finish, resolve_input
 from .diagnostics import Diagnostics, margin_table
-from .targets import Targets, parse_targets
+from .targets import Mean, Targets, parse_targets  # noqa: F401  (Mean re-exported)
 
 METHODS = ("linear", "raking", "logit")
 
-
-class Mean(float):
-    """A numeric calibration target given as a population *mean*: the total is
-    ``mean × N``, N the population size of the categorical totals (or of the base weights
-    when the categorical targets are shares). ``{"age": Mean(38.2)}``."""
-
-    def __repr__(self) -> str:
-        return f"Mean({float(self)!r})"
 
 INTERCEPT = "(Intercept)"
 

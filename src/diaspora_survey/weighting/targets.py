@@ -39,6 +39,16 @@ SHARE_TOL = 1e-6
 TOTAL_TOL = 1e-6
 
 
+class Mean(float):
+    """A numeric calibration target given as a population *mean*: the total is
+    ``mean × N``, N the population size of the categorical totals (or of the base weights
+    when the categorical targets are shares). ``{"age": Mean(38.2)}``."""
+
+    def __repr__(self) -> str:
+        return f"Mean({float(self)!r})"
+
+
+
 @dataclass(frozen=True)
 class Margin:
     """One validated margin.
@@ -498,7 +508,6 @@ def load_targets(path: str | Path, *, kind: str | None = None) -> TargetsFile:
 
 def _numeric_totals(node, where: str) -> dict:
     """``{var: total}`` or ``{var: {mean: m}}`` from a targets file → ``{var: float | Mean}``."""
-    from .calibration import Mean
 
     if not isinstance(node, Mapping):
         raise WeightingError("totals must map a numeric variable to a total or {mean: value}",

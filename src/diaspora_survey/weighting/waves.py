@@ -173,7 +173,9 @@ def weight_waves(data: pd.DataFrame, targets, *, wave: str = "wave", method: str
                 notes.append(f"{label}: base weights from column {base_weight}")
         elif base_weight is not None:
             bw = np.asarray(base_weight)[pos]
-        from . import calibrate, poststratify, rake
+        from .calibration import calibrate
+        from .poststratification import poststratify
+        from .raking import rake
 
         if method == "rake":
             r = rake(sub, t, bw, tol=tol, max_iter=max_iter, bounds=bounds, unmatched=unmatched,
