@@ -6,7 +6,13 @@ import json
 import os
 from pathlib import Path
 
+import sys
+
 import pytest
+
+# tests live in folders mirroring the package (tests/survey/test_design.py …), imported with
+# --import-mode=importlib; shared helpers (report_helpers, conftest.SHARED) sit here
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DIASPORA_SHARED", REPO.parent / "shared"))

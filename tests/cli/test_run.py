@@ -110,7 +110,7 @@ def test_run_survives_a_reader_crash_with_one_message(project):
     import subprocess
     import sys
 
-    from test_commands_inspect import _crashing_sav
+    from cli.test_inspect import _crashing_sav
 
     _crashing_sav(project / "raw" / "2022-03_wave1.sav")
     probe = subprocess.run([sys.executable, "-c", "import pyreadstat, sys; pyreadstat.read_sav(sys.argv[1])",

@@ -237,7 +237,7 @@ def test_pdf_identical_across_processes(outputs, tmp_path):
             "from diaspora_survey.report import render_files; "
             "from diaspora_survey.report.content import build_report; "
             "sys.stdout.buffer.write(render_files(build_report(h.inputs()), 'pdf', 'rep')['rep.pdf'])"
-            % str(Path(__file__).parent))
+            % str(Path(__file__).parents[1]))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True,
                          env={"PYTHONHASHSEED": "123", "PATH": "/usr/bin:/bin"}).stdout
     assert out == outputs["pdf"]["rep.pdf"]

@@ -147,7 +147,7 @@ def test_cli_errors(tmp_path, capsys, waves):
 # d1 <- svydesign(id=~psu, strata=~st, fpc=~fpc1, weights=~w, nest=TRUE, data=d),
 # d0 the same without fpc.
 
-from test_design import rsmall, rel  # noqa: E402
+from survey.test_design import rsmall, rel  # noqa: E402  (tests/ is on sys.path)
 
 
 @pytest.fixture
