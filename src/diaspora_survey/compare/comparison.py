@@ -245,8 +245,7 @@ def _quality(ctx: _Ctx, table) -> dict:
         return out
     cav, bad = [], []
     if ctx.fw_year is None:
-        cav.append(f"fieldwork year unknown: the {table.year} table is not checked against it "
-                   "(set [reference] year, or year= in compare())")
+        cav.append(f"fieldwork year unknown, {table.year} table unchecked (set [reference] year)")
         bad.append("fieldwork year unknown")
     else:
         gap = abs(int(table.year) - int(ctx.fw_year))
@@ -1450,12 +1449,13 @@ def compare_project(project, data: pd.DataFrame | None = None) -> dict:
         data = pd.read_parquet(p)
     rc = project.reference
     tables = [str(project.path(t)) for t in rc.tables] or None
+    extra = project.indicators()
     res = compare_with_groups(data, rc.population, by=list(project.compare.by or []), tables=tables,
-                              min_age=rc.min_age, max_age=rc.max_age or None)
+                              extra_indicators=extra, **rc.compare_options())
     claims = None
     cpath = project.path(project.compare.claims) if project.compare.claims else None
     if cpath is not None and cpath.exists():
-        claims = evaluate_claims(res, load_claims(cpath))
+        claims = evaluate_claims(res, load_claims(cpath, extra), extra)
     gof = res[res["adjustment"] == "rao-scott"].reset_index(drop=True)
     stdz = res[res["adjustment"].str.startswith(("direct", "indirect"))].reset_index(drop=True)
     crude = res[res["adjustment"] == "crude"].reset_index(drop=True)

@@ -219,7 +219,7 @@ class ReferencePopulation:
         cands = [(i, t) for i, t in enumerate(self.tables) if t.kind == kind
                  and (variable is None or t.variable == variable)]
         if year is None:
-            return [t for _, t in sorted(cands, key=lambda it: (-it[1].year, -it[0]))]
+            return [t for _, t in sorted(cands, key=lambda it: (bool(it[1].caveat), -it[1].year, -it[0]))]
         clean_near = any(not t.caveat and abs(t.year - year) <= gap for _, t in cands)
 
         def key(it):
