@@ -44,8 +44,18 @@ def _sim_reference(year=2021):
     return ReferencePopulation("russia_sim", tables=keep)
 
 
+def _exact(p, n: int) -> np.ndarray:
+    """Counts of n persons in proportion to p (largest remainder): the synthetic population
+    matches the tables' shares up to rounding, not up to a random draw."""
+    q = np.asarray(p, float) / np.sum(p) * n
+    k = np.floor(q).astype(int)
+    k[np.argsort(-(q - k), kind="stable")[: n - k.sum()]] += 1
+    return k
+
+
 def _population(ref, n_clusters=2000, size=40, seed=1):
-    """A finite population of n_clusters x size adults (18+) built from the shipped tables:
+    """A finite population of n_clusters x size adults (18+) built from the shipped tables
+    (counts allocated exactly in proportion, then shuffled):
     age x sex from the age table (single years uniform within its 5-year bands, 80+ as
     80-89), education given the census age group (the census rates), employment (60 % of
     18-59, 15 % of 60+: not in the tables, any rule does) and among the employed the LFS
@@ -62,7 +72,7 @@ def _population(ref, n_clusters=2000, size=40, seed=1):
                 cells.append((sex, a, r.value / (hi - lo + 1)))
     w = np.array([c[2] for c in cells])
     N = n_clusters * size
-    pick = rng.choice(len(cells), size=N, p=w / w.sum())
+    pick = rng.permutation(np.repeat(np.arange(len(cells)), _exact(w, N)))
     sex = np.array([cells[i][0] for i in pick])
     age = np.array([cells[i][1] for i in pick])
     edu_t = ref.first("education_distribution")
@@ -74,12 +84,13 @@ def _population(ref, n_clusters=2000, size=40, seed=1):
         rs = [r for r in edu_t.rows if r.age == b]
         p = np.array([r.value for r in rs], float)
         codes = np.array(["bachelor" if r.category == "higher" else r.maps_to[0] for r in rs])
-        education[m] = codes[rng.choice(len(rs), m.sum(), p=p / p.sum())]
+        education[np.flatnonzero(m)[rng.permutation(m.sum())]] = np.repeat(codes, _exact(p, m.sum()))
     st = {r.category: r.value for r in ref.first("employment_status").select("total", "")}
     ep = np.array([st["employee"], st["employer"], st["own_account"]])
     employed = rng.random(N) < np.where(age < 60, 0.6, 0.15)
-    status = np.where(employed, np.array(["employee", "employer", "own_account"])[
-        rng.choice(3, N, p=ep / ep.sum())], rng.choice(["student", "retired", "homemaker"], N))
+    status = rng.choice(np.array(["student", "retired", "homemaker"], object), N)
+    status[np.flatnonzero(employed)[rng.permutation(employed.sum())]] = np.repeat(
+        np.array(["employee", "employer", "own_account"], object), _exact(ep, employed.sum()))
     order = np.argsort(age + rng.normal(0, 8, N), kind="stable")
     cluster = np.empty(N, int)
     cluster[order] = np.arange(N) // size
@@ -176,10 +187,10 @@ def _adults(n, seed, year_wave):
 
 
 def test_fieldwork_year_from_dates_wave_ids_or_setting():
-    df = pd.DataFrame({"wave": ["2022-03"] * 3 + ["2024-05"] * 3})
-    assert fieldwork_year(df) == (2023, "wave ids")
+    df = pd.DataFrame({"wave": ["2022-03"] * 5 + ["2022-11"] * 5 + ["2024-05"]})
+    assert fieldwork_year(df) == (2023, "wave ids")        # midpoint of March 2022 - May 2024
     assert fieldwork_year(df, df.wave.eq("2024-05").to_numpy()) == (2024, "wave ids")
-    df["interview_date"] = pd.to_datetime(["2021-12-30"] * 6)
+    df["interview_date"] = pd.to_datetime(["2021-12-30"] * 11)
     assert fieldwork_year(df) == (2021, "interview dates")
     assert fieldwork_year(pd.DataFrame({"wave": ["spring"]}), default=2019) == (2019, "[reference] year")
     assert fieldwork_year(pd.DataFrame({"wave": ["w1"]})) == (None, "unknown")

@@ -1144,10 +1144,12 @@ def _project_pop(ctx, table, codes, covered, base):
 def fieldwork_year(data: pd.DataFrame, mask=None, default: int | None = None) -> tuple[int | None, str]:
     """The fieldwork year of the rows ``mask`` of ``data`` and what it rests on.
 
-    The year of the mean interview date (column ``interview_date``) when the data have
-    one; else of the mean date of the wave ids when every wave id starts with a date
-    (``2022``, ``2022-03``, ``2022-03-15``; a month is taken at its 15th, a year at 1 July);
-    else ``default`` (``[reference] year``); else ``(None, "unknown")``.
+    The year of the midpoint of the fieldwork period — from the earliest to the latest
+    interview date (column ``interview_date``) when the data have one; else from the
+    earliest to the latest wave date when every wave id starts with a date (``2022``,
+    ``2022-03``, ``2022-03-15``; a month is taken at its 15th, a year at 1 July) — else
+    ``default`` (``[reference] year``); else ``(None, "unknown")``. (Waves 2022-03,
+    2022-11 and 2024-05 pooled: midpoint April 2023, so 2023.)
     Returns (year, basis) with basis ``interview dates``, ``wave ids``, ``[reference] year``
     or ``unknown``.
     """
@@ -1157,7 +1159,7 @@ def fieldwork_year(data: pd.DataFrame, mask=None, default: int | None = None) ->
     if "interview_date" in data.columns:
         d = pd.to_datetime(data["interview_date"], errors="coerce")[m]
         if d.notna().any():
-            return int(d.mean().year), "interview dates"
+            return int((d.min() + (d.max() - d.min()) / 2).year), "interview dates"
     if "wave" in data.columns and m.any():
         w = data["wave"].astype("string").fillna("")[m]
         counts = w.value_counts()
@@ -1175,9 +1177,8 @@ def fieldwork_year(data: pd.DataFrame, mask=None, default: int | None = None) ->
                 ok = False
                 break
         if ok and days:
-            v = np.array([x for x, _ in days], float)
-            k = np.array([x for _, x in days], float)
-            return int(pd.Timestamp(int((v * k).sum() / k.sum())).year), "wave ids"
+            v = [x for x, _ in days]
+            return int(pd.Timestamp((min(v) + max(v)) // 2).year), "wave ids"
     if default:
         return int(default), "[reference] year"
     return None, "unknown"
@@ -1285,6 +1286,7 @@ def compare(design, reference="russia", *, by: str | None = None,
                 groups.append((by, str(lev), m))
     out = []
     fieldwork = {}
+    fw_notes: dict[str, list[str]] = {}
     for gby, gval, dom in groups:
         fy, basis = fieldwork_year(ctx.data, dom, year)
         ctx.use_reference(reference, fy, basis)
@@ -1308,8 +1310,10 @@ def compare(design, reference="russia", *, by: str | None = None,
         used = sorted({(r["reference_table"], r["year"]) for r in rows if r.get("reference_table")},
                       key=lambda x: (str(x[0])))
         fw = f"{fy} (from the {basis})" if fy is not None else "unknown (no interview dates, date-like wave ids or [reference] year)"
-        ctx.notes.append(f"Fieldwork {'all respondents' if not gby else f'{gby} = {gval}'}: {fw}; "
-                         f"tables used: " + ", ".join(f"{t} ({int(y)})" for t, y in used) + ".")
+        key = f"fieldwork {fw}; tables used: " + ", ".join(f"{t} ({int(y)})" for t, y in used)
+        fw_notes.setdefault(key, []).append("all respondents" if not gby else f"{gby} = {gval}")
+    for key, who in fw_notes.items():
+        ctx.notes.append(f"Vintages ({', '.join(who)}): {key}.")
     gap_notes = []
     for g in reference.gaps:
         ind = g.get("indicator")
