@@ -395,3 +395,20 @@ def test_real_2010_survey_gets_caveats(shared_dir):
     claims = {"claims": [{"id": "y", "statement": "s", "indicator": "mean_age", "metric": "difference",
                           "op": "<", "threshold": 0}]}
     assert evaluate_claims(r, claims).verdict.iloc[0] == "inconclusive (reference 10 years from fieldwork)"
+
+
+def test_docs_indicator_example_is_valid(repo_dir, tmp_path):
+    """The [[compare.indicators]] entry and the table of docs/indicators.md are accepted."""
+    import re
+    import tomllib
+
+    from diaspora_survey.compare.indicators import from_config
+
+    text = (repo_dir / "docs" / "indicators.md").read_text(encoding="utf-8")
+    toml = re.search(r"```toml\n(.*?)```", text, re.S).group(1)
+    ind = from_config(tomllib.loads(toml)["compare"]["indicators"][0])
+    assert ind.name == "married" and ind.categories == ("married",)
+    y = tmp_path / "married.yaml"
+    y.write_text(re.search(r"```yaml\n(.*?)```", text, re.S).group(1), encoding="utf-8")
+    (t,) = ds.reference.read_tables(y)
+    assert t.kind == "category_distribution" and t.variable == "marital_status"

@@ -176,8 +176,10 @@ def register(app: typer.Typer) -> None:
             for r in verdicts.itertuples(index=False):
                 ref = f"{r.reference_table} ({int(r.year)})" if r.reference_table and r.year == r.year else ""
                 cav = marks.setdefault(r.caveat, f"†{len(marks) + 1}") if r.caveat else ""
+                uni = r.frame if "restricted to" in r.universe or not r.universe else \
+                    f"{r.frame}; population: {r.universe}"
                 t.add_row(*[escape(str(x)) for x in (r.claim, r.group, r.test, _fmt(r.value), _fmt(r.ci_low),
-                          _fmt(r.ci_high), r.verdict, ref, r.universe, r.standard, cav)])
+                          _fmt(r.ci_high), r.verdict, ref, uni, r.standard, cav)])
             console.print(t)
             console.print("Claims are tested, not endorsed: see the attribution caveats in the claims file.")
             for text, mk in marks.items():

@@ -158,7 +158,7 @@ def qualify(ver: str, validity: str) -> str:
     return ver
 
 
-RESTS_ON = ("reference_table", "year", "fieldwork_year", "universe", "standard", "caveat")
+RESTS_ON = ("reference_table", "year", "fieldwork_year", "universe", "frame", "standard", "caveat")
 
 
 def evaluate_claims(comparison, claims, indicators=()):
@@ -177,7 +177,7 @@ def evaluate_claims(comparison, claims, indicators=()):
         claims = parse_claims(claims, indicators=indicators)
     rows = []
     empty = {"reference_table": "", "year": np.nan, "fieldwork_year": np.nan, "universe": "",
-             "standard": "", "caveat": ""}
+             "frame": "", "standard": "", "caveat": ""}
     for c in claims:
         m = comparison[(comparison["indicator"] == c.indicator)
                        & (comparison["category"] == c.category)

@@ -35,7 +35,26 @@ n                   unweighted number of respondents the estimate is based on
 reference_table, source, year, confidence, universe   provenance of the population value
 note                how the population value was derived, what is missing (gaps)
 frame               the age frame both sides are restricted to, e.g. ``ages 18+``
+fieldwork_year,     the group's fieldwork year (:func:`fieldwork_year`) and what it rests
+fieldwork_basis     on (``interview dates``, ``wave ids``, ``[reference] year``, ``unknown``)
+year_gap            |table year - fieldwork year|
+standard            the standard of a standardised row (direct: the population's, or the
+                    subpopulation's, age (× sex) structure; indirect: the sample's)
+caveat              every warning that belongs beside the number: the table more than
+                    ``max_year_gap`` years from fieldwork, a universe that could not be
+                    restricted to the frame, an unknown fieldwork year, the table's own
+                    ``caveat`` (e.g. the 2024 LFS)
+validity            "" when the comparison is valid; else why a claim resting on it is
+                    inconclusive (the blocking part of ``caveat``)
 ==================  =================================================================
+
+Vintages: every group (the whole sample, each ``by`` group) uses, per table kind, the
+vintage nearest its fieldwork year (:meth:`~diaspora_survey.compare.reference.ReferencePopulation.vintages`).
+The right standard: a rate within a subpopulation (the employed) is standardised to that
+subpopulation's age structure (from a table of its counts by age), never to the whole
+population's; without it there is no standardised figure (a row with the reason). The
+population side of a direct row is standardised to the same standard when the population's
+age-specific rates are known (else its crude value, said in the note).
 
 Notes valid for the whole result are in ``result.attrs["notes"]``: the frame, how age
 bands were split, the reference population's known gaps (and which project table fills
@@ -761,6 +780,7 @@ def _indirect_row(ctx, indicator, y, valid, dom, spec, gap_text) -> dict:
     out = st.indirect(t, V, rates, ses)
     r = _row(ctx, indicator, "", "indirect", out["observed"], n, out["expected"].estimate,
              out["expected"].se, table,
+             universe=f"{table.universe}; restricted to {ctx.frame_txt}".lstrip("; "),
              note="population = expected share: population age-specific rates "
                   f"({table.id}: {', '.join(spec.labels)}) applied to the sample's age "
                   "structure; ratio = observed/expected (SMR-type)")

@@ -585,7 +585,8 @@ def claims_table(inp: ReportInputs) -> ReportTable | None:
     years = pd.to_numeric(d["year"], errors="coerce") if "year" in d.columns else pd.Series(float("nan"), index=d.index)
     d["reference_label"] = [f"{t} ({int(y)})" if t and y == y else t
                             for t, y in zip(d["reference_table"], years)]
-    d["universe"] = [u.split(";")[0] if "restricted to" in u else u for u in d["universe"]]
+    frames = d["frame"].fillna("").astype(str) if "frame" in d.columns else pd.Series("", index=d.index)
+    d["universe"] = [_universe_label(u, f) if f else u for u, f in zip(d["universe"], frames)]
     for col in ("value", "ci_low", "ci_high"):
         d[col] = pd.to_numeric(d[col], errors="coerce") if col in d.columns else float("nan")
     notes = ["Verdicts: supported = the whole 95% confidence interval lies on the claimed side "
