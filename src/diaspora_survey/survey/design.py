@@ -307,15 +307,62 @@ class SurveyDesign:
 
     @property
     def degf(self) -> int:
-        """Design degrees of freedom: #PSU - #strata (stage 1) for Taylor designs; for
-        replicate designs rank(replicate weights) - 1, as R's ``degf()``."""
-        if self._rep is None:
+        """Design degrees of freedom, as R's ``degf()``: #PSU - #strata (stage 1) with a
+        nonzero weight for Taylor designs; for replicate designs rank(replicate weights)
+        - 1. For a subset (domain) design, those of the domain: R's
+        ``degf(subset(design, ...))`` counts only the PSUs and strata (rows) that keep a
+        nonzero weight. ``full_degf`` is the full design's."""
+        if self._domain is None and self._rep is None:
             return self._degf
         if self._degf_cache is None:
             object.__setattr__(self, "_frozen", False)
-            self._degf_cache = self._rep_degf()
+            self._degf_cache = (self._rep_degf() if self._domain is None
+                                else int(self.domain_degf(np.zeros(self._n, dtype=np.int64), 1)[0]))
             object.__setattr__(self, "_frozen", True)
         return self._degf_cache
+
+    @property
+    def full_degf(self) -> int:
+        """Degrees of freedom of the full design (also for a subset), R's ``degf()`` of
+        the design before subsetting."""
+        if self._domain is None:
+            return self.degf
+        return self._derive(_domain=None, _degf_cache=None).degf
+
+    def domain_degf(self, groups: np.ndarray, n_groups: int) -> np.ndarray:
+        """R's ``degf()`` of the subset design of every group (``svyby`` subsets the
+        design per group): groups (n,) int codes 0..G-1 (-1 = in no group), combined with
+        this design's own domain. Taylor: #stage-1 PSUs - #stage-1 strata among the rows
+        with a nonzero weight; replicate: rank of the group's replicate weights - 1
+        (R's ``[.svyrep.design`` recomputes ``degf``). Returns (G,) floats."""
+        g = np.asarray(groups, dtype=np.int64)
+        G = int(n_groups)
+        inset = (g >= 0) & (self._w != 0)
+        if self._domain is not None:
+            inset &= self._domain
+        rows = np.flatnonzero(inset)
+        gr = g[rows]
+        out = np.zeros(G)
+        if self._rep is None:
+            st = self._stages[0]
+            unit = st.unit[rows]
+            pu = np.unique(gr * st.n_units + unit)
+            n_psu = np.bincount(pu // st.n_units, minlength=G)
+            H = st.n_h.size
+            ps = np.unique(gr * H + st.unit_stratum[unit])
+            n_st = np.bincount(ps // H, minlength=G)
+            return (n_psu - n_st).astype(float)
+        f = self._rep.get("factors")
+        unit_all = self._stages[0].unit if f is not None else None
+        for gi in range(G):  # loop over groups: one rank each
+            r = rows[gr == gi]
+            if r.size == 0:
+                out[gi] = np.nan
+            elif f is not None:
+                out[gi] = np.linalg.matrix_rank(f[np.unique(unit_all[r])]) - 1
+            else:
+                out[gi] = np.linalg.matrix_rank(self._rep["repw"][r]) - 1
+        return out
 
     @property
     def is_replicate(self) -> bool:
@@ -346,7 +393,7 @@ class SurveyDesign:
         if not m.any():
             raise EstimationError("the subset is empty", code="estimate.empty_domain",
                                   hint="check the condition; no row satisfies it")
-        return self._derive(_domain=m)
+        return self._derive(_domain=m, _degf_cache=None)
 
     def _mask(self, mask) -> np.ndarray:
         if callable(mask):
@@ -833,10 +880,12 @@ class SurveyDesign:
         return estimate.var(self, var, by=by, level=level, df=df, na_rm=na_rm)
 
     def quantile(self, var, q=0.5, by=None, *, qrule: str = "math", level: float = 0.95, df=None,
-                 na_rm: bool = True) -> pd.DataFrame:
-        """Quantiles with Woodruff intervals (R ``svyquantile``, survey >= 4.1)."""
+                 na_rm: bool = True, interval_type: str = "mean") -> pd.DataFrame:
+        """Quantiles with Woodruff (or xlogit, beta, asin, score) intervals (R
+        ``svyquantile``, survey >= 4.1, ``interval.type``)."""
         from . import estimators as estimate
-        return estimate.quantile(self, var, q, by=by, qrule=qrule, level=level, df=df, na_rm=na_rm)
+        return estimate.quantile(self, var, q, by=by, qrule=qrule, level=level, df=df, na_rm=na_rm,
+                                 interval_type=interval_type)
 
     def ciprop(self, var, by=None, *, method: str = "logit", level: float = 0.95, df=None,
                level_of=None, na_rm: bool = True) -> pd.DataFrame:
