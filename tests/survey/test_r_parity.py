@@ -356,3 +356,64 @@ def test_chisq_on_a_subset_second_order_matches_R(dclus1):
     d = dclus1.subset(dclus1.data.api00 > 600)
     r = d.chisq("stype", "sch_wide")
     close("chisq", [r.statistic, r.ndf, r.ddf, r.p_value], R_A["chisq_sub2_F"], SE)
+
+
+R_B = {  # R calls in test_brr_uses_R_hadamard_matrices
+    'brr20_0': [24, 670.8118081180811, 30.355946210359754, 870064.95506215561, 1.2790084009992857, 0.26563122417416413],
+    'brr20_0.3': [24, 670.8118081180811, 28.107949213717546, 870064.95506215561, 1.2790084009992857, 0.24988548865782967],
+    'brr11': [12, 699.01095890410954, 31.043654352475066],
+}
+
+
+def paired_clus2(max_pair=None) -> pd.DataFrame:
+    """apiclus2 with its 40 districts paired into 20 strata in dnum order (pair 1 = the two
+    smallest dnum), unequal numbers of schools per district; pw = 757/40 * fpc2 / (schools
+    sampled in the district), R's apiclus2$pw."""
+    a = apiclus2()
+    ud = np.sort(a.dnum.unique())
+    a["pair"] = np.searchsorted(ud, a.dnum) // 2 + 1
+    a["pw"] = 757 / 40 * a.fpc2 / a.groupby("dnum").dnum.transform("size")
+    return a if max_pair is None else a[a.pair <= max_pair].reset_index(drop=True)
+
+
+@pytest.mark.parametrize("rho", [0, 0.3])
+def test_brr_uses_R_hadamard_matrices(rho):
+    """R: a <- apiclus2; ud <- sort(unique(a$dnum)); a$pair <- (match(a$dnum, ud)-1) %/% 2 + 1
+    db <- svydesign(id=~dnum, strata=~pair, weights=~pw, data=a)
+    r <- as.svrepdesign(db, type="BRR") (or type="Fay", fay.rho=0.3)
+    ncol(r$repweights$weights) = 24 (hadamard(20) is Paley's 24, not Sylvester's 32);
+    svymean(~api00, r), SE(svytotal(~api00, r)), svyratio(~api00, ~enroll, r, na.rm=TRUE).
+    The PSUs have unequal sizes, so the mean's SE depends on the matrix."""
+    d = SurveyDesign(paired_clus2(), psu="dnum", strata="pair", weights="pw")
+    r = d.to_replicate("BRR") if rho == 0 else d.to_replicate("Fay", rho=rho)
+    e = R_B[f"brr20_{rho}"]
+    assert r.replicate_info["repw"].shape[1] == e[0]
+    m = r.mean("api00")
+    close("BRR", m.estimate, e[1:2], EST)
+    close("BRR", m.se, e[2:3], SE)
+    close("BRR", r.total("api00").se, e[3:4], SE)
+    ra = r.ratio("api00", "enroll")
+    close("BRR", ra.estimate, e[4:5], EST)
+    close("BRR", ra.se, e[5:6], SE)
+
+
+def test_brr_eleven_strata_twelve_replicates():
+    """R: as.svrepdesign(svydesign(id=~dnum, strata=~pair, weights=~pw, data=a[a$pair <= 11,]),
+    type="BRR"): 12 replicates (R's hadamard(11) = paley(11)); svymean(~api00, .)."""
+    r = SurveyDesign(paired_clus2(11), psu="dnum", strata="pair", weights="pw").to_replicate("BRR")
+    e = R_B["brr11"]
+    assert r.replicate_info["repw"].shape[1] == e[0]
+    m = r.mean("api00")
+    close("BRR", m.estimate, e[1:2], EST)
+    close("BRR", m.se, e[2:3], SE)
+
+
+def test_r_hadamard_is_hadamard():
+    """survey:::hadamard(n) for n = 1..150 was compared with R element by element while
+    porting; here: every matrix is a 0/1 Hadamard matrix with more than n rows."""
+    from diaspora_survey.survey.replicate import r_hadamard
+
+    for n in (1, 3, 4, 11, 12, 20, 27, 35, 47, 50, 70, 100):
+        H = 2.0 * r_hadamard(n) - 1
+        assert H.shape[0] == H.shape[1] > n
+        assert np.allclose(H @ H.T, H.shape[0] * np.eye(H.shape[0]))
