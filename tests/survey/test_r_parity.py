@@ -417,3 +417,119 @@ def test_r_hadamard_is_hadamard():
         H = 2.0 * r_hadamard(n) - 1
         assert H.shape[0] == H.shape[1] > n
         assert np.allclose(H @ H.T, H.shape[0] * np.eye(H.shape[0]))
+
+
+R_C = {  # R calls in the docstrings of the weighting tests below
+    'ps_jk1': [642.31078821158212, 26.934535367425983, 3680892.9451190475, 473431.35677977902, 14],
+    'cal_jk1': [665.30907116577998, 3.94285448376767, 3638487.2041318798, 478748.86392581684, 14],
+    'calrake_jk1': [665.39379600015013, 3.8792836622570599, 3616588.5632687537, 484873.92692379944],
+    'pop_schwide': [1072, 5122],
+    'rake_jk1': [641.23024686220879, 26.873474236089432, 3647300.0313143106, 463510.85956667707],
+    'pop_awards': [2027, 4167],
+    'ps_jkn': [663.79832581998596, 9.471607358119682, 3643807.8689494128, 120244.18005647234, 198],
+    'partial': [5439, 645.60610288860289, 23.711086784675185, 2827527.2308333335, 158497.73615728258],
+    'trim_-Inf_45_FALSE': [212804.47258726417, 37.215094339622645, 59.925094339622646, 37.215094339622645, 37.215094339622645, 37.215094339622645, 45, 37.215094339622645, 22.204004166278271],
+    'trim_-Inf_45_TRUE': [209905.5741482559, 38.48546511627908, 45, 38.48546511627908, 38.48546511627908, 38.48546511627908, 45, 38.48546511627908, 22.575230232037484],
+    'trim_20_100_FALSE': [320187.54027083341, 20, 100, 20, 20, 20, 85.880833333333356, 20, 28.697034414751553],
+    'trim_20_100_TRUE': [320187.54027083341, 20, 100, 20, 20, 20, 85.880833333333356, 20, 28.697034414751553],
+    'trim_30_60_FALSE': [262568.94462500006, 30, 100.00500000000002, 30, 30, 30, 100.00500000000002, 30, 23.204295464701165],
+    'trim_30_60_TRUE': [223417.47141276044, 34.673697916666669, 60, 34.673697916666669, 34.673697916666669, 34.673697916666669, 60, 34.673697916666669, 22.883531927697319],
+    'trim_25_45_FALSE': [311082.43015625008, 25, 113.39625000000002, 25, 25, 25, 45, 25, 22.5235919503567],
+    'trim_25_45_TRUE': [209838.1076235465, 38.705523255813951, 45, 38.705523255813951, 38.705523255813951, 38.705523255813951, 45, 38.705523255813951, 22.50184259835407],
+}
+
+POP_STYPE = {"stype": {"E": 4421, "H": 755, "M": 1018}}
+
+
+def test_poststratify_replicate_design_per_replicate(dclus1, dstrat):
+    """R: jk1 <- as.svrepdesign(dclus1, type="JK1"); pop <- data.frame(stype=c("E","H","M"),
+    Freq=c(4421,755,1018)); ps <- postStratify(jk1, ~stype, pop)
+    svymean(~api00, ps), svytotal(~enroll, ps), degf(ps);
+    jkn <- as.svrepdesign(dstrat, type="JKn"); postStratify(jkn, ~awards,
+    as.data.frame(table(awards=apipop$awards))) (No 2027, Yes 4167): same.
+    Every replicate is post-stratified (the total's SE was 2.16 x R's when the replicates
+    were only rescaled)."""
+    from diaspora_survey.weighting import poststratify
+
+    for d, targets, key in ((dclus1.to_replicate("JK1"), POP_STYPE, "ps_jk1"),
+                            (dstrat.to_replicate("JKn"), {"awards": {"No": 2027, "Yes": 4167}}, "ps_jkn")):
+        ps = poststratify(d, targets).design
+        e = R_C[key]
+        m, t = ps.mean("api00"), ps.total("enroll")
+        close("replicate weighting", [m.estimate.iloc[0], t.estimate.iloc[0]], [e[0], e[2]], EST)
+        close("replicate weighting", [m.se.iloc[0], t.se.iloc[0]], [e[1], e[3]], SE)
+        assert ps.degf == e[4]
+
+
+def test_calibrate_replicate_design_per_replicate(dclus1):
+    """R: cal <- calibrate(jk1, ~stype+api99, c(`(Intercept)`=6194, stypeH=755, stypeM=1018,
+    api99=3914069)) (and calfun="raking", epsilon=1e-12, maxit=100):
+    svymean(~api00, cal), svytotal(~enroll, cal), degf(cal) = 14."""
+    from diaspora_survey.weighting import calibrate
+
+    jk = dclus1.to_replicate("JK1")
+    totals = {**POP_STYPE, "api99": 3914069}
+    for method, key in (("linear", "cal_jk1"), ("raking", "calrake_jk1")):
+        cal = calibrate(jk, totals, method=method, tol=1e-12).design
+        e = R_C[key]
+        m, t = cal.mean("api00"), cal.total("enroll")
+        close("replicate weighting", [m.estimate.iloc[0], t.estimate.iloc[0]], [e[0], e[2]], EST)
+        close("replicate weighting", [m.se.iloc[0], t.se.iloc[0]], [e[1], e[3]], SE)
+        assert cal.degf == 14
+
+
+def test_rake_replicate_design_per_replicate(dclus1):
+    """R: rk <- rake(jk1, list(~stype, ~sch.wide), list(pop, as.data.frame(table(sch.wide=
+    apipop$sch.wide)))) (No 1072, Yes 5122; R's default control maxit=10, epsilon=1):
+    svymean(~api00, rk), svytotal(~enroll, rk)."""
+    from diaspora_survey.weighting import rake
+
+    jk = dclus1.to_replicate("JK1")
+    rk = rake(jk, {**POP_STYPE, "sch_wide": {"No": 1072, "Yes": 5122}}, criterion="r", tol=1,
+              max_iter=10).design
+    e = R_C["rake_jk1"]
+    m, t = rk.mean("api00"), rk.total("enroll")
+    close("replicate weighting", [m.estimate.iloc[0], t.estimate.iloc[0]], [e[0], e[2]], EST)
+    close("replicate weighting", [m.se.iloc[0], t.se.iloc[0]], [e[1], e[3]], SE)
+
+
+def test_poststratify_partial_matches_R(api):
+    """R: dnoH <- svydesign(id=~dnum, weights=~pw, fpc=~fpc, data=subset(apiclus1, stype!="H"))
+    pp <- postStratify(dnoH, ~stype, pop, partial=TRUE): sum(weights(pp)) = 5439 (the H
+    cell is ignored, not spread over E and M), svymean(~api00, pp), svytotal(~enroll, pp)."""
+    from diaspora_survey.weighting import poststratify
+
+    a = api["apiclus1"]
+    d = SurveyDesign(a[a.stype != "H"].reset_index(drop=True), psu="dnum", weights="pw", fpc="fpc")
+    e = R_C["partial"]
+    for kw in ({"partial": True}, {"empty": "partial"}):
+        r = poststratify(d, POP_STYPE, **kw)
+        close("poststratify partial", [r.weights.sum()], e[:1], EST)
+        assert any("partial=TRUE" in x for x in r.diagnostics.decisions)
+        m, t = r.design.mean("api00"), r.design.total("enroll")
+        close("poststratify partial", [m.estimate.iloc[0], t.estimate.iloc[0]], [e[1], e[3]], EST)
+        close("poststratify partial", [m.se.iloc[0], t.se.iloc[0]], [e[2], e[4]], SE)
+    # empty="drop" keeps its documented meaning: the full population total
+    assert abs(poststratify(d, POP_STYPE, empty="drop").weights.sum() - 6194) < 1e-6
+    with pytest.raises(DiasporaSurveyError):
+        poststratify(d, POP_STYPE, partial=True, empty="error")
+
+
+@pytest.mark.parametrize("lo,hi", [(None, 45), (20, 100), (30, 60), (25, 45)])
+@pytest.mark.parametrize("strict", [False, True])
+def test_trim_reproduces_R_trimWeights(lo, hi, strict):
+    """R: dclus2 <- svydesign(id=~dnum+snum, fpc=~fpc1+fpc2, data=apiclus2)
+    tw <- trimWeights(dclus2, lower=lo, upper=hi, strict=strict); w <- weights(tw)
+    c(sum(w^2), min(w), max(w), w[c(1, 30, 60, 90, 120)], SE(svymean(~api00, tw))).
+    strict=FALSE: trim(strict=False, redistribute="equal"); strict=TRUE:
+    trim(redistribute="equal", rule="r")."""
+    from diaspora_survey.weighting import trim
+
+    d = SurveyDesign(apiclus2(), psu=["dnum", "snum"], fpc=["fpc1", "fpc2"])
+    kw = {"rule": "r"} if strict else {"strict": False}
+    w = trim(d.weights, lower=lo, upper=hi, redistribute="equal", **kw).to_numpy()
+    e = R_C[f"trim_{'-Inf' if lo is None else lo}_{hi}_{str(strict).upper()}"]
+    close("trim", [np.sum(w ** 2), w.min(), w.max()], e[:3], EST)
+    close("trim", w[[0, 29, 59, 89, 119]], e[3:8], EST)
+    close("trim", d.with_adjustment(w).mean("api00").se, e[8:], SE)
+    assert abs(w.sum() - d.weights.sum()) < 1e-9 * w.sum()

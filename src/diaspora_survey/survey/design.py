@@ -468,6 +468,8 @@ class SurveyDesign:
         return rep["scale"] * (D * rep["rscales"][:, None]).T @ D
 
     def _rep_degf(self) -> int:
+        if self._rep.get("degf") is not None:
+            return int(self._rep["degf"])
         R = self._rep["repw"]
         f = self._rep.get("factors")
         if f is not None:
@@ -624,7 +626,8 @@ class SurveyDesign:
         return self._rep_vcov(th, theta)
 
     # ------------------------------------------------------------------ calibration hook
-    def with_adjustment(self, new_weights, adjustment: dict | None = None) -> "SurveyDesign":
+    def with_adjustment(self, new_weights, adjustment: dict | None = None, *,
+                        replicate_weights=None, keep_degf: bool = False) -> "SurveyDesign":
         """A design with new final weights and a calibration record for the variance.
 
         new_weights: (n,) final weights (e.g. after post-stratification, raking or GREG
@@ -646,9 +649,13 @@ class SurveyDesign:
         * None: new weights only (SEs treat them as fixed design weights; R's
           ``trimWeights``).
 
-        For replicate designs every replicate weight is multiplied by new/old (the
-        calibration record itself is not used: re-calibrate the replicates for a fully
-        replicate-based variance).
+        For replicate designs: ``replicate_weights`` (n, R), the re-weighted replicates
+        (``weighting.poststratify``/``calibrate``/``rake`` pass every replicate
+        post-stratified / calibrated / raked, as R's methods for svyrep.design);
+        without them every replicate weight is multiplied by new/old (R's
+        ``trimWeights``-like rescaling; the calibration record itself is not used).
+        keep_degf: keep the degrees of freedom (R's calibrate.svyrep.design keeps them;
+        postStratify recomputes the rank of the new replicate weights).
         """
         w_new = np.asarray(new_weights, dtype=np.float64).reshape(-1)
         if w_new.shape != (self._n,):
@@ -658,6 +665,20 @@ class SurveyDesign:
             raise DesignError("new weights contain NaN or negative values",
                               code="design.weights_invalid", hint="weights must be finite and >= 0")
         changes: dict[str, Any] = {"_w": w_new}
+        if self._rep is not None and replicate_weights is not None:
+            R = np.asarray(replicate_weights, dtype=np.float64)
+            if R.shape != self._rep["repw"].shape or not np.all(np.isfinite(R)) or (R < 0).any():
+                raise DesignError("replicate weights must be finite, >= 0 and of the design's shape "
+                                  f"{self._rep['repw'].shape}", code="design.weights_invalid")
+            rep = dict(self._rep)
+            rep["repw"] = R
+            degf = self.degf if keep_degf else None
+            if keep_degf:
+                rep["degf"] = degf
+            else:
+                rep.pop("degf", None)
+            rep["factors"] = None    # the replicates no longer are the factors times w
+            return self._derive(_w=w_new, _rep=rep, _degf_cache=degf)
         if self._rep is not None:
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = np.where(self._w > 0, w_new / self._w, 0.0)
