@@ -889,7 +889,7 @@ def _ciprop_likelihood(design, y, g, gv, G, level, dfv):
     spline() and approx())."""
     from scipy import stats
 
-    from .glm import _irls_r
+    from ._irls import _irls_r
 
     w = design.weights
     dom = design.domain_mask
