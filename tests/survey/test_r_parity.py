@@ -533,3 +533,147 @@ def test_trim_reproduces_R_trimWeights(lo, hi, strict):
     close("trim", w[[0, 29, 59, 89, 119]], e[3:8], EST)
     close("trim", d.with_adjustment(w).mean("api00").se, e[8:], SE)
     assert abs(w.sum() - d.weights.sum()) < 1e-9 * w.sum()
+
+
+R_D = {  # R calls in the docstrings of the glm tests below
+    'glm_harm_binomial': [-1.5185571678890086, 0.025715314494730687, 0.35187506155947568, 0.11099558023454023, 0.3818917997167216, 0.0070850280097090428, 0.24221921739041802, 0.30305368013274886, 0.00055926444452582302, 0.0013357153881327459, 0.15925366586011702, 0.71738214221934937, 24],
+    'glm_harm_quasibinomial': [-1.5185571678890086, 0.025715314494730687, 0.35187506155947568, 0.11099558023454023, 0.3818917997167216, 0.0070850280097090428, 0.24221921739041802, 0.30305368013274886, 0.00055926444452582302, 0.0013357153881327459, 0.15925366586011702, 0.71738214221934937, 24],
+    'glm_harm_country': [-1.0501033766756951, 0.022434092606063966, -0.12610770022092582, -0.23612602260423829, 0.41883214209673003, 0.0066098891708018335, 0.3658854051685641, 0.33911708663913365, 24],
+    'glm_off_qp': [-0.16689028610958492, -0.00031903824615260243, 0.00025887817683025165, 0.017113604923573059, 0.00067454384200704698, 0.00066070678674829265, 4.6949710751239231e-07, 0.64472224821785784, 0.70206042968666615, 1.6881872262327913],
+    'glm_off_p': [-0.16689028610958492, -0.00031903824615260243, 0.00025887817683025165, 0.017113604923573059, 0.00067454384200704698, 0.00066070678674829265],
+    'glm_off_gauss': [28.077083810749986, 0.21061516669354963, 2.9917855102461002, 0.10409261500916306],
+    'glm_I': [2.410076520293309, -0.13304772575051424, -1.9896459175841645, -1.7508575234217447, 0.48589895571855851, 0.026037181298728847, 0.4707897620294953, 0.49105204760726778],
+    'glm_sub': [806.57121802964718, -4.4345849059720477, -13.67800808628828, 163.53677500785298, 0.73304491945762429, 25.929860636711858, 9],
+}
+
+def harmonised_like() -> pd.DataFrame:
+    """300 respondents, 3 strata x 10 PSUs, the toolkit's own dtypes: entrepreneur
+    (boolean, some NA), age (Int64, some NA), sex (category with an unused level),
+    higher_education (boolean), country (string)."""
+    rng = np.random.default_rng(20260214)
+    n = 300
+    st = np.repeat(["s1", "s2", "s3"], 100)
+    psu = np.repeat(np.arange(30), 10)
+    w = np.round(rng.uniform(0.5, 3.0, n), 3)
+    age = rng.integers(18, 70, n)
+    sex = rng.choice(["female", "male"], n)
+    he = rng.random(n) < 0.55
+    eta = -2.0 + 0.03 * age + 0.5 * (sex == "male") + 0.4 * he + rng.normal(0, 0.5, 30)[psu]
+    ent = rng.random(n) < 1 / (1 + np.exp(-eta))
+    df = pd.DataFrame({"stratum": st, "psu": psu, "w": w,
+                       "age": pd.array(age, dtype="Int64"),
+                       "sex": pd.Categorical(sex, categories=["female", "male", "other"]),
+                       "higher_education": pd.array(he, dtype="boolean"),
+                       "entrepreneur": pd.array(ent, dtype="boolean"),
+                       "country": pd.array(rng.choice(["DE", "GE", "TR"], n), dtype="string")})
+    df.loc[rng.choice(n, 12, replace=False), "age"] = pd.NA
+    df.loc[rng.choice(n, 9, replace=False), "entrepreneur"] = pd.NA
+    df.loc[rng.choice(n, 5, replace=False), "higher_education"] = pd.NA
+    return df
+
+
+
+@pytest.mark.parametrize("family", ["binomial", "quasibinomial"])
+def test_glm_on_the_toolkits_own_dtypes_matches_R(family):
+    """R (harmonised_like() written to CSV, read back with logicals and a factor sex):
+    dh <- svydesign(id=~psu, strata=~stratum, weights=~w, nest=TRUE, data=h)
+    g <- svyglm(entrepreneur ~ age + sex + higher_education, dh, family=family)
+    coef(g), SE(g), p values, g$df.residual. Nullable booleans (with NA), Int64 with NA
+    and a categorical with an unused level: NA rows leave the model (na.omit), not the
+    design."""
+    d = SurveyDesign(harmonised_like(), strata="stratum", psu="psu", weights="w", nest=True)
+    g = d.glm("entrepreneur ~ age + sex + higher_education", family=family).set_index("term")
+    e = np.asarray(R_D[f"glm_harm_{family}"])
+    terms = ["(Intercept)", "age", "sex[T.male]", "higher_education[T.True]"]
+    assert list(g.index) == ["(Intercept)", "sex[T.male]", "higher_education[T.True]", "age"]
+    close("glm", g.loc[terms, "estimate"], e[0:4], EST)
+    close("glm", g.loc[terms, "se"], e[4:8], SE)
+    close("glm", g.loc[terms, "p_value"], e[8:12], SE)
+    assert g.df.iloc[0] == e[12]
+    g2 = d.glm("entrepreneur ~ age + country", family="quasibinomial").set_index("term")
+    e = R_D["glm_harm_country"]
+    terms = ["(Intercept)", "age", "country[T.GE]", "country[T.TR]"]
+    close("glm", g2.loc[terms, "estimate"], e[0:4], EST)
+    close("glm", g2.loc[terms, "se"], e[4:8], SE)
+    assert g2.df.iloc[0] == e[8]
+
+
+def test_glm_offsets_and_quasi_families_match_R(dclus1, dstrat):
+    """R: svyglm(api.stu ~ ell + meals + offset(log(enroll)), dclus1, family=quasipoisson())
+    (coef, SE, p, summary()$dispersion) and family=poisson();
+    svyglm(api00 ~ ell + offset(api99), dstrat); svyglm(I(api00 > 700) ~ ell + stype,
+    dstrat, family=quasibinomial())."""
+    terms = ["(Intercept)", "ell", "meals"]
+    for fam, key in (("quasipoisson", "glm_off_qp"), ("poisson", "glm_off_p")):
+        g = dclus1.glm("api_stu ~ ell + meals + offset(np.log(enroll))", family=fam).set_index("term")
+        e = R_D[key]
+        close("glm", g.loc[terms, "estimate"], e[0:3], EST)
+        close("glm", g.loc[terms, "se"], e[3:6], SE)
+        if fam == "quasipoisson":
+            close("glm", g.loc[terms, "p_value"], e[6:9], SE)
+            close("glm", [g.attrs["dispersion"]], e[9:10], SE)
+    g = dclus1.glm("api_stu ~ ell + meals + offset(log(enroll))", family="quasipoisson")
+    close("glm", g.estimate, R_D["glm_off_qp"][0:3], EST)
+    g = dstrat.glm("api00 ~ ell + offset(api99)").set_index("term")
+    close("glm", g.loc[["(Intercept)", "ell"], "estimate"], R_D["glm_off_gauss"][0:2], EST)
+    close("glm", g.loc[["(Intercept)", "ell"], "se"], R_D["glm_off_gauss"][2:4], SE)
+    g = dstrat.glm("I(api00 > 700) ~ ell + stype", family="quasibinomial").set_index("term")
+    terms = ["(Intercept)", "ell", "stype[T.H]", "stype[T.M]"]
+    close("glm", g.loc[terms, "estimate"], R_D["glm_I"][0:4], EST)
+    close("glm", g.loc[terms, "se"], R_D["glm_I"][4:8], SE)
+
+
+def test_glm_in_a_domain_uses_the_domain_df(dclus1):
+    """R: g <- svyglm(api00 ~ ell + log(enroll), subset(dclus1, stype != "E"));
+    coef(g), SE(g), g$df.residual = 9 (degf of the subset 11, + 1 - 3)."""
+    d = dclus1.subset(dclus1.data.stype != "E")
+    g = d.glm("api00 ~ ell + log(enroll)").set_index("term")
+    e = R_D["glm_sub"]
+    terms = ["(Intercept)", "ell", "log(enroll)"]
+    close("glm", g.loc[terms, "estimate"], e[0:3], EST)
+    close("glm", g.loc[terms, "se"], e[3:6], SE)
+    assert g.df.iloc[0] == e[6]
+
+
+@pytest.mark.parametrize("formula", [
+    "y ~ __import__('os').system('touch {marker}')",
+    "y ~ open('{marker}', 'w').write('x')",
+    "y ~ x + I(__import__('pathlib').Path('{marker}').touch())",
+    "y ~ x.__class__.__bases__",
+    "y ~ C(x).__init__",
+    "y ~ (lambda: open('{marker}', 'w'))()",
+    "y ~ [c for c in ().__class__.__base__.__subclasses__()]",
+    "y ~ np.lib.npyio.savetxt('{marker}', x)",
+    "y ~ x[0]",
+    "y ~ eval('1')",
+    "y ~ getattr(x, 'mean')()",
+    "__import__('os').system('touch {marker}') ~ x",
+    "y ~ offset(exec('open(\"{marker}\", \"w\")'))",
+    "y ~ Q('__import__')",
+    "y ~ C(x, Treatment(reference=__import__('os').getcwd()))",
+])
+def test_glm_formula_cannot_run_code(tmp_path, formula):
+    """Issue 11, item 14: formulas are parsed with a whitelist (columns, arithmetic, C(),
+    I(), offset(), log()/np.log(), ...) before patsy evaluates anything; every other
+    construct is refused with the package's error and nothing runs."""
+    marker = tmp_path / "pwned"
+    df = pd.DataFrame({"y": [1.0, 2, 3, 4, 5, 6], "x": [0.5, 1, 2, 1, 3, 2]})
+    d = SurveyDesign(df)
+    with pytest.raises(DiasporaSurveyError) as e:
+        d.glm(formula.format(marker=marker))
+    assert e.value.code == "estimate.bad_formula"
+    assert not marker.exists() and not any(tmp_path.iterdir())
+
+
+def test_glm_formula_whitelist_still_fits():
+    """The whitelist keeps the usual formulas: interactions, -1, C() with a reference,
+    I() arithmetic, np.log / log, Q()."""
+    rng = np.random.default_rng(5)
+    df = pd.DataFrame({"y": rng.normal(size=60), "x": rng.uniform(1, 2, 60),
+                       "g": rng.choice(["a", "b", "c"], 60), "my var": rng.normal(size=60)})
+    d = SurveyDesign(df)
+    for f in ("y ~ x*C(g)", "y ~ x:C(g) - 1", "y ~ C(g, Treatment(reference='b'))",
+              "y ~ I(x ** 2) + np.log(x) + log(x + 1)", "y ~ Q('my var')", "y ~ x + I(g == 'a')"):
+        g = d.glm(f)
+        assert np.isfinite(g.estimate).all() and np.isfinite(g.se).all()
+

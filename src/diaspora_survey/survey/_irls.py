@@ -4,12 +4,14 @@ from __future__ import annotations
 import numpy as np
 
 
-def _irls_r(X, y, w, family, epsilon=1e-8, maxit=25):
+def _irls_r(X, y, w, family, epsilon=1e-8, maxit=25, offset=None):
     """Iteratively reweighted least squares exactly as R's ``glm.fit`` (start
     mustart: binomial (w y + 0.5)/(w + 1), poisson y + 0.1, gaussian y; stop when
     |dev - devold|/(|dev| + 0.1) < epsilon). Returns (beta, mu, eta, working weights of the
     last iteration, converged, iterations) - the working weights are R's ``glm$weights``,
-    used with the QR of the last iteration for ``cov.unscaled``."""
+    used with the QR of the last iteration for ``cov.unscaled``. offset: R's offset,
+    eta = offset + X beta (the start eta = linkfun(mustart) as R)."""
+    off = np.zeros(len(y)) if offset is None else np.asarray(offset, dtype=float)
     if family in ("binomial", "quasibinomial"):
         mu = (w * y + 0.5) / (w + 1)
         linkfun = lambda m: np.log(m / (1 - m))
@@ -45,10 +47,10 @@ def _irls_r(X, y, w, family, epsilon=1e-8, maxit=25):
     it = 0
     for it in range(1, maxit + 1):
         me = mu_eta(eta)
-        z = eta + (y - mu) / me
+        z = (eta - off) + (y - mu) / me
         ww = np.sqrt(w * me ** 2 / variance(mu))
         beta = np.linalg.lstsq(X * ww[:, None], z * ww, rcond=None)[0]
-        eta = X @ beta
+        eta = X @ beta + off
         mu = linkinv(eta)
         dev = float(np.sum(dev_resids(mu)))
         if abs(dev - devold) / (abs(dev) + 0.1) < epsilon:

@@ -78,6 +78,15 @@ class _LazyFit:
 def svyglm(design, formula: str, family: str = "gaussian", *, level: float = 0.95) -> pd.DataFrame:
     """Fit ``formula`` (patsy syntax, e.g. ``"y ~ age + C(education)"``) under the design.
 
+    The formula is parsed without running code (see ``survey._formula``: column names,
+    arithmetic, C(), I(), offset(), log()/np.log(), ...; anything else is refused).
+    Nullable booleans, Int64 with NA, strings and categoricals work as in R: missing
+    values drop the row from the model (R's na.omit) but it stays in the design for the
+    variance; df_residual = degf of the rows in the model + 1 - p (R's svyglm).
+    ``offset(expr)`` terms are offsets (eta = offset + X beta); families binomial,
+    quasibinomial, poisson, quasipoisson, gaussian (the quasi families give the same
+    design-based fit and SEs, as R's svyglm).
+
     Returns a DataFrame: term, estimate, se, t_value, p_value, ci_low, ci_high, df
     (df_residual), with ``attrs``: vcov, df_residual, dispersion (svyvar of the Pearson
     residuals, as summary.svyglm), family, fit (statsmodels results).
@@ -88,26 +97,44 @@ def svyglm(design, formula: str, family: str = "gaussian", *, level: float = 0.9
     if family not in FAMILIES:
         raise EstimationError(f"unknown family {family!r}", code="estimate.bad_family",
                               hint="one of " + ", ".join(FAMILIES))
-    if "~" not in formula:
-        raise EstimationError(f"formula {formula!r} has no '~'", code="estimate.bad_formula",
-                              hint="write 'response ~ predictor1 + C(factor)'")
-    lhs, rhs = formula.split("~", 1)
-    data = design._data.reset_index(drop=True)
+    from ._formula import environment, model_data, parse_model
+
+    raw = design._data
+    spec = parse_model(formula, raw.columns)    # refuses anything but whitelisted code
+    w_all = design.weights
+    data = model_data(raw, spec.columns, rows_ok=w_all > 0)
+    env = environment()
+    na = patsy.NAAction(NA_types=["None", "NaN"])
     try:
-        X = patsy.dmatrix(rhs, data, NA_action=patsy.NAAction(NA_types=["None", "NaN"]),
-                          return_type="dataframe")
-        y_all = _response(data, lhs, family)
+        X = patsy.dmatrix(spec.rhs, data, eval_env=env, NA_action=na, return_type="dataframe")
+        lhs = spec.lhs
+        if lhs in raw.columns:
+            y_all = _response(raw.reset_index(drop=True), lhs, family)
+        else:
+            y_all = patsy.dmatrix(patsy.ModelDesc([], [patsy.Term([patsy.EvalFactor(lhs)])]), data,
+                                  eval_env=env, NA_action=patsy.NAAction(NA_types=[]),
+                                  return_type="dataframe").iloc[:, -1].to_numpy(dtype=float)
+        off_all = np.zeros(design.n)
+        for code in spec.offsets:
+            o = patsy.dmatrix(patsy.ModelDesc([], [patsy.Term([patsy.EvalFactor(code)])]), data,
+                              eval_env=env, NA_action=patsy.NAAction(NA_types=[]), return_type="dataframe")
+            off_all = off_all + o.iloc[:, 0].to_numpy(dtype=float)
     except patsy.PatsyError as e:
-        raise EstimationError(f"cannot build the model matrix for {formula!r}: {e}",
-                              code="estimate.bad_formula",
+        raise EstimationError(f"cannot build the model matrix for {formula!r}: {e.message}",
+                              code="estimate.bad_formula", where=f"formula {formula!r}",
                               hint="check variable names; wrap categorical predictors in C()") from None
     rows = X.index.to_numpy()
-    w_all = design.weights
     y = y_all[rows]
-    keep = ~np.isnan(y) & (w_all[rows] > 0)
+    # R: na.omit - rows with a missing response, predictor or offset leave the model
+    # (they stay in the design with zero scores)
+    keep = ~np.isnan(y) & ~np.isnan(off_all[rows]) & (w_all[rows] > 0)
     rows = rows[keep]
+    if rows.size == 0:
+        raise EstimationError(f"no complete rows for {formula!r}", code="estimate.empty_model",
+                              where=f"formula {formula!r}", hint="check the variables' missing values")
     Xm = X.to_numpy(dtype=float)[keep]
     y = y[keep]
+    off = off_all[rows]
     w = w_all[rows]
     names = ["(Intercept)" if c == "Intercept" else c for c in X.columns]
     p = Xm.shape[1]
@@ -116,7 +143,14 @@ def svyglm(design, formula: str, family: str = "gaussian", *, level: float = 0.9
                               code="estimate.rank_deficient", hint="drop redundant terms")
     fam = _family(family)
     wn = w / w.mean()
-    beta, mu, eta, w_work, converged, iters = _irls_r(Xm, y, wn, family)
+    if family in ("binomial", "quasibinomial") and np.any((y < 0) | (y > 1)):
+        raise EstimationError(f"the response of {formula!r} is outside [0, 1] for a binomial model",
+                              code="estimate.bad_response", where=f"formula {formula!r}",
+                              hint="use a 0/1 (or boolean) response, or a proportion")
+    if family in ("poisson", "quasipoisson") and np.any(y < 0):
+        raise EstimationError(f"the response of {formula!r} is negative for a Poisson model",
+                              code="estimate.bad_response", where=f"formula {formula!r}")
+    beta, mu, eta, w_work, converged, iters = _irls_r(Xm, y, wn, family, offset=off)
     dmu = fam.link.inverse_deriv(eta)
     vmu = fam.variance(mu)
     # R: cov.unscaled and glm$weights come from the last IRLS iteration (working weights
@@ -130,7 +164,7 @@ def svyglm(design, formula: str, family: str = "gaussian", *, level: float = 0.9
         for r in range(R.shape[1]):  # loop over replicates (as R's svyglm.svyrep.design)
             wr = R[:, r]
             okr = wr > 0
-            reps[r] = _irls_r(Xm[okr], y[okr], wr[okr] / w.mean(), family)[0]
+            reps[r] = _irls_r(Xm[okr], y[okr], wr[okr] / w.mean(), family, offset=off[okr])[0]
         V = design._rep_vcov(reps, beta)
     else:
         est = Xm * (w_work * (y - mu) / dmu)[:, None]
@@ -138,7 +172,10 @@ def svyglm(design, formula: str, family: str = "gaussian", *, level: float = 0.9
         S[rows] = est @ Ainv
         V = design._vcov_rows(S)
     se = np.sqrt(np.clip(np.diag(V), 0, None))
-    df_res = design.degf + 1 - p
+    # R: degf(design[-nas, ]) + 1 - p: the df of the rows in the model
+    in_model = np.full(design.n, -1, dtype=np.int64)
+    in_model[rows] = 0
+    df_res = float(design.domain_degf(in_model, 1)[0]) + 1 - p
     tval = beta / se
     pval = 2 * stats.t.sf(np.abs(tval), df_res)
     q = stats.t.ppf(1 - (1 - level) / 2, df_res)
