@@ -677,3 +677,74 @@ def test_glm_formula_whitelist_still_fits():
         g = d.glm(f)
         assert np.isfinite(g.estimate).all() and np.isfinite(g.se).all()
 
+
+
+R_E = {  # R calls in the docstrings of the contrast / svyvar tests below
+    'nl_ratio': [1.0276004934048453, 0.023795858440489388],
+    'nl_logratio': [0.027226466406108797, 0.02315672150141182],
+    'nl_list': [17.428055555555488, 13.575765946376215, 14.337390234216764, 5.002092916795621],
+    'nl_growth': [0.052260546218248605, 0.0036439222308434689],
+    'nl_misc': [10194586.074810676, 393964.93664234999],
+    'cov3': [15190.586205827334, 15458.825911154325, -13249.102944801814, 15458.825911154325, 16518.236962973442, -9852.963478354608, -13249.102944801814, -9852.963478354608, 195567.69066278962, 1255.7399786809804, 1277.0496395006267, 3296.8131408796316, 1277.0496395006267, 1318.4331131202498, 3245.6309758105717, 3296.8131408796316, 3245.6309758105717, 23231.894997320935],
+    'cov_clus1': [11182.822794691647, -5492.3911607518166, -5492.3911607518166, 136424.31441782261, 1386.4139429142574, 3458.1373857000349, 3458.1373857000349, 41377.197636690267],
+    'cov_sub': [11270.828622766123, -1727.0893065268067, -1727.0893065268067, 19912.027534965036, 1154.9296536237136, 621.99639467099985, 621.99639467099985, 4711.3652153724179],
+}
+
+
+def test_nonlinear_contrasts_match_R(dclus1, dstrat):
+    """R: b <- svyby(~api00, ~stype, dclus1, svymean, covmat=TRUE) (the domains share
+    clusters: their covariance counts; svyby's default covmat=FALSE drops it)
+    svycontrast(b, quote(E/M)); svycontrast(b, quote(log(E/M)));
+    svycontrast(b, list(d=quote(E-M), f=quote(exp(H/100)/(E+M)^0.5)));
+    m <- svymean(~api00+api99, dstrat); svycontrast(m, quote(api00/api99 - 1));
+    svycontrast(m, quote(sqrt(api00) * api99^2))  (coef, SE)."""
+    b = dclus1.mean("api00", by="stype")
+    for expr, key in (("E/M", "nl_ratio"), ("log(E / M)", "nl_logratio"), ("np.log(`E`/`M`)", "nl_logratio")):
+        c = dclus1.contrast(b, expr)
+        close("contrast", c.estimate, R_E[key][:1], EST)
+        close("contrast", c.se, R_E[key][1:], SE)
+    c = dclus1.contrast(b, {"d": "E - M", "f": "exp(H/100) / (E + M)**0.5"})
+    assert list(c.contrast) == ["d", "f"]
+    close("contrast", c.estimate, R_E["nl_list"][:2], EST)
+    close("contrast", c.se, R_E["nl_list"][2:], SE)
+    m = dstrat.mean(["api00", "api99"])
+    for expr, key in (("api00/api99 - 1", "nl_growth"), ("sqrt(api00) * api99**2", "nl_misc")):
+        c = dstrat.contrast(m, expr)
+        close("contrast", c.estimate, R_E[key][:1], EST)
+        close("contrast", c.se, R_E[key][1:], SE)
+    # a linear expression equals the linear contrast
+    lin = dclus1.contrast(b, {"E": 1, "M": -1})
+    assert np.allclose(dclus1.contrast(b, "E - M")[["estimate", "se"]], lin[["estimate", "se"]], rtol=1e-14)
+
+
+@pytest.mark.parametrize("spec", ["E/X", "E/", "__import__('os')", "E.real", "E[0]", "max(E, M)",
+                                  ["a", 1, 2], {"E": "one"}, {"Z": 1}, {7: 1}, [1, 2], None, {}, "E ** M if E else M"])
+def test_bad_contrasts_are_package_errors(dclus1, spec):
+    """contrast(m, "E/X"), malformed expressions, other calls, non-numeric coefficients,
+    unknown rows: EstimationError (code estimate.bad_contrast), never a raw ValueError."""
+    b = dclus1.mean("api00", by="stype")
+    with pytest.raises(DiasporaSurveyError) as e:
+        dclus1.contrast(b, spec)
+    assert e.value.code == "estimate.bad_contrast"
+
+
+def test_covariance_matrix_matches_R(dclus1, dstrat):
+    """R: v <- svyvar(~api00+api99+enroll, dstrat); as.matrix(v), SE(v);
+    svyvar(~api00+enroll, dclus1); svyvar(~api00+enroll, subset(dclus1, stype=="E"))."""
+    for d, vs, key in ((dstrat, ["api00", "api99", "enroll"], "cov3"), (dclus1, ["api00", "enroll"], "cov_clus1"),
+                       (dclus1.subset(dclus1.data.stype == "E"), ["api00", "enroll"], "cov_sub")):
+        v = d.var(vs, covariance=True)
+        p = len(vs)
+        e = np.asarray(R_E[key])
+        assert list(v.variable) == [a for a in vs for _ in vs] and list(v.variable2) == vs * p
+        close("svyvar", v.estimate, e[:p * p], EST)
+        close("svyvar", v.se, e[p * p:], SE)
+        close("svyvar", v.attrs["matrix"].to_numpy(), e[:p * p].reshape(p, p), EST)
+        # the diagonal is the univariate svyvar
+        for i, a in enumerate(vs):
+            close("svyvar", d.var(a).se, e[p * p + i * p + i: p * p + i * p + i + 1], SE)
+    by = dclus1.var(["api00", "enroll"], by="stype", covariance=True)
+    e = np.asarray(R_E["cov_sub"])
+    close("svyvar", by[by.stype == "E"].estimate, e[:4], EST)
+    close("svyvar", by[by.stype == "E"].se, e[4:], SE)
+

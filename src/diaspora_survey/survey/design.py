@@ -895,10 +895,12 @@ class SurveyDesign:
         from . import estimators as estimate
         return estimate.ratio(self, numerator, denominator, by=by, level=level, df=df, na_rm=na_rm)
 
-    def var(self, var, by=None, *, level: float = 0.95, df=None, na_rm: bool = True) -> pd.DataFrame:
-        """Population variance estimate (R ``svyvar``)."""
+    def var(self, var, by=None, *, level: float = 0.95, df=None, na_rm: bool = True,
+            covariance: bool = False) -> pd.DataFrame:
+        """Population variance estimate (R ``svyvar``); covariance=True: the covariance
+        matrix of several variables with SEs (R's ``svyvar(~a+b)``)."""
         from . import estimators as estimate
-        return estimate.var(self, var, by=by, level=level, df=df, na_rm=na_rm)
+        return estimate.var(self, var, by=by, level=level, df=df, na_rm=na_rm, covariance=covariance)
 
     def quantile(self, var, q=0.5, by=None, *, qrule: str = "math", level: float = 0.95, df=None,
                  na_rm: bool = True, interval_type: str = "mean") -> pd.DataFrame:

@@ -445,11 +445,20 @@ def ratio(design, numerator, denominator, by=None, *, level=0.95, df=None, na_rm
     return _frame(design, lab, theta, se, n, level, _group_df(design, df, g, G, k), vcov=V)
 
 
-def var(design, var, by=None, *, level=0.95, df=None, na_rm=True) -> pd.DataFrame:
+def var(design, var, by=None, *, level=0.95, df=None, na_rm=True, covariance: bool = False) -> pd.DataFrame:
     """Population variance estimate (R ``svyvar``): sum w (y - ybar)^2 / sum w * n/(n-1),
-    n = rows with nonzero weight; SE from the linearisation of the mean of
-    u = (y - ybar)^2 n/(n-1) with ybar held fixed (as R)."""
+    n = rows with nonzero weight in the (group's) design (R counts them before dropping
+    missing values); SE from the linearisation of the mean of u = (y - ybar)^2 n/(n-1)
+    with ybar held fixed (as R).
+
+    covariance=True (several variables): R's ``svyvar(~a+b+c)`` matrix - one row per
+    pair (``variable``, ``variable2``; all p x p, row-major) with the covariance
+    sum w (a - abar)(b - bbar) / sum w * n/(n-1) and its SE; rows with a missing value
+    in any of the variables are dropped jointly (R's na.rm). ``attrs["matrix"]`` holds
+    the estimates as a p x p DataFrame (per group: a dict group -> matrix)."""
     vars_ = _as_list(var)
+    if covariance:
+        return _covariance(design, vars_, by, level=level, df=df, na_rm=na_rm)
     out = []
     for v in vars_:
         y = _numeric(design, v)
@@ -462,7 +471,7 @@ def var(design, var, by=None, *, level=0.95, df=None, na_rm=True) -> pd.DataFram
         yy = np.where(valid, y, 0.0)
         Nh = np.bincount(gg, weights=wv, minlength=G)
         ybar = np.bincount(gg, weights=wv * yy, minlength=G) / Nh
-        nnz = np.bincount(gg, weights=(wv != 0).astype(float), minlength=G)
+        nnz = _nonzero_rows(design, g, G)
         u = (yy - ybar[gg]) ** 2 * (nnz / (nnz - 1))[gg]
         theta, V, _, _ = design._linear(G, [(u, gv)], [(np.ones(design.n), gv)], G, np.arange(G))
         lab = _labels(glab, G, [(v, None, None)], False)
@@ -470,6 +479,50 @@ def var(design, var, by=None, *, level=0.95, df=None, na_rm=True) -> pd.DataFram
                           _counts(design, g, valid, G), level, _group_df(design, df, g, G), vcov=V))
     res = pd.concat(out, ignore_index=True) if len(out) > 1 else out[0]
     return res
+
+
+def _nonzero_rows(design, g, G):
+    """R's n of svyvar: rows with a nonzero weight in each group's (sub)design."""
+    w = design.weights
+    ok = (g >= 0) & (w != 0)
+    return np.bincount(g[ok], minlength=G).astype(float)
+
+
+def _covariance(design, vars_, by, *, level, df, na_rm):
+    if len(vars_) < 1:
+        raise EstimationError("no variable given", code="estimate.no_variable")
+    ys = [_numeric(design, v) for v in vars_]
+    valid = np.ones(design.n, dtype=bool)
+    for y in ys:
+        valid &= ~np.isnan(y)
+    g, glab, G, gv = _valid_groups(design, valid, vars_, by, na_rm)
+    w = design.weights
+    ok = gv >= 0
+    gg = np.where(ok, gv, 0)
+    wv = np.where(ok, w, 0.0)
+    Nh = np.bincount(gg, weights=wv, minlength=G)
+    cen = []
+    for y in ys:
+        yy = np.where(valid, y, 0.0)
+        ybar = np.bincount(gg, weights=wv * yy, minlength=G) / Nh
+        cen.append(yy - ybar[gg])
+    nnz = _nonzero_rows(design, g, G)
+    fac = (nnz / (nnz - 1))[gg]
+    p = len(vars_)
+    k = p * p
+    pairs = [(a, b) for a in range(p) for b in range(p)]
+    num = [(cen[a] * cen[b] * fac, np.where(gv >= 0, gv * k + t, -1)) for t, (a, b) in enumerate(pairs)]
+    theta, V, _, _ = design._linear(G * k, num, [(np.ones(design.n), gv)], G, np.arange(G * k) // k)
+    se = np.sqrt(np.clip(np.diag(V), 0, None))
+    lab = _labels(glab, G, [(vars_[a], None, None) for a, _ in pairs], False)
+    lab.insert(lab.columns.get_loc("variable") + 1, "variable2", [vars_[b] for _, b in pairs] * G)
+    n = np.repeat(_counts(design, g, valid, G), k)
+    fr = _frame(design, lab, theta, se, n, level, _group_df(design, df, g, G, k), vcov=V)
+    mats = [pd.DataFrame(theta[gi * k:(gi + 1) * k].reshape(p, p), index=vars_, columns=vars_)
+            for gi in range(G)]
+    fr.attrs["matrix"] = mats[0] if G == 1 and not len(glab.columns) else \
+        {tuple(glab.iloc[gi]) if len(glab.columns) > 1 else glab.iloc[gi, 0]: mats[gi] for gi in range(G)}
+    return fr
 
 
 # ----------------------------------------------------------------------------- quantiles
@@ -973,7 +1026,12 @@ def contrast(result: pd.DataFrame, weights, *, level=0.95, df=None) -> pd.DataFr
     weights: a sequence aligned with the rows, or a dict {row label: coefficient}
     where a row label is the value of the columns that vary between rows (e.g. the
     by-group ``"w2"``, the variable ``"api00"``, or ``"w2:female"`` for several), or a
-    row position; or a dict {name: such a dict} for several contrasts.
+    row position; or an expression in the row labels, e.g. ``"E / M"`` or
+    ``"log(w2 / w1)"`` (a nonlinear contrast by the delta method with exact
+    derivatives, R's ``svycontrast(stat, quote(E/M))``; labels that are not names in
+    backticks); or a dict {name: such a dict or expression} for several contrasts.
+    Bad specifications raise ``EstimationError`` (code ``estimate.bad_contrast``).
+    df: the rows' df (the smallest of the rows used when they differ, e.g. domains).
 
     >>> m = design.mean("age", by="wave")                 # doctest: +SKIP
     >>> design.contrast(m, {"w2": 1, "w1": -1})           # wave 2 - wave 1  # doctest: +SKIP
@@ -1006,6 +1064,7 @@ def contrast(result: pd.DataFrame, weights, *, level=0.95, df=None) -> pd.DataFr
                                    "quantiles of several groups carry no covariances")
     labels = _row_labels(result)
     k = len(result)
+    theta = result["estimate"].to_numpy(dtype=float)
 
     def vec(spec):
         if isinstance(spec, dict):
@@ -1013,31 +1072,57 @@ def contrast(result: pd.DataFrame, weights, *, level=0.95, df=None) -> pd.DataFr
             for key, c in spec.items():
                 if isinstance(key, (int, np.integer)) and not isinstance(key, bool) and str(key) not in labels:
                     i = int(key)
+                    if not -k <= i < k:
+                        raise EstimationError(f"row position {i} is outside the result's {k} rows",
+                                              code="estimate.bad_contrast",
+                                              hint="row labels: " + ", ".join(labels))
                 else:
                     if str(key) not in labels:
                         raise EstimationError(f"no row labelled {key!r} in the result",
                                               code="estimate.bad_contrast",
                                               hint="row labels: " + ", ".join(labels))
                     i = labels.index(str(key))
-                L[i] += float(c)
+                L[i] += _coef(c, key)
             return L
-        L = np.asarray(spec, dtype=float)
+        try:
+            L = np.asarray(spec, dtype=float)
+        except (TypeError, ValueError):
+            raise EstimationError(f"contrast {spec!r} is not a list of numbers, a dict or an expression",
+                                  code="estimate.bad_contrast",
+                                  hint="e.g. {'w2': 1, 'w1': -1}, [1, -1, 0] or 'w2 / w1'; row labels: "
+                                       + ", ".join(labels)) from None
         if L.shape != (k,):
             raise EstimationError(f"contrast has {L.size} coefficients for {k} rows",
                                   code="estimate.bad_contrast")
         return L
 
-    if isinstance(weights, dict) and weights and all(isinstance(v, dict) for v in weights.values()):
-        names = list(weights)
-        Ls = [vec(weights[nm]) for nm in names]
+    def lin_or_expr(spec):
+        """(estimate, gradient) of one contrast: linear, or an expression (delta method)."""
+        if isinstance(spec, str):
+            return _nonlinear(spec, labels, theta)
+        L = vec(spec)
+        return float(L @ theta), L
+
+    if weights is None or (isinstance(weights, (dict, list, tuple)) and len(weights) == 0):
+        raise EstimationError("no contrast given", code="estimate.bad_contrast",
+                              hint="e.g. {'w2': 1, 'w1': -1} or 'w2 / w1'")
+    if isinstance(weights, dict) and weights and all(isinstance(v, (dict, str)) for v in weights.values()):
+        names = [str(nm) for nm in weights]
+        parts = [lin_or_expr(weights[nm]) for nm in weights]
     else:
-        Ls = [vec(weights)]
+        parts = [lin_or_expr(weights)]
         names = ["contrast"]
-    Lm = np.vstack(Ls)
-    est = Lm @ result["estimate"].to_numpy(dtype=float)
+    est = np.array([p_[0] for p_ in parts])
+    Lm = np.vstack([p_[1] for p_ in parts])
     Vc = Lm @ V @ Lm.T
     se = np.sqrt(np.clip(np.diag(Vc), 0, None))
-    dfv = float(result["df"].iloc[0]) if df is None else float(df)
+    if df is None:
+        # the rows' df (several domains: the smallest of the rows the contrast uses)
+        dfs = result["df"].to_numpy(dtype=float)
+        used = np.any(Lm != 0, axis=0)
+        dfv = float(np.min(dfs[used])) if used.any() else float(dfs[0])
+    else:
+        dfv = float(df)
     q = _qcrit(level, dfv)
     out = pd.DataFrame({"contrast": names, "estimate": est, "se": se, "ci_low": est - q * se,
                         "ci_high": est + q * se, "df": dfv})
@@ -1045,6 +1130,108 @@ def contrast(result: pd.DataFrame, weights, *, level=0.95, df=None) -> pd.DataFr
         out["cv"] = se / np.abs(est)
     out.attrs["vcov"] = Matrix(Vc, out.index, est)
     return out
+
+
+def _coef(c, key) -> float:
+    try:
+        return float(c)
+    except (TypeError, ValueError):
+        raise EstimationError(f"coefficient {c!r} of row {key!r} is not a number",
+                              code="estimate.bad_contrast", hint="coefficients are numbers, e.g. {'w2': 1}") from None
+
+
+_NL_FUNCS = {"log": (np.log, lambda x: 1 / x), "exp": (np.exp, np.exp),
+             "sqrt": (np.sqrt, lambda x: 0.5 / np.sqrt(x)), "log1p": (np.log1p, lambda x: 1 / (1 + x)),
+             "expm1": (np.expm1, np.exp), "log10": (np.log10, lambda x: 1 / (x * np.log(10))),
+             "log2": (np.log2, lambda x: 1 / (x * np.log(2))),
+             "asin": (np.arcsin, lambda x: 1 / np.sqrt(1 - x * x)),
+             "abs": (np.abs, np.sign)}
+
+
+def _nonlinear(expr: str, labels: list[str], theta: np.ndarray):
+    """Value and gradient of an expression in the result's rows (R ``svycontrast`` with
+    ``quote(expr)``, the delta method): row labels as names (``E / M``; labels that are
+    not identifiers in backticks, ```w2:female` - `w1:female```), numbers, ``+ - * / **``
+    and log, exp, sqrt, log1p, expm1, log10, log2, asin, abs (also as ``np.log``...).
+    Derivatives are exact (forward-mode differentiation), so se = sqrt(g V g')."""
+    import ast
+    import re
+
+    k = len(labels)
+    quoted: dict[str, str] = {}
+
+    def repl(m):
+        key = f"_q{len(quoted)}_"
+        quoted[key] = m.group(1)
+        return key
+
+    code = re.sub(r"`([^`]*)`", repl, expr)
+    where = f"contrast {expr!r}"
+
+    def bad(what):
+        return EstimationError(f"contrast {expr!r}: {what}", code="estimate.bad_contrast", where=where,
+                               hint="an expression in the row labels (" + ", ".join(labels[:12])
+                                    + ("…" if k > 12 else "") + "), numbers, + - * / ** and log, exp, "
+                                    "sqrt; quote other labels in backticks")
+
+    try:
+        tree = ast.parse(code.strip(), mode="eval")
+    except SyntaxError:
+        raise bad("cannot read the expression") from None
+
+    def ev(node):
+        if isinstance(node, ast.Expression):
+            return ev(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) \
+                and not isinstance(node.value, bool):
+            return float(node.value), np.zeros(k)
+        if isinstance(node, ast.Name):
+            name = quoted.get(node.id, node.id)
+            if name not in labels:
+                raise bad(f"no row labelled {name!r}")
+            i = labels.index(name)
+            g = np.zeros(k)
+            g[i] = 1.0
+            return float(theta[i]), g
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            v, g = ev(node.operand)
+            return (-v, -g) if isinstance(node.op, ast.USub) else (v, g)
+        if isinstance(node, ast.BinOp):
+            a, ga = ev(node.left)
+            b, gb = ev(node.right)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                if isinstance(node.op, ast.Add):
+                    return a + b, ga + gb
+                if isinstance(node.op, ast.Sub):
+                    return a - b, ga - gb
+                if isinstance(node.op, ast.Mult):
+                    return a * b, ga * b + a * gb
+                if isinstance(node.op, ast.Div):
+                    return a / b, (ga * b - a * gb) / (b * b)
+                if isinstance(node.op, ast.Pow):
+                    v = a ** b
+                    g = b * a ** (b - 1) * ga
+                    if np.any(gb != 0):
+                        g = g + v * np.log(a) * gb
+                    return v, g
+            raise bad(f"the operator {type(node.op).__name__}")
+        if isinstance(node, ast.Call) and not node.keywords and len(node.args) == 1:
+            f = node.func
+            name = f.id if isinstance(f, ast.Name) else (
+                f.attr if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name)
+                and f.value.id in ("np", "numpy") else None)
+            if name == "arcsin":
+                name = "asin"
+            if name in _NL_FUNCS:
+                fn, d = _NL_FUNCS[name]
+                v, g = ev(node.args[0])
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    return float(fn(v)), d(v) * g
+            raise bad(f"the function {ast.unparse(f)!r}")
+        raise bad(f"{ast.unparse(node)!r} (only row labels, numbers, arithmetic and log/exp/sqrt)")
+
+    v, g = ev(tree)
+    return v, g
 
 
 # ----------------------------------------------------------------------------- chisq
