@@ -748,3 +748,54 @@ def test_covariance_matrix_matches_R(dclus1, dstrat):
     close("svyvar", by[by.stype == "E"].estimate, e[:4], EST)
     close("svyvar", by[by.stype == "E"].se, e[4:], SE)
 
+
+
+R_F = {  # R calls in test_chisq_saddlepoint_matches_R
+    'sp_clus1': [11.940892080745339, 0.026441127709637507],
+    'sp_strat': [19.479656420958879, 4.8547329135635706e-06],
+    'sp_clus1b': [9.0138736842105267, 0.061074537181396028],
+    'sp_sub': [7.1305299539170512, 0.032879272439066957],
+}
+
+
+def test_chisq_saddlepoint_matches_R(dclus1, dstrat):
+    """R: svychisq(~sch.wide+stype, dclus1, statistic="saddlepoint");
+    svychisq(~stype+awards, dstrat, statistic="saddlepoint");
+    svychisq(~stype+comp.imp, dclus1, statistic="saddlepoint");
+    svychisq(~stype+sch.wide, subset(dclus1, api00 > 600), statistic="saddlepoint")
+    (X-squared, p.value)."""
+    for d, a, b, key in ((dclus1, "sch_wide", "stype", "sp_clus1"), (dstrat, "stype", "awards", "sp_strat"),
+                         (dclus1, "stype", "comp_imp", "sp_clus1b"),
+                         (dclus1.subset(dclus1.data.api00 > 600), "stype", "sch_wide", "sp_sub")):
+        r = d.chisq(a, b, statistic="saddlepoint")
+        close("chisq", [r.statistic, r.p_value], R_F[key], SE)
+
+
+def test_chisq_lincom_exact_distribution():
+    """statistic="lincom": R computes it with CompQuadForm::davies, which is not installed
+    with R here (R then falls back to the saddlepoint, with a warning), so it is checked
+    against exact cases: with all eigenvalues equal to a, P(a chi2_k - (x/ddf) chi2_ddf > 0)
+    = P(F(k, ddf) > x/(a k)); unequal eigenvalues: close to
+    the saddlepoint (R: survey:::pchisqsum(5, rep(1,3), c(2,1,0.5), lower.tail=FALSE,
+    method="saddlepoint") = 0.22055667496316356)."""
+    from scipy import stats
+
+    from diaspora_survey.survey._chisqsum import pfsum_integration, saddle
+
+    for a, k, x, ddf in ((1.0, 2, 5.3, 14), (2.5, 3, 11.0, 40), (0.7, 1, 2.0, 7)):
+        p = pfsum_integration(x, np.full(k, a), ddf)
+        assert abs(p - stats.f.sf(x / (a * k), k, ddf)) < 1e-9
+    sp = saddle(5.0, np.array([2.0, 1.0, 0.5]))
+    close("chisq", [sp], [0.22055667496316356], SE)
+    exact = pfsum_integration(5.0, np.array([2.0, 1.0, 0.5]), 10 ** 6)
+    assert abs(exact - sp) < 0.01
+
+
+def test_chisq_lincom_on_designs(dclus1, dstrat):
+    """lincom on real tables: the same X2 as the saddlepoint, a p-value close to it."""
+    for d, a, b in ((dclus1, "sch_wide", "stype"), (dstrat, "stype", "awards")):
+        sp = d.chisq(a, b, statistic="saddlepoint")
+        lc = d.chisq(a, b, statistic="lincom")
+        assert lc.statistic == sp.statistic
+        assert abs(np.log(lc.p_value / sp.p_value)) < 0.15
+

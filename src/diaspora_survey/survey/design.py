@@ -918,7 +918,8 @@ class SurveyDesign:
                                level_of=level_of, na_rm=na_rm)
 
     def chisq(self, a: str, b: str, *, statistic: str = "F", na_rm: bool = True) -> pd.Series:
-        """Rao–Scott test of association in a two-way table (R ``svychisq``)."""
+        """Rao–Scott test of association in a two-way table (R ``svychisq``; statistic
+        "F", "Chisq", "Wald", "adjWald", "saddlepoint", "lincom")."""
         from . import estimators as estimate
         return estimate.chisq(self, a, b, statistic=statistic, na_rm=na_rm)
 

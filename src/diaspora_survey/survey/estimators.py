@@ -1237,6 +1237,9 @@ def _nonlinear(expr: str, labels: list[str], theta: np.ndarray):
 # ----------------------------------------------------------------------------- chisq
 
 
+CHISQ_STATISTICS = ("F", "Chisq", "Wald", "adjWald", "saddlepoint", "lincom")
+
+
 def chisq(design, a: str, b: str, *, statistic: str = "F", na_rm: bool = True) -> pd.Series:
     """Test of association in the two-way table a x b (R ``svychisq``, na.rm=TRUE).
 
@@ -1247,15 +1250,19 @@ def chisq(design, a: str, b: str, *, statistic: str = "F", na_rm: bool = True) -
     statistic="F": F = X2/tr(Delta) on (d0, d0 nu) df, d0 = tr(Delta)^2/tr(Delta^2),
     nu = design df; "Chisq": reports X2, p from X2/mean(diag Delta) on (r-1)(c-1) df;
     "Wald": Wald test of the interaction contrasts N_ij - N_i. N_.j / N, F = W/ndf on
-    (ndf, nu); "adjWald": F (nu - ndf + 1)/nu on (ndf, nu - ndf + 1).
+    (ndf, nu); "adjWald": F (nu - ndf + 1)/nu on (ndf, nu - ndf + 1); "saddlepoint"
+    and "lincom" (Rao–Scott second order, R's pFsum): X2 against sum_j a_j chi2_1 with
+    a_j the eigenvalues of Delta and d0 nu denominator df - the saddlepoint
+    approximation as R, or the exact probability (R's CompQuadForm::davies; here by
+    Imhof's formula).
     Returns a Series: statistic_name, statistic, ndf, ddf (or df), p_value, X2,
     X2_first_order, trace_delta, mean_delta, d0, nu, N; the weighted table in
     ``attrs["table"]``."""
     from scipy import stats
 
-    if statistic not in ("F", "Chisq", "Wald", "adjWald"):
+    if statistic not in CHISQ_STATISTICS:
         raise EstimationError(f"unknown statistic {statistic!r}", code="estimate.bad_statistic",
-                              hint="one of F, Chisq, Wald, adjWald")
+                              hint="one of " + ", ".join(CHISQ_STATISTICS))
     dom = design.domain_mask
     ca, la = _levels(_column(design, a))
     cb, lb = _levels(_column(design, b))
@@ -1308,7 +1315,14 @@ def chisq(design, a: str, b: str, *, statistic: str = "F", na_rm: bool = True) -
     res = dict(statistic_name=statistic, X2=X2, X2_first_order=X2 / (tr / Delta.shape[0]),
                trace_delta=tr, mean_delta=tr / Delta.shape[0], d0=d0, nu=float(nu), N=float(N))
     dfree = (nr - 1) * (nc - 1)
-    if statistic == "F":
+    if statistic in ("saddlepoint", "lincom"):
+        from ._chisqsum import pfsum_integration, pfsum_saddlepoint
+
+        eig = np.real(np.linalg.eigvals(Delta))
+        fn = pfsum_saddlepoint if statistic == "saddlepoint" else pfsum_integration
+        res.update(statistic_name="X-squared", statistic=X2, ddf=d0 * nu,
+                   p_value=float(fn(X2, eig, d0 * nu)))
+    elif statistic == "F":
         F = X2 / tr
         res.update(statistic=F, ndf=d0, ddf=d0 * nu, p_value=float(stats.f.sf(F, d0, d0 * nu)))
     elif statistic == "Chisq":
