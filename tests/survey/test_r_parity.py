@@ -799,3 +799,52 @@ def test_chisq_lincom_on_designs(dclus1, dstrat):
         assert lc.statistic == sp.statistic
         assert abs(np.log(lc.p_value / sp.p_value)) < 0.15
 
+
+
+R_G = {  # R calls in test_replicate_types_and_fpc_match_R
+    'rt_successive-difference': [644.16939890710387, 14.215177184162281, 0.26666666666666666, 14],
+    'rt_ACS': [644.16939890710387, 14.215177184162281, 0.26666666666666666, 14],
+    'rt_JK2': [644.16939890710387, 27.527572248824075, 1, 14],
+    'rt_jk1_fpc': [644.16939890710387, 26.329360589527614],
+    'rt_jkn_corr': [644.16939890710387, 23.786541040175596],
+    'rt_other_fpc': [644.16939890710387, 24.997468633338556],
+}
+
+
+def test_replicate_types_and_fpc_match_R(api):
+    """R: jk1 <- as.svrepdesign(svydesign(id=~dnum, weights=~pw, data=apiclus1), type="JK1")
+    dd <- cbind(apiclus1, weights(jk1, "analysis")) (columns r1..r15);
+    svrepdesign(data=dd, repweights="^r[0-9]+$", weights=~pw, type=ty) for ty in
+    successive-difference, ACS, JK2 (svymean(~api00), scale, degf);
+    type="JK1", scale=14/15, fpc=rep(15/757, 15), fpctype="fraction";
+    type="JKn", rscales=rep(14/15, 15), fpc=rep(0.8, 15), fpctype="correction";
+    type="other", scale=1, rscales=rep(14/15, 15), fpc=seq(0.01, 0.15, length=15),
+    fpctype="fraction"."""
+    df = api["apiclus1"]
+    jk = SurveyDesign(df, psu="dnum", weights="pw").to_replicate("JK1")
+    R = jk.replicate_info["repw"]
+    cols = [f"r{i + 1}" for i in range(R.shape[1])]
+    dd = pd.concat([df, pd.DataFrame(R, columns=cols)], axis=1)
+    for ty in ("successive-difference", "ACS", "JK2"):
+        d = SurveyDesign.from_replicate_weights(dd, "pw", cols, type=ty)
+        e = R_G[f"rt_{ty}"]
+        m = d.mean("api00")
+        close("replicate types", m.estimate, e[:1], EST)
+        close("replicate types", m.se, e[1:2], SE)
+        assert abs(d.replicate_info["scale"] - e[2]) < 1e-15 and d.degf == e[3]
+        with pytest.raises(DiasporaSurveyError):
+            SurveyDesign.from_replicate_weights(dd, "pw", cols, type=ty, scale=1.0)
+    for kw, key in ((dict(type="JK1", scale=14 / 15, fpc=[15 / 757] * 15, fpctype="fraction"), "rt_jk1_fpc"),
+                    (dict(type="JKn", rscales=[14 / 15] * 15, fpc=[0.8] * 15, fpctype="correction"), "rt_jkn_corr"),
+                    (dict(type="other", scale=1, rscales=[14 / 15] * 15, fpc=np.linspace(0.01, 0.15, 15),
+                          fpctype="fraction"), "rt_other_fpc")):
+        m = SurveyDesign.from_replicate_weights(dd, "pw", "^r[0-9]+$", **kw).mean("api00")
+        close("replicate types", m.se, R_G[key][1:], SE)
+    for bad in (dict(type="BRR", fpc=[0.1] * 15, fpctype="fraction"), dict(type="JK1", fpc=[0.1] * 15),
+                dict(type="bootstrap", fpc=[0.1] * 15, fpctype="fraction"),
+                dict(type="JK1", fpc=[1.5] * 15, fpctype="fraction"), dict(type="JK1", fpc=[0.1] * 3, fpctype="fraction")):
+        with pytest.raises(DiasporaSurveyError):
+            SurveyDesign.from_replicate_weights(dd, "pw", cols, **bad)
+    with pytest.raises(DiasporaSurveyError):
+        SurveyDesign(df, psu="dnum", weights="pw").to_replicate("JK2")
+

@@ -27,7 +27,10 @@ import pandas as pd
 from . import linearisation as lin
 from ..errors import DesignError, EstimationError
 
-REPLICATE_TYPES = ("JK1", "JKn", "BRR", "Fay", "bootstrap", "subbootstrap", "other")
+REPLICATE_TYPES = ("JK1", "JKn", "BRR", "Fay", "bootstrap", "subbootstrap", "other", "JK2", "ACS",
+                   "successive-difference")
+# types only for user-supplied replicate weights (R's svrepdesign), not built by to_replicate
+USER_ONLY_TYPES = ("other", "JK2", "ACS", "successive-difference")
 
 
 def _as_list(x) -> list:
@@ -779,7 +782,7 @@ class SurveyDesign:
         if self._domain is not None:
             raise DesignError("build the replicate design from the full design, then subset()",
                               code="design.subset_replicate")
-        if type not in REPLICATE_TYPES or type == "other":
+        if type not in REPLICATE_TYPES or type in USER_ONLY_TYPES:
             raise DesignError(f"unknown replicate type {type!r}", code="design.invalid_option",
                               hint="one of JK1, JKn, BRR, Fay, bootstrap, subbootstrap")
         boot = type in ("bootstrap", "subbootstrap")
@@ -815,14 +818,20 @@ class SurveyDesign:
     def from_replicate_weights(cls, df: pd.DataFrame, weights: str, repweights,
                                type: str = "other", scale: float | None = None,
                                rscales=None, mse: bool = False, rho: float | None = None,
-                               combined_weights: bool = True) -> "SurveyDesign":
+                               combined_weights: bool = True, fpc=None,
+                               fpctype: str | None = None) -> "SurveyDesign":
         """A design from user-supplied replicate weight columns (R's ``svrepdesign``).
 
         repweights: list of column names, or a regular expression matched against the
         column names. combined_weights=True: the columns are analysis weights (R's
         default); False: they are multipliers of ``weights``. scale/rscales default as
         R: JK1 (R-1)/R, BRR 1/R, Fay 1/(R(1-rho)^2), bootstrap 1/(R-1), JKn/other 1
-        (JKn needs rscales).
+        (JKn needs rscales); "successive-difference" and "ACS" 4/R, "JK2" 1 (these three
+        fix scale and rscales: giving them is an error, where R warns and ignores them).
+        fpc: one value per replicate (R's ``svrepdesign(fpc=, fpctype=)``), the sampling
+        fraction (fpctype="fraction": rscales times 1 - fpc) or the correction itself
+        (fpctype="correction": rscales times fpc); for JK1, JKn and other (R refuses it
+        for BRR, Fay, JK2, ACS, successive-difference; bootstraps need none).
         """
         import re
 
@@ -853,6 +862,12 @@ class SurveyDesign:
         if rho is not None and type != "Fay":
             raise DesignError(f"rho applies to Fay's BRR, not to type={type!r}", code="design.invalid_option",
                               hint="pass type='Fay' (or give scale= directly)")
+        if type in ("successive-difference", "ACS", "JK2"):
+            if scale is not None or rscales is not None:
+                raise DesignError(f"type={type!r} fixes scale and rscales; do not give them",
+                                  code="design.invalid_option",
+                                  hint="successive-difference and ACS use scale 4/R, JK2 scale 1 (as R)")
+            scale = 4 / nrep if type != "JK2" else 1.0
         if scale is None:
             scale = {"JK1": (nrep - 1) / nrep, "BRR": 1 / nrep,
                      "Fay": 1 / (nrep * (1 - (rho if rho is not None else 0.5)) ** 2),
@@ -865,6 +880,25 @@ class SurveyDesign:
         rscales = np.asarray(rscales, dtype=float).reshape(-1)
         if rscales.size != nrep:
             raise DesignError(f"{rscales.size} rscales for {nrep} replicates", code="design.rscales_length")
+        if fpc is not None or fpctype is not None:
+            if fpc is None or fpctype not in ("fraction", "correction"):
+                raise DesignError("fpc needs fpctype='fraction' or 'correction' (and fpctype needs fpc)",
+                                  code="design.invalid_option",
+                                  hint="fpctype='fraction': sampling fractions; 'correction': 1 - fraction")
+            if type in ("BRR", "Fay", "JK2", "ACS", "successive-difference"):
+                raise DesignError(f"fpc is not available for type={type!r} (as R)", code="design.invalid_option")
+            if type in ("bootstrap", "subbootstrap"):
+                raise DesignError("a separate fpc is not needed for the bootstrap (as R)",
+                                  code="design.invalid_option")
+            f = np.asarray(fpc, dtype=float).reshape(-1)
+            if f.size == 1:
+                f = np.repeat(f, nrep)
+            if f.size != nrep:
+                raise DesignError(f"{f.size} fpc values for {nrep} replicates", code="design.fpc_length",
+                                  hint="one value per replicate (or one for all)")
+            if np.any(~np.isfinite(f)) or np.any(f < 0) or np.any(f > 1):
+                raise DesignError("fpc values must be in [0, 1]", code="design.fpc_invalid")
+            rscales = rscales * (1 - f if fpctype == "fraction" else f)
         info = dict(type=type, repw=R, scale=float(scale), rscales=rscales, mse=bool(mse), factors=None)
         return base._derive(_rep=info, _degf_cache=None)
 
