@@ -32,7 +32,7 @@ def saddle(x: float, lam: np.ndarray):
     Lugannani–Rice saddlepoint formula; None where R returns NA."""
     from scipy import stats
 
-    from .estimators import _zeroin
+    from ._roots import _zeroin
 
     lam = np.asarray(lam, dtype=float)
     d = lam.max()
