@@ -37,7 +37,7 @@ _CMP = (ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE)
 
 
 def _bad(formula: str, what: str):
-    return EstimationError(f"formula {formula!r}: {what} is not allowed in a model formula",
+    return EstimationError(f"{what} is not allowed in a model formula",
                            code="estimate.bad_formula", where=f"formula {formula!r}",
                            hint="use column names, numbers, arithmetic and C(), I(), offset(), "
                                 "log()/np.log(), exp(), sqrt(); e.g. 'y ~ age + C(education) + "
