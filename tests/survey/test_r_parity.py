@@ -197,6 +197,16 @@ APICLUS2 = """
 """
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _report_agreement():
+    """Prints the max relative difference from R per area (pytest -s shows it)."""
+    yield
+    if MAXREL:
+        print("\nmax relative difference from R per area:")
+        for area, v in sorted(MAXREL.items()):
+            print(f"  {area:24s} {v:.2e}")
+
+
 @pytest.fixture(scope="module")
 def api(shared_dir):
     d = shared_dir / "oracle" / "data"
