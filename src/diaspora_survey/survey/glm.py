@@ -16,20 +16,22 @@ import pandas as pd
 from ..errors import EstimationError
 from ._irls import _irls_r  # noqa: F401  (R glm.fit; used by svyglm and ciprop)
 
-FAMILIES = ("gaussian", "binomial", "quasibinomial", "poisson", "quasipoisson")
+FAMILIES = ("gaussian", "binomial", "quasibinomial", "poisson", "quasipoisson", "Gamma")
 
 
-def _family(name):
+def _family(name, link):
+    """The statsmodels family (for the ``fit`` attribute) of an R family and link."""
     import statsmodels.api as sm
 
+    L = sm.families.links
+    sm_link = {"logit": L.Logit, "log": L.Log, "identity": L.Identity, "inverse": L.InversePower}[link]()
     if name == "gaussian":
-        return sm.families.Gaussian()
+        return sm.families.Gaussian(link=sm_link)
     if name in ("binomial", "quasibinomial"):
-        return sm.families.Binomial()
+        return sm.families.Binomial(link=sm_link)
     if name in ("poisson", "quasipoisson"):
-        return sm.families.Poisson()
-    raise EstimationError(f"unknown family {name!r}", code="estimate.bad_family",
-                          hint="one of " + ", ".join(FAMILIES))
+        return sm.families.Poisson(link=sm_link)
+    return sm.families.Gamma(link=sm_link)
 
 
 def _response(data: pd.DataFrame, lhs: str, family: str) -> np.ndarray:
@@ -84,8 +86,10 @@ def svyglm(design, formula: str, family: str = "gaussian", *, level: float = 0.9
     values drop the row from the model (R's na.omit) but it stays in the design for the
     variance; df_residual = degf of the rows in the model + 1 - p (R's svyglm).
     ``offset(expr)`` terms are offsets (eta = offset + X beta); families binomial,
-    quasibinomial, poisson, quasipoisson, gaussian (the quasi families give the same
-    design-based fit and SEs, as R's svyglm).
+    quasibinomial, poisson, quasipoisson, gaussian, Gamma, each with R's default link or
+    one named in brackets (``"Gamma(log)"``, ``"gaussian(log)"``, ``"binomial(log)"``,
+    ``"poisson(identity)"``); the quasi families give the same design-based fit and SEs
+    (as R's svyglm).
 
     Returns a DataFrame: term, estimate, se, t_value, p_value, ci_low, ci_high, df
     (df_residual), with ``attrs``: vcov, df_residual, dispersion (svyvar of the Pearson
@@ -94,9 +98,10 @@ def svyglm(design, formula: str, family: str = "gaussian", *, level: float = 0.9
     import patsy
     from scipy import stats
 
-    if family not in FAMILIES:
-        raise EstimationError(f"unknown family {family!r}", code="estimate.bad_family",
-                              hint="one of " + ", ".join(FAMILIES))
+    from ._irls import link_functions, parse_family, variance_function
+
+    family_arg = family
+    family, link = parse_family(family)
     from ._formula import environment, model_data, parse_model
 
     raw = design._data
@@ -141,7 +146,7 @@ def svyglm(design, formula: str, family: str = "gaussian", *, level: float = 0.9
     if np.linalg.matrix_rank(Xm) < p:
         raise EstimationError("the model matrix is rank deficient (collinear predictors)",
                               code="estimate.rank_deficient", hint="drop redundant terms")
-    fam = _family(family)
+    fam = _family(family, link)
     wn = w / w.mean()
     if family in ("binomial", "quasibinomial") and np.any((y < 0) | (y > 1)):
         raise EstimationError(f"the response of {formula!r} is outside [0, 1] for a binomial model",
@@ -150,9 +155,12 @@ def svyglm(design, formula: str, family: str = "gaussian", *, level: float = 0.9
     if family in ("poisson", "quasipoisson") and np.any(y < 0):
         raise EstimationError(f"the response of {formula!r} is negative for a Poisson model",
                               code="estimate.bad_response", where=f"formula {formula!r}")
-    beta, mu, eta, w_work, converged, iters = _irls_r(Xm, y, wn, family, offset=off)
-    dmu = fam.link.inverse_deriv(eta)
-    vmu = fam.variance(mu)
+    if family == "Gamma" and np.any(y <= 0):
+        raise EstimationError(f"the response of {formula!r} is not positive for a Gamma model",
+                              code="estimate.bad_response", where=f"formula {formula!r}")
+    beta, mu, eta, w_work, converged, iters = _irls_r(Xm, y, wn, family, offset=off, link=link)
+    dmu = link_functions(link)[2](eta)
+    vmu = variance_function(family)(mu)
     # R: cov.unscaled and glm$weights come from the last IRLS iteration (working weights
     # at the previous iterate), residuals "working" from the final fit.
     A = (Xm * w_work[:, None]).T @ Xm
@@ -164,7 +172,7 @@ def svyglm(design, formula: str, family: str = "gaussian", *, level: float = 0.9
         for r in range(R.shape[1]):  # loop over replicates (as R's svyglm.svyrep.design)
             wr = R[:, r]
             okr = wr > 0
-            reps[r] = _irls_r(Xm[okr], y[okr], wr[okr] / w.mean(), family, offset=off[okr])[0]
+            reps[r] = _irls_r(Xm[okr], y[okr], wr[okr] / w.mean(), family, offset=off[okr], link=link)[0]
         V = design._rep_vcov(reps, beta)
     else:
         est = Xm * (w_work * (y - mu) / dmu)[:, None]
@@ -188,6 +196,6 @@ def svyglm(design, formula: str, family: str = "gaussian", *, level: float = 0.9
                         "ci_low": beta - q * se, "ci_high": beta + q * se, "df": float(df_res)})
     from .estimators import Matrix
 
-    out.attrs.update(vcov=Matrix(V, out.index, beta), df_residual=df_res, dispersion=dispersion, family=family,
+    out.attrs.update(vcov=Matrix(V, out.index, beta), df_residual=df_res, dispersion=dispersion, family=family_arg, link=link,
                      converged=converged, iterations=iters, fit=_LazyFit(y, Xm, fam, wn, names))
     return out
