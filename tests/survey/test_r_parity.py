@@ -891,3 +891,13 @@ def test_glm_links_and_gamma_match_R(dclus1, dstrat):
     with pytest.raises(DiasporaSurveyError):
         dclus1.glm("I(sch_wide == 'Yes') ~ ell", family="quasibinomial(link='log')")
 
+
+
+def test_quantile_df_argument_matches_R(dclus1):
+    """R: svyquantile(~api00, dclus1, 0.5, interval.type="beta", df=3): 652, 555, 717, se
+    25.452118348554208 (the beta interval keeps degf(design); only the se's t quantile
+    uses df=3); interval.type="mean", df=3: 652, 517, 754, se 37.235506472884857."""
+    for it, e in (("beta", [652, 555, 717, 25.452118348554208]), ("mean", [652, 517, 754, 37.235506472884857])):
+        q = dclus1.quantile("api00", 0.5, interval_type=it, df=3)
+        close("quantile", q[["estimate", "ci_low", "ci_high"]], e[:3], EST)
+        close("quantile", q.se, e[3:], SE)

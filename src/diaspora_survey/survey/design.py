@@ -13,9 +13,11 @@ Variance conventions follow R's ``survey`` package (Lumley 2010; survey 4.1):
   when an fpc is given (``svyrecvar``); single-PSU strata by ``lonely_psu`` —
   a per-design setting equivalent to ``options(survey.lonely.psu)``.
 * Domains (``subset``, ``by=``, missing values) keep every row, PSU and stratum in the
-  variance and in the degrees of freedom: rows outside get weight 0.
+  variance: rows outside get weight 0.
 * Degrees of freedom: #PSU - #strata at stage 1 (``degf``); replicate designs: rank of
-  the replicate weights - 1 (as ``degf.svyrep.design``).
+  the replicate weights - 1 (as ``degf.svyrep.design``). A domain's are those of R's
+  ``degf(subset(...))``: the PSUs and strata that keep a nonzero weight
+  (``domain_degf``); ``full_degf`` is the full design's.
 """
 from __future__ import annotations
 

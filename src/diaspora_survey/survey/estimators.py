@@ -5,9 +5,11 @@ Every estimator returns a tidy DataFrame: the ``by`` columns (if any), ``variabl
 ``estimate, se, ci_low, ci_high, df, n, cv`` (+ ``deff`` on request).
 
 * ``n`` is the unweighted number of rows used (in the domain, not missing);
-* ``df`` the degrees of freedom of the interval: ``design.degf`` by default (t
-  intervals, #PSU - #strata of the full design, also for domains), ``float("inf")``
-  for normal (Wald) intervals as R's ``confint()`` default;
+* ``df`` the degrees of freedom of the interval (t intervals): by default R's
+  ``degf()`` of the design - for a domain (``subset``, each group of ``by=``) that of
+  the subset, the PSUs and strata that keep a nonzero weight (R's
+  ``degf(subset(design, ...))``); ``df="full"`` for the full design's #PSU - #strata;
+  ``float("inf")`` for normal (Wald) intervals as R's ``confint()`` default;
 * ``cv = se / |estimate|``;
 * ``deff`` as R's ``deff=TRUE``: design variance over the variance under simple random
   sampling *without* replacement of n from N_hat (Lumley 2010, §2.4); ``deff="replace"``
@@ -618,6 +620,7 @@ def quantile(design, var, q=0.5, by=None, *, qrule="math", level=0.95, df=None, 
         Q = len(qs)
         dfg = _group_df(design, df, gv, G)
         dfg = np.broadcast_to(np.asarray(dfg, dtype=float), (G,)).copy()
+        design_dfg = np.broadcast_to(np.asarray(_group_df(design, None, gv, G), dtype=float), (G,))
         crit_g = _qcrit(level, dfg)
         qhat = np.full((G, Q), np.nan)
         sorted_groups = []
@@ -658,10 +661,11 @@ def quantile(design, var, q=0.5, by=None, *, qrule="math", level=0.95, df=None, 
                     elif interval_type == "asin":
                         a0, s = np.arcsin(np.sqrt(Ft)), st / (2 * np.sqrt(Ft * (1 - Ft)))
                         pl, pu = np.sin(a0 - crit * s) ** 2, np.sin(a0 + crit * s) ** 2
-                    elif interval_type == "beta":
+                    elif interval_type == "beta":   # R: degf(design) whatever df= says
                         n_rows = rows_g.size
                         neff = Ft * (1 - Ft) / st ** 2
-                        neff = neff * (stats.t.ppf(alpha / 2, n_rows - 1) / stats.t.ppf(alpha / 2, dfg[gi])) ** 2
+                        neff = neff * (stats.t.ppf(alpha / 2, n_rows - 1)
+                                       / stats.t.ppf(alpha / 2, design_dfg[gi])) ** 2
                         pl = stats.beta.ppf(alpha / 2, neff * Ft, neff * (1 - Ft) + 1)
                         pu = stats.beta.ppf(1 - alpha / 2, neff * Ft + 1, neff * (1 - Ft))
                     else:
