@@ -901,3 +901,42 @@ def test_quantile_df_argument_matches_R(dclus1):
         q = dclus1.quantile("api00", 0.5, interval_type=it, df=3)
         close("quantile", q[["estimate", "ci_low", "ci_high"]], e[:3], EST)
         close("quantile", q.se, e[3:], SE)
+
+
+def test_replicate_domain_df_matches_R(dclus1, dstrat):
+    """R: jk1 <- as.svrepdesign(dclus1, type="JK1"); degf(subset(jk1, stype=="H")) = 7,
+    degf(subset(jk1, stype=="E")) = 14; jkn <- as.svrepdesign(dstrat, "JKn"): degf 197,
+    subset awards=="Yes" 112, stype=="H" 49 (R's [.svyrep.design recomputes the rank);
+    svyciprop(~I(sch.wide=="Yes"), subset(jk1, stype=="H"), method="logit") and
+    confint(svymean(~api00, subset(jk1, stype=="H")), df=7)."""
+    jk1 = dclus1.to_replicate("JK1")
+    assert jk1.subset(jk1.data.stype == "H").degf == 7
+    assert jk1.subset(jk1.data.stype == "E").degf == 14
+    assert list(jk1.mean("api00", by="stype").df) == [14, 7, 11]
+    jkn = dstrat.to_replicate("JKn")
+    assert jkn.degf == 197
+    assert jkn.subset(jkn.data.awards == "Yes").degf == 112
+    assert jkn.subset(jkn.data.stype == "H").degf == 49
+    H = jk1.subset(jk1.data.stype == "H")
+    r = H.ciprop("sch_wide", level_of="Yes")
+    close("domain df", r[["estimate", "ci_low", "ci_high"]],
+          [0.78571428571414215, 0.46495049131486121, 0.93928877278379586], SE)
+    m = H.mean("api00")
+    close("domain df", m[["estimate"]], [618.57142857142856], EST)
+    close("domain df", m[["se", "ci_low", "ci_high"]],
+          [46.344121745185973, 508.98499437399329, 728.15786276886388], SE)
+
+
+def test_ciprop_on_a_replicate_design_matches_R(dclus1):
+    """R: jk1 <- as.svrepdesign(dclus1, type="JK1"); svyciprop(~I(sch.wide=="Yes"), jk1,
+    method=m) for logit (the intercept's replicate variance), beta, asin. (R's
+    method="likelihood" gives NA on replicate designs; here it profiles with the
+    replicate variance.)"""
+    jk = dclus1.to_replicate("JK1")
+    for m, e in (("logit", [0.82346354827010504, 0.91208536451205791]),
+                 ("beta", [0.82314207130285377, 0.91506159734842518]),
+                 ("asin", [0.82705279102423168, 0.91496959492133578])):
+        r = jk.ciprop("sch_wide", level_of="Yes", method=m)
+        close("ciprop", r[["ci_low", "ci_high"]], e, SE)
+    r = jk.ciprop("sch_wide", level_of="Yes", method="likelihood")
+    assert r.ci_low.iloc[0] < r.estimate.iloc[0] < r.ci_high.iloc[0]

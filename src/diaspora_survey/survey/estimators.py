@@ -748,7 +748,11 @@ def ciprop(design, var, by=None, *, method="logit", level=0.95, df=None, level_o
 
     * "logit" (= "xlogit"): expit(logit(p) +- t se/(p(1-p))) (the svyglm intercept of a
       quasibinomial model, computed from the exact weighted share rather than an IRLS fit);
-    * "likelihood": profile of the design-scaled binomial deviance (Rao–Scott scaling);
+    * "likelihood": R's profile of the quasibinomial deviance over the svyglm
+      dispersion, scaled by design/model variance (see ``_ciprop_likelihood``; on a
+      replicate design, where R returns NA, the replicate variance of the logit is used);
+    * on a replicate design "logit" uses the replicate variance of logit(p) (R refits
+      the svyglm intercept per replicate) rather than the delta method;
     * "asin": sin^2(asin(sqrt p) +- t se / (2 sqrt(p(1-p))));
     * "beta": Clopper–Pearson with Korn–Graubard effective n
       n_eff = p(1-p)/var * (qt(a/2, n-1)/qt(a/2, df))^2, n = rows of the design (of the
@@ -780,6 +784,10 @@ def ciprop(design, var, by=None, *, method="logit", level=0.95, df=None, level_o
         if method in ("logit", "xlogit"):
             eta = np.log(p / (1 - p))
             s = se / (p * (1 - p))
+            if method == "logit" and design.is_replicate:
+                # R: the svyglm intercept's replicate variance (refits per replicate), not
+                # the delta method
+                s = np.sqrt(_rep_logit_var(design, y, gv, G, eta))
             lo, hi = 1 / (1 + np.exp(-(eta - t * s))), 1 / (1 + np.exp(-(eta + t * s)))
         elif method == "mean":
             lo, hi = p - t * se, p + t * se
@@ -810,6 +818,28 @@ def ciprop(design, var, by=None, *, method="logit", level=0.95, df=None, level_o
     fr["ci_high"] = hi
     fr.attrs["method"] = method
     return fr
+
+
+def _rep_logit_var(design, y, gv, G, eta):
+    """Replicate variance of logit(p) per group (R's svyglm(y ~ 1, quasibinomial) on a
+    replicate design: the intercept refitted with every replicate's weights)."""
+    R = design.replicate_info["repw"] * design.domain_mask[:, None]
+    ok = (gv >= 0) & ~np.isnan(y)
+    yy = np.where(ok, np.nan_to_num(y), 0.0)
+    gg = np.where(ok, gv, 0)
+    from scipy import sparse
+
+    M = sparse.csr_matrix((ok.astype(float), (gg, np.arange(design.n))), shape=(G, design.n))
+    num = np.asarray(M @ (R * yy[:, None])).T      # (R, G)
+    den = np.asarray(M @ R).T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pr = num / den
+        er = np.log(pr / (1 - pr))
+    out = np.full(G, np.nan)
+    for gi in range(G):
+        if np.isfinite(eta[gi]) if gi < len(eta) else False:
+            out[gi] = float(design._rep_vcov(er[:, [gi]], eta[[gi]])[0, 0])
+    return out
 
 
 def _fmm_spline(x, y):
@@ -923,7 +953,8 @@ def _ciprop_likelihood(design, y, g, gv, G, level, dfv):
         dmu = mu * (1 - mu)
         Z = np.zeros((design.n, 1))
         Z[rows, 0] = w_work * (yy - mu) / dmu / A
-        var_design = float(design._vcov_rows(Z)[0, 0])
+        var_design = (float(design._vcov_rows(Z)[0, 0]) if not design.is_replicate
+                      else float(_rep_logit_var(design, y, gv, G, np.array([np.nan] * gi + [b0]))[gi]))
         se_b = np.sqrt(var_design)
         lam = var_design * A                 # cov.unscaled / naive.cov
 
