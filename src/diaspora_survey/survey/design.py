@@ -366,7 +366,10 @@ class SurveyDesign:
             elif f is not None:
                 out[gi] = np.linalg.matrix_rank(f[np.unique(unit_all[r])]) - 1
             else:
-                out[gi] = np.linalg.matrix_rank(self._rep["repw"][r]) - 1
+                Rg = self._rep["repw"][r]
+                if Rg.shape[0] > 5000:   # same rank, fewer rows (rows repeat within PSUs)
+                    Rg = np.unique(Rg, axis=0)
+                out[gi] = np.linalg.matrix_rank(Rg) - 1
         return out
 
     @property
@@ -764,8 +767,8 @@ class SurveyDesign:
 
         type: "JK1" (delete-one-PSU jackknife, unstratified designs; scale (n-1)/n, times
         (1-n/N) with a stage-1 fpc), "JKn" (stratified delete-one; rscales (n_h-1)/n_h,
-        times (1-n_h/N_h) with fpc), "BRR" (exactly 2 PSUs per stratum; Sylvester Hadamard
-        matrix), "Fay" (BRR with factors 2-rho/rho, ``rho`` default 0.5, scale
+        times (1-n_h/N_h) with fpc), "BRR" (exactly 2 PSUs per stratum; R's brrweights with R's
+        Hadamard matrices, so the replicates are R's), "Fay" (BRR with factors 2-rho/rho, ``rho`` default 0.5, scale
         1/(R(1-rho)^2)), "bootstrap" (R's Canty–Davison bootstrap, stage-1 fpc used;
         scale nbar/((nbar-1)(R-1))) or "subbootstrap" (Rao–Wu n_h-1 bootstrap; scale
         1/(R-1)); for the bootstraps ``replicates`` (default 200) draws, seeded by
@@ -773,7 +776,8 @@ class SurveyDesign:
         ``mse=TRUE``). As R: fpcs after the first stage are dropped (with a warning), and
         BRR, Fay and subbootstrap drop the fpc (with a warning).
         Calibration records are not carried over (replicates are rescaled by the
-        final weights only).
+        final weights only): post-stratify, rake or calibrate the replicate design
+        instead (``weighting.*`` re-weight every replicate, as R).
         """
         import warnings
 
