@@ -940,3 +940,16 @@ def test_ciprop_on_a_replicate_design_matches_R(dclus1):
         close("ciprop", r[["ci_low", "ci_high"]], e, SE)
     r = jk.ciprop("sch_wide", level_of="Yes", method="likelihood")
     assert r.ci_low.iloc[0] < r.estimate.iloc[0] < r.ci_high.iloc[0]
+
+
+@pytest.mark.parametrize("cond", ["@self._data.to_csv('{marker}')", "a.__class__", "a.apply(print)",
+                                  "__import__('os').system('touch {marker}')", "a[0] > 1", "b > 1"])
+def test_subset_condition_cannot_run_code(tmp_path, cond):
+    """subset("...") conditions are checked like formulas: no calls, attributes, subscripts
+    or @variables reach DataFrame.eval; unknown names are refused too."""
+    marker = tmp_path / "pwned"
+    d = SurveyDesign(pd.DataFrame({"a": [1.0, 2, 3], "my col": [1, 2, 3], "g": ["x", "y", "x"]}))
+    with pytest.raises(DiasporaSurveyError) as e:
+        d.subset(cond.format(marker=marker))
+    assert e.value.code == "estimate.bad_subset" and not any(tmp_path.iterdir())
+    assert d.subset("a >= 2 and g in ['x', 'z'] and not `my col` == 1").domain_mask.tolist() == [False, False, True]

@@ -194,3 +194,66 @@ def model_data(df, columns, rows_ok=None) -> dict:
         cat = cat.cat.remove_categories([k for k in cat.cat.categories if k not in used])
         out[c] = pd.Categorical(cat)
     return out
+
+
+def check_condition(expr: str, columns) -> None:
+    """Validate a subset condition before ``DataFrame.eval`` sees it: column names
+    (backticks for other names), numbers, strings, comparisons (incl. ``in`` / ``not in``
+    lists), ``and``/``or``/``not``, ``& | ~`` and arithmetic - no calls, attributes,
+    subscripts or ``@`` variables (pandas would evaluate those)."""
+    import re
+
+    cols = set(map(str, columns))
+    where = f"subset condition {expr!r}"
+
+    def bad(what):
+        return EstimationError(f"{what} is not allowed in a subset condition", code="estimate.bad_subset",
+                               where=where, hint="use column names, values and comparisons, e.g. "
+                                                 "\"wave == 'w2' and age >= 30\" (or pass a boolean mask)")
+
+    quoted = {}
+
+    def repl(m):
+        if m.group(1) not in cols:
+            raise bad(f"the name {m.group(1)!r} (not a column)")
+        key = f"_c{len(quoted)}_"
+        quoted[key] = m.group(1)
+        return key
+
+    code = re.sub(r"`([^`]*)`", repl, expr)
+    try:
+        tree = ast.parse(code.strip(), mode="eval")
+    except SyntaxError:
+        raise bad("this syntax (@variables, statements)") from None
+    allowed_cmp = _CMP + (ast.In, ast.NotIn, ast.Is, ast.IsNot)
+
+    def visit(node):
+        if isinstance(node, ast.Expression):
+            return visit(node.body)
+        if isinstance(node, ast.BoolOp):
+            for v in node.values:
+                visit(v)
+            return None
+        if isinstance(node, ast.BinOp) and isinstance(node.op, _BINOPS):
+            visit(node.left)
+            return visit(node.right)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, _UNARY):
+            return visit(node.operand)
+        if isinstance(node, ast.Compare) and all(isinstance(o, allowed_cmp) for o in node.ops):
+            visit(node.left)
+            for c in node.comparators:
+                visit(c)
+            return None
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str, bool, type(None))):
+            return None
+        if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+            for e in node.elts:
+                visit(e)
+            return None
+        if isinstance(node, ast.Name):
+            if node.id in quoted or (node.id in cols and not node.id.startswith("__")):
+                return None
+            raise bad(f"the name {node.id!r} (not a column)")
+        raise bad(f"{type(node).__name__} ({ast.unparse(node)!r})")
+
+    visit(tree)

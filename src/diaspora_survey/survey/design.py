@@ -394,7 +394,9 @@ class SurveyDesign:
         """Domain (subpopulation) design: rows outside ``mask`` get weight 0 but stay in the
         design, so all PSUs and strata remain in the variance and in ``degf`` (R's
         ``subset.survey.design``). mask: boolean array/Series of length n (NA = False),
-        a query string evaluated with ``DataFrame.eval`` or a callable df -> mask."""
+        a query string evaluated with ``DataFrame.eval`` (columns, values, comparisons,
+        and/or/not; calls, attributes and @variables are refused before pandas sees it)
+        or a callable df -> mask."""
         m = self._mask(mask)
         if self._domain is not None:
             m = m & self._domain
@@ -407,6 +409,9 @@ class SurveyDesign:
         if callable(mask):
             mask = mask(self._data)
         if isinstance(mask, str):
+            from ._formula import check_condition
+
+            check_condition(mask, self._data.columns)   # no calls/attributes: no code runs
             try:
                 mask = self._data.eval(mask)
             except Exception as e:  # pandas raises many kinds
