@@ -6,7 +6,9 @@ mean 1 (statsmodels ``GLM(var_weights=...)``). Variance: the sandwich
 covariance of the totals of the score contributions x_i w_i (y_i - mu_i) mu'_i / V(mu_i),
 computed like any total (PSU totals within strata, fpc, lonely PSUs, calibration records;
 Binder 1983, Lumley 2010 §5.2). Replicate designs refit the model per replicate.
-Degrees of freedom of the t statistics: df_residual = degf + 1 - p (as svyglm).
+Degrees of freedom of the t statistics: df_residual = degf of the rows in the model
+(R's ``degf(design[-nas, ])``: a domain's or complete cases' PSUs and strata) + 1 - p
+(as svyglm). Formulas are parsed without running code (``survey._formula``).
 """
 from __future__ import annotations
 
