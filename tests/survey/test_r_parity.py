@@ -953,3 +953,25 @@ def test_subset_condition_cannot_run_code(tmp_path, cond):
         d.subset(cond.format(marker=marker))
     assert e.value.code == "estimate.bad_subset" and not any(tmp_path.iterdir())
     assert d.subset("a >= 2 and g in ['x', 'z'] and not `my col` == 1").domain_mask.tolist() == [False, False, True]
+
+
+@pytest.mark.parametrize("it,e", [
+    ("score", [652, 28.674180209363975, 582, 705, 608, 39.329715889260733, 517, 703, 642, 42.480977016722406, 512, 699]),
+    ("beta", [652, 36.367252948461626, 561, 717, 608, 51.805270929402575, 478, 723, 642, 41.572293016364711, 528, 711]),
+    ("xlogit", [652, 34.502265617771286, 566, 714, 608, 51.805270929402575, 478, 723, 642, 37.25604401466564, 547, 711]),
+])
+def test_quantile_interval_types_by_group_match_R(dclus1, it, e):
+    """R: svyby(~api00, ~stype, dclus1, svyquantile, quantiles=0.5, interval.type=it,
+    ci=TRUE, vartype=c("se","ci")) (quantile, se, ci per group; each group's own degf)."""
+    q = dclus1.quantile("api00", 0.5, by="stype", interval_type=it)
+    e = np.asarray(e).reshape(3, 4)
+    close("quantile", q[["estimate", "ci_low", "ci_high"]], e[:, [0, 2, 3]], EST)
+    close("quantile", q.se, e[:, 1], SE)
+
+
+def test_quantile_score_in_a_domain_matches_R(dstrat):
+    """R: svyquantile(~enroll, subset(dstrat, awards=="Yes"), c(0.3, 0.7), interval.type="score")."""
+    q = dstrat.subset(dstrat.data.awards == "Yes").quantile("enroll", [0.3, 0.7], interval_type="score")
+    e = np.array([342, 292, 357, 16.399520313036327, 558, 446, 553, 26.996133438382873]).reshape(2, 4)
+    close("quantile", q[["estimate", "ci_low", "ci_high"]], e[:, :3], EST)
+    close("quantile", q.se, e[:, 3], SE)
