@@ -975,3 +975,21 @@ def test_quantile_score_in_a_domain_matches_R(dstrat):
     e = np.array([342, 292, 357, 16.399520313036327, 558, 446, 553, 26.996133438382873]).reshape(2, 4)
     close("quantile", q[["estimate", "ci_low", "ci_high"]], e[:, :3], EST)
     close("quantile", q.se, e[:, 3], SE)
+
+
+def test_glm_with_missing_values_df_matches_R():
+    """R: d <- svydesign(id=~dnum+snum, fpc=~fpc1+fpc2, data=apiclus2) (enroll has 6 NA);
+    svyglm(api00 ~ enroll, d): coef, SE, df.residual 36 (degf of the complete cases + 1 - 2);
+    svyglm(api00 ~ enroll, as.svrepdesign(d, "JK1")): SE, df.residual 38 (degf(jk) + 1 - 2)."""
+    d = SurveyDesign(apiclus2(), psu=["dnum", "snum"], fpc=["fpc1", "fpc2"])
+    g = d.glm("api00 ~ enroll")
+    close("glm", g.estimate, [724.3414065860353, -0.097379260698433404], EST)
+    close("glm", g.se, [35.769112117443697, 0.043503538009834003], SE)
+    assert g.df.iloc[0] == 36
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        jk = d.to_replicate("JK1")
+    g = jk.glm("api00 ~ enroll")
+    close("glm", g.estimate, [724.3414065860353, -0.097379260698433404], EST)
+    close("glm", g.se, [51.879793180939956, 0.066426910888617657], SE)
+    assert g.df.iloc[0] == 38

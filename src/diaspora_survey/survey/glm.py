@@ -182,10 +182,14 @@ def svyglm(design, formula: str, family: str = "gaussian", *, level: float = 0.9
         S[rows] = est @ Ainv
         V = design._vcov_rows(S)
     se = np.sqrt(np.clip(np.diag(V), 0, None))
-    # R: degf(design[-nas, ]) + 1 - p: the df of the rows in the model
-    in_model = np.full(design.n, -1, dtype=np.int64)
-    in_model[rows] = 0
-    df_res = float(design.domain_degf(in_model, 1)[0]) + 1 - p
+    # R: degf(design[-nas, ]) + 1 - p: the df of the rows in the model (svyglm on a
+    # replicate design keeps degf(design))
+    if design.is_replicate:
+        df_res = float(design.degf) + 1 - p
+    else:
+        in_model = np.full(design.n, -1, dtype=np.int64)
+        in_model[rows] = 0
+        df_res = float(design.domain_degf(in_model, 1)[0]) + 1 - p
     tval = beta / se
     pval = 2 * stats.t.sf(np.abs(tval), df_res)
     q = stats.t.ppf(1 - (1 - level) / 2, df_res)
