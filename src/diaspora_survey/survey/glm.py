@@ -149,7 +149,10 @@ def svyglm(design, formula: str, family: str = "gaussian", *, level: float = 0.9
         raise EstimationError("the model matrix is rank deficient (collinear predictors)",
                               code="estimate.rank_deficient", hint="drop redundant terms")
     fam = _family(family, link)
-    wn = w / w.mean()
+    # R: .survey.prob.weights = weights / their mean over the design's rows (a domain's
+    # rows, rows with missing values included) - it sets glm's starting values
+    wbar = float(w_all[design.domain_mask].mean())
+    wn = w / wbar
     if family in ("binomial", "quasibinomial") and np.any((y < 0) | (y > 1)):
         raise EstimationError(f"the response of {formula!r} is outside [0, 1] for a binomial model",
                               code="estimate.bad_response", where=f"formula {formula!r}",
@@ -174,7 +177,7 @@ def svyglm(design, formula: str, family: str = "gaussian", *, level: float = 0.9
         for r in range(R.shape[1]):  # loop over replicates (as R's svyglm.svyrep.design)
             wr = R[:, r]
             okr = wr > 0
-            reps[r] = _irls_r(Xm[okr], y[okr], wr[okr] / w.mean(), family, offset=off[okr], link=link)[0]
+            reps[r] = _irls_r(Xm[okr], y[okr], wr[okr] / wbar, family, offset=off[okr], link=link)[0]
         V = design._rep_vcov(reps, beta)
     else:
         est = Xm * (w_work * (y - mu) / dmu)[:, None]
