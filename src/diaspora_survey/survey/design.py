@@ -13,9 +13,11 @@ Variance conventions follow R's ``survey`` package (Lumley 2010; survey 4.1):
   when an fpc is given (``svyrecvar``); single-PSU strata by ``lonely_psu`` —
   a per-design setting equivalent to ``options(survey.lonely.psu)``.
 * Domains (``subset``, ``by=``, missing values) keep every row, PSU and stratum in the
-  variance and in the degrees of freedom: rows outside get weight 0.
+  variance: rows outside get weight 0.
 * Degrees of freedom: #PSU - #strata at stage 1 (``degf``); replicate designs: rank of
-  the replicate weights - 1 (as ``degf.svyrep.design``).
+  the replicate weights - 1 (as ``degf.svyrep.design``). A domain's are those of R's
+  ``degf(subset(...))``: the PSUs and strata that keep a nonzero weight
+  (``domain_degf``); ``full_degf`` is the full design's.
 """
 from __future__ import annotations
 
@@ -27,7 +29,10 @@ import pandas as pd
 from . import linearisation as lin
 from ..errors import DesignError, EstimationError
 
-REPLICATE_TYPES = ("JK1", "JKn", "BRR", "Fay", "bootstrap", "subbootstrap", "other")
+REPLICATE_TYPES = ("JK1", "JKn", "BRR", "Fay", "bootstrap", "subbootstrap", "other", "JK2", "ACS",
+                   "successive-difference")
+# types only for user-supplied replicate weights (R's svrepdesign), not built by to_replicate
+USER_ONLY_TYPES = ("other", "JK2", "ACS", "successive-difference")
 
 
 def _as_list(x) -> list:
@@ -307,15 +312,65 @@ class SurveyDesign:
 
     @property
     def degf(self) -> int:
-        """Design degrees of freedom: #PSU - #strata (stage 1) for Taylor designs; for
-        replicate designs rank(replicate weights) - 1, as R's ``degf()``."""
-        if self._rep is None:
+        """Design degrees of freedom, as R's ``degf()``: #PSU - #strata (stage 1) with a
+        nonzero weight for Taylor designs; for replicate designs rank(replicate weights)
+        - 1. For a subset (domain) design, those of the domain: R's
+        ``degf(subset(design, ...))`` counts only the PSUs and strata (rows) that keep a
+        nonzero weight. ``full_degf`` is the full design's."""
+        if self._domain is None and self._rep is None:
             return self._degf
         if self._degf_cache is None:
             object.__setattr__(self, "_frozen", False)
-            self._degf_cache = self._rep_degf()
+            self._degf_cache = (self._rep_degf() if self._domain is None
+                                else int(self.domain_degf(np.zeros(self._n, dtype=np.int64), 1)[0]))
             object.__setattr__(self, "_frozen", True)
         return self._degf_cache
+
+    @property
+    def full_degf(self) -> int:
+        """Degrees of freedom of the full design (also for a subset), R's ``degf()`` of
+        the design before subsetting."""
+        if self._domain is None:
+            return self.degf
+        return self._derive(_domain=None, _degf_cache=None).degf
+
+    def domain_degf(self, groups: np.ndarray, n_groups: int) -> np.ndarray:
+        """R's ``degf()`` of the subset design of every group (``svyby`` subsets the
+        design per group): groups (n,) int codes 0..G-1 (-1 = in no group), combined with
+        this design's own domain. Taylor: #stage-1 PSUs - #stage-1 strata among the rows
+        with a nonzero weight; replicate: rank of the group's replicate weights - 1
+        (R's ``[.svyrep.design`` recomputes ``degf``). Returns (G,) floats."""
+        g = np.asarray(groups, dtype=np.int64)
+        G = int(n_groups)
+        inset = (g >= 0) & (self._w != 0)
+        if self._domain is not None:
+            inset &= self._domain
+        rows = np.flatnonzero(inset)
+        gr = g[rows]
+        out = np.zeros(G)
+        if self._rep is None:
+            st = self._stages[0]
+            unit = st.unit[rows]
+            pu = np.unique(gr * st.n_units + unit)
+            n_psu = np.bincount(pu // st.n_units, minlength=G)
+            H = st.n_h.size
+            ps = np.unique(gr * H + st.unit_stratum[unit])
+            n_st = np.bincount(ps // H, minlength=G)
+            return (n_psu - n_st).astype(float)
+        f = self._rep.get("factors")
+        unit_all = self._stages[0].unit if f is not None else None
+        for gi in range(G):  # loop over groups: one rank each
+            r = rows[gr == gi]
+            if r.size == 0:
+                out[gi] = np.nan
+            elif f is not None:
+                out[gi] = np.linalg.matrix_rank(f[np.unique(unit_all[r])]) - 1
+            else:
+                Rg = self._rep["repw"][r]
+                if Rg.shape[0] > 5000:   # same rank, fewer rows (rows repeat within PSUs)
+                    Rg = np.unique(Rg, axis=0)
+                out[gi] = np.linalg.matrix_rank(Rg) - 1
+        return out
 
     @property
     def is_replicate(self) -> bool:
@@ -339,19 +394,24 @@ class SurveyDesign:
         """Domain (subpopulation) design: rows outside ``mask`` get weight 0 but stay in the
         design, so all PSUs and strata remain in the variance and in ``degf`` (R's
         ``subset.survey.design``). mask: boolean array/Series of length n (NA = False),
-        a query string evaluated with ``DataFrame.eval`` or a callable df -> mask."""
+        a query string evaluated with ``DataFrame.eval`` (columns, values, comparisons,
+        and/or/not; calls, attributes and @variables are refused before pandas sees it)
+        or a callable df -> mask."""
         m = self._mask(mask)
         if self._domain is not None:
             m = m & self._domain
         if not m.any():
             raise EstimationError("the subset is empty", code="estimate.empty_domain",
                                   hint="check the condition; no row satisfies it")
-        return self._derive(_domain=m)
+        return self._derive(_domain=m, _degf_cache=None)
 
     def _mask(self, mask) -> np.ndarray:
         if callable(mask):
             mask = mask(self._data)
         if isinstance(mask, str):
+            from ._formula import check_condition
+
+            check_condition(mask, self._data.columns)   # no calls/attributes: no code runs
             try:
                 mask = self._data.eval(mask)
             except Exception as e:  # pandas raises many kinds
@@ -421,6 +481,8 @@ class SurveyDesign:
         return rep["scale"] * (D * rep["rscales"][:, None]).T @ D
 
     def _rep_degf(self) -> int:
+        if self._rep.get("degf") is not None:
+            return int(self._rep["degf"])
         R = self._rep["repw"]
         f = self._rep.get("factors")
         if f is not None:
@@ -577,7 +639,8 @@ class SurveyDesign:
         return self._rep_vcov(th, theta)
 
     # ------------------------------------------------------------------ calibration hook
-    def with_adjustment(self, new_weights, adjustment: dict | None = None) -> "SurveyDesign":
+    def with_adjustment(self, new_weights, adjustment: dict | None = None, *,
+                        replicate_weights=None, keep_degf: bool = False) -> "SurveyDesign":
         """A design with new final weights and a calibration record for the variance.
 
         new_weights: (n,) final weights (e.g. after post-stratification, raking or GREG
@@ -599,9 +662,13 @@ class SurveyDesign:
         * None: new weights only (SEs treat them as fixed design weights; R's
           ``trimWeights``).
 
-        For replicate designs every replicate weight is multiplied by new/old (the
-        calibration record itself is not used: re-calibrate the replicates for a fully
-        replicate-based variance).
+        For replicate designs: ``replicate_weights`` (n, R), the re-weighted replicates
+        (``weighting.poststratify``/``calibrate``/``rake`` pass every replicate
+        post-stratified / calibrated / raked, as R's methods for svyrep.design);
+        without them every replicate weight is multiplied by new/old (R's
+        ``trimWeights``-like rescaling; the calibration record itself is not used).
+        keep_degf: keep the degrees of freedom (R's calibrate.svyrep.design keeps them;
+        postStratify recomputes the rank of the new replicate weights).
         """
         w_new = np.asarray(new_weights, dtype=np.float64).reshape(-1)
         if w_new.shape != (self._n,):
@@ -611,6 +678,20 @@ class SurveyDesign:
             raise DesignError("new weights contain NaN or negative values",
                               code="design.weights_invalid", hint="weights must be finite and >= 0")
         changes: dict[str, Any] = {"_w": w_new}
+        if self._rep is not None and replicate_weights is not None:
+            R = np.asarray(replicate_weights, dtype=np.float64)
+            if R.shape != self._rep["repw"].shape or not np.all(np.isfinite(R)) or (R < 0).any():
+                raise DesignError("replicate weights must be finite, >= 0 and of the design's shape "
+                                  f"{self._rep['repw'].shape}", code="design.weights_invalid")
+            rep = dict(self._rep)
+            rep["repw"] = R
+            degf = self.degf if keep_degf else None
+            if keep_degf:
+                rep["degf"] = degf
+            else:
+                rep.pop("degf", None)
+            rep["factors"] = None    # the replicates no longer are the factors times w
+            return self._derive(_w=w_new, _rep=rep, _degf_cache=degf)
         if self._rep is not None:
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = np.where(self._w > 0, w_new / self._w, 0.0)
@@ -691,8 +772,8 @@ class SurveyDesign:
 
         type: "JK1" (delete-one-PSU jackknife, unstratified designs; scale (n-1)/n, times
         (1-n/N) with a stage-1 fpc), "JKn" (stratified delete-one; rscales (n_h-1)/n_h,
-        times (1-n_h/N_h) with fpc), "BRR" (exactly 2 PSUs per stratum; Sylvester Hadamard
-        matrix), "Fay" (BRR with factors 2-rho/rho, ``rho`` default 0.5, scale
+        times (1-n_h/N_h) with fpc), "BRR" (exactly 2 PSUs per stratum; R's brrweights with R's
+        Hadamard matrices, so the replicates are R's), "Fay" (BRR with factors 2-rho/rho, ``rho`` default 0.5, scale
         1/(R(1-rho)^2)), "bootstrap" (R's Canty–Davison bootstrap, stage-1 fpc used;
         scale nbar/((nbar-1)(R-1))) or "subbootstrap" (Rao–Wu n_h-1 bootstrap; scale
         1/(R-1)); for the bootstraps ``replicates`` (default 200) draws, seeded by
@@ -700,7 +781,8 @@ class SurveyDesign:
         ``mse=TRUE``). As R: fpcs after the first stage are dropped (with a warning), and
         BRR, Fay and subbootstrap drop the fpc (with a warning).
         Calibration records are not carried over (replicates are rescaled by the
-        final weights only).
+        final weights only): post-stratify, rake or calibrate the replicate design
+        instead (``weighting.*`` re-weight every replicate, as R).
         """
         import warnings
 
@@ -711,7 +793,7 @@ class SurveyDesign:
         if self._domain is not None:
             raise DesignError("build the replicate design from the full design, then subset()",
                               code="design.subset_replicate")
-        if type not in REPLICATE_TYPES or type == "other":
+        if type not in REPLICATE_TYPES or type in USER_ONLY_TYPES:
             raise DesignError(f"unknown replicate type {type!r}", code="design.invalid_option",
                               hint="one of JK1, JKn, BRR, Fay, bootstrap, subbootstrap")
         boot = type in ("bootstrap", "subbootstrap")
@@ -747,14 +829,20 @@ class SurveyDesign:
     def from_replicate_weights(cls, df: pd.DataFrame, weights: str, repweights,
                                type: str = "other", scale: float | None = None,
                                rscales=None, mse: bool = False, rho: float | None = None,
-                               combined_weights: bool = True) -> "SurveyDesign":
+                               combined_weights: bool = True, fpc=None,
+                               fpctype: str | None = None) -> "SurveyDesign":
         """A design from user-supplied replicate weight columns (R's ``svrepdesign``).
 
         repweights: list of column names, or a regular expression matched against the
         column names. combined_weights=True: the columns are analysis weights (R's
         default); False: they are multipliers of ``weights``. scale/rscales default as
         R: JK1 (R-1)/R, BRR 1/R, Fay 1/(R(1-rho)^2), bootstrap 1/(R-1), JKn/other 1
-        (JKn needs rscales).
+        (JKn needs rscales); "successive-difference" and "ACS" 4/R, "JK2" 1 (these three
+        fix scale and rscales: giving them is an error, where R warns and ignores them).
+        fpc: one value per replicate (R's ``svrepdesign(fpc=, fpctype=)``), the sampling
+        fraction (fpctype="fraction": rscales times 1 - fpc) or the correction itself
+        (fpctype="correction": rscales times fpc); for JK1, JKn and other (R refuses it
+        for BRR, Fay, JK2, ACS, successive-difference; bootstraps need none).
         """
         import re
 
@@ -785,6 +873,12 @@ class SurveyDesign:
         if rho is not None and type != "Fay":
             raise DesignError(f"rho applies to Fay's BRR, not to type={type!r}", code="design.invalid_option",
                               hint="pass type='Fay' (or give scale= directly)")
+        if type in ("successive-difference", "ACS", "JK2"):
+            if scale is not None or rscales is not None:
+                raise DesignError(f"type={type!r} fixes scale and rscales; do not give them",
+                                  code="design.invalid_option",
+                                  hint="successive-difference and ACS use scale 4/R, JK2 scale 1 (as R)")
+            scale = 4 / nrep if type != "JK2" else 1.0
         if scale is None:
             scale = {"JK1": (nrep - 1) / nrep, "BRR": 1 / nrep,
                      "Fay": 1 / (nrep * (1 - (rho if rho is not None else 0.5)) ** 2),
@@ -797,6 +891,25 @@ class SurveyDesign:
         rscales = np.asarray(rscales, dtype=float).reshape(-1)
         if rscales.size != nrep:
             raise DesignError(f"{rscales.size} rscales for {nrep} replicates", code="design.rscales_length")
+        if fpc is not None or fpctype is not None:
+            if fpc is None or fpctype not in ("fraction", "correction"):
+                raise DesignError("fpc needs fpctype='fraction' or 'correction' (and fpctype needs fpc)",
+                                  code="design.invalid_option",
+                                  hint="fpctype='fraction': sampling fractions; 'correction': 1 - fraction")
+            if type in ("BRR", "Fay", "JK2", "ACS", "successive-difference"):
+                raise DesignError(f"fpc is not available for type={type!r} (as R)", code="design.invalid_option")
+            if type in ("bootstrap", "subbootstrap"):
+                raise DesignError("a separate fpc is not needed for the bootstrap (as R)",
+                                  code="design.invalid_option")
+            f = np.asarray(fpc, dtype=float).reshape(-1)
+            if f.size == 1:
+                f = np.repeat(f, nrep)
+            if f.size != nrep:
+                raise DesignError(f"{f.size} fpc values for {nrep} replicates", code="design.fpc_length",
+                                  hint="one value per replicate (or one for all)")
+            if np.any(~np.isfinite(f)) or np.any(f < 0) or np.any(f > 1):
+                raise DesignError("fpc values must be in [0, 1]", code="design.fpc_invalid")
+            rscales = rscales * (1 - f if fpctype == "fraction" else f)
         info = dict(type=type, repw=R, scale=float(scale), rscales=rscales, mse=bool(mse), factors=None)
         return base._derive(_rep=info, _degf_cache=None)
 
@@ -827,16 +940,20 @@ class SurveyDesign:
         from . import estimators as estimate
         return estimate.ratio(self, numerator, denominator, by=by, level=level, df=df, na_rm=na_rm)
 
-    def var(self, var, by=None, *, level: float = 0.95, df=None, na_rm: bool = True) -> pd.DataFrame:
-        """Population variance estimate (R ``svyvar``)."""
+    def var(self, var, by=None, *, level: float = 0.95, df=None, na_rm: bool = True,
+            covariance: bool = False) -> pd.DataFrame:
+        """Population variance estimate (R ``svyvar``); covariance=True: the covariance
+        matrix of several variables with SEs (R's ``svyvar(~a+b)``)."""
         from . import estimators as estimate
-        return estimate.var(self, var, by=by, level=level, df=df, na_rm=na_rm)
+        return estimate.var(self, var, by=by, level=level, df=df, na_rm=na_rm, covariance=covariance)
 
     def quantile(self, var, q=0.5, by=None, *, qrule: str = "math", level: float = 0.95, df=None,
-                 na_rm: bool = True) -> pd.DataFrame:
-        """Quantiles with Woodruff intervals (R ``svyquantile``, survey >= 4.1)."""
+                 na_rm: bool = True, interval_type: str = "mean") -> pd.DataFrame:
+        """Quantiles with Woodruff (or xlogit, beta, asin, score) intervals (R
+        ``svyquantile``, survey >= 4.1, ``interval.type``)."""
         from . import estimators as estimate
-        return estimate.quantile(self, var, q, by=by, qrule=qrule, level=level, df=df, na_rm=na_rm)
+        return estimate.quantile(self, var, q, by=by, qrule=qrule, level=level, df=df, na_rm=na_rm,
+                                 interval_type=interval_type)
 
     def ciprop(self, var, by=None, *, method: str = "logit", level: float = 0.95, df=None,
                level_of=None, na_rm: bool = True) -> pd.DataFrame:
@@ -846,7 +963,8 @@ class SurveyDesign:
                                level_of=level_of, na_rm=na_rm)
 
     def chisq(self, a: str, b: str, *, statistic: str = "F", na_rm: bool = True) -> pd.Series:
-        """Rao–Scott test of association in a two-way table (R ``svychisq``)."""
+        """Rao–Scott test of association in a two-way table (R ``svychisq``; statistic
+        "F", "Chisq", "Wald", "adjWald", "saddlepoint", "lincom")."""
         from . import estimators as estimate
         return estimate.chisq(self, a, b, statistic=statistic, na_rm=na_rm)
 

@@ -5,9 +5,11 @@ Every estimator returns a tidy DataFrame: the ``by`` columns (if any), ``variabl
 ``estimate, se, ci_low, ci_high, df, n, cv`` (+ ``deff`` on request).
 
 * ``n`` is the unweighted number of rows used (in the domain, not missing);
-* ``df`` the degrees of freedom of the interval: ``design.degf`` by default (t
-  intervals, #PSU - #strata of the full design, also for domains), ``float("inf")``
-  for normal (Wald) intervals as R's ``confint()`` default;
+* ``df`` the degrees of freedom of the interval (t intervals): by default R's
+  ``degf()`` of the design - for a domain (``subset``, each group of ``by=``) that of
+  the subset, the PSUs and strata that keep a nonzero weight (R's
+  ``degf(subset(design, ...))``); ``df="full"`` for the full design's #PSU - #strata;
+  ``float("inf")`` for normal (Wald) intervals as R's ``confint()`` default;
 * ``cv = se / |estimate|``;
 * ``deff`` as R's ``deff=TRUE``: design variance over the variance under simple random
   sampling *without* replacement of n from N_hat (Lumley 2010, §2.4); ``deff="replace"``
@@ -27,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import EstimationError
+from ._roots import _zeroin
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -166,24 +169,54 @@ def _groups(design, by):
     return g, lab
 
 
-def _qcrit(level: float, df) -> float:
+def _qcrit(level: float, df):
+    """t (or normal, df = inf) quantile 1 - (1-level)/2; df a number or an array."""
     from scipy import stats
 
     if not 0 < level < 1:
         raise EstimationError(f"level must be in (0, 1), got {level}", code="estimate.bad_level")
     a = 1 - (1 - level) / 2
+    if isinstance(df, np.ndarray):
+        with np.errstate(invalid="ignore"):
+            return np.where(np.isinf(df), stats.norm.ppf(a), stats.t.ppf(a, np.where(np.isinf(df), 1, df)))
     return float(stats.norm.ppf(a)) if (df is None or np.isinf(df)) else float(stats.t.ppf(a, df))
 
 
 def _df(design, df):
-    return float(design.degf) if df is None else float(df)
+    """The df of a whole-design statistic: the design's (a subset's own, R's degf()),
+    ``"full"`` for the full design's, or the number given."""
+    if df is None:
+        return float(design.degf)
+    if isinstance(df, str):
+        if df == "full":
+            return float(design.full_degf)
+        raise EstimationError(f"df={df!r} is not a number", code="estimate.bad_df",
+                              hint="df=None (the domain's degrees of freedom, R's degf() of the "
+                                   "subset), df='full' (the full design's), or a number (inf: normal)")
+    try:
+        return float(df)
+    except (TypeError, ValueError):
+        raise EstimationError(f"df={df!r} is not a number", code="estimate.bad_df",
+                              hint="df=None, df='full' or a number") from None
+
+
+def _group_df(design, df, g, G, k: int = 1):
+    """Degrees of freedom per result row (G groups x k terms, group-major): by default
+    R's ``degf()`` of each group's subset design (svyby subsets the design per group;
+    the domain's PSUs and strata with a nonzero weight), ``df="full"`` the full
+    design's, or the number given. Returns a float or a (G*k,) array."""
+    if df is not None:
+        return _df(design, df)
+    if G == 1 and not (np.asarray(g) < 0).any():
+        return float(design.degf)
+    return np.repeat(design.domain_degf(g, G), k)
 
 
 def _frame(design, labels: pd.DataFrame, est, se, n, level, df, extra: dict | None = None,
            deff=None, vcov=None) -> pd.DataFrame:
     est = np.asarray(est, dtype=float)
     se = np.asarray(se, dtype=float)
-    dfv = _df(design, df)
+    dfv = df if isinstance(df, np.ndarray) else _df(design, df)
     q = _qcrit(level, dfv)
     out = labels.reset_index(drop=True).copy()
     out["estimate"] = est
@@ -326,7 +359,7 @@ def _mean_total(design, var, by, *, kind, deff, level, df, na_rm, categorical=No
         dval = _deff(design, blocks, k, gv, G, V, kind, replace=(deff == "replace"))
     with_level = any(t[1] is not None for t in terms)
     lab = _labels(glab, G, terms, with_level)
-    return _frame(design, lab, theta, se, n, level, df, deff=dval, vcov=V)
+    return _frame(design, lab, theta, se, n, level, _group_df(design, df, g, G, k), deff=dval, vcov=V)
 
 
 def _deff(design, blocks, k, gv, G, V, kind, replace=False):
@@ -412,14 +445,23 @@ def ratio(design, numerator, denominator, by=None, *, level=0.95, df=None, na_rm
     terms = [(f"{nums[i]}/{dens[j]}", None, None) for i, j in pairs]
     lab = _labels(glab, G, terms, False)
     n = np.repeat(_counts(design, g, valid, G), k)
-    return _frame(design, lab, theta, se, n, level, df, vcov=V)
+    return _frame(design, lab, theta, se, n, level, _group_df(design, df, g, G, k), vcov=V)
 
 
-def var(design, var, by=None, *, level=0.95, df=None, na_rm=True) -> pd.DataFrame:
+def var(design, var, by=None, *, level=0.95, df=None, na_rm=True, covariance: bool = False) -> pd.DataFrame:
     """Population variance estimate (R ``svyvar``): sum w (y - ybar)^2 / sum w * n/(n-1),
-    n = rows with nonzero weight; SE from the linearisation of the mean of
-    u = (y - ybar)^2 n/(n-1) with ybar held fixed (as R)."""
+    n = rows with nonzero weight in the (group's) design (R counts them before dropping
+    missing values); SE from the linearisation of the mean of u = (y - ybar)^2 n/(n-1)
+    with ybar held fixed (as R).
+
+    covariance=True (several variables): R's ``svyvar(~a+b+c)`` matrix - one row per
+    pair (``variable``, ``variable2``; all p x p, row-major) with the covariance
+    sum w (a - abar)(b - bbar) / sum w * n/(n-1) and its SE; rows with a missing value
+    in any of the variables are dropped jointly (R's na.rm). ``attrs["matrix"]`` holds
+    the estimates as a p x p DataFrame (per group: a dict group -> matrix)."""
     vars_ = _as_list(var)
+    if covariance:
+        return _covariance(design, vars_, by, level=level, df=df, na_rm=na_rm)
     out = []
     for v in vars_:
         y = _numeric(design, v)
@@ -432,14 +474,58 @@ def var(design, var, by=None, *, level=0.95, df=None, na_rm=True) -> pd.DataFram
         yy = np.where(valid, y, 0.0)
         Nh = np.bincount(gg, weights=wv, minlength=G)
         ybar = np.bincount(gg, weights=wv * yy, minlength=G) / Nh
-        nnz = np.bincount(gg, weights=(wv != 0).astype(float), minlength=G)
+        nnz = _nonzero_rows(design, g, G)
         u = (yy - ybar[gg]) ** 2 * (nnz / (nnz - 1))[gg]
         theta, V, _, _ = design._linear(G, [(u, gv)], [(np.ones(design.n), gv)], G, np.arange(G))
         lab = _labels(glab, G, [(v, None, None)], False)
         out.append(_frame(design, lab, theta, np.sqrt(np.clip(np.diag(V), 0, None)),
-                          _counts(design, g, valid, G), level, df, vcov=V))
+                          _counts(design, g, valid, G), level, _group_df(design, df, g, G), vcov=V))
     res = pd.concat(out, ignore_index=True) if len(out) > 1 else out[0]
     return res
+
+
+def _nonzero_rows(design, g, G):
+    """R's n of svyvar: rows with a nonzero weight in each group's (sub)design."""
+    w = design.weights
+    ok = (g >= 0) & (w != 0)
+    return np.bincount(g[ok], minlength=G).astype(float)
+
+
+def _covariance(design, vars_, by, *, level, df, na_rm):
+    if len(vars_) < 1:
+        raise EstimationError("no variable given", code="estimate.no_variable")
+    ys = [_numeric(design, v) for v in vars_]
+    valid = np.ones(design.n, dtype=bool)
+    for y in ys:
+        valid &= ~np.isnan(y)
+    g, glab, G, gv = _valid_groups(design, valid, vars_, by, na_rm)
+    w = design.weights
+    ok = gv >= 0
+    gg = np.where(ok, gv, 0)
+    wv = np.where(ok, w, 0.0)
+    Nh = np.bincount(gg, weights=wv, minlength=G)
+    cen = []
+    for y in ys:
+        yy = np.where(valid, y, 0.0)
+        ybar = np.bincount(gg, weights=wv * yy, minlength=G) / Nh
+        cen.append(yy - ybar[gg])
+    nnz = _nonzero_rows(design, g, G)
+    fac = (nnz / (nnz - 1))[gg]
+    p = len(vars_)
+    k = p * p
+    pairs = [(a, b) for a in range(p) for b in range(p)]
+    num = [(cen[a] * cen[b] * fac, np.where(gv >= 0, gv * k + t, -1)) for t, (a, b) in enumerate(pairs)]
+    theta, V, _, _ = design._linear(G * k, num, [(np.ones(design.n), gv)], G, np.arange(G * k) // k)
+    se = np.sqrt(np.clip(np.diag(V), 0, None))
+    lab = _labels(glab, G, [(vars_[a], None, None) for a, _ in pairs], False)
+    lab.insert(lab.columns.get_loc("variable") + 1, "variable2", [vars_[b] for _, b in pairs] * G)
+    n = np.repeat(_counts(design, g, valid, G), k)
+    fr = _frame(design, lab, theta, se, n, level, _group_df(design, df, g, G, k), vcov=V)
+    mats = [pd.DataFrame(theta[gi * k:(gi + 1) * k].reshape(p, p), index=vars_, columns=vars_)
+            for gi in range(G)]
+    fr.attrs["matrix"] = mats[0] if G == 1 and not len(glab.columns) else \
+        {tuple(glab.iloc[gi]) if len(glab.columns) > 1 else glab.iloc[gi, 0]: mats[gi] for gi in range(G)}
+    return fr
 
 
 # ----------------------------------------------------------------------------- quantiles
@@ -486,26 +572,56 @@ def _approx_linear(xp, yp, x):
     return np.interp(x, xp, yp)
 
 
-def quantile(design, var, q=0.5, by=None, *, qrule="math", level=0.95, df=None, na_rm=True) -> pd.DataFrame:
+QUANTILE_INTERVALS = ("mean", "xlogit", "beta", "asin", "score")
+
+
+def _r_iqr(x):
+    """R's IQR(x): quantile type 7."""
+    q75, q25 = np.quantile(x, [0.75, 0.25])
+    return float(q75 - q25)
+
+
+def quantile(design, var, q=0.5, by=None, *, qrule="math", level=0.95, df=None, na_rm=True,
+             interval_type: str = "mean") -> pd.DataFrame:
     """Quantiles (R ``svyquantile``, survey >= 4.1): qrule "math" (default: inverse of the
-    weighted ECDF), "school" or "hf7" (Hyndman–Fan 7); Woodruff interval (interval.type
-    "mean"): CI for the CDF at the estimate, F_hat +- t se(F_hat), mapped back through the
-    same rule (NaN when it leaves [0, 1]); se = (ci_high - ci_low) / (2 t)."""
+    weighted ECDF), "school" or "hf7" (Hyndman–Fan 7), with R's ``interval.type``:
+
+    * "mean" (Woodruff, default): CI for the CDF at the estimate, F_hat +- t se(F_hat),
+      mapped back through the same rule (NaN when it leaves [0, 1]);
+    * "xlogit": the CDF interval on the logit scale, expit(logit F +- t se/(F(1-F)));
+    * "asin": sin^2(asin sqrt F +- t se/(2 sqrt(F(1-F))));
+    * "beta": Clopper–Pearson for F with the Korn–Graubard effective n (as ciprop);
+    * "score": Francisco & Fuller's test inversion: the roots of
+      mean(U)/se(U) = -+t with U = [x > theta] - (1-p) (R's ffullerCI, uniroot step for
+      step), mapped back through the rule at the unweighted share of x <= root.
+
+    se = (ci_high - ci_low) / (2 t). df: None = R's degf() of the (group's) design
+    after dropping rows with a missing value (R: design[nas == 0, ], then degf);
+    "full" = the full design's; or a number. For a domain, "beta" and "score" use
+    the domain's rows (R's nrow() of the subset)."""
+    from scipy import stats
+
     if qrule not in ("math", "school", "hf7", "hf1", "hf2"):
         raise EstimationError(f"unknown qrule {qrule!r}", code="estimate.bad_qrule",
                               hint="one of 'math' (R default), 'school', 'hf7'")
+    if interval_type not in QUANTILE_INTERVALS:
+        raise EstimationError(f"unknown interval_type {interval_type!r}", code="estimate.bad_interval",
+                              hint="one of " + ", ".join(QUANTILE_INTERVALS) + " (R's interval.type)")
     qs = [float(x) for x in _as_list(q)]
     if any(not 0 <= x <= 1 for x in qs):
         raise EstimationError("quantiles must be in [0, 1]", code="estimate.bad_quantile")
     out = []
-    dfv = _df(design, df)
-    crit = _qcrit(level, dfv)
+    alpha = 1 - level
     for v in _as_list(var):
         y = _numeric(design, v)
         valid = ~np.isnan(y)
         g, glab, G, gv = _valid_groups(design, valid, [v], by, na_rm)
         w = design.weights
         Q = len(qs)
+        dfg = _group_df(design, df, gv, G)
+        dfg = np.broadcast_to(np.asarray(dfg, dtype=float), (G,)).copy()
+        design_dfg = np.broadcast_to(np.asarray(_group_df(design, None, gv, G), dtype=float), (G,))
+        crit_g = _qcrit(level, dfg)
         qhat = np.full((G, Q), np.nan)
         sorted_groups = []
         for gi in range(G):  # loop over groups (few), vectorised within
@@ -526,25 +642,48 @@ def quantile(design, var, q=0.5, by=None, *, qrule="math", level=0.95, df=None, 
         seF = np.sqrt(np.clip(np.diag(V), 0, None))
         lo = np.full(G * Q, np.nan)
         hi = np.full(G * Q, np.nan)
+        dom = design.domain_mask
         for gi in range(G):
             if sorted_groups[gi] is None:
                 continue
             xs, ws = sorted_groups[gi]
+            crit = float(crit_g[gi])
+            rows_g = np.flatnonzero((gv == gi) & dom)   # R: the rows of the group's subset
             for qi in range(Q):
                 t = gi * Q + qi
-                pl, pu = F[t] - crit * seF[t], F[t] + crit * seF[t]
+                Ft, st = F[t], seF[t]
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    if interval_type == "mean":
+                        pl, pu = Ft - crit * st, Ft + crit * st
+                    elif interval_type == "xlogit":
+                        eta, s = np.log(Ft / (1 - Ft)), st / (Ft * (1 - Ft))
+                        pl, pu = 1 / (1 + np.exp(-(eta - crit * s))), 1 / (1 + np.exp(-(eta + crit * s)))
+                    elif interval_type == "asin":
+                        a0, s = np.arcsin(np.sqrt(Ft)), st / (2 * np.sqrt(Ft * (1 - Ft)))
+                        pl, pu = np.sin(a0 - crit * s) ** 2, np.sin(a0 + crit * s) ** 2
+                    elif interval_type == "beta":   # R: degf(design) whatever df= says
+                        n_rows = rows_g.size
+                        neff = Ft * (1 - Ft) / st ** 2
+                        neff = neff * (stats.t.ppf(alpha / 2, n_rows - 1)
+                                       / stats.t.ppf(alpha / 2, design_dfg[gi])) ** 2
+                        pl = stats.beta.ppf(alpha / 2, neff * Ft, neff * (1 - Ft) + 1)
+                        pu = stats.beta.ppf(1 - alpha / 2, neff * Ft + 1, neff * (1 - Ft))
+                    else:
+                        pl, pu = _score_limits(design, y, rows_g, gv, gi, qs[qi], crit, alpha, dfg[gi])
                 lo[t] = np.nan if (np.isnan(pl) or pl < 0) else _qrule(xs, ws, pl, qrule)
                 hi[t] = np.nan if (np.isnan(pu) or pu > 1) else _qrule(xs, ws, pu, qrule)
         est = qhat.reshape(-1)
-        se = (hi - lo) / (2 * crit)
+        crit_rows = np.repeat(crit_g, Q)
+        se = (hi - lo) / (2 * crit_rows)
         lab = glab.loc[np.repeat(np.arange(G), Q)].reset_index(drop=True) if len(glab.columns) \
             else pd.DataFrame(index=range(G * Q))
         lab["variable"] = v
         lab["quantile"] = qs * G
         n = np.repeat(_counts(design, g, valid, G), Q)
-        fr = _frame(design, lab, est, se, n, level, dfv)
+        fr = _frame(design, lab, est, se, n, level, np.repeat(dfg, Q))
         fr["ci_low"] = lo
         fr["ci_high"] = hi
+        fr.attrs["interval_type"] = interval_type
         # Covariances between quantiles (of different groups or levels) are not estimated:
         # only a single quantile carries a (1 x 1) vcov, so that contrast() refuses to
         # combine quantiles instead of silently assuming independence.
@@ -554,6 +693,28 @@ def quantile(design, var, q=0.5, by=None, *, qrule="math", level=0.95, df=None, 
             fr.attrs.pop("vcov", None)
         out.append(fr)
     return pd.concat(out, ignore_index=True) if len(out) > 1 else out[0]
+
+
+def _score_limits(design, y, rows_g, gv, gi, p, crit, alpha, dfv):
+    """R's ffullerCI: the shares of x <= the roots of the score test, (lower, upper)."""
+    from scipy import stats
+
+    x = y[rows_g]
+    keep = np.where(gv == gi, 0, -1)
+    ones = np.ones(design.n)
+    qlim_lo = float(stats.norm.isf(alpha / 2) if np.isinf(dfv) else stats.t.isf(alpha / 2, dfv))
+
+    def score(theta, qlimit):
+        u = (y > theta).astype(float) - (1 - p)
+        m, V, _, _ = design._linear(1, [(np.nan_to_num(u), keep)], [(ones, keep)], 1, np.zeros(1, int))
+        return float(m[0] / np.sqrt(V[0, 0])) - qlimit
+
+    iqr = _r_iqr(x)
+    lowerT, upperT = float(x.min()) + iqr / 100, float(x.max()) - iqr / 100
+    tol = 1 / (100 * np.sqrt(rows_g.size))
+    qlow = _zeroin(lambda th: score(th, qlim_lo), lowerT, upperT, tol)
+    qup = _zeroin(lambda th: score(th, -qlim_lo), lowerT, upperT, tol)
+    return float(np.mean(x <= qlow)), float(np.mean(x <= qup))
 
 
 # ----------------------------------------------------------------------------- ciprop
@@ -587,7 +748,11 @@ def ciprop(design, var, by=None, *, method="logit", level=0.95, df=None, level_o
 
     * "logit" (= "xlogit"): expit(logit(p) +- t se/(p(1-p))) (the svyglm intercept of a
       quasibinomial model, computed from the exact weighted share rather than an IRLS fit);
-    * "likelihood": profile of the design-scaled binomial deviance (Rao–Scott scaling);
+    * "likelihood": R's profile of the quasibinomial deviance over the svyglm
+      dispersion, scaled by design/model variance (see ``_ciprop_likelihood``; on a
+      replicate design, where R returns NA, the replicate variance of the logit is used);
+    * on a replicate design "logit" uses the replicate variance of logit(p) (R refits
+      the svyglm intercept per replicate) rather than the delta method;
     * "asin": sin^2(asin(sqrt p) +- t se / (2 sqrt(p(1-p))));
     * "beta": Clopper–Pearson with Korn–Graubard effective n
       n_eff = p(1-p)/var * (qt(a/2, n-1)/qt(a/2, df))^2, n = rows of the design (of the
@@ -606,7 +771,11 @@ def ciprop(design, var, by=None, *, method="logit", level=0.95, df=None, level_o
     g, glab, G, gv = _valid_groups(design, valid, [var], by, na_rm)
     p, V, _, _ = design._linear(G, [(np.nan_to_num(y), gv)], [(np.ones(design.n), gv)], G, np.arange(G))
     se = np.sqrt(np.clip(np.diag(V), 0, None))
-    dfv = _df(design, df)
+    # R: df = degf(design) of the (group's) subset design, missing values included
+    dfv = _group_df(design, df, g, G)
+    design_df = _group_df(design, None, g, G)   # beta always uses degf(design), as R
+    dfv = np.broadcast_to(np.asarray(dfv, dtype=float), (G,)).copy()
+    design_df = np.broadcast_to(np.asarray(design_df, dtype=float), (G,)).copy()
     alpha = 1 - level
     t = _qcrit(level, dfv)
     lo = np.full(G, np.nan)
@@ -615,6 +784,10 @@ def ciprop(design, var, by=None, *, method="logit", level=0.95, df=None, level_o
         if method in ("logit", "xlogit"):
             eta = np.log(p / (1 - p))
             s = se / (p * (1 - p))
+            if method == "logit" and design.is_replicate:
+                # R: the svyglm intercept's replicate variance (refits per replicate), not
+                # the delta method
+                s = np.sqrt(_rep_logit_var(design, y, gv, G, eta))
             lo, hi = 1 / (1 + np.exp(-(eta - t * s))), 1 / (1 + np.exp(-(eta + t * s)))
         elif method == "mean":
             lo, hi = p - t * se, p + t * se
@@ -627,8 +800,7 @@ def ciprop(design, var, by=None, *, method="logit", level=0.95, df=None, level_o
             # missing values of var included (svyby hands svyciprop one subset per group)
             n_all = _counts(design, g, np.ones(design.n, dtype=bool), G).astype(float)
             neff = p * (1 - p) / se ** 2
-            neff = neff * (stats.t.ppf(alpha / 2, n_all - 1) / stats.t.ppf(alpha / 2, dfv)) ** 2 \
-                if np.isfinite(dfv) else neff * (stats.t.ppf(alpha / 2, n_all - 1) / stats.norm.ppf(alpha / 2)) ** 2
+            neff = neff * (stats.t.ppf(alpha / 2, n_all - 1) / stats.t.ppf(alpha / 2, design_df)) ** 2
             lo = stats.beta.ppf(alpha / 2, neff * p, neff * (1 - p) + 1)
             hi = stats.beta.ppf(1 - alpha / 2, neff * p + 1, neff * (1 - p))
         elif method == "wilson":
@@ -638,52 +810,190 @@ def ciprop(design, var, by=None, *, method="logit", level=0.95, df=None, level_o
             half = t * np.sqrt(p * (1 - p) / neff + z2 / (4 * neff ** 2)) / (1 + z2 / neff)
             lo, hi = centre - half, centre + half
         elif method == "likelihood":
-            lo, hi = _ciprop_likelihood(design, y, gv, G, p, se, t)
+            lo, hi = _ciprop_likelihood(design, y, g, gv, G, level, dfv)
     n = _counts(design, g, valid, G)
     lab = _labels(glab, G, [(var, None, None)], False)
-    fr = _frame(design, lab, p, se, n, level, dfv, vcov=V)
+    fr = _frame(design, lab, p, se, n, level, design_df if method == "beta" else dfv, vcov=V)
     fr["ci_low"] = lo
     fr["ci_high"] = hi
     fr.attrs["method"] = method
     return fr
 
 
-def _ciprop_likelihood(design, y, gv, G, p, se, t):
-    """Profile-likelihood interval of the intercept of a quasibinomial svyglm with the
-    deviance rescaled by design variance / model variance (R confint.svyglm
-    method="likelihood"): solve (D(b) - D(b_hat)) / s = t^2, s = var_design/var_model."""
-    from scipy import optimize
+def _rep_logit_var(design, y, gv, G, eta):
+    """Replicate variance of logit(p) per group (R's svyglm(y ~ 1, quasibinomial) on a
+    replicate design: the intercept refitted with every replicate's weights)."""
+    R = design.replicate_info["repw"] * design.domain_mask[:, None]
+    ok = (gv >= 0) & ~np.isnan(y)
+    yy = np.where(ok, np.nan_to_num(y), 0.0)
+    gg = np.where(ok, gv, 0)
+    from scipy import sparse
+
+    M = sparse.csr_matrix((ok.astype(float), (gg, np.arange(design.n))), shape=(G, design.n))
+    num = np.asarray(M @ (R * yy[:, None])).T      # (R, G)
+    den = np.asarray(M @ R).T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pr = num / den
+        er = np.log(pr / (1 - pr))
+    out = np.full(G, np.nan)
+    for gi in range(G):
+        if np.isfinite(eta[gi]) if gi < len(eta) else False:
+            out[gi] = float(design._rep_vcov(er[:, [gi]], eta[[gi]])[0, 0])
+    return out
+
+
+def _fmm_spline(x, y):
+    """R's spline_coef(method="fmm") (Forsythe, Malcolm & Moler): (b, c, d)."""
+    n = x.size
+    b, c, d = np.zeros(n), np.zeros(n), np.zeros(n)
+    if n < 3:
+        t = (y[1] - y[0]) / (x[1] - x[0])
+        b[:] = t
+        return b, c, d
+    nm1 = n - 1
+    d[0] = x[1] - x[0]
+    c[1] = (y[1] - y[0]) / d[0]
+    for i in range(1, nm1):
+        d[i] = x[i + 1] - x[i]
+        b[i] = 2.0 * (d[i - 1] + d[i])
+        c[i + 1] = (y[i + 1] - y[i]) / d[i]
+        c[i] = c[i + 1] - c[i]
+    b[0] = -d[0]
+    b[nm1] = -d[n - 2]
+    c[0] = c[nm1] = 0.0
+    if n > 3:
+        c[0] = c[2] / (x[3] - x[1]) - c[1] / (x[2] - x[0])
+        c[nm1] = c[n - 2] / (x[nm1] - x[n - 3]) - c[n - 3] / (x[n - 2] - x[n - 4])
+        c[0] = c[0] * d[0] * d[0] / (x[3] - x[0])
+        c[nm1] = -c[nm1] * d[n - 2] * d[n - 2] / (x[nm1] - x[n - 4])
+    for i in range(1, n):
+        t = d[i - 1] / b[i - 1]
+        b[i] = b[i] - t * d[i - 1]
+        c[i] = c[i] - t * c[i - 1]
+    c[nm1] = c[nm1] / b[nm1]
+    for i in range(n - 2, -1, -1):
+        c[i] = (c[i] - d[i] * c[i + 1]) / b[i]
+    b[nm1] = (y[nm1] - y[n - 2]) / d[n - 2] + d[n - 2] * (c[n - 2] + 2.0 * c[nm1])
+    for i in range(nm1):
+        b[i] = (y[i + 1] - y[i]) / d[i] - d[i] * (c[i + 1] + 2.0 * c[i])
+        d[i] = (c[i + 1] - c[i]) / d[i]
+        c[i] = 3.0 * c[i]
+    c[nm1] = 3.0 * c[nm1]
+    d[nm1] = d[n - 2]
+    return b, c, d
+
+
+def _r_spline(x, y):
+    """R's spline(x, y) (fmm, n = 3 length(x) points from min(x) to max(x))."""
+    o = np.argsort(x, kind="stable")
+    x, y = x[o], y[o]
+    b, c, d = _fmm_spline(x, y)
+    m = 3 * x.size
+    by = (x[-1] - x[0]) / (m - 1)
+    u = x[0] + np.arange(m) * by
+    u[-1] = x[-1]
+    i = np.clip(np.searchsorted(x, u, side="right") - 1, 0, x.size - 1)
+    dx = u - x[i]
+    return u, y[i] + dx * (b[i] + dx * (c[i] + dx * d[i]))
+
+
+def _r_approx(x, y, v):
+    """R's approx(x, y, xout=v) (linear, rule=1, ties=mean) at one point."""
+    o = np.argsort(x, kind="stable")
+    x, y = x[o], y[o]
+    if v < x[0] or v > x[-1]:
+        return np.nan
+    i, j = 0, x.size - 1
+    while i < j - 1:
+        ij = (i + j) // 2
+        if v < x[ij]:
+            j = ij
+        else:
+            i = ij
+    if v == x[j]:
+        return y[j]
+    if v == x[i]:
+        return y[i]
+    return y[i] + (y[j] - y[i]) * ((v - x[i]) / (x[j] - x[i]))
+
+
+def _ciprop_likelihood(design, y, g, gv, G, level, dfv):
+    """R's svyciprop(method="likelihood"): the intercept of
+    ``svyglm(y ~ 1, family=quasibinomial)`` on the group's subset design, profiled as
+    confint.svyglm(method="likelihood") does (MASS's profile): z(b) =
+    sign sqrt((D(b) - D(b_hat)) / dispersion) on a grid of up to 9 steps of
+    zmax/5 SEs each way (dispersion = svyvar of the Pearson residuals, zmax =
+    sqrt(qf(alpha, 1, n-1, lower=FALSE)), alpha = pnorm(qt((1-level)/2, df) sqrt(lambda))/2,
+    lambda = design variance / model variance), an fmm spline through it, and the
+    limits at z = -+qt((1-level)/2, df) sqrt(lambda) by linear interpolation (R's
+    spline() and approx())."""
+    from scipy import stats
+
+    from ._irls import _irls_r
 
     w = design.weights
+    dom = design.domain_mask
     lo = np.full(G, np.nan)
     hi = np.full(G, np.nan)
-    for gi in range(G):  # loop over groups
-        m = (gv == gi) & (w > 0)
-        ww = w[m] / w[m].mean()
-        yy = y[m]
-        ph = p[gi]
-        if not 0 < ph < 1:
+    yv = np.nan_to_num(y)
+    for gi in range(G):  # loop over groups: one profile each
+        sub = (g == gi) & dom
+        rows = np.flatnonzero(sub & ~np.isnan(y) & (w > 0))
+        n_rows = int(np.sum(sub & ~np.isnan(y)))
+        if rows.size < 2:
             continue
-        bh = np.log(ph / (1 - ph))
+        W = w[rows] / w[sub].mean()         # R: .survey.prob.weights, mean over the subset
+        yy = y[rows]
+        if not 0 < np.sum(W * yy) / np.sum(W) < 1:
+            continue
+        X = np.ones((rows.size, 1))
+        beta, mu, eta, w_work, _, _ = _irls_r(X, yy, W, "quasibinomial")
+        b0 = float(beta[0])
+        A = float(np.sum(w_work))
+        dmu = mu * (1 - mu)
+        Z = np.zeros((design.n, 1))
+        Z[rows, 0] = w_work * (yy - mu) / dmu / A
+        var_design = (float(design._vcov_rows(Z)[0, 0]) if not design.is_replicate
+                      else float(_rep_logit_var(design, y, gv, G, np.array([np.nan] * gi + [b0]))[gi]))
+        se_b = np.sqrt(var_design)
+        lam = var_design * A                 # cov.unscaled / naive.cov
 
-        def dev(b):
-            mu = 1 / (1 + np.exp(-b))
-            return -2 * np.sum(ww * (yy * np.log(mu) + (1 - yy) * np.log(1 - mu)))
+        def dev(m):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                a = np.where(yy > 0, yy * np.log(yy / m), 0.0)
+                b = np.where(yy < 1, (1 - yy) * np.log((1 - yy) / (1 - m)), 0.0)
+            return float(np.sum(2 * W * (a + b)))
 
-        info = np.sum(ww) * ph * (1 - ph)            # model information of the intercept
-        var_design = (se[gi] / (ph * (1 - ph))) ** 2
-        s = var_design * info
-        d0 = dev(bh)
-        f = lambda b: (dev(b) - d0) / s - t * t
-        step = np.sqrt(var_design) * t
-        a, b = bh - step, bh
-        while f(a) < 0:
-            a -= step
-        lo[gi] = 1 / (1 + np.exp(-optimize.brentq(f, a, bh, xtol=1e-14, rtol=1e-15)))
-        b = bh + step
-        while f(b) < 0:
-            b += step
-        hi[gi] = 1 / (1 + np.exp(-optimize.brentq(f, bh, b, xtol=1e-14, rtol=1e-15)))
+        d0 = dev(mu)
+        r = (yy - mu) / np.sqrt(dmu)   # residuals.svyglm 'pearson': sqrt(prior/design weights) = 1
+        ww = w[rows]
+        rbar = np.sum(ww * r) / np.sum(ww)
+        nn = int(np.sum(ww != 0))
+        disp = float(np.sum(ww * (r - rbar) ** 2) / np.sum(ww) * nn / (nn - 1))
+        ddf = float(dfv[gi])
+        qa = stats.norm.ppf((1 - level) / 2) if np.isinf(ddf) else stats.t.ppf((1 - level) / 2, ddf)
+        alpha = stats.norm.cdf(qa * np.sqrt(lam)) / 2
+        zmax = np.sqrt(stats.f.isf(alpha, 1, n_rows - 1))
+        step_b = zmax / 5 * se_b
+        zs, bs = [0.0], [b0]
+        for sgn in (-1, 1):
+            step, z = 0, 0.0
+            while True:
+                step += 1
+                if not (step < 10 and abs(z) < zmax):
+                    break
+                bi = b0 + sgn * step * step_b
+                zz = (dev(np.full_like(yy, 1 / (1 + np.exp(-bi)))) - d0) / disp
+                zz = max(zz, 0.0)
+                z = sgn * np.sqrt(zz)
+                zs.append(z)
+                bs.append(bi)
+        zs, bs = np.asarray(zs), np.asarray(bs)
+        o = np.argsort(zs, kind="stable")
+        sx, sy = _r_spline(bs[o], zs[o])
+        cut = stats.norm.ppf(2 * alpha)
+        lo[gi] = 1 / (1 + np.exp(-_r_approx(sy, sx, cut)))
+        hi[gi] = 1 / (1 + np.exp(-_r_approx(sy, sx, -cut)))
     return lo, hi
 
 
@@ -704,7 +1014,12 @@ def contrast(result: pd.DataFrame, weights, *, level=0.95, df=None) -> pd.DataFr
     weights: a sequence aligned with the rows, or a dict {row label: coefficient}
     where a row label is the value of the columns that vary between rows (e.g. the
     by-group ``"w2"``, the variable ``"api00"``, or ``"w2:female"`` for several), or a
-    row position; or a dict {name: such a dict} for several contrasts.
+    row position; or an expression in the row labels, e.g. ``"E / M"`` or
+    ``"log(w2 / w1)"`` (a nonlinear contrast by the delta method with exact
+    derivatives, R's ``svycontrast(stat, quote(E/M))``; labels that are not names in
+    backticks); or a dict {name: such a dict or expression} for several contrasts.
+    Bad specifications raise ``EstimationError`` (code ``estimate.bad_contrast``).
+    df: the rows' df (the smallest of the rows used when they differ, e.g. domains).
 
     >>> m = design.mean("age", by="wave")                 # doctest: +SKIP
     >>> design.contrast(m, {"w2": 1, "w1": -1})           # wave 2 - wave 1  # doctest: +SKIP
@@ -737,6 +1052,7 @@ def contrast(result: pd.DataFrame, weights, *, level=0.95, df=None) -> pd.DataFr
                                    "quantiles of several groups carry no covariances")
     labels = _row_labels(result)
     k = len(result)
+    theta = result["estimate"].to_numpy(dtype=float)
 
     def vec(spec):
         if isinstance(spec, dict):
@@ -744,31 +1060,57 @@ def contrast(result: pd.DataFrame, weights, *, level=0.95, df=None) -> pd.DataFr
             for key, c in spec.items():
                 if isinstance(key, (int, np.integer)) and not isinstance(key, bool) and str(key) not in labels:
                     i = int(key)
+                    if not -k <= i < k:
+                        raise EstimationError(f"row position {i} is outside the result's {k} rows",
+                                              code="estimate.bad_contrast",
+                                              hint="row labels: " + ", ".join(labels))
                 else:
                     if str(key) not in labels:
                         raise EstimationError(f"no row labelled {key!r} in the result",
                                               code="estimate.bad_contrast",
                                               hint="row labels: " + ", ".join(labels))
                     i = labels.index(str(key))
-                L[i] += float(c)
+                L[i] += _coef(c, key)
             return L
-        L = np.asarray(spec, dtype=float)
+        try:
+            L = np.asarray(spec, dtype=float)
+        except (TypeError, ValueError):
+            raise EstimationError(f"contrast {spec!r} is not a list of numbers, a dict or an expression",
+                                  code="estimate.bad_contrast",
+                                  hint="e.g. {'w2': 1, 'w1': -1}, [1, -1, 0] or 'w2 / w1'; row labels: "
+                                       + ", ".join(labels)) from None
         if L.shape != (k,):
             raise EstimationError(f"contrast has {L.size} coefficients for {k} rows",
                                   code="estimate.bad_contrast")
         return L
 
-    if isinstance(weights, dict) and weights and all(isinstance(v, dict) for v in weights.values()):
-        names = list(weights)
-        Ls = [vec(weights[nm]) for nm in names]
+    def lin_or_expr(spec):
+        """(estimate, gradient) of one contrast: linear, or an expression (delta method)."""
+        if isinstance(spec, str):
+            return _nonlinear(spec, labels, theta)
+        L = vec(spec)
+        return float(L @ theta), L
+
+    if weights is None or (isinstance(weights, (dict, list, tuple)) and len(weights) == 0):
+        raise EstimationError("no contrast given", code="estimate.bad_contrast",
+                              hint="e.g. {'w2': 1, 'w1': -1} or 'w2 / w1'")
+    if isinstance(weights, dict) and weights and all(isinstance(v, (dict, str)) for v in weights.values()):
+        names = [str(nm) for nm in weights]
+        parts = [lin_or_expr(weights[nm]) for nm in weights]
     else:
-        Ls = [vec(weights)]
+        parts = [lin_or_expr(weights)]
         names = ["contrast"]
-    Lm = np.vstack(Ls)
-    est = Lm @ result["estimate"].to_numpy(dtype=float)
+    est = np.array([p_[0] for p_ in parts])
+    Lm = np.vstack([p_[1] for p_ in parts])
     Vc = Lm @ V @ Lm.T
     se = np.sqrt(np.clip(np.diag(Vc), 0, None))
-    dfv = float(result["df"].iloc[0]) if df is None else float(df)
+    if df is None:
+        # the rows' df (several domains: the smallest of the rows the contrast uses)
+        dfs = result["df"].to_numpy(dtype=float)
+        used = np.any(Lm != 0, axis=0)
+        dfv = float(np.min(dfs[used])) if used.any() else float(dfs[0])
+    else:
+        dfv = float(df)
     q = _qcrit(level, dfv)
     out = pd.DataFrame({"contrast": names, "estimate": est, "se": se, "ci_low": est - q * se,
                         "ci_high": est + q * se, "df": dfv})
@@ -778,7 +1120,112 @@ def contrast(result: pd.DataFrame, weights, *, level=0.95, df=None) -> pd.DataFr
     return out
 
 
+def _coef(c, key) -> float:
+    try:
+        return float(c)
+    except (TypeError, ValueError):
+        raise EstimationError(f"coefficient {c!r} of row {key!r} is not a number",
+                              code="estimate.bad_contrast", hint="coefficients are numbers, e.g. {'w2': 1}") from None
+
+
+_NL_FUNCS = {"log": (np.log, lambda x: 1 / x), "exp": (np.exp, np.exp),
+             "sqrt": (np.sqrt, lambda x: 0.5 / np.sqrt(x)), "log1p": (np.log1p, lambda x: 1 / (1 + x)),
+             "expm1": (np.expm1, np.exp), "log10": (np.log10, lambda x: 1 / (x * np.log(10))),
+             "log2": (np.log2, lambda x: 1 / (x * np.log(2))),
+             "asin": (np.arcsin, lambda x: 1 / np.sqrt(1 - x * x)),
+             "abs": (np.abs, np.sign)}
+
+
+def _nonlinear(expr: str, labels: list[str], theta: np.ndarray):
+    """Value and gradient of an expression in the result's rows (R ``svycontrast`` with
+    ``quote(expr)``, the delta method): row labels as names (``E / M``; labels that are
+    not identifiers in backticks, ```w2:female` - `w1:female```), numbers, ``+ - * / **``
+    and log, exp, sqrt, log1p, expm1, log10, log2, asin, abs (also as ``np.log``...).
+    Derivatives are exact (forward-mode differentiation), so se = sqrt(g V g')."""
+    import ast
+    import re
+
+    k = len(labels)
+    quoted: dict[str, str] = {}
+
+    def repl(m):
+        key = f"_q{len(quoted)}_"
+        quoted[key] = m.group(1)
+        return key
+
+    code = re.sub(r"`([^`]*)`", repl, expr)
+    where = f"contrast {expr!r}"
+
+    def bad(what):
+        return EstimationError(f"contrast {expr!r}: {what}", code="estimate.bad_contrast", where=where,
+                               hint="an expression in the row labels (" + ", ".join(labels[:12])
+                                    + ("…" if k > 12 else "") + "), numbers, + - * / ** and log, exp, "
+                                    "sqrt; quote other labels in backticks")
+
+    try:
+        tree = ast.parse(code.strip(), mode="eval")
+    except SyntaxError:
+        raise bad("cannot read the expression") from None
+
+    def ev(node):
+        if isinstance(node, ast.Expression):
+            return ev(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) \
+                and not isinstance(node.value, bool):
+            return float(node.value), np.zeros(k)
+        if isinstance(node, ast.Name):
+            name = quoted.get(node.id, node.id)
+            if name not in labels:
+                raise bad(f"no row labelled {name!r}")
+            i = labels.index(name)
+            g = np.zeros(k)
+            g[i] = 1.0
+            return float(theta[i]), g
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            v, g = ev(node.operand)
+            return (-v, -g) if isinstance(node.op, ast.USub) else (v, g)
+        if isinstance(node, ast.BinOp):
+            a, ga = ev(node.left)
+            b, gb = ev(node.right)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                if isinstance(node.op, ast.Add):
+                    return a + b, ga + gb
+                if isinstance(node.op, ast.Sub):
+                    return a - b, ga - gb
+                if isinstance(node.op, ast.Mult):
+                    return a * b, ga * b + a * gb
+                if isinstance(node.op, ast.Div):
+                    return a / b, (ga * b - a * gb) / (b * b)
+                if isinstance(node.op, ast.Pow):
+                    v = a ** b
+                    g = b * a ** (b - 1) * ga
+                    if np.any(gb != 0):
+                        g = g + v * np.log(a) * gb
+                    return v, g
+            raise bad(f"the operator {type(node.op).__name__}")
+        if isinstance(node, ast.Call) and not node.keywords and len(node.args) == 1:
+            f = node.func
+            name = f.id if isinstance(f, ast.Name) else (
+                f.attr if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name)
+                and f.value.id in ("np", "numpy") else None)
+            if name == "arcsin":
+                name = "asin"
+            if name in _NL_FUNCS:
+                fn, d = _NL_FUNCS[name]
+                v, g = ev(node.args[0])
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    return float(fn(v)), d(v) * g
+            raise bad(f"the function {ast.unparse(f)!r}")
+        raise bad(f"{ast.unparse(node)!r} (only row labels, numbers, arithmetic and log/exp/sqrt)")
+
+    v, g = ev(tree)
+    return v, g
+
+
 # ----------------------------------------------------------------------------- chisq
+
+
+CHISQ_STATISTICS = ("F", "Chisq", "Wald", "adjWald", "saddlepoint", "lincom")
 
 
 def chisq(design, a: str, b: str, *, statistic: str = "F", na_rm: bool = True) -> pd.Series:
@@ -791,15 +1238,19 @@ def chisq(design, a: str, b: str, *, statistic: str = "F", na_rm: bool = True) -
     statistic="F": F = X2/tr(Delta) on (d0, d0 nu) df, d0 = tr(Delta)^2/tr(Delta^2),
     nu = design df; "Chisq": reports X2, p from X2/mean(diag Delta) on (r-1)(c-1) df;
     "Wald": Wald test of the interaction contrasts N_ij - N_i. N_.j / N, F = W/ndf on
-    (ndf, nu); "adjWald": F (nu - ndf + 1)/nu on (ndf, nu - ndf + 1).
+    (ndf, nu); "adjWald": F (nu - ndf + 1)/nu on (ndf, nu - ndf + 1); "saddlepoint"
+    and "lincom" (Rao–Scott second order, R's pFsum): X2 against sum_j a_j chi2_1 with
+    a_j the eigenvalues of Delta and d0 nu denominator df - the saddlepoint
+    approximation as R, or the exact probability (R's CompQuadForm::davies; here by
+    Imhof's formula).
     Returns a Series: statistic_name, statistic, ndf, ddf (or df), p_value, X2,
     X2_first_order, trace_delta, mean_delta, d0, nu, N; the weighted table in
     ``attrs["table"]``."""
     from scipy import stats
 
-    if statistic not in ("F", "Chisq", "Wald", "adjWald"):
+    if statistic not in CHISQ_STATISTICS:
         raise EstimationError(f"unknown statistic {statistic!r}", code="estimate.bad_statistic",
-                              hint="one of F, Chisq, Wald, adjWald")
+                              hint="one of " + ", ".join(CHISQ_STATISTICS))
     dom = design.domain_mask
     ca, la = _levels(_column(design, a))
     cb, lb = _levels(_column(design, b))
@@ -823,8 +1274,9 @@ def chisq(design, a: str, b: str, *, statistic: str = "F", na_rm: bool = True) -
     nu = design.degf
     cell = np.where(valid, ca + nr * cb, -1)          # rows vary fastest (R interaction order)
     K = nr * nc
-    num = [(np.ones(N), cell)]
-    mean2, V, tot, _ = design._linear(K, num, [(np.ones(N), np.where(valid, 0, -1))], 1, np.zeros(K, int))
+    ones = np.ones(design.n)   # scores over all rows of the design (a subset keeps them)
+    num = [(ones, cell)]
+    mean2, V, tot, _ = design._linear(K, num, [(ones, np.where(valid, 0, -1))], 1, np.zeros(K, int))
     w = design.weights
     table = np.bincount(cell[valid], weights=w[valid], minlength=K).reshape(nc, nr).T
     # Pearson X2 of the table rescaled to N rows
@@ -851,7 +1303,14 @@ def chisq(design, a: str, b: str, *, statistic: str = "F", na_rm: bool = True) -
     res = dict(statistic_name=statistic, X2=X2, X2_first_order=X2 / (tr / Delta.shape[0]),
                trace_delta=tr, mean_delta=tr / Delta.shape[0], d0=d0, nu=float(nu), N=float(N))
     dfree = (nr - 1) * (nc - 1)
-    if statistic == "F":
+    if statistic in ("saddlepoint", "lincom"):
+        from ._chisqsum import pfsum_integration, pfsum_saddlepoint
+
+        eig = np.real(np.linalg.eigvals(Delta))
+        fn = pfsum_saddlepoint if statistic == "saddlepoint" else pfsum_integration
+        res.update(statistic_name="X-squared", statistic=X2, ddf=d0 * nu,
+                   p_value=float(fn(X2, eig, d0 * nu)))
+    elif statistic == "F":
         F = X2 / tr
         res.update(statistic=F, ndf=d0, ddf=d0 * nu, p_value=float(stats.f.sf(F, d0, d0 * nu)))
     elif statistic == "Chisq":

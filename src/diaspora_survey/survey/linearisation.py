@@ -134,7 +134,9 @@ def build_stage(unit_code: np.ndarray, stratum_code: np.ndarray, fpc_row: np.nda
     scale_h = np.where(f < 1e-7, 0.0, scale_h)                        # self-representing
     center_h = np.ones(n_strata, dtype=bool)
     nan_h = np.zeros(n_strata, dtype=bool)
-    lonely = n_h == 1
+    # R's onestrat: a self-representing stratum (f = 0: every unit sampled, e.g. a
+    # single school out of a single school) contributes 0 before the lonely-PSU rule
+    lonely = (n_h == 1) & ~(f < 1e-7)
     if lonely.any():
         if lonely_psu == "fail":
             h = int(np.flatnonzero(lonely)[0])

@@ -92,8 +92,6 @@ def resolve_input(data, base_weight, where=None):
             raise WeightingError("base_weight cannot be given with a SurveyDesign: its weights are "
                                  "the base weights", code="weighting.bad_option", where=where,
                                  hint="drop base_weight=, or build the design with those weights")
-        if getattr(data, "is_replicate", False):
-            pass  # with_adjustment rescales replicate weights by new/old
         dom = getattr(data, "domain_mask", None)
         if dom is not None and not np.all(dom):
             raise WeightingError("cannot weight a subset design: weight the full design, then subset",
@@ -114,12 +112,17 @@ def check_choice(name: str, value, choices) -> None:
 
 
 def finish(method: str, df: pd.DataFrame, w0: np.ndarray, w: np.ndarray, design, adjustment,
-           diag: Diagnostics) -> WeightingResult:
+           diag: Diagnostics, rep_weights: np.ndarray | None = None,
+           keep_degf: bool = False) -> WeightingResult:
     idx = df.index
     steps = {"weight_base": pd.Series(w0, index=idx, name="weight_base", copy=False),
              STEP_COLUMN[method]: pd.Series(w, index=idx, name=STEP_COLUMN[method], copy=False)}
     new_design = None
     if design is not None:
-        new_design = design.with_adjustment(w, adjustment)
+        if rep_weights is not None:   # replicate design: every replicate re-weighted, as R
+            new_design = design.with_adjustment(w, adjustment, replicate_weights=rep_weights,
+                                                keep_degf=keep_degf)
+        else:
+            new_design = design.with_adjustment(w, adjustment)
     return WeightingResult(pd.Series(w, index=idx, name="weight", copy=False), diag, method=method,
                            steps=steps, design=new_design, adjustment=adjustment)

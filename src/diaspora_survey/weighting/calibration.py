@@ -210,10 +210,14 @@ def calibrate(data, totals, base_weight=None, method: str = "linear", bounds=Non
                else np.bincount(cells.row_cells(), weights=w, minlength=C))
     mt = _margin_rows(t, mis, cells, t_cells, N)
     adjustment = None
+    rep_weights = None
     if design is not None:
         Xr = X if unit_map is None else X[cells.row_cells()]
         sq = np.sqrt(w0)
         adjustment = {"kind": "greg", "X": Xr * sq[:, None], "w": g_rows * sq}
+        if design.is_replicate:
+            rep_weights = _calibrate_replicates(design, X, unit_map, cells, T, method, L, U, tol,
+                                                max_iter, names, where)
     exclude = set(t.variables) | set(num_names) | ({base_weight} if isinstance(base_weight, str) else set())
     row_cell_all = cells.row_cells()
 
@@ -225,7 +229,32 @@ def calibrate(data, totals, base_weight=None, method: str = "linear", bounds=Non
                        margin_fn=margin_fn,
                        extra={"method": method, "bounds": None if bounds is None else (L, U),
                               "totals": achieved, "g_min": float(g.min()), "g_max": float(g.max())})
-    return finish("calibrate", df, w0, w, design, adjustment, diag)
+    return finish("calibrate", df, w0, w, design, adjustment, diag, rep_weights=rep_weights,
+                  keep_degf=True)
+
+
+def _calibrate_replicates(design, X, unit_map, cells, T, method, L, U, tol, max_iter, names, where):
+    """R's calibrate.svyrep.design: every replicate weight column is calibrated to the same
+    totals with the same distance and bounds (Newton from g = 1)."""
+    repw = design.replicate_info["repw"]
+    out = np.empty_like(repw)
+    row_cell = cells.row_cells() if unit_map is not None else None
+    for r in range(repw.shape[1]):  # loop over replicates (as R)
+        d = repw[:, r] if unit_map is None else np.bincount(row_cell, weights=repw[:, r],
+                                                            minlength=cells.n_cells)
+        try:
+            g, _ = _solve(X, d, T, method, L, U, tol, max_iter, names, where)
+        except WeightingError as e:
+            raise WeightingError(f"replicate {r + 1} of the replicate design: {e.args[0]}",
+                                 code=e.code, where=where,
+                                 hint="a replicate lost every respondent of a category: merge "
+                                      "categories, or calibrate the Taylor design") from None
+        out[:, r] = repw[:, r] * (g if unit_map is None else g[row_cell])
+    if (out < 0).any():
+        raise WeightingError("linear calibration gives negative replicate weights",
+                             code="weighting.negative_weights", where=where,
+                             hint="use bounds=(L, U) or method='raking'")
+    return out
 
 
 def _num(name, v) -> float:

@@ -29,12 +29,12 @@ from .diagnostics import Diagnostics, margin_table
 from .targets import parse_targets
 
 
-EMPTY_PS = ("collapse", "error", "drop")
+EMPTY_PS = ("collapse", "error", "drop", "partial")
 
 
 def poststratify(data, targets, base_weight=None, *, min_cell_size: int = 1, strict: bool = False,
                  unmatched: str = "error", empty: str = "collapse", kind: str = "auto",
-                 label: str | None = None, covariates=None) -> WeightingResult:
+                 label: str | None = None, covariates=None, partial: bool = False) -> WeightingResult:
     """Post-stratify ``data`` to one joint table of population cells.
 
     targets : one margin, e.g. ``{"sex:age_group": {"female:18-24": 1200, ...}}`` or
@@ -44,7 +44,14 @@ def poststratify(data, targets, base_weight=None, *, min_cell_size: int = 1, str
     unmatched : "error" or "keep_base" (as in :func:`rake`).
     empty : target cells with no respondents: "collapse" (default: merged by the rule
         above, like small cells), "error" ("sex:age_group=male:65+ has no respondents …"),
-        or "drop" (dropped and the table renormalised; reported).
+        "drop" (dropped and the table renormalised to the full total; reported), or
+        "partial" (= ``partial=True``, R's ``postStratify(..., partial=TRUE)``: empty
+        cells are ignored - the present cells get their own population totals, so the
+        weights sum to the population minus the empty cells; reported).
+    partial : R's name for ``empty="partial"``.
+
+    On a replicate design every replicate is post-stratified to the same population
+    cells (R's ``postStratify.svyrep.design``), not just rescaled.
 
     On a SurveyDesign, ``result.design`` carries R's post-stratification record
     (cells, new and old weights) for the SEs.
@@ -52,6 +59,13 @@ def poststratify(data, targets, base_weight=None, *, min_cell_size: int = 1, str
     """
     check_choice("unmatched", unmatched, UNMATCHED)
     check_choice("empty", empty, EMPTY_PS)
+    if not isinstance(partial, (bool, np.bool_)):
+        raise WeightingError(f"partial must be True or False, got {partial!r}", code="weighting.bad_option")
+    if partial:
+        if empty not in ("collapse", "partial"):
+            raise WeightingError(f"partial=True contradicts empty={empty!r}", code="weighting.bad_option",
+                                 hint="partial=True is R's name for empty='partial'; give one of them")
+        empty = "partial"
     if not isinstance(strict, (bool, np.bool_)):
         raise WeightingError(f"strict must be True or False, got {strict!r}", code="weighting.bad_option")
     if not (isinstance(min_cell_size, (int, np.integer)) and not isinstance(min_cell_size, bool)
@@ -68,7 +82,7 @@ def poststratify(data, targets, base_weight=None, *, min_cell_size: int = 1, str
     where = label
     df, w0, design = resolve_input(data, base_weight, where)
     s = prepare(df, t, w0, kind=kind, unmatched=unmatched,
-                empty="keep" if empty == "collapse" else empty, label=label, where=where)
+                empty="keep" if empty in ("collapse", "partial") else empty, label=label, where=where)
     margin = s.targets.margins[0]
     cells = s.cells
     mi = s.mis[0]
@@ -76,8 +90,16 @@ def poststratify(data, targets, base_weight=None, *, min_cell_size: int = 1, str
     K = len(margin.categories)
     T_all = np.asarray(s.tgt[0], float)
     counts = np.bincount(mi[fit], weights=cells.count[fit], minlength=K)
-    small = np.flatnonzero((counts < min_cell_size) & ((T_all > 0) | (counts > 0)))
     decisions = list(s.decisions)
+    if empty == "partial":
+        absent = np.flatnonzero((counts == 0) & (T_all > 0))
+        if absent.size:
+            labs = [margin.label(int(j)) for j in absent]
+            decisions.append(f"ignored {absent.size} post-strat{'a' if absent.size > 1 else 'um'} with no "
+                             f"respondents (R's partial=TRUE; the weights sum to the population of the "
+                             f"other cells): {', '.join(labs[:8])}" + (" …" if len(labs) > 8 else ""))
+            T_all = np.where(counts == 0, 0.0, T_all)
+    small = np.flatnonzero((counts < min_cell_size) & ((T_all > 0) | (counts > 0)))
     collapsed = []
     group = np.arange(K)
     if small.size:
@@ -111,16 +133,45 @@ def poststratify(data, targets, base_weight=None, *, min_cell_size: int = 1, str
     s.decisions = decisions
     m = margin_table(*margin_rows(s, t_all))
     adjustment = None
+    rep_weights = None
     if design is not None:
         row_cell = cells.row_cells()
         codes = np.where(fit, gi, G)[row_cell]
         adjustment = {"kind": "poststrat", "cells": codes, "w": w, "oldw": w0}
+        if design.is_replicate:
+            rep_weights = _poststratify_replicates(design, codes, T_g, s.unmatched_g, G,
+                                                   lambda c: " + ".join(
+                                                       margin.label(int(j)) for j in np.flatnonzero(group == c)),
+                                                   where)
     diag = Diagnostics("poststratify", w, w0, iterations=1, converged=True, margins=m,
                        decisions=decisions, df=df, covariates=covariates, margin_fn=row_margin_fn(s),
                        exclude=set(margin.variables) | ({base_weight} if isinstance(base_weight, str) else set()),
                        extra={"collapsed": [[":".join(margin.categories[j]) for j in g] for g in collapsed],
                               "min_cell_size": min_cell_size, "empty": empty, "strict": strict})
-    return finish("poststratify", df, w0, w, design, adjustment, diag)
+    return finish("poststratify", df, w0, w, design, adjustment, diag, rep_weights=rep_weights)
+
+
+def _poststratify_replicates(design, codes, T_g, unmatched_g, G, cell_label, where):
+    """R's postStratify.svyrep.design: every replicate weight column r is multiplied by
+    N_c / (sum of column r over post-stratum c); rows outside the fit keep their factor."""
+    from scipy import sparse
+
+    repw = design.replicate_info["repw"]
+    n = repw.shape[0]
+    M = sparse.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(G + 1, n))
+    rs = np.asarray(M @ repw)[:G]                       # (G, R) replicate cell totals
+    bad = (rs <= 0) & (T_g[:, None] > 0)
+    if bad.any():
+        c, r = (int(v[0]) for v in np.nonzero(bad))
+        raise WeightingError(f"post-stratum {cell_label(c)} has no weight in replicate {r + 1} of the "
+                             f"replicate design, so that replicate cannot be post-stratified",
+                             code="weighting.replicate_empty_cell", where=where,
+                             hint="merge the cell with a neighbour (min_cell_size=...) so that every "
+                                  "replicate keeps respondents in it")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fac = np.where(rs > 0, T_g[:, None] / rs, 0.0)
+    fac = np.vstack([fac, np.full((1, repw.shape[1]), unmatched_g)])
+    return repw * fac[codes]
 
 
 def _collapse(margin, counts, min_size, where):

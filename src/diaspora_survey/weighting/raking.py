@@ -123,12 +123,49 @@ def rake(data, targets, base_weight=None, *, tol: float = 1e-8, max_iter: int = 
             g_k[fit_pos] = sweep[k] / wsum
             ws.append(w0 * g_k[row_cell])
         adjustment = {"kind": "raking", "margins": margins, "w": ws}
+    rep_weights = None
+    if design is not None and design.is_replicate:
+        if bounds is not None:
+            raise WeightingError("capped raking (bounds=) of a replicate design is not available",
+                                 code="weighting.bad_option", where=where,
+                                 hint="rake without bounds (R's rake), or rake the Taylor design")
+        rep_weights = _rake_replicates(design, cells, fit, mis, s, iters, where)
     diag = Diagnostics("rake", w, w0, iterations=iters, converged=converged, tolerance=tol,
                        margins=m, decisions=s.decisions, df=df, covariates=covariates,
                        margin_fn=row_margin_fn(s),
                        exclude=set(s.targets.variables) | ({base_weight} if isinstance(base_weight, str) else set()),
                        extra={"criterion": criterion, "max_gap": gap, "bounds": bounds})
-    return finish("rake", df, w0, w, design, adjustment, diag)
+    return finish("rake", df, w0, w, design, adjustment, diag, rep_weights=rep_weights)
+
+
+def _rake_replicates(design, cells, fit, mis, s, iters, where):
+    """R's rake() on a svyrep.design: every sweep post-stratifies every replicate weight
+    column to each margin in turn, for as many sweeps as the full sample took."""
+    repw = design.replicate_info["repw"]
+    row_cell = cells.row_cells()
+    fit_pos = np.flatnonzero(fit)
+    sizes = [len(T) for T in s.tgt]
+    out = np.empty_like(repw)
+    for r in range(repw.shape[1]):  # loop over replicates (as R), vectorised within
+        c0 = np.bincount(row_cell, weights=repw[:, r], minlength=cells.n_cells)[fit_pos]
+        t = c0.copy()
+        for _ in range(iters):
+            for k, (mi, T) in enumerate(zip(mis, s.tgt)):
+                sm = np.bincount(mi, weights=t, minlength=sizes[k])
+                if np.any((sm <= 0) & (T > 0)):
+                    j = int(np.flatnonzero((sm <= 0) & (T > 0))[0])
+                    raise WeightingError(f"{s.targets.margins[k].label(j)} has no weight in replicate "
+                                         f"{r + 1} of the replicate design", where=where,
+                                         code="weighting.replicate_empty_cell",
+                                         hint="merge sparse categories so that every replicate keeps "
+                                              "respondents in each")
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    t = t * np.where(sm > 0, T / sm, 0.0)[mi]
+        g = np.full(cells.n_cells, s.unmatched_g)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g[fit_pos] = np.where(c0 > 0, t / c0, 0.0)
+        out[:, r] = repw[:, r] * g[row_cell]
+    return out
 
 
 def _check_bounds(bounds):

@@ -13,6 +13,14 @@ the difference is given to the untrimmed weights so that the total is unchanged
 bound stay there; the redistribution goes to the others); it is an error if the bounds
 cannot hold the total (``n × upper < Σw`` or ``n × lower > Σw``).  ``strict=False``
 does a single pass like R's default, so weights can end up outside the bounds again.
+``rule="r"`` with ``strict=True`` instead repeats R's one-pass rule until no weight is
+outside (R's ``trimWeights(strict=TRUE)`` recursion: units at a bound are not outside,
+so they keep receiving redistributed weight on later passes and are re-trimmed).
+
+Which call reproduces which R call (R: ``trimWeights(design, upper=, lower=, strict=)``):
+
+* ``trimWeights(strict=FALSE)`` = ``trim(w, lower, upper, strict=False, redistribute="equal")``;
+* ``trimWeights(strict=TRUE)`` = ``trim(w, lower, upper, strict=True, redistribute="equal", rule="r")``.
 ``relative=True`` reads the bounds as multiples of the mean weight (e.g. ``upper=5``:
 five times the mean).
 """
@@ -27,17 +35,29 @@ from ._cells import check_weights, number
 REDISTRIBUTE = ("proportional", "equal")
 
 
+RULES = ("fixed_point", "r")
+
+
 def trim(weights, lower=None, upper=None, *, relative: bool = False, strict: bool = True,
-         redistribute: str = "proportional", max_iter: int = 1000) -> pd.Series:
+         redistribute: str = "proportional", max_iter: int = 1000, rule: str = "fixed_point") -> pd.Series:
     """Trim ``weights`` (Series or array) to [lower, upper], keeping their total.
 
     Returns a Series (same index as the input Series, else a RangeIndex) whose
     ``attrs["trim"]`` records the bounds used, the number of weights trimmed, the
     passes and whether every weight ended within the bounds.
 
+    rule : with strict=True, "fixed_point" (default: the weights clip(f(w; c)) that keep
+        the total, units at a bound held there) or "r" (R's trimWeights(strict=TRUE):
+        the one-pass rule repeated until nothing is outside, at most ``max_iter`` passes).
+
     R: ``trimWeights(design, upper=, lower=, strict=FALSE)`` is
-    ``trim(w, lower, upper, strict=False, redistribute="equal")``.
+    ``trim(w, lower, upper, strict=False, redistribute="equal")``;
+    ``trimWeights(design, upper=, lower=, strict=TRUE)`` is
+    ``trim(w, lower, upper, redistribute="equal", rule="r")``.
     """
+    if rule not in RULES:
+        raise WeightingError(f"unknown rule {rule!r}", code="weighting.bad_option",
+                             hint="'fixed_point' or 'r' (R's trimWeights(strict=TRUE))")
     if redistribute not in REDISTRIBUTE:
         raise WeightingError(f"unknown redistribute {redistribute!r}", code="weighting.bad_option",
                              hint="'proportional' or 'equal'")
@@ -70,22 +90,20 @@ def trim(weights, lower=None, upper=None, *, relative: bool = False, strict: boo
             f"the bounds [{lo:g}, {hi:g}] cannot hold the weight total {total:,.6g} of {n} weights "
             f"(mean {mean:.6g})", code="weighting.infeasible_bounds",
             hint="the mean weight must lie within the bounds; relax them")
-    if strict:
+    if strict and rule == "fixed_point":
         out, passes = _strict(w, lo, hi, total, redistribute, max_iter)
+    elif strict:   # R's trimWeights(strict=TRUE): the one-pass rule until nothing is outside
+        out, passes = w.copy(), 0
+        while ((out < lo) | (out > hi)).any():
+            if passes >= max_iter:
+                raise WeightingError(f"trimming (rule='r') did not settle in {max_iter} passes",
+                                     code="weighting.not_converged", hint="raise max_iter")
+            out = _one_pass(out, lo, hi, redistribute)
+            passes += 1
     else:   # R's trimWeights(strict=FALSE): one pass on the weights as they are
-        out = w.copy()
-        passes = 0
         outside = (w < lo) | (w > hi)
-        if outside.any():
-            passes = 1
-            out[outside] = np.clip(w[outside], lo, hi)
-            free = ~outside
-            if free.any():
-                remaining = total - float(out[outside].sum())
-                if redistribute == "equal":
-                    out[free] = w[free] + (remaining - float(w[free].sum())) / int(free.sum())
-                else:
-                    out[free] = w[free] * (remaining / float(w[free].sum()))
+        passes = int(outside.any())
+        out = _one_pass(w, lo, hi, redistribute)
     n_trimmed = int(((out <= lo) & (w != out)).sum() + ((out >= hi) & (w != out)).sum())
     within = bool(np.all((out >= lo * (1 - 1e-12)) & (out <= hi * (1 + 1e-12))))
     if strict and not within:   # pragma: no cover - guarded by the feasibility check
@@ -105,6 +123,24 @@ def trim(weights, lower=None, upper=None, *, relative: bool = False, strict: boo
                  + ("" if within else "; some weights are outside the bounds after one pass (strict=False)")),
     }
     return res
+
+
+def _one_pass(w, lo, hi, redistribute):
+    """One pass of R's trimWeights: clip the weights outside [lo, hi] and give what was
+    trimmed to the others (equal parts: R; proportionally: the default here)."""
+    out = w.copy()
+    outside = (w < lo) | (w > hi)
+    if not outside.any():
+        return out
+    out[outside] = np.clip(w[outside], lo, hi)
+    free = ~outside
+    if free.any():
+        trimmings = float(np.sum(w[outside] - out[outside]))
+        if redistribute == "equal":
+            out[free] = w[free] + trimmings / int(free.sum())
+        else:
+            out[free] = w[free] * ((float(w[free].sum()) + trimmings) / float(w[free].sum()))
+    return out
 
 
 def _strict(w, lo, hi, total, redistribute, max_iter):
