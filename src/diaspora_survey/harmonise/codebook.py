@@ -175,6 +175,15 @@ class EligibilityRule(_Strict):
 Scalar = Union[int, float, str]
 
 
+class RuleSpec(_Strict):
+    """One rule of a derivation over several columns: ``when`` (column → condition, all must
+    hold) gives ``to`` (a category, or ``missing``); see :mod:`.rules` and docs/codebook.md."""
+
+    when: dict[Any, Any]
+    to: Any
+    note: str | None = None
+
+
 class VariableSpec(_Strict):
     """How one harmonised variable is made from the raw file."""
 
@@ -183,6 +192,8 @@ class VariableSpec(_Strict):
     map: dict[Any, Any] = Field(default_factory=dict)
     labels: dict[str, Any] = Field(default_factory=dict)
     ranges: list[RangeRule] = Field(default_factory=list)
+    rules: list[RuleSpec] = Field(default_factory=list)
+    default: Any = None
     crosswalk: Literal["country", "education", "employment", "sex"] | None = None
     missing: list[Scalar] = Field(default_factory=list)
     file_missing: bool = True
@@ -346,6 +357,11 @@ class Codebook(_Strict):
                             "add 'source: COLUMN'")
         need = {"age_from_birth_year": (1, 2), "year_month": (2, 2), "month": (1, 1), "date": (1, 1),
                 "number": (1, 1), None: (1, 1)}[t]
+        if spec.rules and t is None:
+            need = (1, len(srcs) or 1)
+        elif "default" in spec.model_fields_set and not spec.rules:
+            raise self._err("'default' is only used with 'rules'", "codebook.invalid_field",
+                            keys + ("default",), "add 'rules:' (ordered when/to conditions) or remove 'default:'")
         if not need[0] <= len(srcs) <= need[1]:
             want = f"{need[0]}" if need[0] == need[1] else f"{need[0]}–{need[1]}"
             raise self._err(f"{'transform ' + t if t else 'variable ' + repr(name)} needs {want} source "
@@ -426,9 +442,11 @@ class Codebook(_Strict):
                 raise self._err(f"crosswalk {spec.crosswalk!r} does not give {name!r} categories",
                                 "codebook.bad_transform", keys + ("crosswalk",),
                                 f"use crosswalk: {_default_crosswalk(name)}")
-            if not (spec.map or spec.labels or spec.ranges or spec.crosswalk):
+            if not (spec.map or spec.labels or spec.ranges or spec.crosswalk or spec.rules):
                 raise self._err(f"{name!r} has no value map", "codebook.bad_transform", keys,
                                 "add 'map:' (code → category), 'labels:', 'ranges:' or 'crosswalk:'")
+        if spec.rules:
+            self._check_rules(name, spec, keys, vtype)
         # ranges
         rs = sorted(spec.ranges, key=lambda r: -math.inf if r.min is None else r.min)
         for i, r in enumerate(spec.ranges):
@@ -476,6 +494,63 @@ class Codebook(_Strict):
                                         "codebook.missing_and_mapped", keys + ("missing", i),
                                         "narrow the range or drop the missing code")
 
+    def _check_rules(self, name: str, spec: VariableSpec, keys: tuple, vtype: str) -> None:
+        """``rules:``/``default:``: categories of the schema, columns among ``source``, readable
+        conditions; not combined with maps, crosswalks or transforms (one way per variable)."""
+        from .rules import MISSING, parse_when
+
+        others = [k for k in ("map", "labels", "ranges", "crosswalk", "transform", "valid_range")
+                  if k in spec.model_fields_set and getattr(spec, k)]
+        if others:
+            raise self._err(f"{name!r} has 'rules' and '{others[0]}': a variable is made one way",
+                            "codebook.bad_transform", keys + (others[0],),
+                            "write every case as a rule (a single-column code is `when: {COLUMN: CODE}`), "
+                            "or drop the rules")
+        if vtype not in ("category", "ordered", "bool"):
+            raise self._err(f"{name!r} is {vtype}: rules give categories (or true/false)",
+                            "codebook.bad_transform", keys + ("rules",),
+                            "use rules for categorical or bool variables")
+        srcs = spec.sources
+        allowed = self._allowed(name, spec)
+
+        def check_to(cat, kk):
+            if isinstance(cat, str) and cat.strip().casefold() == MISSING:
+                return
+            if vtype == "bool":
+                if _bool_value(cat) is None:
+                    raise self._err(f"{name!r} is bool: {cat!r} is neither true nor false",
+                                    "codebook.unknown_category", kk, "use to: true, to: false or to: missing")
+                return
+            self._check_category(name, cat, allowed, kk)
+
+        for i, rule in enumerate(spec.rules):
+            rk = keys + ("rules", i)
+            if not rule.when:
+                raise self._err("a rule needs at least one condition in 'when'", "codebook.bad_rule",
+                                rk + ("when",), "e.g. when: {mnactic: 1, emplrel: 2}; "
+                                "for the rows no rule matches use 'default:'")
+            for col in rule.when:
+                if str(col) not in srcs:
+                    raise self._err(f"rule {i + 1} of {name!r} tests column {str(col)!r}, which is not in "
+                                    f"'source'", "codebook.bad_rule", rk + ("when", col),
+                                    f"list every column the rules use: source: [{', '.join(srcs + [str(col)])}]")
+            try:
+                parse_when(rule.when)
+            except ValueError as ex:
+                col = next((c for c in rule.when if f"column {str(c)!r}" in str(ex)), None)
+                raise self._err(f"rule {i + 1} of {name!r}: {ex}", "codebook.bad_rule",
+                                rk + (("when", col) if col is not None else ("when",)),
+                                "a condition is a code (1), a list of codes ([3, 4]), a comparison "
+                                "(\">= 1\", \"!= 2\", \"not in [1, 2]\"), missing or not missing") from None
+            check_to(rule.to, rk + ("to",))
+        if "default" in spec.model_fields_set:
+            check_to(spec.default, keys + ("default",))
+        used = {str(c) for r in spec.rules for c in r.when}
+        unused = [c for c in srcs if c not in used]
+        if unused:
+            raise self._err(f"source column {unused[0]!r} of {name!r} is used by no rule", "codebook.bad_rule",
+                            keys + ("source",), "remove it from 'source' or test it in a rule")
+
     def _allowed(self, name: str, spec: VariableSpec) -> list[str] | None:
         var = schema.SCHEMA.get(name)
         if var is not None and var.levels:
@@ -520,7 +595,11 @@ class Codebook(_Strict):
         if name == "country":
             return None
         seen: dict[str, None] = {}
-        for v in list(spec.map.values()) + list(spec.labels.values()) + [r.to for r in spec.ranges]:
+        from .rules import MISSING
+
+        rule_cats = [r.to for r in spec.rules] + ([spec.default] if "default" in spec.model_fields_set else [])
+        rule_cats = [c for c in rule_cats if not (isinstance(c, str) and c.strip().casefold() == MISSING)]
+        for v in list(spec.map.values()) + list(spec.labels.values()) + [r.to for r in spec.ranges] + rule_cats:
             seen.setdefault(v, None)
         return list(seen) if not spec.crosswalk else None
 
@@ -552,6 +631,49 @@ class Codebook(_Strict):
             for i, col in enumerate(spec.sources):
                 need(col, ("variables", name, "source") + ((i,) if isinstance(src, list) else ()),
                      "source")
+            if spec.rules:
+                self._check_rules_against(name, spec, wave)
+
+    def _check_rules_against(self, name: str, spec: VariableSpec, wave) -> None:
+        """Each condition against its column: comparisons need numbers; a code must be a
+        labelled code, a value label or a value present in the file when the column has
+        value labels (a typo such as ``emplrel: 4`` would otherwise match nobody, silently)."""
+        import pandas as pd
+
+        from .crosswalks import normalise_label
+        from .rules import parse_when
+
+        fname = Path(wave.source.path).name
+        for i, rule in enumerate(spec.rules):
+            conds = parse_when(rule.when)
+            for col_key in rule.when:
+                col, c = str(col_key), conds[str(col_key)]
+                kk = ("variables", name, "rules", i, "when", col_key)
+                s = wave.data[col]
+                numeric = pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)
+                if c.kind == "cmp" and not numeric:
+                    raise self._err(f"rule {i + 1} of {name!r}: {col!r} is text in {fname}, it cannot be "
+                                    f"compared with {c.op!r}", "codebook.bad_rule", kk,
+                                    f"list the codes instead, e.g. {col}: [a, b]")
+                if c.kind not in ("in", "not_in"):
+                    continue
+                m = wave.meta.get(col)
+                labels = dict(m.value_labels) if m is not None and m.value_labels else {}
+                if not labels:
+                    if numeric and c.text_codes:
+                        raise self._err(f"rule {i + 1} of {name!r}: {col!r} holds numbers without value "
+                                        f"labels in {fname}; {c.text_codes[0]!r} matches nothing",
+                                        "codebook.bad_rule", kk, "write the numeric code")
+                    continue
+                known = {_key_identity(k) for k in labels} | {("s", normalise_label(v)) for v in labels.values()}
+                present = s.dropna().unique()
+                known |= {_key_identity(x.item() if hasattr(x, "item") else x) for x in present}
+                for code in c.codes:
+                    if _key_identity(code) not in known:
+                        shown = ", ".join(f"{k} «{v}»" for k, v in list(labels.items())[:12])
+                        raise self._err(f"rule {i + 1} of {name!r}: code {code!r} is neither a value label "
+                                        f"nor a value of {col!r} in {fname}", "codebook.bad_rule", kk,
+                                        f"{col} has: {shown}{' …' if len(labels) > 12 else ''}")
 
 
 _TRUE = frozenset({"true", "yes", "1", "да", "y", "д"})
@@ -667,6 +789,8 @@ _FIELD_SHAPES = {
     "map": "a mapping: code → category",
     "labels": "a mapping: value label (text) → category",
     "ranges": "a list of {min, max, to} ranges",
+    "rules": "a list of {when: {COLUMN: CONDITION, …}, to: CATEGORY} rules",
+    "when": "a mapping: column → condition",
 }
 _FIELD_HINTS = {
     "wave": 'write the wave id, e.g. wave: "2022-03"',
@@ -687,7 +811,9 @@ _FIELD_HINTS = {
     "ranges": "ranges: [{min: 18, max: 24, to: young}, {min: 25, to: older}]",
     "min": "ranges: [{min: 18, max: 24, to: young}] — min and max are numbers",
     "max": "ranges: [{min: 18, max: 24, to: young}] — min and max are numbers",
-    "to": "ranges: [{min: 18, max: 24, to: young}] — to is a category",
+    "to": "to is a category (or missing in rules), e.g. ranges: [{min: 18, max: 24, to: young}]",
+    "rules": "rules: [{when: {mnactic: 1, emplrel: 2}, to: own_account}] (docs/codebook.md)",
+    "when": "when: {mnactic: 1, emplno: \">= 1\"} — column → code, [codes], comparison or missing",
     "valid_range": "valid_range: [14, 100]",
     "interview_date": "interview_date: 2022-03-15 (YYYY-MM-DD)",
     "file_missing": "file_missing: true or false",
@@ -707,12 +833,14 @@ def _allowed_keys(parent: tuple) -> list[str]:
         return list(VariableSpec.model_fields)
     if parent[0] == "variables" and len(parent) >= 4 and parent[2] == "ranges":
         return list(RangeRule.model_fields)
+    if parent[0] == "variables" and len(parent) >= 4 and parent[2] == "rules":
+        return list(RuleSpec.model_fields)
     if parent[0] == "eligibility":
         return list(EligibilityRule.model_fields)
     return []
 
 
-__all__ = ["Codebook", "VariableSpec", "Design", "RangeRule", "EligibilityRule", "parse_rule",
+__all__ = ["Codebook", "VariableSpec", "Design", "RangeRule", "RuleSpec", "EligibilityRule", "parse_rule",
            "load_yaml_with_lines", "TRANSFORMS"]
 
 
