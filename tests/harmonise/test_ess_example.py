@@ -75,7 +75,8 @@ def test_ess_entrepreneur_share_with_design_weight(harmonised):
 def test_ess_education_and_age(harmonised):
     d = harmonised.data
     vc = d["education"].value_counts()
-    assert (vc["specialist"], vc["bachelor"], vc["doctorate"], vc["secondary_vocational"]) == (674, 16, 10, 920)
+    assert (vc["specialist"], vc["master"], vc["bachelor"], vc["doctorate"]) == (672, 2, 16, 10)
+    assert (vc["secondary_vocational"], vc["secondary_general"], vc["basic_general"], vc["primary_or_less"]) == (920, 653, 206, 116)
     assert d["higher_education"].sum() == 700 and d["higher_education"].notna().all()
     assert d["age"].min() == 15 and d["age"].max() == 94 and d["age"].isna().sum() == 1
     assert set(d["country"].dropna()) == {"RU"} and d["sex"].value_counts()["female"] == 1531
