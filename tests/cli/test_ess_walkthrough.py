@@ -80,7 +80,11 @@ def test_ess_walkthrough_init_draft_codebook_harmonise(project, capsys, monkeypa
     shipped = (EXAMPLE / "codebooks" / "ess5-ru.yaml").read_text(encoding="utf-8")
     out.write_text(re.sub(r"(?m)^file: .*$", "file: raw/ESS5RU.sav", shipped), encoding="utf-8")
     assert main(["codebook", "check"]) == 0
-    assert "every value mapped" in capsys.readouterr().out
+    cap = capsys.readouterr().out
+    assert "every value mapped" in cap and "employment_status: rows per rule" in cap
+    counts = dict((m.group(2), int(m.group(1).replace(",", ""))) for m in
+                  re.finditer(r"^\s+([\d,]+)  (\d+\.|default)", cap, re.M))
+    assert (counts["3."], counts["4."], counts["default"]) == (25, 47, 33)
 
     # 5. harmonise: the entrepreneur share and education as counted by hand
     assert main(["harmonise"]) == 0

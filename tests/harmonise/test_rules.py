@@ -88,6 +88,8 @@ def test_rules_hand_counted_ess_like():
     row = h.summary.set_index("variable").loc["employment_status"]
     assert (row.n, row.missing, row.unmapped) == (8, 3, 0)
     assert not h.issues
+    assert list(h.rules["employment_status"].values()) == [1, 1, 1, 1, 1, 2, 1, 1, 1, 1]
+    assert list(h.rules["employment_status"])[3] == "4. mnactic == 1 and emplrel == 2 and emplno >= 1 → employer"
     assert list(h.data["employment_status"].cat.categories) == [
         "employee", "employer", "own_account", "unemployed", "student", "retired", "homemaker", "other"]
 

@@ -52,6 +52,10 @@ def check_project(project_dir: Path, console) -> int:
                           f"[red]{r.unmapped:,}[/red]" if r.unmapped else "0",
                           f"[yellow]{r.out_of_range:,}[/yellow]" if r.out_of_range else "0")
         console.print(table)
+        for var, counts in h.rules.items():      # rows each rule took: to check a derivation by eye
+            console.print(f"  {escape(var)}: rows per rule (first match wins)", highlight=False)
+            for rule, k in counts.items():
+                console.print(f"      {k:>7,}  {rule}", highlight=False, markup=False)
         findings = [i for i in h.issues if i.kind in ("unmapped", "unparsed", "out_of_range")]
         for i in findings:
             console.print(f"  [red]{i.kind}[/red] {i.variable} ({escape(i.where or '')}):", highlight=False)

@@ -70,6 +70,7 @@ class Harmonised:
     exclusions: pd.DataFrame
     summary: pd.DataFrame
     wave: str = ""
+    rules: dict = field(default_factory=dict)   # variable → {rule as text: rows it took} (all input rows)
 
     def __repr__(self) -> str:
         return (f"Harmonised(wave={self.wave!r}, rows={len(self.data)}, excluded={len(self.exclusions)}, "
@@ -393,7 +394,7 @@ def _apply_rules(v: _Var, categories: list[str] | None, ordered: bool, vtype: st
                 "; ".join(f"{a} ×{c}" for a, c in list(vals.items())[:6]) + (" …" if len(vals) > 6 else ""),
                 vals, keys=("rules",))
     counts = np.bincount(chosen[chosen >= 0], minlength=len(spec.rules) + 1)
-    v.rule_counts = {(describe(parse_when(r.when)) + f" → {r.to}"): int(counts[i])
+    v.rule_counts = {f"{i + 1}. {describe(parse_when(r.when))} → {r.to}": int(counts[i])
                      for i, r in enumerate(spec.rules)}
     if has_default:
         v.rule_counts[f"default → {spec.default}"] = int(counts[-1])
@@ -765,6 +766,7 @@ def harmonise(wave, codebook, *, strict: bool = False, crosswalks: dict[str, Cro
     ctx = _Ctx(wid, codebook, wave, cws)
     out: dict[str, pd.Series] = {}
     summary_rows = []
+    rule_counts: dict[str, dict] = {}
 
     # respondent id
     if codebook.id:
@@ -826,6 +828,8 @@ def harmonise(wave, codebook, *, strict: bool = False, crosswalks: dict[str, Cro
                          "in the codebook, or run without --strict to get them as reported NA")
         out[name] = series.rename(name)
         summary_rows.append((name, v))
+        if spec.rules:
+            rule_counts[name] = v.rule_counts
 
     data = pd.DataFrame(out, index=raw.index)
 
@@ -920,7 +924,7 @@ def harmonise(wave, codebook, *, strict: bool = False, crosswalks: dict[str, Cro
     summary = pd.DataFrame(rows, columns=["wave", "variable", "n", "missing", "unmapped", "out_of_range"])
     summary[["n", "missing", "unmapped", "out_of_range"]] = summary[["n", "missing", "unmapped",
                                                                      "out_of_range"]].astype("int64")
-    return Harmonised(data=data, issues=ctx.issues, exclusions=excl, summary=summary, wave=wid)
+    return Harmonised(data=data, issues=ctx.issues, exclusions=excl, summary=summary, wave=wid, rules=rule_counts)
 
 
 def stack(results: Sequence[Harmonised], wave_order: Sequence[str] | None = None):
