@@ -278,3 +278,24 @@ def test_parse_condition(written, kind, detail):
     c = parse_condition(written)
     assert c.kind == kind
     assert (c.op, c.number) == detail if kind == "cmp" else c.codes == detail
+
+
+def test_text_columns_match_insensitively_and_unknown_texts_are_errors():
+    df = pd.DataFrame({"st": ["Работаю по найму", " работаю  по найму", "Учусь", "Пенсионер"]})
+    text = """\
+wave: w
+variables:
+  employment_status:
+    source: [st]
+    rules:
+      - when: {st: "работаю по найму"}
+        to: employee
+      - when: {st: [Учусь, учусь]}
+        to: student
+    default: other
+"""
+    h = harmonise(make_wave(df), cb(text))
+    assert h.data["employment_status"].tolist() == ["employee", "employee", "student", "other"]
+    with pytest.raises(CodebookError) as ei:
+        harmonise(make_wave(df), cb(text.replace("[Учусь, учусь]", "[Учусь, Студент]")))
+    assert "'Студент' is not a value of 'st'" in ei.value.message and ei.value.where == "cb.yaml:8"

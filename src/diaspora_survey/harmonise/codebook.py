@@ -664,6 +664,15 @@ class Codebook(_Strict):
                         raise self._err(f"rule {i + 1} of {name!r}: {col!r} holds numbers without value "
                                         f"labels in {fname}; {c.text_codes[0]!r} matches nothing",
                                         "codebook.bad_rule", kk, "write the numeric code")
+                    if numeric:
+                        continue     # a number that nobody has is possible (0 employees)
+                    present = {_key_identity(x) for x in s.dropna().astype(str).unique()}
+                    absent = [code for code in c.codes if _key_identity(code) not in present]
+                    if absent:
+                        some = ", ".join(repr(x) for x in list(s.dropna().astype(str).unique())[:10])
+                        raise self._err(f"rule {i + 1} of {name!r}: {absent[0]!r} is not a value of {col!r} "
+                                        f"in {fname}", "codebook.bad_rule", kk,
+                                        f"values are compared case- and punctuation-insensitively; {col} has: {some}")
                     continue
                 known = {_key_identity(k) for k in labels} | {("s", normalise_label(v)) for v in labels.values()}
                 present = s.dropna().unique()
