@@ -80,11 +80,14 @@ def test_age_is_an_integer_14_to_110_without_value_labels():
     for values, meta in [
         ([20.5 + i for i in range(N)], VariableMeta("a", "Age")),                       # not whole numbers
         ([5 + i for i in range(N)], VariableMeta("a", "Age")),                           # 5..44: children?
-        ([20 + i for i in range(N)], VariableMeta("a", "Age", {20: "twenty"})),         # labelled codes
+        ([20 + i for i in range(N)], VariableMeta("a", "Age", {20 + i: str(20 + i) for i in range(10)})),  # labelled
         ([1900 + i for i in range(N)], VariableMeta("a", "Age")),                        # years
     ]:
         assert used(draft_codebook(wave(pd.DataFrame({"a": values}), {"a": meta})))["age"] is None, values[:3]
-    # user-missing codes with labels do not count as labelled ages
+    # a labelled top code is still an age (99 «99 and older»), as are user-missing codes with labels
+    d = draft_codebook(wave(pd.DataFrame({"a": [50 + i for i in range(N)] + [99]}),
+                            {"a": VariableMeta("a", "Age", {99: "99 and older"})}))
+    assert used(d)["age"] == "a"
     d = draft_codebook(wave(pd.DataFrame({"a": [20 + i for i in range(N - 1)] + [999]}),
                             {"a": VariableMeta("a", "Age", {999: "Not available"}, missing_values=[999])}))
     assert used(d)["age"] == "a" and "missing: [999]" in d.text

@@ -93,7 +93,12 @@ class Profile:
     share_in: dict = field(default_factory=dict)   # (lo, hi) → share of valid values inside
     unique: bool = False          # a value in every row, none repeated
     constant: bool = False
-    labelled_present: bool = False   # some valid value present in the data carries a value label
+    labelled_share: float = 0.0   # share of the distinct valid values present that carry a value label
+
+    @property
+    def labelled_present(self) -> bool:
+        """Value labels on the values (more than a top code such as 99 «99 and older»)."""
+        return self.labelled_share > 0.2
     values: list = field(default_factory=list)     # distinct valid texts (text columns, first 200)
     many_values: bool = False                      # more than 200 distinct texts
 
@@ -183,13 +188,14 @@ def profile_columns(wave, crosswalks) -> list[Profile]:
             for lo, hi in ((14, 110), (0, 120), (1900, 2015)):
                 p.share_in[(lo, hi)] = float(np.mean((x >= lo) & (x <= hi)))
             lab_ids = {_ident(k) for k in labels}
-            p.labelled_present = bool(lab_ids) and any(_ident(v) in lab_ids for v in np.unique(x))
+            ux = np.unique(x)
+            p.labelled_share = sum(_ident(v) in lab_ids for v in ux) / len(ux) if lab_ids else 0.0
         elif kind == "text" and len(valid):
             u = valid.unique()
             p.values = [str(v) for v in u[:200]]
             p.many_values = len(u) > 200
             lab_ids = {_ident(k) for k in labels}
-            p.labelled_present = bool(lab_ids) and any(_ident(v) in lab_ids for v in u)
+            p.labelled_share = sum(_ident(v) in lab_ids for v in u) / len(u) if lab_ids else 0.0
         out.append(p)
     return out
 
@@ -294,7 +300,8 @@ def score_age(p: Profile):
     if p.kind != "numeric" or not p.integer or p.labelled_present or p.distinct < 3 \
             or p.inside(14, 110) < 0.95 or p.inside(0, 120) < 0.999:
         return None
-    s, r = 0.45, [f"whole numbers {p.vmin:.0f}–{p.vmax:.0f}, no value labels"]
+    s, r = 0.45, [f"whole numbers {p.vmin:.0f}–{p.vmax:.0f}, " +
+                  ("no value labels" if not p.labelled_share else "labels only on a few codes")]
     if p.hint("age"):
         s += 0.45
         r.append(_lab(p))
@@ -677,6 +684,10 @@ def draft_codebook(wave, *, wave_id: str | None = None, file: str | None = None,
                 if not use_cw:
                     extra = cws[cwname].note(text)
                     body.append(f"      {_q(k)}: {code:<22} # {note}n={c}" + (f"; {_comment(extra)}" if extra else ""))
+            elif cwname == "employment" and text is not None and _WORKING.search(_norm(text)) \
+                    and not _NOT_WORKING.search(_norm(text)):
+                body.append(f"      # {_q(k)}: TODO             # {note}n={c} — working, but employee, employer or "
+                            "own account is not said (another question? see 'rules' in docs/codebook.md)")
             else:
                 body.append(f"      # {_q(k)}: TODO             # {note}n={c} — not in the {cwname} crosswalk")
         lines = [f"  {var}:", source_line(col)]
