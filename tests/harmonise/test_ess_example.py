@@ -80,3 +80,13 @@ def test_ess_education_and_age(harmonised):
     assert d["higher_education"].sum() == 700 and d["higher_education"].notna().all()
     assert d["age"].min() == 15 and d["age"].max() == 94 and d["age"].isna().sum() == 1
     assert set(d["country"].dropna()) == {"RU"} and d["sex"].value_counts()["female"] == 1531
+
+
+@needs_ess
+def test_ess_interview_month(harmonised):
+    """inwyye/inwmme: fieldwork from December 2010 (58 interviews) to May 2011 (22)."""
+    d = harmonised.data["interview_date"]
+    assert str(d.dtype) == "datetime64[ns]" and d.notna().all()
+    vc = d.dt.strftime("%Y-%m").value_counts().sort_index()
+    assert vc.to_dict() == {"2010-12": 58, "2011-01": 869, "2011-02": 652, "2011-03": 382, "2011-04": 612,
+                            "2011-05": 22}

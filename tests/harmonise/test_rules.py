@@ -299,3 +299,18 @@ variables:
     with pytest.raises(CodebookError) as ei:
         harmonise(make_wave(df), cb(text.replace("[Учусь, учусь]", "[Учусь, Студент]")))
     assert "'Студент' is not a value of 'st'" in ei.value.message and ei.value.where == "cb.yaml:8"
+
+
+def test_the_rules_example_of_docs_codebook_md_loads_and_runs(repo_dir):
+    """The YAML of docs/codebook.md, 'Rules over several columns', is a valid variable entry and
+    gives the ESS-like rows the documented categories."""
+    import re as _re
+
+    doc = (repo_dir / "docs" / "codebook.md").read_text(encoding="utf-8")
+    section = doc.split("### Rules over several columns", 1)[1]
+    block = _re.search(r"```yaml\n(.*?)```", section, _re.S).group(1)
+    codebook = cb("wave: w\nvariables:\n" + block)
+    h = harmonise(make_wave(ESS, ESS_META), codebook)
+    got = h.data["employment_status"].astype(object).where(h.data["employment_status"].notna(), None).tolist()
+    assert got == ["employee", "own_account", "employer", None, None, "student", "retired",
+                   "unemployed", "other", None, None]
