@@ -30,7 +30,7 @@ def cb(text: str) -> Codebook:
 ESS_META = {
     "mnactic": VariableMeta("mnactic", value_labels={1: "Paid work", 2: "Education", 3: "Unemployed, looking",
                                                      4: "Unemployed, not looking",
-                                                     6: "Retired", 9: "Other", 88: "Don't know"},
+                                                     6: "Retired", 8: "Housework", 9: "Other", 88: "Don't know"},
                             missing_ranges=[(66, 99)]),
     "emplrel": VariableMeta("emplrel", value_labels={1: "Employee", 2: "Self-employed",
                                                      3: "Working for own family business",
