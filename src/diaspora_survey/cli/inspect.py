@@ -177,7 +177,8 @@ def render_variables(report: dict, console) -> None:
             table.add_column(col, justify=just, overflow="fold")
         total = src["rows"] or 1
         for v in row["values"]:
-            table.add_row(Text(str(v["value"])), Text(v["label"] or ""), f"{v['n']:,}",
+            shown = '""' if v["value"] == "" else str(v["value"])     # an empty text is a value too
+            table.add_row(Text(shown), Text(v["label"] or ""), f"{v['n']:,}",
                           f"{100 * v['n'] / total:.1f}", Text(v["missing"] or ""))
         console.print(table)
         if row.get("other_values"):

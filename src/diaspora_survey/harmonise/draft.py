@@ -32,7 +32,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
 
 PICK = 0.65     # lowest confidence at which a column is used
 MARGIN = 0.10   # … and how far ahead of the next candidate it must be

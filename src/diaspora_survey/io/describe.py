@@ -33,6 +33,12 @@ def _plain(v) -> Any:
         return int(f) if f.is_integer() else f
     if isinstance(v, np.bool_):
         return bool(v)
+    if isinstance(v, np.datetime64):
+        import pandas as pd
+
+        v = pd.Timestamp(v)
+    if hasattr(v, "isoformat") and hasattr(v, "normalize"):      # a Timestamp: the date if at midnight
+        return v.date().isoformat() if v == v.normalize() else v.isoformat()
     if hasattr(v, "isoformat"):
         return v.isoformat()
     return v
