@@ -105,7 +105,7 @@ def register(app: typer.Typer) -> None:
         sep: Optional[str] = typer.Option(None, "--sep", help="CSV separator override."),
         force: bool = typer.Option(False, "--force", help="Overwrite an existing codebook."),
     ) -> None:
-        """Write a commented codebook draft from the file's metadata: maps pre-filled from the crosswalks where labels match, '# TODO' where they don't."""
+        """Write a commented codebook draft: columns picked by their value labels, value ranges and variable labels (the candidates and their confidence are listed), maps pre-filled from the crosswalks, '# TODO' where the draft is not sure."""
         from .._util import atomic_write_text
         from ..harmonise.draft import draft_codebook
         from ..errors import CodebookError

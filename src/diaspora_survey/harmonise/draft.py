@@ -170,10 +170,16 @@ def profile_columns(wave, crosswalks) -> list[Profile]:
         if kind == "text" and len(valid) and valid.nunique() <= 200:
             missing += [v for v in valid.unique() if miss_cw.lookup(v) is not None and v not in missing]
         miss_keys = {_ident(k) for k in missing}
-        if miss_keys and len(valid):
-            keep = np.array([_ident(x) not in miss_keys for x in valid.unique()])
-            ok_vals = set(np.asarray(valid.unique(), dtype=object)[keep].tolist())
-            valid = valid[valid.isin(ok_vals)]
+        if miss_keys and len(valid):      # vectorised: numbers by value, texts by normalised text
+            if kind == "numeric":
+                nums = [k[1] for k in miss_keys if k[0] == "n"]
+                valid = valid[~valid.astype("float64").isin(nums).to_numpy()]
+            else:
+                texts = {k[1] for k in miss_keys if k[0] == "s"}
+                nums = {k[1] for k in miss_keys if k[0] == "n"}
+                u = pd.Series(valid.unique(), dtype=object)
+                bad = u[[(_ident(x)[1] in (nums if _ident(x)[0] == "n" else texts)) for x in u]]
+                valid = valid[~valid.isin(set(bad.tolist())).to_numpy()]
         labels = {k: v for k, v in labels_all.items() if _ident(k) not in miss_keys and
                   not (m is not None and _in_ranges(k, m.missing_ranges))}
         p = Profile(name=str(col), label=(m.label or "") if m is not None else "", position=pos, kind=kind,
