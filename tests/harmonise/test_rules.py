@@ -314,3 +314,68 @@ def test_the_rules_example_of_docs_codebook_md_loads_and_runs(repo_dir):
     got = h.data["employment_status"].astype(object).where(h.data["employment_status"].notna(), None).tolist()
     assert got == ["employee", "own_account", "employer", None, None, "student", "retired",
                    "unemployed", "other", None, None]
+
+
+# ---- property: the vectorised evaluation equals a row-by-row reading of the rules ----------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+CATS = ["employee", "employer", "own_account", "student", "other"]
+_cond = st.one_of(st.integers(0, 4), st.lists(st.integers(0, 4), min_size=1, max_size=3),
+                  st.sampled_from([">= 2", "> 0", "< 3", "<= 1", "!= 2", "not in [0, 1]", "missing", "not missing"]))
+
+
+def _holds(value, cond, missing_codes):
+    """One condition on one raw value, read literally from docs/codebook.md."""
+    is_missing = value is None or value in missing_codes
+    if cond == "missing":
+        return is_missing
+    if cond == "not missing":
+        return not is_missing
+    if isinstance(cond, int):
+        return value == cond
+    if isinstance(cond, list):
+        return value in cond
+    if cond.startswith("not in"):
+        return not is_missing and value not in (0, 1)
+    op, num = cond.split()
+    if is_missing:
+        return False
+    return {">=": value >= int(num), ">": value > int(num), "<": value < int(num), "<=": value <= int(num),
+            "!=": value != int(num)}[op]
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.tuples(st.one_of(st.none(), st.integers(0, 4), st.just(9)),
+                               st.one_of(st.none(), st.integers(0, 4))), min_size=1, max_size=40),
+       rules=st.lists(st.tuples(st.dictionaries(st.sampled_from(["a", "b"]), _cond, min_size=1),
+                                st.sampled_from(CATS + ["missing"])), min_size=1, max_size=5),
+       default=st.one_of(st.none(), st.sampled_from(CATS + ["missing"])))
+def test_property_rules_match_a_row_by_row_reading(rows, rules, default):
+    import yaml
+
+    df = pd.DataFrame({"a": [r[0] for r in rows], "b": [r[1] for r in rows]}, dtype="Float64")
+    meta = {"a": VariableMeta("a", value_labels={k: f"a{k}" for k in range(5)} | {9: "No answer"},
+                              missing_values=[9]),
+            "b": VariableMeta("b", value_labels={k: f"b{k}" for k in range(5)})}
+    spec = {"source": ["a", "b"], "rules": [{"when": w, "to": t} for w, t in rules]}
+    used_cols = {c for w, _ in rules for c in w}
+    spec["source"] = [c for c in ("a", "b") if c in used_cols]
+    if default is not None:
+        spec["default"] = default
+    text = yaml.safe_dump({"wave": "w", "variables": {"employment_status": spec}}, allow_unicode=True)
+    h = harmonise(make_wave(df.astype(object).where(df.notna(), None).astype("float64"), meta), cb(text))
+    got = h.data["employment_status"].astype(object).where(h.data["employment_status"].notna(), None).tolist()
+    want, unmatched = [], 0
+    for a, b in rows:
+        vals = {"a": a, "b": b}
+        cat = next((t for w, t in rules if all(_holds(vals[c], cond, {9} if c == "a" else set())
+                                                for c, cond in w.items())), None)
+        if cat is None:
+            cat = default
+            unmatched += default is None
+        want.append(None if cat in (None, "missing") else cat)
+    assert got == want
+    unm = sum(i.count for i in h.issues if i.kind == "unmapped")
+    assert unm == unmatched
+    assert sum(h.rules["employment_status"].values()) + unmatched == len(rows)
