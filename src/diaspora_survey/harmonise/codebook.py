@@ -19,6 +19,12 @@ The format is documented in ``docs/codebook.md``; the example project's codebook
       age:
         transform: age_from_birth_year
         source: [q2_god_rozhd, data_intervyu]
+      employment_status:                 # from several columns: ordered rules, first match wins
+        source: [mnactic, emplrel]
+        rules:
+          - {when: {mnactic: 1, emplrel: 1}, to: employee}
+          - {when: {mnactic: 2}, to: student}
+        default: other
 
 :meth:`Codebook.load` validates the file against the schema and raises
 :class:`~diaspora_survey.errors.CodebookError` naming ``file:line`` and a hint;
