@@ -272,3 +272,14 @@ def test_cli_draft_reports_choices_and_uses_the_project_wave_id(repo_dir, tmp_pa
     cb = Codebook.load(out)
     assert cb.wave == "2024-05" and cb.file == "raw/2024-05_wave3.zsav"
     assert cb.variables["departure_date"].transform == "year_month"
+
+
+def test_typed_countries_with_many_spellings():
+    """More than 200 distinct typed answers: the first 200 spellings decide."""
+    names = ["Грузия", "Армения", "Турция", "Казахстан", "Сербия", "Израиль", "Германия", "Кипр"]
+    typed = [f"{n}{'.' * (i // len(names))}" if i % 3 else f"{n} {i}" for i, n in
+             enumerate(names * 40)]
+    df = pd.DataFrame({"strana": typed})
+    meta = {"strana": VariableMeta("strana", "В какой стране вы сейчас живёте?")}
+    d = draft_codebook(wave(df, meta))
+    assert used(d)["country"] == "strana"

@@ -401,10 +401,11 @@ def score_employment(p: Profile, cws):
 
 
 def score_country(p: Profile, cws):
-    texts = p.label_texts
+    texts = p.label_texts or p.values      # typed answers: the first 200 distinct spellings
     if not texts or p.is_scale:
         return None
-    share, found = _known(p, cws["country"])
+    found = {t: c for t in texts if (c := cws["country"].lookup(t)) is not None}
+    share = len(found) / len(texts)
     # a yes/no question is not a country list, although «No» is Norway
     if len(found) < 2 and len(texts) < 3 or share < 0.5 or _is_yes_no(texts):
         return None
