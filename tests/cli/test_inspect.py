@@ -175,3 +175,60 @@ def test_inspect_reader_crash_ends_in_one_message(tmp_path):
     r = subprocess.run([sys.executable, "-m", "diaspora_survey.cli", "inspect", str(tmp_path / "nope.sav")],
                        capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.count("error (") == 1
+
+
+# ---- --variable NAME: value labels and missing codes (issue 15, item 4) ----------------------------
+
+def test_inspect_variable_shows_labels_counts_and_missing_codes(wave_sav, capsys):
+    assert main(["inspect", str(wave_sav), "--variable", "q_edu"]) == 0
+    out = capsys.readouterr().out
+    assert "q_edu" in out and "Образование" in out and "user-missing codes: 98, 99" in out
+    lines = {ln.split("│")[0].strip(): ln for ln in out.splitlines() if "│" in ln}
+    assert [c.strip() for c in lines["1"].split("│")][:3] == ["1", "Высшее", "2"]
+    assert [c.strip() for c in lines["98"].split("│")] == ["98", "Затрудняюсь ответить", "1", "16.7", "dont_know"]
+    assert [c.strip() for c in lines["99"].split("│")] == ["99", "Отказ от ответа", "1", "16.7", "refused"]
+    assert "w" not in lines     # only the variable asked for
+
+
+def test_inspect_variable_json(wave_sav, capsys):
+    assert main(["inspect", "--json", str(wave_sav), "-v", "q_edu", "-v", "w"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert [v["name"] for v in rep["variables"]] == ["q_edu", "w"]
+    q = rep["variables"][0]
+    assert q["value_labels"] == [
+        {"value": 1, "label": "Высшее", "n": 2, "missing": None},
+        {"value": 2, "label": "Среднее", "n": 1, "missing": None},
+        {"value": 98, "label": "Затрудняюсь ответить", "n": 1, "missing": "dont_know"},
+        {"value": 99, "label": "Отказ от ответа", "n": 1, "missing": "refused"}]
+    assert q["user_missing"] == [98, 99] and q["summary"] == {"distinct": 2, "min": 1, "max": 2, "mean": 1.333333}
+    w = rep["variables"][1]
+    assert w["value_labels"] == [] and [(x["value"], x["n"]) for x in w["values"]] == [(0.5, 1), (1, 3), (1.5, 1), (2, 1)]
+
+
+def test_inspect_json_lists_value_labels_of_every_variable(wave_sav, capsys):
+    assert main(["inspect", "--json", str(wave_sav)]) == 0
+    v = {x["name"]: x for x in json.loads(capsys.readouterr().out)["variables"]}
+    assert [x["label"] for x in v["q_edu"]["value_labels"]] == ["Высшее", "Среднее", "Затрудняюсь ответить",
+                                                                 "Отказ от ответа"]
+    assert v["w"]["value_labels"] == [] and "values" not in v["q_edu"]
+
+
+def test_inspect_unknown_variable_exits_2_with_suggestion(wave_sav, capsys):
+    assert main(["inspect", str(wave_sav), "--variable", "q_edu_"]) == 2
+    err = capsys.readouterr().err
+    assert "no variable 'q_edu_'" in err and "did you mean q_edu" in err and "Traceback" not in err
+    assert main(["inspect", str(wave_sav), "--variable", "Q_EDU"]) == 0     # case-insensitive when unique
+
+
+def test_inspect_variable_on_ess(shared_dir, capsys):
+    """ESS emplno: user-missing range 66666..99999 with labels; the valid values 0..172 listed with
+    counts (hand count from the file: 39 zeros, 2,478 «Not applicable», 19 «Don't know»)."""
+    path = shared_dir / "testdata" / "spss" / "Bor_Littvay_TIER_Protocol__ESS5RU.sav"
+    assert main(["inspect", "--json", str(path), "--variable", "emplno"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["variables"]
+    vals = {v["value"]: v for v in row["values"]}
+    assert vals[66666] == {"value": 66666, "label": "Not applicable", "n": 2478, "missing": "not_applicable"}
+    assert vals[88888]["n"] == 19 and vals[88888]["missing"] == "dont_know"
+    assert vals[0]["n"] == 39 and vals[0]["missing"] is None
+    assert row["missing_ranges"] == [[66666, 99999]] and row["summary"]["max"] == 172
+    assert sum(v["n"] for v in row["values"]) == 2595

@@ -52,6 +52,10 @@ def check_project(project_dir: Path, console) -> int:
                           f"[red]{r.unmapped:,}[/red]" if r.unmapped else "0",
                           f"[yellow]{r.out_of_range:,}[/yellow]" if r.out_of_range else "0")
         console.print(table)
+        for var, counts in h.rules.items():      # rows each rule took: to check a derivation by eye
+            console.print(f"  {escape(var)}: rows per rule (first match wins)", highlight=False)
+            for rule, k in counts.items():
+                console.print(f"      {k:>7,}  {rule}", highlight=False, markup=False)
         findings = [i for i in h.issues if i.kind in ("unmapped", "unparsed", "out_of_range")]
         for i in findings:
             console.print(f"  [red]{i.kind}[/red] {i.variable} ({escape(i.where or '')}):", highlight=False)
@@ -64,6 +68,28 @@ def check_project(project_dir: Path, console) -> int:
         else:
             console.print(f"[green]✓[/green] wave {w.id}: every value mapped")
     return status
+
+
+def _print_choices(draft) -> None:
+    """To stderr (the draft itself may go to stdout): per variable the column used with its
+    confidence, or TODO, and the other candidates considered."""
+    age_found = draft.choices["age"].column is not None
+    for var, ch in draft.choices.items():
+        if age_found and var in ("birth_year", "interview_date"):
+            continue     # only needed to compute the age
+        if ch.column is not None:
+            line = f"{var:<18} ← {ch.column} ({ch.confidence:.2f})"
+            others = [c for c in ch.candidates if c.column != ch.column]
+        else:
+            line = f"{var:<18}   TODO: {ch.note}"
+            others = ch.candidates
+        if others:
+            line += "; considered " + ", ".join(f"{c.column} ({c.confidence:.2f})" for c in others)
+        typer.echo(line, err=True)
+    r = draft.employment_rules
+    if r is not None:
+        typer.echo(f"{'':<18}   employment_status by rules over {r.main}, {r.relation}"
+                   + (f", {r.employees}" if r.employees else "") + " — check them", err=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -79,9 +105,9 @@ def register(app: typer.Typer) -> None:
         sep: Optional[str] = typer.Option(None, "--sep", help="CSV separator override."),
         force: bool = typer.Option(False, "--force", help="Overwrite an existing codebook."),
     ) -> None:
-        """Write a commented codebook draft from the file's metadata: maps pre-filled from the crosswalks where labels match, '# TODO' where they don't."""
+        """Write a commented codebook draft: columns picked by their value labels, value ranges and variable labels (the candidates and their confidence are listed), maps pre-filled from the crosswalks, '# TODO' where the draft is not sure."""
         from .._util import atomic_write_text
-        from ..harmonise.codebook import draft_yaml
+        from ..harmonise.draft import draft_codebook
         from ..errors import CodebookError
         from ..io import read_wave
 
@@ -100,8 +126,14 @@ def register(app: typer.Typer) -> None:
                 shown = Path(file).resolve().relative_to(folder).as_posix()
             except ValueError:
                 pass
-            cws = Project.load(folder).crosswalks()
-        text = draft_yaml(raw, wave_id=wave, file=shown, crosswalks=cws)
+            proj = Project.load(folder)
+            cws = proj.crosswalks()
+            if wave is None:    # the file is a wave of the project: use its id
+                wave = next((w.id for w in proj.waves
+                             if proj.path(w.file).resolve() == Path(file).resolve()), None)
+        draft = draft_codebook(raw, wave_id=wave, file=shown, crosswalks=cws)
+        text = draft.text
+        _print_choices(draft)
         if output is None:
             typer.echo(text, nl=False)
             return
@@ -109,7 +141,7 @@ def register(app: typer.Typer) -> None:
             raise CodebookError("codebook already exists", code="codebook.exists", where=str(output),
                                 hint="use --force to overwrite it, or choose another -o name")
         atomic_write_text(output, text, code="codebook.cannot_write")
-        n_todo = sum("TODO" in ln for ln in text.splitlines() if not ln.startswith("# Check every line"))
+        n_todo = draft.todos
         typer.echo(f"wrote {output}" + (f" — {n_todo} TODO(s) to check" if n_todo else ""))
 
     @sub.command("check")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import typer
 
@@ -40,11 +40,19 @@ def _fmt_value(v: Any) -> Any:
     return v if isinstance(v, (int, float, str)) else str(v)
 
 
-def summarise(wave) -> dict:
-    """The inspect report of a RawWave as a plain dict (what ``--json`` prints)."""
+def summarise(wave, variables: list[str] | None = None) -> dict:
+    """The inspect report of a RawWave as a plain dict (what ``--json`` prints).
+
+    Every variable has its ``value_labels`` (``value``, ``label``, ``n``, ``missing`` = the kind
+    of a user-missing code or null) and ``user_missing``/``missing_ranges``; with ``variables``
+    only those are reported, each with all its ``values`` (labelled, user-missing and — up to
+    50 distinct — unlabelled values with counts) and a ``summary`` (min, max, mean, distinct).
+    """
+    from ..io.describe import value_table
+
     data = wave.data
     rows = []
-    for col in data.columns:
+    for col in (variables if variables is not None else data.columns):
         s = data[col]
         vm = wave.meta.get(str(col))
         system = s.isna()
@@ -71,6 +79,19 @@ def summarise(wave) -> dict:
             "missing_kinds": {str(_fmt_value(k)): v for k, v in vm.missing_kinds.items()} if vm else {},
             "examples": examples,
         })
+        if variables is not None or (vm is not None and vm.value_labels):
+            table = value_table(wave, str(col))
+            rows[-1]["value_labels"] = [r for r in table["values"] if r["label"] is not None]
+            rows[-1]["missing_ranges"] = [[_fmt_value(lo), _fmt_value(hi)] for lo, hi in vm.missing_ranges] \
+                if vm else []
+            if variables is not None:
+                rows[-1]["values"] = table["values"]
+                rows[-1]["other_values"] = table["other_values"]
+                rows[-1]["summary"] = table["summary"]
+        else:
+            rows[-1]["value_labels"] = []
+            rows[-1]["missing_ranges"] = [[_fmt_value(lo), _fmt_value(hi)] for lo, hi in vm.missing_ranges] \
+                if vm else []
     src = wave.source
     return {
         "source": {"path": src.path, "format": src.format, "encoding": src.encoding, "sha256": src.sha256,
@@ -127,6 +148,44 @@ def render(report: dict, wave, console) -> None:
     console.print(table)
 
 
+def render_variables(report: dict, console) -> None:
+    """``inspect FILE --variable NAME``: one block per variable — label, type, missing codes and
+    their meaning, then every value with its label, count, share of rows and missing kind."""
+    from rich.table import Table
+    from rich.text import Text
+
+    src = report["source"]
+    console.print(Text(f"{Path(src['path']).name}  {src['format']}, {src['rows']:,} rows", style="bold"))
+    for row in report["variables"]:
+        console.print()
+        console.print(Text(f"{row['name']}", style="bold") + Text(f"  «{row['label']}»" if row["label"] else ""))
+        fmt = f", format {row['format']}" if row.get("format") else ""
+        console.print(Text(f"  {row['type']}{fmt}, measure {row['measure']}"))
+        console.print(Text(f"  valid {row['valid_n']:,}; missing {row['missing_n']:,} "
+                           f"({row['system_missing_n']:,} system, {row['user_missing_n']:,} user-missing)"))
+        miss = [str(x) for x in row["user_missing"]]
+        console.print(Text("  user-missing codes: " + (", ".join(miss) if miss else "none declared")))
+        summ = row.get("summary") or {}
+        if "min" in summ:
+            console.print(Text(f"  valid values: {summ['distinct']:,} distinct, min {summ['min']}, "
+                               f"max {summ['max']}, mean {summ['mean']:.4g}"))
+        if not row["values"]:
+            continue
+        table = Table(header_style="bold", show_edge=False, pad_edge=False)
+        for col, just in (("value", "right"), ("label", "left"), ("n", "right"), ("% of rows", "right"),
+                          ("missing", "left")):
+            table.add_column(col, justify=just, overflow="fold")
+        total = src["rows"] or 1
+        for v in row["values"]:
+            shown = '""' if v["value"] == "" else str(v["value"])     # an empty text is a value too
+            table.add_row(Text(shown), Text(v["label"] or ""), f"{v['n']:,}",
+                          f"{100 * v['n'] / total:.1f}", Text(v["missing"] or ""))
+        console.print(table)
+        if row.get("other_values"):
+            console.print(Text(f"  … and {row['other_values']:,} distinct values without labels "
+                               "(see the summary above)", style="dim"))
+
+
 def _child_error(err: BaseException) -> int:
     """How the forked child reports an exception: as the CLI would (exit 2), or a traceback (1)."""
     from ..errors import DiasporaSurveyError
@@ -144,6 +203,30 @@ def _child_error(err: BaseException) -> int:
     return 1
 
 
+def _check_names(wave, names: list[str], file) -> list[str]:
+    """The requested columns, in the order asked; an unknown one is an error with the closest
+    names (case-insensitive match first)."""
+    import difflib
+
+    from ..errors import InputFileError
+
+    cols = [str(c) for c in wave.data.columns]
+    out = []
+    for n in names:
+        if n in cols:
+            out.append(n)
+            continue
+        same = [c for c in cols if c.casefold() == n.casefold()]
+        if len(same) == 1:
+            out.append(same[0])
+            continue
+        close = difflib.get_close_matches(n, cols, n=3)
+        raise InputFileError(f"no variable {n!r} in the file", code="input.unknown_variable", where=str(file),
+                             hint=(f"did you mean {', '.join(close)}? " if close else "") +
+                                  "`diaspora-survey inspect FILE` lists the variables")
+    return out
+
+
 def register(app: typer.Typer) -> None:
     @app.command("inspect")
     def inspect_cmd(
@@ -151,6 +234,9 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print JSON for machines instead of a table."),
         encoding: str = typer.Option(None, "--encoding", help="Override the encoding, e.g. WINDOWS-1251."),
         sep: str = typer.Option(None, "--sep", help="CSV separator, e.g. ';' or '\\t' (detected if not given)."),
+        variable: Optional[list[str]] = typer.Option(
+            None, "--variable", "-v", help="Show one variable in full: value labels with counts, "
+                                           "missing codes and their meaning (repeatable)."),
     ) -> None:
         """Show the variables of a raw file: label, type, valid and missing n, value labels, examples.
 
@@ -170,9 +256,13 @@ def register(app: typer.Typer) -> None:
 
         def work() -> None:
             wave = read_wave(file, encoding=encoding, sep=sep)
-            report = summarise(wave)
+            names = _check_names(wave, variable, file) if variable else None
+            report = summarise(wave, names)
             if as_json:
                 sys.stdout.write(json.dumps(report, ensure_ascii=False, indent=1, default=str) + "\n")
+                return
+            if names is not None:
+                render_variables(report, Console(highlight=False))
                 return
             render(report, wave, Console(highlight=False))
 

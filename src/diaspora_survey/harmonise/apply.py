@@ -70,6 +70,7 @@ class Harmonised:
     exclusions: pd.DataFrame
     summary: pd.DataFrame
     wave: str = ""
+    rules: dict = field(default_factory=dict)   # variable → {rule as text: rows it took} (all input rows)
 
     def __repr__(self) -> str:
         return (f"Harmonised(wave={self.wave!r}, rows={len(self.data)}, excluded={len(self.exclusions)}, "
@@ -293,6 +294,114 @@ def _to_float(u) -> float | None:
         except ValueError:
             return None
     return None
+
+
+# ---- rules over several columns ------------------------------------------------------------------
+
+class _RuleColumn:
+    """One source column of a rule-based variable: distinct values factorised once, with their
+    value labels and missing status (blank/system-missing, codebook ``missing``, file user-missing)."""
+
+    def __init__(self, v: _Var, col: str):
+        spec = v.spec
+        self.name = col
+        self.meta = _Meta(v.ctx.raw.meta.get(col))
+        self.codes, self.uniques = _factorize(v.ctx.raw.data[col])
+        n_u = len(self.uniques)
+        miss_ids = {_key_identity(m) for m in spec.missing}
+        self.missing = np.array([_is_missing_scalar(u) or any(i in miss_ids for i in _identities(u))
+                                 for u in self.uniques], dtype=bool).reshape(n_u)
+        if spec.file_missing:
+            self.missing |= self.meta.user_missing(self.uniques)
+        self.number = np.array([np.nan if (f := _to_float(u)) is None else f for u in self.uniques],
+                               dtype=float).reshape(n_u)
+        self.ids = [set(_identities(u)) | ({("s", normalise_label(lab))} if (lab := self.meta.label(u)) else set())
+                    for u in self.uniques]
+
+    def rows(self, per_unique: np.ndarray, na: bool = False) -> np.ndarray:
+        """A per-distinct-value boolean spread to the rows (``na``: the value for NA rows)."""
+        return np.append(per_unique, na)[self.codes]
+
+    def test(self, c) -> np.ndarray:
+        """Rows where the condition holds."""
+        if c.kind == "missing":
+            return self.rows(self.missing, True)
+        if c.kind == "present":
+            return self.rows(~self.missing)
+        if c.kind == "cmp":
+            x = self.number
+            with np.errstate(invalid="ignore"):
+                hit = {">=": x >= c.number, ">": x > c.number, "<=": x <= c.number, "<": x < c.number}[c.op]
+            return self.rows(hit & ~self.missing)
+        wanted = {_key_identity(k) for k in c.codes}
+        hit = np.array([bool(ids & wanted) for ids in self.ids], dtype=bool).reshape(len(self.uniques))
+        if c.kind == "not_in":
+            return self.rows(~hit & ~self.missing)
+        return self.rows(hit)
+
+
+def _apply_rules(v: _Var, categories: list[str] | None, ordered: bool, vtype: str) -> pd.Series:
+    """A categorical (or bool) variable from ordered ``rules`` over several columns: each row
+    takes the first rule whose conditions all hold, else ``default``; no rule and no default is
+    ``unmapped`` (NA, reported with the combination of raw values)."""
+    from .rules import MISSING, describe, parse_when
+
+    spec = v.spec
+    raw = v.ctx.raw.data
+    n = len(raw)
+    cols = {c: _RuleColumn(v, c) for c in spec.sources}
+    chosen = np.full(n, -1, dtype=np.int64)           # rule index, len(rules) = default
+    for i, rule in enumerate(spec.rules):
+        hit = chosen < 0
+        for col, cond in parse_when(rule.when).items():
+            if not hit.any():
+                break
+            rc = cols[col]
+            hit &= rc.test(cond)
+        chosen[hit] = i
+    has_default = "default" in spec.model_fields_set
+    if has_default:
+        chosen[chosen < 0] = len(spec.rules)
+
+    def target(x):
+        if isinstance(x, str) and x.strip().casefold() == MISSING:
+            return None
+        return bool(_bool_value(x)) if vtype == "bool" else x
+
+    targets = [target(r.to) for r in spec.rules] + [target(spec.default) if has_default else None]
+    if vtype == "bool":
+        cats = [False, True]
+    elif categories is None:
+        cats = list(dict.fromkeys(t for t in targets if t is not None))
+    else:
+        cats = list(categories)
+    pos = {c: j for j, c in enumerate(cats)}
+    lut = np.array([pos[t] if t is not None else -1 for t in targets] + [-1], dtype=np.int64)
+    out_codes = lut[chosen]            # chosen == -1 picks the trailing -1
+
+    unm = chosen < 0
+    if unm.any():
+        v.unmapped_rows |= unm
+        sub = pd.DataFrame({c: raw[c][unm] for c in spec.sources})
+        vc = sub.astype(object).where(sub.notna(), None).value_counts(dropna=False)
+        vals = {}
+        for combo, k in vc.items():
+            combo = combo if isinstance(combo, tuple) else (combo,)
+            vals[", ".join(f"{c}={_fmt_value(x, cols[c].meta.label(x)) if x is not None else 'NA'}"
+                           for c, x in zip(spec.sources, combo))] = int(k)
+        k = int(unm.sum())
+        v.issue("unmapped", k, f"{k} row(s) match no rule and there is no 'default' ({len(vals)} distinct): " +
+                "; ".join(f"{a} ×{c}" for a, c in list(vals.items())[:6]) + (" …" if len(vals) > 6 else ""),
+                vals, keys=("rules",))
+    counts = np.bincount(chosen[chosen >= 0], minlength=len(spec.rules) + 1)
+    v.rule_counts = {f"{i + 1}. {describe(parse_when(r.when))} → {r.to}": int(counts[i])
+                     for i, r in enumerate(spec.rules)}
+    if has_default:
+        v.rule_counts[f"default → {spec.default}"] = int(counts[-1])
+    if vtype == "bool":
+        return pd.Series(pd.arrays.BooleanArray(out_codes == 1, out_codes < 0), index=raw.index, name=v.name)
+    return pd.Series(pd.Categorical.from_codes(out_codes, categories=cats, ordered=ordered),
+                     index=raw.index, name=v.name)
 
 
 # ---- numeric variables ---------------------------------------------------------------------------
@@ -657,6 +766,7 @@ def harmonise(wave, codebook, *, strict: bool = False, crosswalks: dict[str, Cro
     ctx = _Ctx(wid, codebook, wave, cws)
     out: dict[str, pd.Series] = {}
     summary_rows = []
+    rule_counts: dict[str, dict] = {}
 
     # respondent id
     if codebook.id:
@@ -688,6 +798,8 @@ def harmonise(wave, codebook, *, strict: bool = False, crosswalks: dict[str, Cro
         elif vtype in ("int", "float"):
             num = _apply_valid_range(v, _numeric_with_missing(v, raw[spec.sources[0]], spec.sources[0]))
             series = _to_int(v, num) if vtype == "int" else num.astype("Float64")
+        elif spec.rules:
+            series = _apply_rules(v, codebook.categories(name), vtype == "ordered", vtype)
         elif vtype in ("category", "ordered"):
             ordered = vtype == "ordered"
             series = _map_categorical(v, raw[spec.sources[0]], codebook.categories(name), ordered)
@@ -716,6 +828,8 @@ def harmonise(wave, codebook, *, strict: bool = False, crosswalks: dict[str, Cro
                          "in the codebook, or run without --strict to get them as reported NA")
         out[name] = series.rename(name)
         summary_rows.append((name, v))
+        if spec.rules:
+            rule_counts[name] = v.rule_counts
 
     data = pd.DataFrame(out, index=raw.index)
 
@@ -810,7 +924,7 @@ def harmonise(wave, codebook, *, strict: bool = False, crosswalks: dict[str, Cro
     summary = pd.DataFrame(rows, columns=["wave", "variable", "n", "missing", "unmapped", "out_of_range"])
     summary[["n", "missing", "unmapped", "out_of_range"]] = summary[["n", "missing", "unmapped",
                                                                      "out_of_range"]].astype("int64")
-    return Harmonised(data=data, issues=ctx.issues, exclusions=excl, summary=summary, wave=wid)
+    return Harmonised(data=data, issues=ctx.issues, exclusions=excl, summary=summary, wave=wid, rules=rule_counts)
 
 
 def stack(results: Sequence[Harmonised], wave_order: Sequence[str] | None = None):

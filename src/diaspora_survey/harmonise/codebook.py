@@ -19,6 +19,12 @@ The format is documented in ``docs/codebook.md``; the example project's codebook
       age:
         transform: age_from_birth_year
         source: [q2_god_rozhd, data_intervyu]
+      employment_status:                 # from several columns: ordered rules, first match wins
+        source: [mnactic, emplrel]
+        rules:
+          - {when: {mnactic: 1, emplrel: 1}, to: employee}
+          - {when: {mnactic: 2}, to: student}
+        default: other
 
 :meth:`Codebook.load` validates the file against the schema and raises
 :class:`~diaspora_survey.errors.CodebookError` naming ``file:line`` and a hint;
@@ -175,6 +181,15 @@ class EligibilityRule(_Strict):
 Scalar = Union[int, float, str]
 
 
+class RuleSpec(_Strict):
+    """One rule of a derivation over several columns: ``when`` (column → condition, all must
+    hold) gives ``to`` (a category, or ``missing``); see :mod:`.rules` and docs/codebook.md."""
+
+    when: dict[Any, Any]
+    to: Any
+    note: str | None = None
+
+
 class VariableSpec(_Strict):
     """How one harmonised variable is made from the raw file."""
 
@@ -183,6 +198,8 @@ class VariableSpec(_Strict):
     map: dict[Any, Any] = Field(default_factory=dict)
     labels: dict[str, Any] = Field(default_factory=dict)
     ranges: list[RangeRule] = Field(default_factory=list)
+    rules: list[RuleSpec] = Field(default_factory=list)
+    default: Any = None
     crosswalk: Literal["country", "education", "employment", "sex"] | None = None
     missing: list[Scalar] = Field(default_factory=list)
     file_missing: bool = True
@@ -346,6 +363,11 @@ class Codebook(_Strict):
                             "add 'source: COLUMN'")
         need = {"age_from_birth_year": (1, 2), "year_month": (2, 2), "month": (1, 1), "date": (1, 1),
                 "number": (1, 1), None: (1, 1)}[t]
+        if spec.rules and t is None:
+            need = (1, len(srcs) or 1)
+        elif "default" in spec.model_fields_set and not spec.rules:
+            raise self._err("'default' is only used with 'rules'", "codebook.invalid_field",
+                            keys + ("default",), "add 'rules:' (ordered when/to conditions) or remove 'default:'")
         if not need[0] <= len(srcs) <= need[1]:
             want = f"{need[0]}" if need[0] == need[1] else f"{need[0]}–{need[1]}"
             raise self._err(f"{'transform ' + t if t else 'variable ' + repr(name)} needs {want} source "
@@ -426,9 +448,11 @@ class Codebook(_Strict):
                 raise self._err(f"crosswalk {spec.crosswalk!r} does not give {name!r} categories",
                                 "codebook.bad_transform", keys + ("crosswalk",),
                                 f"use crosswalk: {_default_crosswalk(name)}")
-            if not (spec.map or spec.labels or spec.ranges or spec.crosswalk):
+            if not (spec.map or spec.labels or spec.ranges or spec.crosswalk or spec.rules):
                 raise self._err(f"{name!r} has no value map", "codebook.bad_transform", keys,
                                 "add 'map:' (code → category), 'labels:', 'ranges:' or 'crosswalk:'")
+        if spec.rules:
+            self._check_rules(name, spec, keys, vtype)
         # ranges
         rs = sorted(spec.ranges, key=lambda r: -math.inf if r.min is None else r.min)
         for i, r in enumerate(spec.ranges):
@@ -476,6 +500,63 @@ class Codebook(_Strict):
                                         "codebook.missing_and_mapped", keys + ("missing", i),
                                         "narrow the range or drop the missing code")
 
+    def _check_rules(self, name: str, spec: VariableSpec, keys: tuple, vtype: str) -> None:
+        """``rules:``/``default:``: categories of the schema, columns among ``source``, readable
+        conditions; not combined with maps, crosswalks or transforms (one way per variable)."""
+        from .rules import MISSING, parse_when
+
+        others = [k for k in ("map", "labels", "ranges", "crosswalk", "transform", "valid_range")
+                  if k in spec.model_fields_set and getattr(spec, k)]
+        if others:
+            raise self._err(f"{name!r} has 'rules' and '{others[0]}': a variable is made one way",
+                            "codebook.bad_transform", keys + (others[0],),
+                            "write every case as a rule (a single-column code is `when: {COLUMN: CODE}`), "
+                            "or drop the rules")
+        if vtype not in ("category", "ordered", "bool"):
+            raise self._err(f"{name!r} is {vtype}: rules give categories (or true/false)",
+                            "codebook.bad_transform", keys + ("rules",),
+                            "use rules for categorical or bool variables")
+        srcs = spec.sources
+        allowed = self._allowed(name, spec)
+
+        def check_to(cat, kk):
+            if isinstance(cat, str) and cat.strip().casefold() == MISSING:
+                return
+            if vtype == "bool":
+                if _bool_value(cat) is None:
+                    raise self._err(f"{name!r} is bool: {cat!r} is neither true nor false",
+                                    "codebook.unknown_category", kk, "use to: true, to: false or to: missing")
+                return
+            self._check_category(name, cat, allowed, kk)
+
+        for i, rule in enumerate(spec.rules):
+            rk = keys + ("rules", i)
+            if not rule.when:
+                raise self._err("a rule needs at least one condition in 'when'", "codebook.bad_rule",
+                                rk + ("when",), "e.g. when: {mnactic: 1, emplrel: 2}; "
+                                "for the rows no rule matches use 'default:'")
+            for col in rule.when:
+                if str(col) not in srcs:
+                    raise self._err(f"rule {i + 1} of {name!r} tests column {str(col)!r}, which is not in "
+                                    f"'source'", "codebook.bad_rule", rk + ("when", col),
+                                    f"list every column the rules use: source: [{', '.join(srcs + [str(col)])}]")
+            try:
+                parse_when(rule.when)
+            except ValueError as ex:
+                col = next((c for c in rule.when if f"column {str(c)!r}" in str(ex)), None)
+                raise self._err(f"rule {i + 1} of {name!r}: {ex}", "codebook.bad_rule",
+                                rk + (("when", col) if col is not None else ("when",)),
+                                "a condition is a code (1), a list of codes ([3, 4]), a comparison "
+                                "(\">= 1\", \"!= 2\", \"not in [1, 2]\"), missing or not missing") from None
+            check_to(rule.to, rk + ("to",))
+        if "default" in spec.model_fields_set:
+            check_to(spec.default, keys + ("default",))
+        used = {str(c) for r in spec.rules for c in r.when}
+        unused = [c for c in srcs if c not in used]
+        if unused:
+            raise self._err(f"source column {unused[0]!r} of {name!r} is used by no rule", "codebook.bad_rule",
+                            keys + ("source",), "remove it from 'source' or test it in a rule")
+
     def _allowed(self, name: str, spec: VariableSpec) -> list[str] | None:
         var = schema.SCHEMA.get(name)
         if var is not None and var.levels:
@@ -520,7 +601,11 @@ class Codebook(_Strict):
         if name == "country":
             return None
         seen: dict[str, None] = {}
-        for v in list(spec.map.values()) + list(spec.labels.values()) + [r.to for r in spec.ranges]:
+        from .rules import MISSING
+
+        rule_cats = [r.to for r in spec.rules] + ([spec.default] if "default" in spec.model_fields_set else [])
+        rule_cats = [c for c in rule_cats if not (isinstance(c, str) and c.strip().casefold() == MISSING)]
+        for v in list(spec.map.values()) + list(spec.labels.values()) + [r.to for r in spec.ranges] + rule_cats:
             seen.setdefault(v, None)
         return list(seen) if not spec.crosswalk else None
 
@@ -552,6 +637,58 @@ class Codebook(_Strict):
             for i, col in enumerate(spec.sources):
                 need(col, ("variables", name, "source") + ((i,) if isinstance(src, list) else ()),
                      "source")
+            if spec.rules:
+                self._check_rules_against(name, spec, wave)
+
+    def _check_rules_against(self, name: str, spec: VariableSpec, wave) -> None:
+        """Each condition against its column: comparisons need numbers; a code must be a
+        labelled code, a value label or a value present in the file when the column has
+        value labels (a typo such as ``emplrel: 4`` would otherwise match nobody, silently)."""
+        import pandas as pd
+
+        from .crosswalks import normalise_label
+        from .rules import parse_when
+
+        fname = Path(wave.source.path).name
+        for i, rule in enumerate(spec.rules):
+            conds = parse_when(rule.when)
+            for col_key in rule.when:
+                col, c = str(col_key), conds[str(col_key)]
+                kk = ("variables", name, "rules", i, "when", col_key)
+                s = wave.data[col]
+                numeric = pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)
+                if c.kind == "cmp" and not numeric:
+                    raise self._err(f"rule {i + 1} of {name!r}: {col!r} is text in {fname}, it cannot be "
+                                    f"compared with {c.op!r}", "codebook.bad_rule", kk,
+                                    f"list the codes instead, e.g. {col}: [a, b]")
+                if c.kind not in ("in", "not_in"):
+                    continue
+                m = wave.meta.get(col)
+                labels = dict(m.value_labels) if m is not None and m.value_labels else {}
+                if not labels:
+                    if numeric and c.text_codes:
+                        raise self._err(f"rule {i + 1} of {name!r}: {col!r} holds numbers without value "
+                                        f"labels in {fname}; {c.text_codes[0]!r} matches nothing",
+                                        "codebook.bad_rule", kk, "write the numeric code")
+                    if numeric:
+                        continue     # a number that nobody has is possible (0 employees)
+                    present = {_key_identity(x) for x in s.dropna().astype(str).unique()}
+                    absent = [code for code in c.codes if _key_identity(code) not in present]
+                    if absent:
+                        some = ", ".join(repr(x) for x in list(s.dropna().astype(str).unique())[:10])
+                        raise self._err(f"rule {i + 1} of {name!r}: {absent[0]!r} is not a value of {col!r} "
+                                        f"in {fname}", "codebook.bad_rule", kk,
+                                        f"values are compared case- and punctuation-insensitively; {col} has: {some}")
+                    continue
+                known = {_key_identity(k) for k in labels} | {("s", normalise_label(v)) for v in labels.values()}
+                present = s.dropna().unique()
+                known |= {_key_identity(x.item() if hasattr(x, "item") else x) for x in present}
+                for code in c.codes:
+                    if _key_identity(code) not in known:
+                        shown = ", ".join(f"{k} «{v}»" for k, v in list(labels.items())[:12])
+                        raise self._err(f"rule {i + 1} of {name!r}: code {code!r} is neither a value label "
+                                        f"nor a value of {col!r} in {fname}", "codebook.bad_rule", kk,
+                                        f"{col} has: {shown}{' …' if len(labels) > 12 else ''}")
 
 
 _TRUE = frozenset({"true", "yes", "1", "да", "y", "д"})
@@ -667,6 +804,8 @@ _FIELD_SHAPES = {
     "map": "a mapping: code → category",
     "labels": "a mapping: value label (text) → category",
     "ranges": "a list of {min, max, to} ranges",
+    "rules": "a list of {when: {COLUMN: CONDITION, …}, to: CATEGORY} rules",
+    "when": "a mapping: column → condition",
 }
 _FIELD_HINTS = {
     "wave": 'write the wave id, e.g. wave: "2022-03"',
@@ -687,7 +826,9 @@ _FIELD_HINTS = {
     "ranges": "ranges: [{min: 18, max: 24, to: young}, {min: 25, to: older}]",
     "min": "ranges: [{min: 18, max: 24, to: young}] — min and max are numbers",
     "max": "ranges: [{min: 18, max: 24, to: young}] — min and max are numbers",
-    "to": "ranges: [{min: 18, max: 24, to: young}] — to is a category",
+    "to": "to is a category (or missing in rules), e.g. ranges: [{min: 18, max: 24, to: young}]",
+    "rules": "rules: [{when: {mnactic: 1, emplrel: 2}, to: own_account}] (docs/codebook.md)",
+    "when": "when: {mnactic: 1, emplno: \">= 1\"} — column → code, [codes], comparison or missing",
     "valid_range": "valid_range: [14, 100]",
     "interview_date": "interview_date: 2022-03-15 (YYYY-MM-DD)",
     "file_missing": "file_missing: true or false",
@@ -707,257 +848,23 @@ def _allowed_keys(parent: tuple) -> list[str]:
         return list(VariableSpec.model_fields)
     if parent[0] == "variables" and len(parent) >= 4 and parent[2] == "ranges":
         return list(RangeRule.model_fields)
+    if parent[0] == "variables" and len(parent) >= 4 and parent[2] == "rules":
+        return list(RuleSpec.model_fields)
     if parent[0] == "eligibility":
         return list(EligibilityRule.model_fields)
     return []
 
 
-__all__ = ["Codebook", "VariableSpec", "Design", "RangeRule", "EligibilityRule", "parse_rule",
+__all__ = ["Codebook", "VariableSpec", "Design", "RangeRule", "RuleSpec", "EligibilityRule", "parse_rule",
            "load_yaml_with_lines", "TRANSFORMS"]
 
 
 # ---- drafting a codebook from a file's metadata -------------------------------------------------
 
-_NAME_PATTERNS = {
-    "sex": r"(^|[^a-zа-я])(пол|sex|gender|pol)([^a-zа-я]|$)",
-    "birth_year": r"(год[ау]? рождения|birth|god_rozhd|yob|byear|rozhd)",
-    "age": r"(^|[^a-zа-я])(возраст|age|vozrast|ages)([^a-zа-я]|$)",
-    "education": r"(образован|educ|obraz)",
-    "employment_status": r"(занятост|employ|empl|zanyat|работаете)",
-    "country": r"(стран|country|strana|cntry)",
-    "departure_date": r"(выезд|уехал|отъезд|depart|vyezd|emigrat|relocat)",
-    "interview_date": r"(дата|date|intervyu|interview|zapoln)",
-    "weight": r"(^|[^a-zа-я])(weight|wt|wgt|вес|ves)([^a-zа-я]|$)",
-    "id": r"(^|[^a-zа-я])(id|resp|respid|анкет)([^a-zа-я]|$)",
-}
-
-
-def _q(value) -> str:
-    """A YAML scalar for a key or value (numbers plain, text double-quoted)."""
-    import json
-
-    if isinstance(value, bool):
-        return json.dumps(str(value))
-    if isinstance(value, (int, float)):
-        f = float(value)
-        return str(int(f)) if f.is_integer() else repr(f)
-    return json.dumps(str(value), ensure_ascii=False)
-
-
-def _comment(text) -> str:
-    return " ".join(str(text).split())
-
-
 def draft_yaml(wave, *, wave_id: str | None = None, file: str | None = None, crosswalks=None,
                max_values: int = 60) -> str:
-    """A commented codebook draft for a raw wave (``RawWave``) as YAML text.
+    """A commented codebook draft for a raw wave as YAML text; columns are picked by meaning
+    (value labels, value ranges, variable labels) — see :mod:`diaspora_survey.harmonise.draft`."""
+    from .draft import draft_yaml as _draft_yaml
 
-    Columns are matched to harmonised variables by their value labels (share of labels found in
-    the crosswalks) and by their names/labels; value maps are pre-filled from the crosswalks,
-    codes without a match are left as ``# TODO`` comments (so the draft loads, and
-    ``codebook check`` lists them as unmapped with their counts). Missing codes are taken from
-    the file's user-missing declarations and from labels such as «Затрудняюсь ответить».
-    """
-    import numpy as np
-
-    from . import crosswalks as _cw
-    from .transforms import parse_month
-
-    cws = crosswalks or _cw.load()
-    data = wave.data
-    meta = wave.meta
-    path = file or wave.source.path
-    wid = wave_id or Path(path).stem.split("_")[0]
-
-    def values_of(col):
-        """[(value, label or None, count)] — value labels first, then other observed values."""
-        m = meta.get(col)
-        s = data[col]
-        vc = s.value_counts(dropna=True)
-        if len(vc) > 400 and not (m and m.value_labels):
-            return None
-        out = []
-        seen = set()
-        labels = dict(m.value_labels) if m and m.value_labels else {}
-        counts = {}
-        for k, c in vc.items():
-            kk = float(k) if isinstance(k, (int, float, np.integer, np.floating)) else (str(k).strip())
-            counts[kk] = counts.get(kk, 0) + int(c)
-        for k, lab in labels.items():
-            kk = float(k) if isinstance(k, (int, float)) else str(k)
-            out.append((k, lab, counts.get(kk, 0)))
-            seen.add(kk)
-        for kk, c in sorted(counts.items(), key=lambda kv: -kv[1]):
-            if kk not in seen and not (isinstance(kk, str) and not kk):
-                out.append((kk, None, c))
-        return out
-
-    def missing_codes(col, vals):
-        m = meta.get(col)
-        codes = []
-        if m is not None:
-            codes += list(m.missing_values)
-        for k, lab, _ in vals or []:
-            text = lab if lab is not None else (k if isinstance(k, str) else None)
-            if text is not None and cws["missing"].lookup(text) and k not in codes:
-                codes.append(k)
-        return codes
-
-    def crosswalk_score(vals, name):
-        labs = [(lab if lab is not None else (k if isinstance(k, str) else None)) for k, lab, _ in vals]
-        labs = [x for x in labs if x is not None and not cws["missing"].lookup(x)]
-        if not labs:
-            return 0.0
-        return sum(cws[name].lookup(x) is not None for x in labs) / len(labs)
-
-    def text_of(col):
-        m = meta.get(col)
-        return f"{col} {m.label or '' if m else ''}".casefold().replace("ё", "е")
-
-    assigned: dict[str, str] = {}
-    info: dict[str, list] = {}
-    for col in data.columns:
-        vals = values_of(col)
-        info[col] = vals
-    # 1. by crosswalk hits on labels
-    for var, cwname in (("country", "country"), ("education", "education"),
-                        ("employment_status", "employment"), ("sex", "sex")):
-        best, best_score = None, 0.5
-        for col in data.columns:
-            if col in assigned.values() or info[col] is None or len(info[col]) < 2:
-                continue
-            sc = crosswalk_score(info[col], cwname)
-            if sc > best_score:
-                best, best_score = col, sc
-        if best is not None and var not in assigned:
-            assigned[var] = best
-    # 2. by names and labels
-    for var, rx in _NAME_PATTERNS.items():
-        if var in assigned:
-            continue
-        for col in data.columns:
-            if col in assigned.values():
-                continue
-            if re.search(rx, text_of(col)):
-                assigned[var] = col
-                break
-    # 3. departure month by content
-    if "departure_date" not in assigned:
-        for col in data.columns:
-            if col in assigned.values() or data[col].dtype.kind in "fiu":
-                continue
-            sample = data[col].dropna().astype(str).head(200)
-            if len(sample) and np.mean([parse_month(x) is not None for x in sample]) > 0.5:
-                assigned["departure_date"] = col
-                break
-
-    lines = [
-        f"# Codebook DRAFT for {Path(path).name}, written by `diaspora-survey codebook draft`.",
-        "# Check every line; '# TODO' marks codes the crosswalks could not map. A code that is",
-        "# not mapped is reported as unmapped by `diaspora-survey codebook check` and `harmonise`.",
-        "# Format: docs/codebook.md",
-    ]
-    if getattr(wave.source, "file_label", None):
-        lines.append(f"# File label: {_comment(wave.source.file_label)}")
-    lines += [f"wave: {_q(str(wid))}", f"file: {_q(str(path))}"]
-    if "id" in assigned:
-        lines.append(f"id: {_q(assigned['id'])}")
-    else:
-        lines.append("# id: COLUMN            # TODO respondent id column (default: row number)")
-    if "weight" in assigned:
-        lines += ["design:", f"  weight: {_q(assigned['weight'])}"]
-    lines += ["", "eligibility:", "  - age >= 18              # adults only; remove if not wanted", "",
-              "variables:"]
-
-    def var_header(var, col):
-        m = meta.get(col)
-        lab = f"  # «{_comment(m.label)}»" if m is not None and m.label else ""
-        return [f"  {var}:", f"    source: {_q(col)}{lab}"]
-
-    def cat_block(var, col, cwname):
-        vals = info[col] or []
-        out = var_header(var, col)
-        miss = missing_codes(col, vals)
-        missing_ids = {_key_identity(x) for x in miss}
-        use_cw = var == "country" or len(vals) > max_values
-        body = []
-        for k, lab, c in vals[:max_values] if not use_cw else vals:
-            if _key_identity(k) in missing_ids:
-                continue
-            text = lab if lab is not None else (k if isinstance(k, str) else None)
-            code = cws[cwname].lookup(text) if text is not None else None
-            note = f"«{_comment(lab)}» " if lab is not None else ""
-            if code is not None and not use_cw:
-                extra = cws[cwname].note(text)
-                body.append(f"      {_q(k)}: {code:<22} # {note}n={c}" + (f"; {extra}" if extra else ""))
-            elif code is None:
-                body.append(f"      # {_q(k)}: TODO             # {note}n={c} — not in the {cwname} crosswalk")
-        if use_cw:
-            out.append(f"    crosswalk: {cwname}")
-        if body or not use_cw:
-            out.append("    map:" if any(not b.lstrip().startswith("#") for b in body) else "    map: {}")
-            out += body
-        if miss:
-            out.append(f"    missing: [{', '.join(_q(x) for x in miss)}]")
-        return out
-
-    def used_now():
-        return set(assigned.values())
-
-    blocks = []
-    for var, cwname in (("sex", "sex"), ("education", "education"), ("employment_status", "employment"),
-                        ("country", "country")):
-        if var in assigned:
-            blocks.append(cat_block(var, assigned[var], cwname))
-        else:
-            blocks.append([f"  # {var}: TODO — no column recognised"])
-    if "age" in assigned:
-        col = assigned["age"]
-        blk = var_header("age", col) + ["    valid_range: [14, 100]"]
-        miss = missing_codes(col, info[col] if info[col] and len(info[col]) < 30 else [])
-        if meta.get(col) is not None and meta[col].missing_values:
-            blk.append(f"    missing: [{', '.join(_q(x) for x in meta[col].missing_values)}]")
-        elif miss:
-            blk.append(f"    missing: [{', '.join(_q(x) for x in miss)}]")
-        blocks.append(blk)
-    elif "birth_year" in assigned:
-        col = assigned["birth_year"]
-        date_col = assigned.get("interview_date")
-        blk = ["  age:", "    transform: age_from_birth_year"]
-        if date_col:
-            blk.append(f"    source: [{_q(col)}, {_q(date_col)}]   # birth year, interview date")
-        else:
-            blk += [f"    source: {_q(col)}", "    interview_date: 2000-01-01   # TODO date of the interviews"]
-        blk += ["    age_rule: midyear", "    valid_range: [14, 100]"]
-        blocks.append(blk)
-    else:
-        blocks.append(["  # age: TODO — no column recognised"])
-    dep = assigned.get("departure_date")
-    month_col = None
-    if dep is not None and data[dep].dtype.kind in "fiu":   # numeric year: look for a month column
-        for col in data.columns:
-            if col != dep and col not in used_now() and re.search(_NAME_PATTERNS["departure_date"], text_of(col)) \
-                    and re.search(r"(month|месяц|mes)", text_of(col)):
-                month_col = col
-                break
-    if dep is not None and month_col is not None:
-        assigned["departure_month"] = month_col
-        blocks.append(["  departure_date:", "    transform: year_month",
-                       f"    source: [{_q(dep)}, {_q(month_col)}]   # year, month"] +
-                      ([f"    missing: [{', '.join(_q(x) for x in meta[month_col].missing_values)}]"]
-                       if meta.get(month_col) is not None and meta[month_col].missing_values else []))
-    elif dep is not None:
-        blocks.append(var_header("departure_date", dep) + ["    transform: month"])
-    else:
-        blocks.append(["  # departure_date: TODO — no column recognised"])
-    for b in blocks:
-        lines += b + [""]
-    used = set(assigned.values())
-    rest = [c for c in data.columns if c not in used]
-    if rest:
-        lines.append("# Columns not used (add a variable with 'custom: true' and a 'type' to keep one):")
-        for c in rest:
-            m = meta.get(c)
-            lab = f" «{_comment(m.label)}»" if m is not None and m.label else ""
-            lines.append(f"#   {c}{lab}")
-    return "\n".join(lines).rstrip() + "\n"
+    return _draft_yaml(wave, wave_id=wave_id, file=file, crosswalks=crosswalks, max_values=max_values)
