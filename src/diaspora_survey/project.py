@@ -57,6 +57,7 @@ class HarmoniseConfig(_Strict):
     by ``diaspora-survey harmonise``."""
 
     crosswalks: list[str] = Field(default_factory=list)
+    host_regions: list[str] = Field(default_factory=list)   # CSVs regrouping countries into host regions
     strict: bool = False
     age_bands: list[list[int]] | None = None
     output: str = "build/harmonised.parquet"
@@ -126,6 +127,28 @@ class ReportConfig(_Strict):
     formats: list[str] = Field(default_factory=lambda: ["pdf"])
 
 
+class PanelConfig(_Strict):
+    """``[panel]``: ``waves`` linked by ``key`` (a harmonised string variable, default
+    ``panel_id``), in time order — the first is the baseline; ``followups``: panel-only waves
+    (``[[panel.followups]]`` with id, file, codebook) that are linked but not part of the
+    cross-sectional steps (weighting, comparisons); ``strict``: linking problems are errors;
+    ``attrition``: how the retained panel is reweighted — ``propensity`` (logistic response
+    propensity, optionally in ``classes`` cells), ``rake`` (to the baseline's weighted margins)
+    or ``propensity+rake``; ``covariates``: the baseline variables of the model and the margins;
+    ``classes``: 0 = one weight per respondent, k = k propensity classes; ``trim_upper``:
+    relative to the mean weight."""
+
+    key: str = "panel_id"
+    waves: list[str] = Field(default_factory=list)
+    followups: list[WaveConfig] = Field(default_factory=list)
+    strict: bool = False
+    attrition: Literal["propensity", "rake", "propensity+rake"] = "propensity+rake"
+    covariates: list[str] = Field(default_factory=lambda: ["age_group", "sex", "host_region"])
+    classes: int = 0
+    min_cell: int = 20
+    trim_upper: float | None = 5.0
+
+
 class ProjectConfig(_Strict):
     project: ProjectInfo = Field(default_factory=ProjectInfo)
     waves: list[WaveConfig] = Field(default_factory=list)
@@ -134,6 +157,7 @@ class ProjectConfig(_Strict):
     reference: ReferenceConfig = Field(default_factory=ReferenceConfig)
     compare: CompareConfig = Field(default_factory=CompareConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    panel: PanelConfig | None = None
 
 
 @dataclass
@@ -268,11 +292,13 @@ class Project:
         return p if p.is_absolute() else self._root / p
 
     def wave(self, wave_id: str) -> WaveConfig:
-        for w in self.config.waves:
+        followups = self.config.panel.followups if self.config.panel is not None else []
+        for w in list(self.config.waves) + list(followups):
             if w.id == wave_id:
                 return w
         raise ProjectError(f"no wave {wave_id!r} in the project", code="project.unknown_wave",
-                           where=str(self.file), hint="waves: " + ", ".join(self.wave_ids))
+                           where=str(self.file), hint="waves: " + ", ".join(
+                               self.wave_ids + [f.id for f in followups]))
 
     def _display(self, p: Path) -> str:
         try:
@@ -286,6 +312,12 @@ class Project:
         from .harmonise import crosswalks
 
         return crosswalks.load([self.path(c) for c in self.config.harmonise.crosswalks])
+
+    def regions(self):
+        """The host-region table: packaged, then ``[harmonise] host_regions`` CSVs."""
+        from .harmonise import regions
+
+        return regions.load([self.path(p) for p in self.config.harmonise.host_regions])
 
     def codebook(self, wave_id: str):
         """The wave's :class:`~diaspora_survey.harmonise.codebook.Codebook`, loaded and checked against the
@@ -344,11 +376,13 @@ class Project:
             return self._harmonised
         cbs = self.codebooks()
         cws = self.crosswalks()
+        regions = self.regions()
         results = {}
         for w in self.config.waves:
             raw = self.read_wave(w.id)
             results[w.id] = harmonise(raw, cbs[w.id], strict=strict, crosswalks=cws,
-                                      age_bands=self.config.harmonise.bands(), wave_id=w.id)
+                                      age_bands=self.config.harmonise.bands(), wave_id=w.id,
+                                      regions=regions)
             if progress is not None:
                 progress(w.id, results[w.id])
         data, excl = stack(list(results.values()), self.wave_ids)
@@ -363,6 +397,47 @@ class Project:
     def harmonised(self, *, strict: bool | None = None):
         """All waves harmonised and stacked (DataFrame with a categorical ``wave`` column)."""
         return self.harmonise_all(strict=strict).data
+
+    def harmonise_wave(self, wave_id: str, *, strict: bool | None = None):
+        """One wave (cross-sectional or a panel follow-up) harmonised: a ``Harmonised``."""
+        from .harmonise.apply import harmonise
+
+        strict = self.config.harmonise.strict if strict is None else strict
+        if self._harmonised is not None and getattr(self._harmonised, "_strict", None) == strict \
+                and wave_id in self._harmonised.waves:
+            return self._harmonised.waves[wave_id]
+        return harmonise(self.read_wave(wave_id), self.codebook(wave_id), strict=strict,
+                         crosswalks=self.crosswalks(), age_bands=self.config.harmonise.bands(),
+                         wave_id=wave_id, regions=self.regions())
+
+    @property
+    def panel_config(self) -> PanelConfig | None:
+        return self.config.panel
+
+    def panel(self, *, strict: bool | None = None, weights=None):
+        """Link the panel waves of ``[panel]``: a :class:`~diaspora_survey.harmonise.panel.PanelLink`
+        (``.data``: one row per respondent per wave; ``.report``: matched / unmatched /
+        duplicated keys and conflicting fixed attributes with counts; ``.issues``).
+
+        ``weights``: baseline weights (a Series aligned with the baseline wave's harmonised rows,
+        or a frame with ``wave``, ``resp_id`` and ``weight`` such as the weight step's output);
+        they are joined to the baseline rows as ``weight``.
+        """
+        from .harmonise.panel import link
+
+        cfg = self.config.panel
+        if cfg is None or len(cfg.waves) < 2:
+            raise ProjectError("the project declares no panel", code="panel.not_declared",
+                               where=str(self.file),
+                               hint="add a [panel] section with waves = [BASELINE, FOLLOW-UP, ...] "
+                                    "and key = \"panel_id\" (see docs/panel.md)")
+        strict = cfg.strict if strict is None else strict
+        frames = {}
+        for wid in cfg.waves:
+            self.wave(wid)   # a clear error for an unknown id
+            frames[wid] = self.harmonise_wave(wid).data
+        where = {wid: self._display(self.path(self.wave(wid).codebook)) for wid in cfg.waves}
+        return link(frames, key=cfg.key, strict=strict, where=where, weights=weights)
 
     def require(self, rel: str | Path, what: str) -> Path:
         """The absolute path of a file a step needs; a clear error if it does not exist."""
@@ -435,4 +510,4 @@ formats = ["pdf"]
 '''
 
 
-__all__ = ["Project", "ProjectConfig", "ProjectHarmonised", "WaveConfig", "TEMPLATE", "FILENAME"]
+__all__ = ["Project", "ProjectConfig", "PanelConfig", "ProjectHarmonised", "WaveConfig", "TEMPLATE", "FILENAME"]
