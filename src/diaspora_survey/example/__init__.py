@@ -575,7 +575,7 @@ def make_wave4(rng, wave1, *, n_new: int = 400):
     iso_of = {code: iso for code, (iso, _) in W1_COUNTRY.items()}
     c1 = pd.Series(wave1["q5_strana"]).map(iso_of).to_numpy(dtype=object)
     age1 = lat["age"].astype(float)
-    eligible = (age1 >= 18) & pd.notna(c1)
+    eligible = age1 >= 18
     shift = np.array([W4_MOVES.get(c, (0.0, .1, .1))[0] if c is not None else 0.0 for c in c1])
     higher = np.isin(wave1["q3_obraz"].to_numpy(), [1, 2, 3, 4])
     eta = -1.05 + 0.035 * (age1 - 33) + shift + 0.15 * (wave1["q1_pol"].to_numpy() == 2) + 0.25 * higher

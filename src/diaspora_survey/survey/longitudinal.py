@@ -1,0 +1,280 @@
+"""Longitudinal estimates on a linked panel: retention, returns, onward moves, transitions and
+cumulative return by time since departure — all design-based.
+
+The input is the frame of :meth:`diaspora_survey.harmonise.panel.PanelLink.pairs` (one row per
+baseline respondent; ``retained``, ``status`` = stayed / moved_on / returned, the follow-up
+answers with the suffix ``_fu``) with weights: the baseline weights for retention, the
+attrition weights (:func:`diaspora_survey.weighting.attrition.attrition_weights`) for
+everything measured at the follow-up.
+
+Design (:func:`panel_design`): the respondent is the PSU — each row of ``pairs`` is one
+respondent, so the follow-up answers of a person are one cluster — unless the original design
+had clusters, which are then kept as PSUs (with their strata and fpc). Attrition weights are
+treated as fixed design weights (as R's ``svydesign(ids=~1, weights=~attrition_weight)``).
+
+* :func:`retention` — the weighted share re-interviewed by baseline characteristics (R:
+  ``svyciprop(~retained, subset(...))`` / ``svyby``) and a Rao–Scott test of no difference per
+  characteristic (R: ``svychisq(~v + retained, design)``, F statistic);
+* :func:`movement_shares` — the shares who stayed, moved on and returned, overall and by
+  group (R: ``svyby(~I(status == "returned"), ~host_region, d, svyciprop, method="logit")``);
+* :func:`region_test` — Rao–Scott test that the status distribution is the same in every
+  region (R: ``svychisq(~host_region + status, d)``);
+* :func:`transition_table` — baseline country × follow-up country: the weighted share of each
+  destination among the respondents of an origin, with SEs (R: ``svyby(~country_fu, ~country,
+  d, svymean)``);
+* :func:`cumulative_return` — a weighted Kaplan–Meier-type estimate of the share returned by
+  month since departure, with replicate-weight SEs (see its docstring for the assumptions).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..errors import EstimationError
+
+STATUS = ("stayed", "moved_on", "returned")
+
+
+def panel_design(pairs: pd.DataFrame, weights: str | None = "attrition_weight", *, psu=None, strata=None,
+                 fpc=None, retained_only: bool = True, lonely_psu: str = "fail"):
+    """The panel design over ``pairs`` (retained respondents only by default): respondent = PSU
+    unless the original design's ``psu`` (and ``strata``, ``fpc``) are given.
+
+    R: ``svydesign(ids=~1, weights=~attrition_weight, data=subset(pairs, retained))``."""
+    from .design import SurveyDesign
+
+    df = pairs
+    if retained_only:
+        if "retained" not in pairs.columns:
+            raise EstimationError("no 'retained' column", code="estimate.unknown_variable",
+                                  hint="pass PanelLink.pairs() (with the attrition weights joined)")
+        df = pairs[pairs["retained"].astype("boolean").fillna(False).to_numpy(dtype=bool)]
+    if df.empty:
+        raise EstimationError("no retained respondent in the panel", code="estimate.empty_domain",
+                              hint="check the panel link (diaspora-survey panel)")
+    if weights is not None and weights in df.columns and df[weights].isna().any():
+        raise EstimationError(f"{int(df[weights].isna().sum())} retained respondent(s) without "
+                              f"{weights!r}", code="estimate.missing_weight",
+                              hint="compute the attrition weights for every retained respondent")
+    return SurveyDesign(df, weights=weights, psu=psu, strata=strata, fpc=fpc, nest=strata is not None,
+                        lonely_psu=lonely_psu)
+
+
+def _binary(design, var: str, level: str, name: str):
+    """The design with a boolean column ``name`` = (var == level), NA where var is NA."""
+    d = design.data
+    s = d[var].astype("object")
+    col = pd.array(np.where(s.isna(), None, s == level), dtype="boolean")
+    return _with_column(design, name, col)
+
+
+def _with_column(design, name, values):
+    data = design.data.copy()
+    data[name] = values
+    # same design on the extended frame (weights, PSUs, strata unchanged)
+    from .design import SurveyDesign
+
+    spec = dict(design._spec)
+    w = spec.pop("weights")
+    return SurveyDesign(data, weights=design.weights if w == "<array>" else w, **spec)
+
+
+def retention(pairs: pd.DataFrame, covariates, *, weights: str | None = "weight", psu=None, strata=None,
+              fpc=None, level: float = 0.95):
+    """Retention by baseline characteristics: (table, tests).
+
+    table: variable, category, n (baseline respondents), n_retained, estimate (weighted share
+    re-interviewed), se, ci_low, ci_high (R ``svyciprop(method="logit")``), df. tests: one row per
+    variable — the Rao–Scott F test of no difference in retention (R ``svychisq``)."""
+    d = panel_design(pairs, weights, psu=psu, strata=strata, fpc=fpc, retained_only=False)
+    ret = pairs["retained"].astype("boolean").fillna(False)
+    d = _with_column(d, "_retained", pd.Categorical(np.where(ret, "retained", "lost"),
+                                                    categories=["lost", "retained"]))
+    d = _with_column(d, "_ret", pd.array(ret.to_numpy(dtype=bool), dtype="boolean"))
+    rows, tests = [], []
+    overall = d.ciprop("_ret", level=level)
+    rows.append({"variable": "all", "category": "all", "n": len(pairs), "n_retained": int(ret.sum()),
+                 **{k: float(overall[k].iloc[0]) for k in ("estimate", "se", "ci_low", "ci_high", "df")}})
+    for v in covariates:
+        cats = pairs[v].astype("object")
+        data = d.data.copy()
+        data[v] = pd.Categorical(cats.where(cats.notna(), None),
+                                 categories=[c for c in (pairs[v].cat.categories if isinstance(
+                                     pairs[v].dtype, pd.CategoricalDtype) else sorted(cats.dropna().unique()))
+                                     if (cats == c).any()])
+        dv = _with_column(d, v, data[v])
+        est = dv.ciprop("_ret", by=v, level=level)
+        n_ret = pairs[ret.to_numpy(dtype=bool)].groupby(data[v][ret.to_numpy(dtype=bool)], observed=True).size()
+        for _, r in est.iterrows():
+            rows.append({"variable": v, "category": str(r[v]), "n": int(r["n"]),
+                         "n_retained": int(n_ret.get(r[v], 0)),
+                         **{k: float(r[k]) for k in ("estimate", "se", "ci_low", "ci_high", "df")}})
+        try:
+            t = dv.chisq(v, "_retained")
+            tests.append({"variable": v, "statistic": float(t["statistic"]), "ndf": float(t["ndf"]),
+                          "ddf": float(t["ddf"]), "p_value": float(t["p_value"])})
+        except EstimationError as e:
+            tests.append({"variable": v, "statistic": np.nan, "ndf": np.nan, "ddf": np.nan,
+                          "p_value": np.nan, "note": e.message})
+    return pd.DataFrame(rows), pd.DataFrame(tests)
+
+
+def movement_shares(design, by=None, *, status: str = "status", level: float = 0.95,
+                    method: str = "logit") -> pd.DataFrame:
+    """Shares who stayed, moved on and returned (one row per group × status): estimate, se,
+    ci_low, ci_high (R ``svyciprop`` with ``method``; linearisation SE), df, n (respondents with a
+    known status in the group) and n_cell (of them, with this status).
+
+    R: ``svyby(~I(status == "returned"), ~host_region, d, svyciprop, method = "logit")``."""
+    by_l = [] if by is None else ([by] if isinstance(by, str) else list(by))
+    out = []
+    data = design.data
+    known = data[status].notna().to_numpy()
+    for st in STATUS:
+        dd = _binary(design, status, st, "_is")
+        est = dd.ciprop("_is", by=by_l or None, level=level, method=method)
+        is_st = (data[status].astype("object") == st).to_numpy() & known
+        if by_l:
+            cell = pd.Series(is_st).groupby([data[b].to_numpy() for b in by_l], observed=True).sum()
+            est["n_cell"] = [int(cell.get(tuple(r[b] for b in by_l) if len(by_l) > 1 else r[by_l[0]], 0))
+                             for _, r in est.iterrows()]
+        else:
+            est["n_cell"] = int(is_st.sum())
+        est.insert(len(by_l), "status", st)
+        out.append(est.drop(columns=[c for c in ("variable",) if c in est.columns]))
+    res = pd.concat(out, ignore_index=True)
+    if by_l:
+        res = res.sort_values(by_l + ["status"], key=lambda s: s.map({k: i for i, k in enumerate(STATUS)})
+                              if s.name == "status" else s, kind="stable").reset_index(drop=True)
+    return res
+
+
+def region_test(design, by: str = "host_region", outcome: str = "status", *, statistic: str = "F") -> pd.Series:
+    """Rao–Scott test that ``outcome`` is distributed alike in every group of ``by``
+    (R ``svychisq(~host_region + status, d, statistic = "F")``)."""
+    return design.chisq(by, outcome, statistic=statistic)
+
+
+def transition_table(design, origin: str = "country", destination: str = "country_fu", *,
+                     level: float = 0.95) -> pd.DataFrame:
+    """Origin × destination: share of each destination among the origin's respondents
+    (estimate, se, ci_low, ci_high, df) with n (respondents of the origin) and n_cell
+    (respondents making that move). R: ``svyby(~country_fu, ~country, d, svymean)``."""
+    data = design.data
+    o = data[origin].astype("object")
+    t = data[destination].astype("object")
+    ok = o.notna() & t.notna()
+    levels = sorted(set(t[ok]))
+    dd = _with_column(design, "_dest", pd.Categorical(t.where(ok, None), categories=levels))
+    dd = _with_column(dd, "_orig", pd.Categorical(o.where(ok, None), categories=sorted(set(o[ok]))))
+    est = dd.proportion("_dest", by="_orig", level=level)
+    cnt = pd.Series(1, index=data.index[ok]).groupby([o[ok].to_numpy(), t[ok].to_numpy()]).sum()
+    n_o = pd.Series(1, index=data.index[ok]).groupby(o[ok].to_numpy()).sum()
+    est = est.rename(columns={"_orig": origin, "level": destination}).drop(columns=["variable"])
+    est["n"] = [int(n_o.get(a, 0)) for a in est[origin]]
+    est["n_cell"] = [int(cnt.get((a, b), 0)) for a, b in zip(est[origin], est[destination])]
+    return est[est["n_cell"] > 0].reset_index(drop=True)
+
+
+def _months(a, b):
+    """Whole months from a to b (datetime-like Series, month precision)."""
+    a = pd.to_datetime(a, errors="coerce")
+    b = pd.to_datetime(b, errors="coerce")
+    return (b.dt.year - a.dt.year) * 12 + (b.dt.month - a.dt.month)
+
+
+def cumulative_return(design, *, end, start=None, departure: str = "departure_date",
+                      returned: str = "returned", return_date: str = "return_date_fu",
+                      replicates: str | None = None, level: float = 0.95) -> pd.DataFrame:
+    """Cumulative share returned to Russia by month since departure: a weighted Kaplan–Meier
+    estimate ``F(t) = 1 - Π_{s<=t} (1 - d_s / Y_s)`` with ``d_s`` the weighted returns in month
+    ``s`` after departure and ``Y_s`` the weighted respondents still abroad and under
+    observation at ``s``.
+
+    Time is in whole months from the month of departure. A returnee's time is the month of
+    return; everyone else is censored at the follow-up interview (``end``: a date, or a column of
+    dates). ``start`` (a date or column; e.g. the baseline interview) gives delayed entry:
+    respondents are at risk only after ``start``, because a panel recruited abroad at the
+    baseline cannot contain those who returned before it (left truncation); a return in the
+    month of ``start`` counts as after it (month precision). Without ``start``
+    the estimate equals R's ``svykm(Surv(time, returned) ~ 1, design)``.
+
+    Assumptions (say them with the result): returns are final within the window (a returnee who
+    left again counts as returned at the first return); censoring and delayed entry are
+    independent of returning given the weights (attrition weights correct non-response only
+    as far as the model's covariates explain it); the month of return is exact to the month
+    and the month of departure is correct; returnees without a return month are left out
+    (counted in ``attrs["n_no_date"]``), which biases the curve down by up to their share.
+
+    SE: replicate weights (``replicates``: "JK1" for an unstratified design, "JKn" for a
+    stratified one; default chosen by the design), the variance of the replicate curves as R's
+    ``svykm(..., se=TRUE)`` on ``as.svrepdesign(design, type)``. Returns month, n_risk
+    (unweighted), n_event (unweighted), at_risk and events (weighted), estimate, se, ci_low,
+    ci_high (normal on the cumulative share, clipped to [0, 1])."""
+    from scipy import stats
+
+    data = design.data
+    ret = data[returned].astype("boolean")
+    t_ev = _months(data[departure], data[return_date])
+    endv = data[end] if isinstance(end, str) and end in data.columns else pd.Series(pd.Timestamp(end), index=data.index)
+    t_end = _months(data[departure], endv)
+    is_ev = ret.fillna(False).to_numpy(dtype=bool)
+    time = np.where(is_ev, t_ev.to_numpy(dtype=float, na_value=np.nan), t_end.to_numpy(dtype=float, na_value=np.nan))
+    usable = ret.notna().to_numpy() & ~np.isnan(time) & (time >= 0)
+    n_no_date = int((is_ev & np.isnan(t_ev.to_numpy(dtype=float, na_value=np.nan))).sum())
+    if start is not None:
+        sv = data[start] if isinstance(start, str) and start in data.columns else \
+            pd.Series(pd.Timestamp(start), index=data.index)
+        entry = np.maximum(_months(data[departure], sv).to_numpy(dtype=float, na_value=np.nan), 0)
+        usable &= ~np.isnan(entry)
+        bad_entry = usable & is_ev & (time < entry)
+        usable &= ~bad_entry
+    else:
+        entry = np.zeros(len(data))
+        bad_entry = np.zeros(len(data), dtype=bool)
+    usable &= design.domain_mask if hasattr(design, "domain_mask") else True
+    if not usable.any():
+        raise EstimationError("no respondent with a usable time since departure", code="estimate.empty_domain",
+                              hint="departure_date and (for returnees) return dates are needed")
+    tt = time[usable].astype(int)
+    ee = is_ev[usable]
+    en = entry[usable].astype(int)
+    months = np.arange(1, tt.max() + 1) if tt.max() >= 1 else np.array([0])
+    months = months[np.isin(months, np.unique(tt[ee]))] if ee.any() else months[:0]
+    # risk set at month m: entry <= m <= time (a return in the month of the baseline interview
+    # counts as after it; month precision cannot tell); events at time == m
+    A = (en[:, None] <= months[None, :]) & (tt[:, None] >= months[None, :])
+    E = ee[:, None] & (tt[:, None] == months[None, :])
+
+    def curve(w):
+        Y = w @ A
+        D = w @ E
+        with np.errstate(divide="ignore", invalid="ignore"):
+            h = np.where(Y > 0, D / Y, 0.0)
+        return 1 - np.cumprod(1 - h, axis=-1), Y, D
+
+    w = design.weights[usable]
+    F, Y, D = curve(w)
+    if design.is_replicate:
+        rep = design
+    else:
+        kind = replicates or ("JKn" if design._spec.get("strata") is not None else "JK1")
+        rep = design.to_replicate(kind)
+    info = rep.replicate_info
+    Wr = np.asarray(info["repw"])[usable]
+    Fr = curve(Wr.T)[0]                        # (R, T)
+    rs = np.asarray(info["rscales"], dtype=float)
+    centre = F if info.get("mse") else Fr.mean(axis=0)
+    var = info["scale"] * (rs[:, None] * (Fr - centre) ** 2).sum(axis=0)
+    se = np.sqrt(var)
+    z = stats.norm.ppf(0.5 + level / 2)
+    out = pd.DataFrame({"month": months, "n_risk": A.sum(axis=0), "n_event": E.sum(axis=0),
+                        "at_risk": Y, "events": D, "estimate": F, "se": se,
+                        "ci_low": np.clip(F - z * se, 0, 1), "ci_high": np.clip(F + z * se, 0, 1)})
+    out.attrs.update(n_no_date=n_no_date, n_used=int(usable.sum()), n_entry_after_return=int(bad_entry.sum()),
+                     replicates=info["type"])
+    return out
+
+
+__all__ = ["panel_design", "retention", "movement_shares", "region_test", "transition_table",
+           "cumulative_return", "STATUS"]
