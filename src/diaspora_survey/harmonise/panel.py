@@ -80,6 +80,7 @@ class PanelLink:
         base = d[(d["wave"] == self.baseline) & (d["link_status"] == "baseline")].copy()
         later = d[(d["wave"] == fu) & (d["link_status"] == "retained")]
         later = later.drop(columns=["wave", "link_status"]).set_index(self.key)
+        later = later.loc[:, later.notna().any().to_numpy()].drop(columns=["weight"], errors="ignore")
         later.columns = [f"{c}_fu" for c in later.columns]
         base = base.drop(columns=["link_status"]).join(later, on=self.key)
         base["retained"] = base[self.key].isin(later.index)
@@ -263,7 +264,11 @@ def link(waves: Mapping[str, object], *, key: str = "panel_id", strict: bool = F
         if "conflict" not in df:
             df["conflict"] = pd.Series(pd.NA, index=df.index, dtype="string")
 
+    cat_cols = {c for df in frames.values() for c in df.columns if isinstance(df[c].dtype, pd.CategoricalDtype)}
     for wid, df in frames.items():
+        for c in cat_cols & set(df.columns):   # categorical in one wave: categorical in all (for stacking)
+            if not isinstance(df[c].dtype, pd.CategoricalDtype):
+                df[c] = df[c].astype("object").astype("category")
         df.insert(0, "wave", wid)
     cat_like = {wid: Harmonised(data=df.drop(columns=["wave"]), issues=[], exclusions=_empty_excl(),
                                 summary=None, wave=wid) for wid, df in frames.items()}

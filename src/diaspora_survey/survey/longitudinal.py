@@ -185,7 +185,8 @@ def _months(a, b):
 
 def cumulative_return(design, *, end, start=None, departure: str = "departure_date",
                       returned: str = "returned", return_date: str = "return_date_fu",
-                      replicates: str | None = None, level: float = 0.95) -> pd.DataFrame:
+                      replicates: str | None = None, estimator: str = "km",
+                      level: float = 0.95) -> pd.DataFrame:
     """Cumulative share returned to Russia by month since departure: a weighted Kaplan–Meier
     estimate ``F(t) = 1 - Π_{s<=t} (1 - d_s / Y_s)`` with ``d_s`` the weighted returns in month
     ``s`` after departure and ``Y_s`` the weighted respondents still abroad and under
@@ -206,11 +207,15 @@ def cumulative_return(design, *, end, start=None, departure: str = "departure_da
     and the month of departure is correct; returnees without a return month are left out
     (counted in ``attrs["n_no_date"]``), which biases the curve down by up to their share.
 
-    SE: replicate weights (``replicates``: "JK1" for an unstratified design, "JKn" for a
-    stratified one; default chosen by the design), the variance of the replicate curves as R's
-    ``svykm(..., se=TRUE)`` on ``as.svrepdesign(design, type)``. Returns month, n_risk
-    (unweighted), n_event (unweighted), at_risk and events (weighted), estimate, se, ci_low,
-    ci_high (normal on the cumulative share, clipped to [0, 1])."""
+    estimator: ``"km"`` (default) the weighted product limit, R's ``svykm(..., se=FALSE)`` curve;
+    ``"nelson_aalen"``: ``1 - exp(-H(t))``, the curve R's ``svykm(..., se=TRUE)`` returns.
+
+    SE: as R's ``svykm(..., se=TRUE)``: ``varlog`` is the linearisation variance of the
+    Nelson–Aalen cumulative hazard (≈ var log S(t)), ``se = S(t) sqrt(varlog)`` and the interval
+    is R's ``confint.svykm``, ``exp(log S ± z sqrt(varlog))``, turned into ``1 - S``. With
+    ``replicates="JK1"`` (or a replicate design) ``varlog`` is the replicate variance of
+    ``log S(t)`` instead (R: not available for replicate designs). Returns month, n_risk and
+    n_event (unweighted), at_risk and events (weighted), estimate, se, varlog, ci_low, ci_high."""
     from scipy import stats
 
     data = design.data
@@ -246,35 +251,135 @@ def cumulative_return(design, *, end, start=None, departure: str = "departure_da
     A = (en[:, None] <= months[None, :]) & (tt[:, None] >= months[None, :])
     E = ee[:, None] & (tt[:, None] == months[None, :])
 
+    if estimator not in ("km", "nelson_aalen"):
+        raise EstimationError(f"unknown estimator {estimator!r}", code="estimate.bad_method",
+                              hint="'km' (product limit) or 'nelson_aalen' (exp(-H))")
+
     def curve(w):
         Y = w @ A
         D = w @ E
         with np.errstate(divide="ignore", invalid="ignore"):
             h = np.where(Y > 0, D / Y, 0.0)
+        if estimator == "nelson_aalen":
+            return 1 - np.exp(-np.cumsum(h, axis=-1)), Y, D
         return 1 - np.cumprod(1 - h, axis=-1), Y, D
 
     w = design.weights[usable]
     F, Y, D = curve(w)
-    if design.is_replicate:
-        rep = design
+    if replicates is None and not design.is_replicate:
+        # R svykm(se=TRUE): delta-method variance of the Nelson–Aalen cumulative hazard
+        # H(t) = sum_{s<=t} D_s/Y_s from the linearised totals (survey:::km.stderr); it is
+        # the variance of log S(t). Influence of a row: sum_{s<=t} (dN_is/Y_s - D_s y_is/Y_s^2).
+        with np.errstate(divide="ignore", invalid="ignore"):
+            Z = np.where(Y > 0, E / Y - A * (D / Y ** 2), 0.0)
+        Zfull = np.zeros((design.n, months.size))
+        Zfull[usable] = np.cumsum(Z, axis=1)
+        _, V = design.total_vcov(Zfull, domain=usable)
+        varlog = np.clip(np.diag(V), 0, None)
+        kind = "linearisation"
     else:
-        kind = replicates or ("JKn" if design._spec.get("strata") is not None else "JK1")
-        rep = design.to_replicate(kind)
-    info = rep.replicate_info
-    Wr = np.asarray(info["repw"])[usable]
-    Fr = curve(Wr.T)[0]                        # (R, T)
-    rs = np.asarray(info["rscales"], dtype=float)
-    centre = F if info.get("mse") else Fr.mean(axis=0)
-    var = info["scale"] * (rs[:, None] * (Fr - centre) ** 2).sum(axis=0)
-    se = np.sqrt(var)
+        rep = design if design.is_replicate else design.to_replicate(replicates)
+        info = rep.replicate_info
+        Wr = np.asarray(info["repw"])[usable]
+        Sr = 1 - curve(Wr.T)[0]                         # (R, T)
+        rs = np.asarray(info["rscales"], dtype=float)
+        with np.errstate(divide="ignore"):
+            L, Lr = np.log(1 - F), np.log(Sr)
+        centre = L if info.get("mse") else Lr.mean(axis=0)
+        varlog = info["scale"] * (rs[:, None] * (Lr - centre) ** 2).sum(axis=0)
+        kind = info["type"]
     z = stats.norm.ppf(0.5 + level / 2)
+    S = 1 - F
+    se = S * np.sqrt(varlog)                            # delta method: se(F) = S se(log S)
+    # R confint.svykm: exp(log S -/+ z sqrt(varlog)), here for F = 1 - S
+    lo = 1 - np.minimum(np.exp(np.log(np.where(S > 0, S, np.nan)) + z * np.sqrt(varlog)), 1)
+    hi = 1 - np.exp(np.log(np.where(S > 0, S, np.nan)) - z * np.sqrt(varlog))
     out = pd.DataFrame({"month": months, "n_risk": A.sum(axis=0), "n_event": E.sum(axis=0),
-                        "at_risk": Y, "events": D, "estimate": F, "se": se,
-                        "ci_low": np.clip(F - z * se, 0, 1), "ci_high": np.clip(F + z * se, 0, 1)})
+                        "at_risk": Y, "events": D, "estimate": F, "se": se, "varlog": varlog,
+                        "ci_low": lo, "ci_high": hi})
     out.attrs.update(n_no_date=n_no_date, n_used=int(usable.sum()), n_entry_after_return=int(bad_entry.sum()),
-                     replicates=info["type"])
+                     variance=kind)
     return out
 
 
 __all__ = ["panel_design", "retention", "movement_shares", "region_test", "transition_table",
            "cumulative_return", "STATUS"]
+
+
+def domain_degf(design, mask) -> float:
+    """R's ``degf(subset(design, mask))``: PSUs minus strata among the rows with a nonzero weight
+    in the domain (each row its own PSU when the design has no ``psu``)."""
+    m = np.asarray(mask, dtype=bool) & (np.asarray(design.weights) > 0)
+    spec = design._spec
+    data = design.data
+    psu = spec.get("psu")
+    strata = spec.get("strata")
+    psu = psu[0] if isinstance(psu, list) else psu
+    strata = strata[0] if isinstance(strata, list) else strata
+    if strata is not None and not isinstance(strata, str) or psu is not None and not isinstance(psu, str):
+        return float(design.degf)
+    s = data[strata].to_numpy()[m] if strata else np.zeros(int(m.sum()))
+    if psu:
+        units = pd.MultiIndex.from_arrays([s, data[psu].to_numpy()[m]]).nunique()
+    else:
+        units = int(m.sum())
+    return float(units - len(pd.unique(s)))
+
+
+def group_share(design, level: str = "returned", *, by: str = "host_region", group=None, versus=None,
+                status: str = "status", conf: float = 0.95) -> dict:
+    """The share with ``status == level`` among respondents whose ``by`` is in ``group`` (a
+    category or a list of categories; None: everyone), or, with ``versus``, the difference
+    ``share(group) - share(versus)``.
+
+    Share: R ``svyciprop(~I(status == level), subset(d, by %in% group), method = "logit")`` (t
+    quantiles on the subset's ``degf``, as R).
+    Difference: ratio estimators of the two domains from one linearisation (their covariance
+    included), t interval on the design df — R: ``svycontrast(svyby(~I(status == level),
+    ~grp, d, svymean), c(a = 1, b = -1))`` with ``grp`` = "a" in ``group``, "b" in ``versus``.
+    Returns estimate, se, ci_low, ci_high, df, n (respondents in the group(s))."""
+    from scipy import stats
+
+    data = design.data
+
+    def members(g):
+        if g is None:
+            return np.ones(len(data), dtype=bool)
+        gs = [g] if isinstance(g, str) else list(g)
+        if by not in data.columns:
+            raise EstimationError(f"no variable {by!r} in the panel", code="estimate.unknown_variable",
+                                  hint="group claims by a baseline variable such as host_region")
+        known = set(map(str, data[by].dropna().astype(str).unique()))
+        cats = set(map(str, data[by].cat.categories)) if isinstance(data[by].dtype, pd.CategoricalDtype) else known
+        bad = [x for x in gs if x not in cats]
+        if bad:
+            raise EstimationError(f"{by!r} has no category {bad[0]!r}", code="estimate.unknown_level",
+                                  hint="categories: " + ", ".join(sorted(cats)))
+        return data[by].astype("object").isin(gs).to_numpy()
+
+    st = data[status].astype("object")
+    ok = st.notna().to_numpy()
+    y = (st == level).to_numpy() & ok
+    a = members(group) & ok
+    if versus is None:
+        if not a.any():
+            raise EstimationError("no respondent in the group", code="estimate.empty_domain")
+        d2 = _with_column(design, "_y", pd.array(np.where(ok, y, None), dtype="boolean"))
+        r = d2.subset(a).ciprop("_y", level=conf, df=domain_degf(design, a))
+        return {k: float(r[k].iloc[0]) for k in ("estimate", "se", "ci_low", "ci_high", "df")} | {"n": int(a.sum())}
+    b = members(versus) & ok
+    if not a.any() or not b.any():
+        raise EstimationError("no respondent in one of the groups", code="estimate.empty_domain")
+    Y = np.column_stack([y * a, a, y * b, b]).astype(float)
+    t, V = design.total_vcov(Y)
+    pa, pb = t[0] / t[1], t[2] / t[3]
+    J = np.array([1 / t[1], -t[0] / t[1] ** 2, -1 / t[3], t[2] / t[3] ** 2])
+    se = float(np.sqrt(max(J @ V @ J, 0.0)))
+    dfv = float(design.degf)
+    q = stats.t.ppf(0.5 + conf / 2, dfv) if np.isfinite(dfv) else stats.norm.ppf(0.5 + conf / 2)
+    est = pa - pb
+    return {"estimate": est, "se": se, "ci_low": est - q * se, "ci_high": est + q * se, "df": dfv,
+            "n": int((a | b).sum()), "estimate_group": pa, "estimate_versus": pb}
+
+
+__all__ += ["group_share", "domain_degf"]
