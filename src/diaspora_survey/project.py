@@ -439,6 +439,31 @@ class Project:
         where = {wid: self._display(self.path(self.wave(wid).codebook)) for wid in cfg.waves}
         return link(frames, key=cfg.key, strict=strict, where=where, weights=weights)
 
+    def panel_weights(self):
+        """Baseline weights for the panel: the weight step's weights when the baseline is a
+        cross-sectional wave of the project (``[[waves]]``), else None (all 1)."""
+        cfg = self.config.panel
+        if cfg is None or not cfg.waves or cfg.waves[0] not in self.wave_ids:
+            return None
+        from .weighting import weight_project
+
+        return weight_project(self, self.harmonised()).data
+
+    def panel_analysis(self, *, strict: bool | None = None, weights=None, followup=None):
+        """Link the panel and run the analysis of ``[panel]`` (retention, attrition weights,
+        returns / onward moves by host region and departure cohort, transitions, cumulative
+        return): a :class:`~diaspora_survey.survey.longitudinal.PanelAnalysis`. ``weights`` as in
+        :meth:`panel`; default: the weight step's weights of the baseline wave."""
+        from .survey.longitudinal import analyse
+
+        cfg = self.config.panel
+        if weights is None:
+            weights = self.panel_weights()
+        lk = self.panel(strict=strict, weights=weights)
+        return analyse(lk, cfg.covariates if cfg else (), followup=followup,
+                       weight="weight" if weights is not None else None, method=cfg.attrition,
+                       classes=cfg.classes, min_cell=cfg.min_cell, trim_upper=cfg.trim_upper)
+
     def require(self, rel: str | Path, what: str) -> Path:
         """The absolute path of a file a step needs; a clear error if it does not exist."""
         p = self.path(rel)

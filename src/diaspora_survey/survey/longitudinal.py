@@ -383,3 +383,81 @@ def group_share(design, level: str = "returned", *, by: str = "host_region", gro
 
 
 __all__ += ["group_share", "domain_degf"]
+
+
+# ---- the whole panel analysis ------------------------------------------------------------------
+
+ASSUMPTIONS = (
+    "Cumulative return is a weighted Kaplan–Meier estimate by whole months since departure: "
+    "returns are taken as final within the window; respondents who did not return are censored "
+    "at the follow-up interview, and enter the risk set at the baseline interview (a panel recruited "
+    "abroad cannot contain those who returned earlier); censoring and entry are assumed independent "
+    "of returning given the attrition weights, which correct non-response only as far as the "
+    "baseline covariates explain it; returnees without a return month are left out."
+)
+
+
+def _wave_month(wave_id: str):
+    import re
+
+    m = re.fullmatch(r"(\d{4})-(\d{2})(?:-\d{2})?", str(wave_id))
+    return pd.Timestamp(int(m.group(1)), int(m.group(2)), 1) if m else None
+
+
+class PanelAnalysis:
+    """Everything the panel command and the report show (see :func:`analyse`)."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+def analyse(link, covariates, *, followup=None, weight: str | None = "weight",
+            method: str = "propensity+rake", classes: int = 0, min_cell: int = 20,
+            trim_upper: float | None = 5.0, by=("host_region", "departure_cohort"),
+            start=None, end=None, level: float = 0.95) -> PanelAnalysis:
+    """Link → retention → attrition weights → longitudinal estimates for one follow-up wave.
+
+    ``start``/``end`` (dates) of the cumulative-return curve default to the first of the month
+    of the baseline / follow-up wave ids when they are ``YYYY-MM`` dates (else the curve is
+    skipped). Returns a :class:`PanelAnalysis` with ``link``, ``followup``, ``pairs`` (with
+    ``attrition_weight``), ``retention`` and ``retention_tests``, ``attrition``
+    (:class:`~diaspora_survey.weighting.attrition.AttritionResult`), ``design``, ``shares``
+    (overall), ``shares_by`` ({variable: frame}), ``region_test`` (Series or None),
+    ``transitions``, ``cumulative`` (frame or None), ``assumptions``."""
+    from ..weighting.attrition import attrition_weights
+
+    fu = link._fu(followup)
+    pairs = link.pairs(fu)
+    if weight is not None and weight not in pairs.columns:
+        pairs = pairs.assign(**{weight: 1.0})
+    att = attrition_weights(pairs, covariates, weight=weight, method=method, classes=classes,
+                            min_cell=min_cell, trim_upper=trim_upper)
+    pairs["attrition_weight"] = att.weights
+    ret_tab, ret_tests = retention(pairs, covariates, weights=weight, level=level)
+    design = panel_design(pairs)
+    shares = movement_shares(design, level=level)
+    shares_by = {}
+    for b in by:
+        if b in design.data.columns and design.data[b].notna().any():
+            shares_by[b] = movement_shares(design, by=b, level=level)
+    rtest = None
+    try:
+        if "host_region" in design.data.columns:
+            rtest = region_test(design)
+    except EstimationError:
+        rtest = None
+    trans = transition_table(design) if "country_fu" in design.data.columns else None
+    start = start if start is not None else _wave_month(link.baseline)
+    end = end if end is not None else _wave_month(fu)
+    cum = None
+    if end is not None and "return_date_fu" in design.data.columns and "departure_date" in design.data.columns:
+        try:
+            cum = cumulative_return(design, end=end, start=start, level=level)
+        except EstimationError:
+            cum = None
+    return PanelAnalysis(link=link, followup=fu, pairs=pairs, retention=ret_tab, retention_tests=ret_tests,
+                         attrition=att, design=design, shares=shares, shares_by=shares_by, region_test=rtest,
+                         transitions=trans, cumulative=cum, assumptions=ASSUMPTIONS, covariates=list(covariates))
+
+
+__all__ += ["analyse", "PanelAnalysis", "ASSUMPTIONS"]
