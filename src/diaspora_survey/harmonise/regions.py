@@ -10,10 +10,12 @@ former Soviet republics; Mongolia is ``other``), Turkey, Israel, Middle East/Gul
 Egypt), South-East Asia (ASEAN + Timor-Leste), the Americas, ``other``, and ``russia`` for
 respondents who live in Russia again (returnees).
 
-A project regroups countries or adds regions with its own CSV (``[harmonise] host_regions =
-"codebooks/regions.csv"`` in the project file), same columns: its rows replace the packaged
-row of the same country; a region code that is not packaged becomes a new category after the
-packaged ones (e.g. ``cis`` for a CIS / non-CIS split). A country in the data that no table
+A project regroups countries or adds regions with its own CSVs (``[harmonise] host_regions =
+["codebooks/host_regions.csv"]`` in the project file), same columns (lines starting with ``#``
+are comments): its rows replace the packaged row of the same country; a region code that is
+not packaged becomes a new category, placed where the first region it takes countries from
+was (e.g. ``europe`` for EU/EEA + other Europe, or ``cis``); packaged regions left without a
+country disappear. A country in the data that no table
 lists gets NA and an ``unmapped`` issue (never a silent ``other``).
 """
 from __future__ import annotations
@@ -63,14 +65,20 @@ def _rows(path: Path, shown: str):
     except UnicodeDecodeError:
         raise CodebookError("host-region crosswalk is not UTF-8", code="crosswalk.encoding", where=shown,
                             hint="save the CSV as UTF-8") from None
-    reader = csv.DictReader(text.splitlines())
+    numbered = [(i, ln) for i, ln in enumerate(text.splitlines(), start=1)
+                if ln.strip() and not ln.lstrip().startswith("#")]      # '#' lines are comments
+    if not numbered:
+        raise CodebookError("the host-region crosswalk is empty", code="crosswalk.bad_header", where=shown,
+                            hint="first row: country,host_region[,note]")
+    reader = csv.DictReader([ln for _, ln in numbered])
     fields = [f.strip().lower() for f in (reader.fieldnames or [])]
     reader.fieldnames = fields
     if "country" not in fields or "host_region" not in fields:
         raise CodebookError("a host-region crosswalk needs the columns 'country' and 'host_region'",
-                            code="crosswalk.bad_header", where=f"{shown}:1",
+                            code="crosswalk.bad_header", where=f"{shown}:{numbered[0][0]}",
                             hint="first row: country,host_region[,note]")
-    for i, row in enumerate(reader, start=2):
+    for k, row in enumerate(reader, start=1):
+        i = numbered[k][0]
         c = (row.get("country") or "").strip()
         r = (row.get("host_region") or "").strip()
         where = f"{shown}:{i}"
@@ -97,10 +105,13 @@ def load(extra=None) -> RegionTable:
             seen[c] = where
             if c in t.table and not override:
                 continue
+            if r not in t.levels:   # a new region: placed before the packaged region it takes from
+                before = t.table.get(c)
+                pos = t.levels.index(before) if before in t.levels else (
+                    len(t.levels) - 1 if t.levels[-1] == "russia" else len(t.levels))
+                t.levels.insert(pos, r)
             t.table[c] = r
             t.origin[c] = where
-            if r not in t.levels:
-                t.levels.insert(len(t.levels) - 1 if t.levels[-1] == "russia" else len(t.levels), r)
     used = set(t.table.values())
     t.levels = [lv for lv in t.levels if lv in used]
     return t

@@ -155,19 +155,41 @@ def region_test(design, by: str = "host_region", outcome: str = "status", *, sta
     return design.chisq(by, outcome, statistic=statistic)
 
 
+def _order(s: pd.Series, present) -> list:
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        return [c for c in s.cat.categories if c in present]
+    return sorted(present)
+
+
 def transition_table(design, origin: str = "country", destination: str = "country_fu", *,
-                     level: float = 0.95) -> pd.DataFrame:
+                     level: float = 0.95, ci: str = "logit") -> pd.DataFrame:
     """Origin × destination: share of each destination among the origin's respondents
-    (estimate, se, ci_low, ci_high, df) with n (respondents of the origin) and n_cell
-    (respondents making that move). R: ``svyby(~country_fu, ~country, d, svymean)``."""
+    (estimate, se, df) with n (respondents of the origin) and n_cell (respondents making that
+    move). R: ``svyby(~country_fu, ~country, d, svymean)``. Intervals: ``ci="logit"`` (default)
+    as R's ``svyciprop(method="logit")`` from that estimate and SE — inside [0, 1];
+    ``ci="mean"``: R's ``confint`` of the svymean (estimate ± t se)."""
+    from scipy import stats
+
+    if ci not in ("logit", "mean"):
+        raise EstimationError(f"unknown ci {ci!r}", code="estimate.bad_method", hint="'logit' or 'mean'")
     data = design.data
     o = data[origin].astype("object")
     t = data[destination].astype("object")
     ok = o.notna() & t.notna()
-    levels = sorted(set(t[ok]))
+    levels = _order(data[destination], set(t[ok]))
+    if isinstance(data[destination].dtype, pd.CategoricalDtype) and isinstance(data[origin].dtype, pd.CategoricalDtype):
+        levels = list(dict.fromkeys([c for c in data[origin].cat.categories if c in set(t[ok])] + levels))
     dd = _with_column(design, "_dest", pd.Categorical(t.where(ok, None), categories=levels))
-    dd = _with_column(dd, "_orig", pd.Categorical(o.where(ok, None), categories=sorted(set(o[ok]))))
+    dd = _with_column(dd, "_orig", pd.Categorical(o.where(ok, None), categories=_order(data[origin], set(o[ok]))))
     est = dd.proportion("_dest", by="_orig", level=level)
+    if ci == "logit":
+        p, se = est["estimate"].to_numpy(float), est["se"].to_numpy(float)
+        q = stats.t.ppf(0.5 + level / 2, est["df"].to_numpy(float))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lg_ = np.log(p / (1 - p))
+            h = q * se / (p * (1 - p))
+            est["ci_low"] = 1 / (1 + np.exp(-(lg_ - h)))
+            est["ci_high"] = 1 / (1 + np.exp(-(lg_ + h)))
     cnt = pd.Series(1, index=data.index[ok]).groupby([o[ok].to_numpy(), t[ok].to_numpy()]).sum()
     n_o = pd.Series(1, index=data.index[ok]).groupby(o[ok].to_numpy()).sum()
     est = est.rename(columns={"_orig": origin, "level": destination}).drop(columns=["variable"])
