@@ -445,6 +445,9 @@ class Project:
         cfg = self.config.panel
         if cfg is None or not cfg.waves or cfg.waves[0] not in self.wave_ids:
             return None
+        wc = self.config.weighting
+        if wc.margins is None and not self.path(wc.targets).exists():
+            return None     # no weighting targets: the panel is analysed unweighted (and says so)
         from .weighting import weight_project
 
         return weight_project(self, self.harmonised()).data
@@ -460,9 +463,13 @@ class Project:
         if weights is None:
             weights = self.panel_weights()
         lk = self.panel(strict=strict, weights=weights)
-        return analyse(lk, cfg.covariates if cfg else (), followup=followup,
-                       weight="weight" if weights is not None else None, method=cfg.attrition,
-                       classes=cfg.classes, min_cell=cfg.min_cell, trim_upper=cfg.trim_upper)
+        a = analyse(lk, cfg.covariates if cfg else (), followup=followup,
+                    weight="weight" if weights is not None else None, method=cfg.attrition,
+                    classes=cfg.classes, min_cell=cfg.min_cell, trim_upper=cfg.trim_upper)
+        a.baseline_weights = ("the weight step's weights of the baseline wave" if weights is not None else
+                              "none (no weighting targets, or the baseline is not a [[waves]] wave): "
+                              "the baseline counts unweighted")
+        return a
 
     def require(self, rel: str | Path, what: str) -> Path:
         """The absolute path of a file a step needs; a clear error if it does not exist."""

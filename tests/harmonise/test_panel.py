@@ -125,3 +125,15 @@ def test_weights_from_the_weight_step_frame(waves):
     assert np.allclose(p["weight"], w)
     with pytest.raises(PanelError, match="without a weight"):
         link({"w1": b, "w2": f}, weights=frame.iloc[1:])
+
+
+def test_baseline_respondents_in_russia_get_no_status(waves):
+    b, f, _ = waves
+    b = b.copy()
+    b["country"] = b["country"].cat.add_categories(["RU"])
+    b.loc[0, "country"] = "RU"
+    L = link({"w1": b, "w2": f})
+    assert _count(L, "w1", "living in Russia at the baseline (no status)") == 1
+    assert [i.kind for i in L.issues] == ["baseline_in_russia"]
+    p = L.pairs()
+    assert p.loc[0, "retained"] and pd.isna(p.loc[0, "status"])

@@ -112,3 +112,10 @@ def test_bad_input(pairs):
     lost.loc[lost["host_region"] == "turkey", "retained"] = False
     with pytest.raises(WeightingError, match="'turkey' has no re-interviewed"):
         attrition_weights(lost, COV)
+
+
+def test_no_attrition_keeps_the_baseline_weights(pairs):
+    allr = pairs[pairs["retained"]].copy()
+    r = attrition_weights(allr, COV)
+    assert np.allclose(r.weights.to_numpy(), allr["weight"].to_numpy())
+    assert r.response_rate == 1.0 and "no attrition" in r.decisions[0]

@@ -49,14 +49,26 @@ def print_analysis(a, console, *, details: bool = False) -> None:
 
     att = a.attrition
     d = att.diagnostics
+    from rich.markup import escape
+
+    if getattr(a, "baseline_weights", None):
+        console.print("Baseline weights: " + escape(a.baseline_weights))
     console.print(f"[bold]Retention[/bold] {a.link.baseline} → {a.followup}: {att.n_retained:,} of "
                   f"{att.n_baseline:,} baseline respondents re-interviewed (weighted {_pct(att.response_rate)} %)")
     t = Table(title="Retention by baseline characteristics: Rao–Scott test of no difference")
     for c in ("variable", "F", "ndf", "ddf", "p"):
         t.add_column(c, justify="left" if c == "variable" else "right")
-    for r in a.retention_tests.itertuples(index=False):
-        t.add_row(r.variable, f"{r.statistic:.2f}", f"{r.ndf:.2f}", f"{r.ddf:.1f}", f"{r.p_value:.3g}")
+    notes = []
+    for r in a.retention_tests.to_dict("records"):
+        if r["statistic"] != r["statistic"]:       # NaN: not testable (e.g. no attrition)
+            t.add_row(r["variable"], "–", "–", "–", "–")
+            notes.append(f"{r['variable']}: {r.get('note') or 'not testable'}")
+        else:
+            t.add_row(r["variable"], f"{r['statistic']:.2f}", f"{r['ndf']:.2f}", f"{r['ddf']:.1f}",
+                      f"{r['p_value']:.3g}")
     console.print(t)
+    for n in notes:
+        console.print("  " + escape(n))
     if details:
         t = Table(title="Retention (weighted %, 95 % CI)")
         for c in ("variable", "category", "n", "retained", "%", "CI"):
@@ -84,6 +96,9 @@ def print_analysis(a, console, *, details: bool = False) -> None:
                   _pct(s.loc["moved_on", "estimate"]), _pct(s.loc["returned", "estimate"]),
                   _ci(s.loc["returned", "ci_low"], s.loc["returned", "ci_high"]))
 
+    if int(a.shares["n"].iloc[0]) == 0:
+        console.print("[yellow]No re-interviewed respondent has a status[/yellow]: the status needs a known "
+                      "country at both waves and a baseline abroad (see 'living in Russia at the baseline').")
     add("all", a.shares)
     for var, frame in a.shares_by.items():
         for g, sub in frame.groupby(var, observed=True, sort=False):

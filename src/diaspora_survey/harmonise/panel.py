@@ -104,6 +104,8 @@ class PanelLink:
         status[m] = "moved_on"
         status[r] = "returned"
         status[~base["retained"].to_numpy()] = None
+        # living in Russia already at the baseline: no return to measure (reported by link())
+        status[c0.eq("RU").to_numpy(dtype=bool)] = None
         base["status"] = pd.Categorical(status, categories=list(STATUS))
         base["returned"] = pd.array(np.where(base["status"].isna(), None, r), dtype="boolean")
         base["moved_on"] = pd.array(np.where(base["status"].isna(), None, m), dtype="boolean")
@@ -201,6 +203,15 @@ def link(waves: Mapping[str, object], *, key: str = "panel_id", strict: bool = F
     b = frames[baseline][status[baseline] == "baseline"].set_index(key, drop=False)
     rows.append(dict(wave=baseline, check="rows", count=len(frames[baseline])))
     rows.append(dict(wave=baseline, check="keys usable (baseline)", count=len(bset)))
+    if "country" in frames[baseline]:
+        in_ru = int(frames[baseline]["country"].astype("object").eq("RU").sum())
+        rows.append(dict(wave=baseline, check="living in Russia at the baseline (no status)", count=in_ru))
+        if in_ru:
+            issues.append(PanelIssue("baseline_in_russia", baseline, in_ru,
+                                     f"wave {baseline}: {in_ru} baseline respondent(s) live in Russia; they get no "
+                                     "status (stayed / moved on / returned)",
+                                     frames[baseline].loc[frames[baseline]["country"].astype("object").eq("RU"),
+                                                          "resp_id"].tolist()[:N_EXAMPLES], where.get(baseline)))
     for wid in followups:
         df = frames[wid]
         st = status[wid]

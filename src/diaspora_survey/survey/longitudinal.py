@@ -114,8 +114,10 @@ def retention(pairs: pd.DataFrame, covariates, *, weights: str | None = "weight"
             tests.append({"variable": v, "statistic": float(t["statistic"]), "ndf": float(t["ndf"]),
                           "ddf": float(t["ddf"]), "p_value": float(t["p_value"])})
         except EstimationError as e:
+            note = ("every baseline respondent was re-interviewed: nothing to test" if ret.all() else
+                    "nobody was re-interviewed" if not ret.any() else e.message.replace("'_retained'", "retention"))
             tests.append({"variable": v, "statistic": np.nan, "ndf": np.nan, "ddf": np.nan,
-                          "p_value": np.nan, "note": e.message})
+                          "p_value": np.nan, "note": note})
     return pd.DataFrame(rows), pd.DataFrame(tests)
 
 

@@ -186,6 +186,25 @@ def attrition_weights(pairs: pd.DataFrame, covariates, *, weight: str | None = "
                              code="weighting.bad_weights")
     cats = _categorical(pairs, covariates)
     decisions: list[str] = []
+    if r.all():   # nobody lost: nothing to model; the baseline weights carry over (said so)
+        out = pd.Series(w, index=pairs.index, name="attrition_weight")
+        if trim_upper is not None:
+            out = trim(out, upper=trim_upper, relative=True).rename("attrition_weight")
+        margins = []
+        for v in covariates:
+            c = cats[v].cat.codes.to_numpy()
+            K = len(cats[v].cat.categories)
+            n_c = np.bincount(c, minlength=K)
+            base = np.bincount(c, weights=w, minlength=K) / w.sum()
+            adj_m = np.bincount(c, weights=out.to_numpy(), minlength=K) / out.sum()
+            for k, lev in enumerate(cats[v].cat.categories):
+                margins.append({"variable": v, "category": str(lev), "n": int(n_c[k]), "n_retained": int(n_c[k]),
+                                "baseline": base[k], "retained_base": base[k], "retained_adjusted": adj_m[k]})
+        return AttritionResult(weights=out, propensity=None, coefficients=None, margins=pd.DataFrame(margins),
+                               diagnostics=diagnostics(out), method=method, decisions=[
+                                   "no attrition: every baseline respondent was re-interviewed; the attrition "
+                                   "weights are the baseline weights"], response_rate=1.0,
+                               n_baseline=len(pairs), n_retained=len(pairs))
     prop = None
     coef = None
     cls_table = None
