@@ -236,7 +236,7 @@ def returns_by_region(table: DisclosedTable, *, overall: float | None = None, **
         ax.set_ylim(-0.7, len(labels) - 0.3)
         ax.set_xlim(left=0)
         ax.set_xlabel("% living in Russia again")
-        ax.set_ylabel("Host region at the baseline")
+        ax.set_ylabel("Region (baseline)")
         handles, names = ax.get_legend_handles_labels()
         if ax.get_legend() is not None:
             ax.get_legend().remove()

@@ -457,8 +457,10 @@ def analyse(link, covariates, *, followup=None, weight: str | None = "weight",
     att = attrition_weights(pairs, covariates, weight=weight, method=method, classes=classes,
                             min_cell=min_cell, trim_upper=trim_upper)
     pairs["attrition_weight"] = att.weights
-    ret_tab, ret_tests = retention(pairs, covariates, weights=weight, level=level)
-    design = panel_design(pairs)
+    # the original design's clusters and strata (codebook design: psu / strata), else respondent = PSU
+    dz = {k: k for k in ("psu", "strata") if k in pairs.columns and pairs[k].notna().all()}
+    ret_tab, ret_tests = retention(pairs, covariates, weights=weight, level=level, **dz)
+    design = panel_design(pairs, **dz)
     shares = movement_shares(design, level=level)
     shares_by = {}
     for b in by:

@@ -254,8 +254,9 @@ def attrition_weights(pairs: pd.DataFrame, covariates, *, weight: str | None = "
     out = pd.Series(adj_r, index=pairs.index[r], name="attrition_weight")
     if trim_upper is not None:
         t = trim(out, upper=trim_upper, relative=True)
-        info = t.attrs.get("trim", {})
-        decisions.append(info.get("note", f"trimmed at {trim_upper} x mean"))
+        k = int((t.to_numpy() < out.to_numpy() - 1e-12).sum())
+        decisions.append(f"{k} weight(s) trimmed at {trim_upper:g} × the mean weight ({float(t.max()):.4g}); "
+                         "the excess spread proportionally over the others, total kept")
         out = t.rename("attrition_weight")
     margins = []
     wa = np.zeros(len(pairs))
