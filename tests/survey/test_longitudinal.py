@@ -76,13 +76,15 @@ R_BY_REGION = {  # svyby(~ret, ~host_region, d, svyciprop, method = "logit"): es
 
 
 def test_returned_share_by_region_matches_r(design):
-    """Estimates and SEs as R; the intervals of svyby(svyciprop) use the df of each region's
-    subset (R: degf() of the subset), as group_share does."""
+    """Estimates, SEs and intervals as R; the intervals of svyby(svyciprop) use the df of each
+    region's subset (R: degf() of the subset), as movement_shares and group_share do."""
     r = lg.movement_shares(design, by="host_region")
     r = r[r["status"] == "returned"].set_index("host_region")
     for region, (est, se, lo, hi) in R_BY_REGION.items():
         assert r.loc[region, "estimate"] == pytest.approx(est, rel=1e-8), region
         assert r.loc[region, "se"] == pytest.approx(se, rel=1e-6), region
+        assert r.loc[region, "ci_low"] == pytest.approx(lo, rel=1e-6), region
+        assert r.loc[region, "ci_high"] == pytest.approx(hi, rel=1e-6), region
         g = lg.group_share(design, "returned", group=region)
         assert g["estimate"] == pytest.approx(est, rel=1e-8)
         assert g["se"] == pytest.approx(se, rel=1e-6)
@@ -173,9 +175,11 @@ def test_retention_table_and_test_match_r(pairs):
     assert allr["se"] == pytest.approx(0.0667346941422524, rel=1e-6)
     assert allr["ci_low"] == pytest.approx(0.4642002047999512, rel=1e-6)
     age = tab[tab["variable"] == "age_group"].set_index("category")
-    for cat, (est, se, _, _) in R_RETENTION.items():
+    for cat, (est, se, lo, hi) in R_RETENTION.items():
         assert age.loc[cat, "estimate"] == pytest.approx(est, rel=1e-8)
         assert age.loc[cat, "se"] == pytest.approx(se, rel=1e-6)
+        assert (age.loc[cat, "ci_low"], age.loc[cat, "ci_high"]) == (pytest.approx(lo, rel=1e-6),
+                                                                     pytest.approx(hi, rel=1e-6))
     assert age["n"].sum() == len(pairs) and age["n_retained"].sum() == pairs["retained"].sum()
     t = tests.set_index("variable").loc["age_group"]
     assert t["statistic"] == pytest.approx(1.94440029260982, rel=1e-6)

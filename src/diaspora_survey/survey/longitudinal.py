@@ -104,6 +104,11 @@ def retention(pairs: pd.DataFrame, covariates, *, weights: str | None = "weight"
                                      if (cats == c).any()])
         dv = _with_column(d, v, data[v])
         est = dv.ciprop("_ret", by=v, level=level)
+        g = data[v].astype("object").to_numpy()
+        for i, lev in enumerate(est[v].astype("object")):     # each group's df, as R's svyby
+            m = g == lev
+            one = dv.subset(m).ciprop("_ret", level=level, df=domain_degf(d, m))
+            est.loc[est.index[i], ["ci_low", "ci_high", "df"]] = one[["ci_low", "ci_high", "df"]].iloc[0].to_numpy()
         n_ret = pairs[ret.to_numpy(dtype=bool)].groupby(data[v][ret.to_numpy(dtype=bool)], observed=True).size()
         for _, r in est.iterrows():
             rows.append({"variable": v, "category": str(r[v]), "n": int(r["n"]),
@@ -124,8 +129,9 @@ def retention(pairs: pd.DataFrame, covariates, *, weights: str | None = "weight"
 def movement_shares(design, by=None, *, status: str = "status", level: float = 0.95,
                     method: str = "logit") -> pd.DataFrame:
     """Shares who stayed, moved on and returned (one row per group × status): estimate, se,
-    ci_low, ci_high (R ``svyciprop`` with ``method``; linearisation SE), df, n (respondents with a
-    known status in the group) and n_cell (of them, with this status).
+    ci_low, ci_high (R ``svyciprop`` with ``method``; linearisation SE; with one ``by`` variable
+    the t quantiles use each group's df, R's ``degf()`` of the subset as ``svyby`` passes it), df,
+    n (respondents with a known status in the group) and n_cell (of them, with this status).
 
     R: ``svyby(~I(status == "returned"), ~host_region, d, svyciprop, method = "logit")``."""
     by_l = [] if by is None else ([by] if isinstance(by, str) else list(by))
@@ -135,6 +141,13 @@ def movement_shares(design, by=None, *, status: str = "status", level: float = 0
     for st in STATUS:
         dd = _binary(design, status, st, "_is")
         est = dd.ciprop("_is", by=by_l or None, level=level, method=method)
+        if len(by_l) == 1 and len(est):
+            # intervals on each group's own df, as R's svyby(..., svyciprop) (degf of the subset)
+            g = data[by_l[0]].astype("object").to_numpy()
+            for i, lev in enumerate(est[by_l[0]].astype("object")):
+                m = g == lev
+                one = dd.subset(m).ciprop("_is", level=level, method=method, df=domain_degf(design, m))
+                est.loc[est.index[i], ["ci_low", "ci_high", "df"]] = one[["ci_low", "ci_high", "df"]].iloc[0].to_numpy()
         is_st = (data[status].astype("object") == st).to_numpy() & known
         if by_l:
             cell = pd.Series(is_st).groupby([data[b].to_numpy() for b in by_l], observed=True).sum()
