@@ -91,3 +91,19 @@ def test_report_panel_section_is_disclosure_controlled_and_has_no_ids(pipe):
         " ".join(t.footnotes) for t in tables.values())
     for e in examples:
         assert f" {e} " not in f" {text} ".replace(",", " "), e
+
+
+def test_panel_section_of_the_project_file_is_validated(repo_dir, tmp_path):
+    from diaspora_survey.errors import ProjectError
+    from diaspora_survey.project import Project
+
+    text = (repo_dir / "diaspora-survey.toml").read_text(encoding="utf-8")
+    for old, new, match in (('attrition = "propensity+rake"', 'attrition = "ipw"', "attrition"),
+                            ('classes = 0 ', 'clases = 0 ', "unknown key")):
+        p = tmp_path / "diaspora-survey.toml"
+        p.write_text(text.replace(old, new), encoding="utf-8")
+        with pytest.raises(ProjectError, match=match):
+            Project.load(p)
+    proj = Project.load(repo_dir)
+    assert proj.panel_config.waves == ["2022-03", "2023-03"] and proj.wave("2023-03").file.endswith("panel.sav")
+    assert "2023-03" not in proj.wave_ids          # a panel-only wave: not in the cross-sectional steps

@@ -539,6 +539,20 @@ by = ["wave"]
 output = "reports/diaspora-report.pdf"
 min_cell_size = 10
 formats = ["pdf"]
+
+# A panel (waves re-interviewing the same respondents; docs/panel.md):
+# [panel]
+# key = "panel_id"              # the link key, mapped in every panel wave's codebook
+# waves = ["2022-03", "2023-03"] # in time order; the first is the baseline
+# strict = false                 # true: duplicated / unmatched keys and conflicts are errors
+# attrition = "propensity+rake"  # propensity | rake | propensity+rake
+# covariates = ["age_group", "sex", "host_region"]
+# classes = 0                    # 0: w / p per respondent; k: k propensity classes
+# trim_upper = 5.0
+# [[panel.followups]]            # panel-only waves (not in the cross-sectional steps)
+# id = "2023-03"
+# file = "raw/2023-03_panel.sav"
+# codebook = "codebooks/2023-03_panel.yaml"
 '''
 
 
