@@ -452,7 +452,7 @@ class Project:
 
         return weight_project(self, self.harmonised()).data
 
-    def panel_analysis(self, *, strict: bool | None = None, weights=None, followup=None):
+    def panel_analysis(self, *, strict: bool | None = None, weights=None, followup=None, link=None):
         """Link the panel and run the analysis of ``[panel]`` (retention, attrition weights,
         returns / onward moves by host region and departure cohort, transitions, cumulative
         return): a :class:`~diaspora_survey.survey.longitudinal.PanelAnalysis`. ``weights`` as in
@@ -460,9 +460,13 @@ class Project:
         from .survey.longitudinal import analyse
 
         cfg = self.config.panel
-        if weights is None:
-            weights = self.panel_weights()
-        lk = self.panel(strict=strict, weights=weights)
+        if link is not None:     # an existing link (e.g. printed first by the CLI)
+            lk = link
+            weights = "given" if "weight" in lk.data.columns and lk.data["weight"].notna().any() else None
+        else:
+            if weights is None:
+                weights = self.panel_weights()
+            lk = self.panel(strict=strict, weights=weights)
         a = analyse(lk, cfg.covariates if cfg else (), followup=followup,
                     weight="weight" if weights is not None else None, method=cfg.attrition,
                     classes=cfg.classes, min_cell=cfg.min_cell, trim_upper=cfg.trim_upper)

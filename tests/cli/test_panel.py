@@ -87,3 +87,15 @@ def test_an_unknown_panel_wave(repo_dir, tmp_path, capsys):
     assert main(["panel", "--project", str(proj)]) == 2
     err = capsys.readouterr().err
     assert "project.unknown_wave" in err and "2023-03" in err
+
+
+def test_a_panel_wave_without_matches_shows_the_linking_table_then_one_error(repo_dir, tmp_path, capsys):
+    proj = _copy(repo_dir, tmp_path / "p")
+    cb = proj / "codebooks" / "2022-03_wave1.yaml"
+    cb.write_text(cb.read_text(encoding="utf-8").replace("  panel_id:                  # link key of the panel "
+                                                         "(wave 4 re-interviews this wave)\n    source: id",
+                                                         "  panel_id:\n    source: q6_mes_vyezda"), encoding="utf-8")
+    assert main(["panel", "--project", str(proj)]) == 2
+    cap = capsys.readouterr()
+    assert "no_match" in cap.out and "matched to baseline" in cap.out
+    assert "no baseline respondent was re-interviewed" in cap.err and "Traceback" not in cap.err

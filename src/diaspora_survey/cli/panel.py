@@ -152,8 +152,9 @@ def register(app: typer.Typer) -> None:
         proj = Project.load(project)
         if proj.synthetic:
             console.print("[bold yellow]SYNTHETIC example data[/bold yellow]")
-        a = proj.panel_analysis(strict=strict, followup=followup)
-        print_link(a.link, console)
+        lk = proj.panel(strict=strict, weights=proj.panel_weights())
+        print_link(lk, console)          # first: a failing analysis still shows what linking found
+        a = proj.panel_analysis(followup=followup, link=lk)
         print_analysis(a, console, details=details)
         out = Path(output) if output else proj.path("build/panel.parquet")
         if not out.is_absolute():
