@@ -11,6 +11,7 @@ computed by ``attrition_weights``) were written to CSV and run through
     svychisq(~host_region + status, d, statistic = "F")
     svykm(Surv(months, ret) ~ 1, d, se = FALSE); svykm(..., se = TRUE); confint(km, parm = c(1, 10))
     svycontrast(svyby(~retn, ~grp, d, svymean), c(a = 1, b = -1))
+    svymean(~status, d); svyby(~country_fu, ~country, d, svymean)
 """
 from __future__ import annotations
 
@@ -61,10 +62,14 @@ def test_returned_share_matches_r(design):
     assert r["se"] == pytest.approx(0.0899221327106348, rel=1e-6)
     assert r["ci_low"] == pytest.approx(0.2641346544498135, rel=1e-6)
     assert r["ci_high"] == pytest.approx(0.6141124402504832, rel=1e-6)
-    shares = lg.movement_shares(design).set_index("status")["estimate"]
-    assert shares.sum() == pytest.approx(1.0)
-    assert shares["stayed"] == pytest.approx(0.46207, abs=5e-6)          # svymean(~status) printed to 5 digits
-    assert shares["moved_on"] == pytest.approx(0.10747, abs=5e-6)
+    shares = lg.movement_shares(design).set_index("status")
+    assert shares["estimate"].sum() == pytest.approx(1.0)
+    # svymean(~status, d)
+    for st, (est, se) in {"stayed": (0.462071882538154, 0.0911122394697747),
+                          "moved_on": (0.107468961589975, 0.0724123316748015),
+                          "returned": (0.430459155871870, 0.0899221327106348)}.items():
+        assert shares.loc[st, "estimate"] == pytest.approx(est, rel=1e-9)
+        assert shares.loc[st, "se"] == pytest.approx(se, rel=1e-6)
 
 
 R_BY_REGION = {  # svyby(~ret, ~host_region, d, svyciprop, method = "logit"): estimate, se, ci_l, ci_u
@@ -188,8 +193,20 @@ def test_retention_table_and_test_match_r(pairs):
     assert t["p_value"] == pytest.approx(0.14768482426240, rel=1e-6)
 
 
+R_TRANSITIONS = {  # svyby(~country_fu, ~country, d, svymean): estimate, SE
+    ("DE", "DE"): (0.648548209243379, 0.17240703255398), ("DE", "ES"): (0.170626616652331, 0.153150588894418),
+    ("DE", "RU"): (0.180825174104291, 0.122259962400870), ("GE", "RU"): (0.442457026653273, 0.176028212350929),
+    ("KZ", "KG"): (0.258822488794987, 0.207656544009597), ("KZ", "KZ"): (0.330344607654870, 0.162936884015563),
+    ("TR", "TR"): (0.300157206616518, 0.175653880704093)}
+
+
 def test_transition_table(design):
     tr = lg.transition_table(design)
+    t = tr.set_index(["country", "country_fu"])
+    for key, (est, se) in R_TRANSITIONS.items():
+        assert t.loc[key, "estimate"] == pytest.approx(est, rel=1e-9), key
+        assert t.loc[key, "se"] == pytest.approx(se, rel=1e-6), key
+    assert (tr["ci_low"] >= 0).all() and (tr["ci_high"] <= 1).all()      # logit intervals
     assert set(tr.columns) >= {"country", "country_fu", "estimate", "se", "n", "n_cell"}
     assert tr.groupby("country")["estimate"].sum().to_numpy() == pytest.approx(1.0)
     assert tr["n_cell"].sum() == len(design.data)
