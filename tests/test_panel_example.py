@@ -33,14 +33,14 @@ def test_attrition_weights_restore_the_wave1_margins(pipe):
     m = att.margins
     before = (m["retained_base"] - m["baseline"]).abs().max()
     after = (m["retained_adjusted"] - m["baseline"]).abs().max()
-    assert before > 0.03 and after < 0.005                            # trimming moves them a little
+    assert before > 0.03 and after < 1e-8                             # re-raked after trimming
     # and exactly without trimming
     from diaspora_survey.weighting.attrition import attrition_weights
 
     exact = attrition_weights(pipe.panel_analysis.pairs, pipe.project.panel_config.covariates)
     assert (exact.margins["retained_adjusted"] - exact.margins["baseline"]).abs().max() < 1e-8
     d = att.diagnostics
-    assert d["n"] == att.n_retained and 1 < d["kish_deff"] < 3 and d["max"] <= 5 * d["mean"] + 1e-9
+    assert d["n"] == att.n_retained and 1 < d["kish_deff"] < 3 and d["max"] <= 5 * d["mean"] * (1 + 1e-8)
 
 
 def test_returns_concern_the_cis_and_turkey_more_than_europe(pipe):

@@ -119,3 +119,11 @@ def test_no_attrition_keeps_the_baseline_weights(pairs):
     r = attrition_weights(allr, COV)
     assert np.allclose(r.weights.to_numpy(), allr["weight"].to_numpy())
     assert r.response_rate == 1.0 and "no attrition" in r.decisions[0]
+
+
+def test_trimming_with_raking_keeps_the_margins_and_the_bound(pairs):
+    r = attrition_weights(pairs, COV, method="propensity+rake", trim_upper=1.6)
+    w = r.weights.to_numpy()
+    assert w.max() <= 1.6 * w.mean() * (1 + 1e-9)
+    assert np.allclose(r.margins["retained_adjusted"], r.margins["baseline"], atol=1e-8)
+    assert any("re-raked" in d for d in r.decisions)

@@ -143,7 +143,7 @@ def attrition_tables(a) -> list[ReportTable]:
                          Column("retained_adjusted", "Retained, attrition weights %", **PCT)],
         n_col="n_min", cv_col=None, complement_by=["variable"], group_col="variable",
         notes=["Before adjustment the retained panel over-represents the groups that answer again; "
-               "raking makes it reproduce the baseline's weighted margins (trimming may move them a little)."])
+               "raking (alternating with trimming) makes it reproduce the baseline's weighted margins."])
     return [diag, marg]
 
 

@@ -16,7 +16,9 @@ that they represent the whole baseline sample (Lepkowski 1989; Kalton & Flores-C
 * ``rake`` — rakes the retained respondents (starting from the baseline weights, or from the
   propensity weights with ``propensity+rake``) to the baseline's **weighted** margins of the
   covariates, so that the retained panel reproduces the baseline sample's distributions;
-* ``trim_upper`` (relative to the mean weight) trims as :func:`diaspora_survey.weighting.trim`.
+* ``trim_upper`` (relative to the mean weight) trims as :func:`diaspora_survey.weighting.trim`;
+  with raking, raking and trimming alternate until the margins hold and no weight exceeds the
+  bound (at most 50 rounds; reported in ``decisions``).
 
 Missing covariate values form a category of their own (``(missing)``), so no respondent is
 dropped from the model. The result carries the diagnostics of the other weighting steps
@@ -258,6 +260,23 @@ def attrition_weights(pairs: pd.DataFrame, covariates, *, weight: str | None = "
         decisions.append(f"{k} weight(s) trimmed at {trim_upper:g} × the mean weight ({float(t.max()):.4g}); "
                          "the excess spread proportionally over the others, total kept")
         out = t.rename("attrition_weight")
+        if method.endswith("rake") and k:
+            # trimming moves the margins: alternate raking and trimming until both hold
+            # (at most 50 rounds; otherwise the last trimmed weights are kept and that is said)
+            for rounds in range(1, 51):
+                again = rake(ret_df, targets, base_weight=out.to_numpy(), kind="counts", tol=tol,
+                             max_iter=max_iter, label="retained panel").weights.to_numpy()
+                mean = again.mean()
+                if again.max() <= trim_upper * mean * (1 + 1e-9):
+                    out = pd.Series(again, index=out.index, name="attrition_weight")
+                    decisions.append(f"re-raked after trimming ({rounds} round(s)): the baseline margins hold "
+                                     f"and no weight exceeds {trim_upper:g} × the mean")
+                    break
+                out = trim(pd.Series(again, index=out.index), upper=trim_upper,
+                           relative=True).rename("attrition_weight")
+            else:
+                decisions.append("raking and trimming did not both hold within 50 rounds: the weights are "
+                                 "trimmed and the margins may differ slightly from the baseline's")
     margins = []
     wa = np.zeros(len(pairs))
     wa[r] = out.to_numpy()
