@@ -110,15 +110,34 @@ class WeightingConfig(_Strict):
 
 
 class ReferenceConfig(_Strict):
+    """``[reference]``: population, project tables, the frame, and fieldwork matching:
+    ``year`` (fieldwork year when the data have neither interview dates nor date-like wave
+    ids; 0 = none), ``max_year_gap`` (a table further from fieldwork gets a caveat and
+    makes claims inconclusive), ``accept`` (``year_gap``, ``universe``: gaps the project
+    explicitly accepts — the caveat stays, claims keep their verdict)."""
+
     population: str = "russia"
     tables: list[str] = Field(default_factory=list)
     min_age: int = 18
     max_age: int = 0
+    year: int = 0
+    max_year_gap: int = Field(default=3, ge=0)
+    accept: list[Literal["year_gap", "universe"]] = Field(default_factory=list)
+
+    def compare_options(self) -> dict:
+        """Keyword arguments of :func:`diaspora_survey.compare.comparison.compare`."""
+        return {"min_age": self.min_age, "max_age": self.max_age or None,
+                "year": self.year or None, "max_year_gap": self.max_year_gap,
+                "accept": tuple(self.accept)}
 
 
 class CompareConfig(_Strict):
+    """``[compare]``: claims file, ``by`` groups and project indicators
+    (``[[compare.indicators]]``, see :func:`diaspora_survey.compare.indicators.from_config`)."""
+
     claims: str = "codebooks/claims.yaml"
     by: list[str] = Field(default_factory=lambda: ["wave"])
+    indicators: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class ReportConfig(_Strict):
@@ -285,6 +304,13 @@ class Project:
     @property
     def report(self) -> ReportConfig:
         return self.config.report
+
+    def indicators(self) -> list:
+        """The project's own indicators (``[[compare.indicators]]``), validated."""
+        from .compare.indicators import from_config
+
+        return [from_config(d, f"{self.file} [[compare.indicators]][{i}]")
+                for i, d in enumerate(self.config.compare.indicators)]
 
     def path(self, rel: str | Path) -> Path:
         """Absolute path of ``rel`` (relative to the project directory; absolute paths kept)."""
@@ -534,10 +560,19 @@ population = "russia"
 tables = []                  # your reference tables (CSV/YAML)
 min_age = 18
 max_age = 0                  # 0 = no upper limit
+# year = 2023                # fieldwork year if there are no interview dates or date-like wave ids
+max_year_gap = 3             # tables further from fieldwork: caveat + claims inconclusive
+accept = []                  # gaps you explicitly accept: "year_gap", "universe"
 
 [compare]
 claims = "codebooks/claims.yaml"
 by = ["wave"]
+# Your own indicator (any harmonised categorical or boolean variable; docs/indicators.md):
+# [[compare.indicators]]
+# name = "married"
+# variable = "marital_status"
+# categories = ["married"]
+# standardise = "age_sex"
 
 [report]
 output = "reports/diaspora-report.pdf"

@@ -34,6 +34,38 @@ def test_run_writes_the_report(project, capsys):
     assert (project / "build" / "harmonised.parquet").exists()
     assert not list((project / "reports").glob(".*.tmp"))     # no temporary leftovers
     _check_example_report(project, pdf.read_bytes())
+    _check_example_vintages(project, pdf.read_bytes(), capsys)
+
+
+def _check_example_vintages(project: Path, data: bytes, capsys) -> None:
+    """Issue 13: the pooled example (waves 2022-03 .. 2024-05, fieldwork midpoint 2023)
+    uses the 2021 census for education (18+) and the 2023 LFS for entrepreneurship, in
+    `compare --json` and in the report; no standardised entrepreneurship row rests on the
+    whole population's age structure; the claims table names what each verdict rests on."""
+    import json
+
+    import report_helpers as h
+
+    assert main(["compare", "--project", str(project), "--json", "--by", "wave"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["fieldwork"]["all"] == {"year": 2023, "basis": "wave ids"}
+    rows = [r for r in out["rows"] if r["group"] == "all"]
+    he = next(r for r in rows if r["indicator"] == "higher_education" and r["adjustment"] == "crude")
+    assert he["reference_table"] == "education_2021" and he["year"] == 2021
+    assert abs(he["population"] - 0.27781) < 1e-5 and "restricted to ages 18+" in he["universe"]
+    ent = [r for r in rows if r["indicator"] == "entrepreneurs_employed"]
+    assert {r["reference_table"] for r in ent if r["reference_table"]} == {"employment_status_lfs_2023"}
+    std = [r for r in out["rows"] if r["indicator"] == "entrepreneurs_employed"
+           and r["adjustment"].startswith("direct")]
+    assert std and all(r["estimate"] is None and "not available" in r["standard"] for r in std)
+    assert all(r["caveat"] for r in ent if r["reference_table"])   # the LFS's 15+ universe, beside the number
+    claims = {c["claim"]: c for c in out["claims"] if c["group"] == "all"}
+    assert claims["three_times_educated"]["reference_table"] == "education_2021"
+    assert claims["more_entrepreneurial_employed"]["verdict"].startswith("inconclusive (population ages 15+")
+    flat = " ".join("\n".join(h.pdf_pages_text(data)).split())
+    for text in ("education_2021 (2021)", "employment_status_lfs_2023 (2023)", "Table (year)",
+                 "Standard", "Caveat"):
+        assert text in flat, text
 
 
 def _check_example_report(project: Path, data: bytes) -> None:

@@ -22,7 +22,7 @@ def test_list_and_load(ru):
     for t in ru.tables:          # every table carries machine-readable provenance
         assert t.publisher and t.table and t.url and t.year and t.confidence
         assert "UNVERIFIED" not in t.confidence
-    assert ru.gap("education_by_age")
+    assert ru.gap("employment_by_age") and ru.gap("education_by_age") is None   # filled by the 2021 census
 
 
 def test_transcribed_figures(ru):
@@ -46,7 +46,7 @@ def test_age_derivations_match_reference_notes(ru):
     """README §1a (derived, exact age): 18+ mean 48.9, median 47.35; all ages 40.63/40.36;
     male 18+ mean 46.46; female 18+ median 49.93. Ours are in completed years: mean - 0.5,
     median = floor(exact)."""
-    t = ru.first("age_distribution")
+    t = ru.get("age_sex_2022")
     assert mean_age(t, 18, None) + 0.5 == pytest.approx(48.90, abs=0.005)
     assert median_age(t, 18, None)[1] == pytest.approx(47.35, abs=0.005)
     assert median_age(t, 18, None)[0] == 47
@@ -57,7 +57,7 @@ def test_age_derivations_match_reference_notes(ru):
 
 
 def test_frame_split_18_19_is_two_fifths(ru):
-    t = ru.first("age_distribution")
+    t = ru.get("age_sex_2022")
     m, splits = band_mass(t, 18, 24)
     assert m == pytest.approx(0.4 * 7_529_621 + 6_819_988)
     assert splits == ["2/5 of 15-19"]
@@ -206,14 +206,65 @@ def test_every_shipped_figure_traces_to_the_reference_notes(ru, shared_dir):
                + em["own-account: not for hire WITHOUT hired workers"]) / pop15, abs=5e-4)
 
     he = _csv(shared_dir, "russia_education.csv").set_index("indicator").value
-    assert ru.get("higher_education_25_29_2021").rows[0].value == he["higher_education_share_25_29"]
     hse = {r.age: r.value for r in ru.get("higher_education_2015_hse").rows}
     assert hse == {"25-64": he["higher_education_share_25_64"], "25-34": he["higher_education_share_25_34"]}
-    # confidence labels as in the notes (README: 2a MED-HIGH, 2b 37.9% LOW, HSE LOW-MED, 3a HIGH)
-    assert {t.id: t.confidence for t in ru.tables} == {
-        "age_sex_2022": "HIGH", "education_2010": "MED-HIGH", "higher_education_25_29_2021": "LOW",
-        "higher_education_2015_hse": "LOW-MED", "employment_status_2002": "HIGH",
-        "entrepreneurs_15plus_2002": "MED"}
+    # section 7 (December 2026): census 2021 education by age, LFS 2019-2024, 1 January
+    # population 2021/2024, census 2021 livelihood -- every number traced to its CSV
+    e21 = _csv(shared_dir, "russia_education_census2021.csv")
+    e21 = e21[(e21.indicator == "census2021_educ_count") & (e21.unit == "persons")]
+    src = {tuple(x.strip() for x in c.split("|", 1)): v for c, v in zip(e21.category, e21.value)}
+    names = {"higher": "higher total = vysshee + kadry vysshei kvalifikatsii (DERIVED sum)",
+             "incomplete_higher": "incomplete higher (неполное высшее)",
+             "secondary_vocational": "secondary vocational total (среднее профессиональное)",
+             "secondary_general": "secondary general (среднее общее)",
+             "basic_general": "basic general (основное общее)",
+             "primary_general": "primary general (начальное общее)",
+             "preschool": "pre-school (дошкольное)",
+             "no_education": "no education (не имеющие образования)",
+             "not_stated": "education not indicated (не указавшие)"}
+    edu21 = ru.get("education_2021")
+    assert len(edu21.rows) == 13 * 9
+    for r in edu21.rows:
+        assert r.value == src[(r.age, names[r.category])]
+    stated = [r for r in edu21.rows if r.maps_to and r.age != "15-17"]
+    hi = sum(r.value for r in stated if r.category == "higher")
+    assert 100 * hi / sum(r.value for r in stated) == pytest.approx(27.78, abs=0.005)  # README 7a
+    lfs = _csv(shared_dir, "russia_employment_status_lfs.csv")
+    lfs = lfs[lfs.indicator == "lfs_employment_by_status_count"]
+    code = {"employees": "employee", "employers": "employer", "own-account": "own_account",
+            "members": "cooperative_member", "contributing": "family_worker"}
+    for y in range(2019, 2025):
+        t = ru.get(f"employment_status_lfs_{y}")
+        assert t.year == y and t.confidence == "HIGH" and bool(t.caveat) == (y == 2024)
+        want = {(r.sex, code[r.category.split()[0]]): r.value for r in lfs[lfs.year == y].itertuples()
+                if not r.category.startswith("total")}
+        assert {(r.sex, r.category): r.value for r in t.rows} == pytest.approx(want, abs=6e-4)
+    t23 = {r.category: r.value for r in ru.get("employment_status_lfs_2023").select("total", "")}
+    tot = 100 / sum(t23.values())
+    assert (t23["employer"] * tot, t23["own_account"] * tot) == pytest.approx((1.39, 4.94), abs=0.005)
+    pj = _csv(shared_dir, "russia_population_1jan.csv")
+    pj = pj[pj.indicator == "population_1jan_by_age"]
+    for y in (2021, 2024):
+        t = ru.get(f"population_1jan_{y}")
+        want = {(r.sex, r.category): r.value for r in pj[pj.year == y].itertuples()}
+        assert {(r.sex, r.category): r.value for r in t.rows} == want
+        total = sum(r.value for r in t.select("total", ""))
+        assert total == {2021: 144_739_080, 2024: 144_889_510}[y]      # ages 1+ (DERIVED sums)
+    lv = _csv(shared_dir, "russia_livelihood_census2021.csv")
+    lv = lv[(lv.indicator == "census2021_livelihood_source_count") & lv.category.str.startswith("all ages")]
+    liv = {(r.sex, r.category): r.value for r in ru.get("livelihood_2021").rows}
+    assert liv[("total", "entrepreneurial_income")] == lv[(lv.sex == "total") & lv.category.str.contains(
+        "entrepreneurial")].value.iloc[0]
+    assert 100 * liv[("total", "entrepreneurial_income")] / liv[("total", "named_a_source")] == \
+        pytest.approx(2.42, abs=0.005)
+    # confidence labels as in the notes (README: 2a MED-HIGH, HSE LOW-MED, 3a HIGH, 7a-c HIGH, 7d MED)
+    conf = {t.id: t.confidence for t in ru.tables}
+    assert {k: conf[k] for k in ("age_sex_2022", "education_2010", "higher_education_2015_hse",
+                                 "employment_status_2002", "entrepreneurs_15plus_2002",
+                                 "education_2021", "population_1jan_2024", "livelihood_2021")} == {
+        "age_sex_2022": "HIGH", "education_2010": "MED-HIGH", "higher_education_2015_hse": "LOW-MED",
+        "employment_status_2002": "HIGH", "entrepreneurs_15plus_2002": "MED", "education_2021": "HIGH",
+        "population_1jan_2024": "MED", "livelihood_2021": "HIGH"}
     text = (shared_dir / "reference" / "README.md").read_text(encoding="utf-8")
     assert "27%" in text and "UNVERIFIED" in text
     values = {r.value for t in ru.tables for r in t.rows}

@@ -85,7 +85,10 @@ def _mongolia_row(fmt, files) -> list[str]:
                 if "Entrepreneurship: by country of residence" in p)
     lines = page.splitlines()
     i = lines.index("MN")       # one line per cell; the row ends before the next country
-    return lines[i:i + 8]
+    import re
+    j = next((k for k in range(i + 1, len(lines))
+              if re.fullmatch(r"[A-Z]{2}", lines[k]) or lines[k].startswith("— ")), len(lines))
+    return lines[i:j]
 
 
 @pytest.mark.parametrize("fmt", ["pdf", "xlsx", "csv", "md", "tex"])

@@ -102,6 +102,10 @@ def register(app: typer.Typer) -> None:
         console.print("[bold]Sources[/bold]")
         for x in pop.tables:
             console.print(f"  {x.id}: {escape(x.source)}")
+            if x.caveat:
+                console.print(f"    [bold]caveat[/bold]: {escape(x.caveat)}")
+        console.print("Several tables of a kind are vintages: `compare` uses the one nearest each "
+                      "wave's fieldwork year (\\[reference] max_year_gap, see docs/indicators.md).")
         if pop.gaps:
             console.print("[bold]Gaps[/bold] (not available; nothing is invented — add the official "
                           "table, with rows by age band where it has them, to the project with "

@@ -34,6 +34,15 @@ Verdict from the confidence interval of the metric (level of the comparison):
 ``not supported`` when the whole interval lies on the other side, ``inconclusive`` when
 it contains the threshold, ``not evaluable`` when the comparison has no figure (e.g. a
 gap in the reference data); the interval that decides is reported.
+
+A verdict says what it rests on: each row of :func:`evaluate_claims` names the reference
+table and year, the fieldwork year, the universe, the standard and the caveats of the
+comparison behind it. A comparison that is not valid on all of these (the comparison's
+``validity`` column: a reference more than ``max_year_gap`` years from fieldwork, a
+population universe that cannot be restricted to the frame, an unknown fieldwork year)
+turns ``supported`` / ``not supported`` into ``inconclusive (<why>)``, e.g.
+``inconclusive (reference 8 years from fieldwork)`` — unless the project accepted that
+gap (``[reference] accept``), in which case the caveat stays beside the verdict.
 """
 from __future__ import annotations
 
@@ -84,10 +93,11 @@ def _err(msg, where, hint):
     return ProjectError(msg, code="claims.invalid", where=where, hint=hint)
 
 
-def parse_claims(doc, where: str = "claims") -> list[Claim]:
+def parse_claims(doc, where: str = "claims", indicators=()) -> list[Claim]:
     """Validate a claims document (``{"claims": [...]}`` or a list) into :class:`Claim`s."""
-    from .indicators import INDICATORS
+    from .indicators import registry
 
+    names = tuple(registry(indicators))
     items = doc.get("claims") if isinstance(doc, dict) else doc
     if not isinstance(items, list) or not items:
         raise _err("expected a non-empty list under 'claims:'", where,
@@ -104,9 +114,10 @@ def parse_claims(doc, where: str = "claims") -> list[Claim]:
             if c.get(k) in (None, ""):
                 raise _err(f"{k} is missing", f"{w}: {k}", "every claim needs id, statement, "
                            "indicator, metric, op and threshold")
-        if c["indicator"] not in INDICATORS and c["indicator"] not in PANEL_INDICATORS:
+        if c["indicator"] not in names and c["indicator"] not in PANEL_INDICATORS:
             raise _err(f"indicator {c['indicator']!r} is not known", f"{w}: indicator",
-                       "one of: " + ", ".join(list(INDICATORS) + list(PANEL_INDICATORS)))
+                       "one of: " + ", ".join(list(names) + list(PANEL_INDICATORS)) + " (or a project "
+                       "indicator of [[compare.indicators]])")
         panel = c["indicator"] in PANEL_INDICATORS
         if not panel and (c.get("by") or c.get("versus")):
             raise _err("'by' and 'versus' are for panel indicators", f"{w}: {'by' if c.get('by') else 'versus'}",
@@ -148,8 +159,8 @@ def parse_claims(doc, where: str = "claims") -> list[Claim]:
     return out
 
 
-def load_claims(path) -> list[Claim]:
-    """Read and validate a claims YAML file."""
+def load_claims(path, indicators=()) -> list[Claim]:
+    """Read and validate a claims YAML file (``indicators``: project indicators)."""
     import yaml
 
     p = Path(path)
@@ -163,7 +174,7 @@ def load_claims(path) -> list[Claim]:
         raise _err(f"not valid YAML: {getattr(e, 'problem', e)}",
                    f"{p}:{mark.line + 1}" if mark is not None else str(p),
                    "check indentation and quoting") from None
-    return parse_claims(doc, str(p))
+    return parse_claims(doc, str(p), indicators)
 
 
 def verdict(op: str, threshold: float, lo: float, hi: float) -> str:
@@ -193,11 +204,13 @@ def evaluate_panel_claim(c: Claim, panel) -> dict:
     base = {"claim": c.id, "statement": c.statement, "attribution": c.attribution,
             "indicator": c.indicator, "category": "", "adjustment": "", "metric": c.metric,
             "test": f"{c.metric} {c.op} {c.threshold:g}", "group": c.group or "all", "by": c.by,
-            "source": "", "year": np.nan, "confidence": ""}
+            "source": "", "confidence": "", "reference_table": "", "year": np.nan, "fieldwork_year": np.nan,
+            "universe": "", "frame": "", "standard": "", "caveat": ""}
     if c.versus:
         base["group"] = f"{c.group or 'all'} vs {c.versus}"
     if panel is None:
         return dict(base, value=np.nan, ci_low=np.nan, ci_high=np.nan, verdict="not evaluable",
+                    raw_verdict="not evaluable",
                     reason="a panel indicator: needs the linked panel ([panel] in the project file; "
                            "`diaspora-survey report` or `panel`)")
     from ..survey.longitudinal import group_share
@@ -211,12 +224,27 @@ def evaluate_panel_claim(c: Claim, panel) -> dict:
     side = {"supported": "entirely on the claimed side of", "not supported": "entirely on the other side of",
             "inconclusive": "contains", "not evaluable": "cannot be placed against"}[ver]
     src = f"panel {getattr(panel, 'link', None).baseline} → {panel.followup}" if hasattr(panel, "followup") else "panel"
-    return dict(base, value=float(r["estimate"]), ci_low=lo, ci_high=hi, verdict=ver,
+    return dict(base, value=float(r["estimate"]), ci_low=lo, ci_high=hi, verdict=ver, raw_verdict=ver,
+                universe="the linked panel (baseline respondents re-interviewed)",
                 reason=f"CI [{lo:.4g}, {hi:.4g}] {side} {c.threshold:g}", source=src, n=int(r["n"]))
 
 
-def evaluate_claims(comparison, claims, *, panel=None):
-    """One row per claim × group of the comparison: the decisive interval and verdict.
+def qualify(ver: str, validity: str) -> str:
+    """The verdict given what the comparison rests on: ``supported`` / ``not supported``
+    become ``inconclusive (<validity>)`` when the comparison is not valid (``validity``
+    non-empty); ``inconclusive`` and ``not evaluable`` are kept."""
+    if validity and ver in ("supported", "not supported"):
+        return f"inconclusive ({validity})"
+    return ver
+
+
+RESTS_ON = ("reference_table", "year", "fieldwork_year", "universe", "frame", "standard", "caveat")
+
+
+def evaluate_claims(comparison, claims, indicators=(), *, panel=None):
+    """One row per claim × group of the comparison: the decisive interval, the verdict and
+    what it rests on (``reference_table``, ``year``, ``fieldwork_year``, ``universe``,
+    ``standard``, ``caveat``; ``raw_verdict`` = the verdict from the interval alone).
 
     claims: list of :class:`Claim`, a parsed document, or a path to a claims YAML file.
     panel: the linked panel's design or analysis for the panel indicators (None: their claims
@@ -226,10 +254,12 @@ def evaluate_claims(comparison, claims, *, panel=None):
     import pandas as pd
 
     if isinstance(claims, (str, Path)):
-        claims = load_claims(claims)
+        claims = load_claims(claims, indicators)
     elif not (isinstance(claims, list) and all(isinstance(c, Claim) for c in claims)):
-        claims = parse_claims(claims)
+        claims = parse_claims(claims, indicators=indicators)
     rows = []
+    empty = {"reference_table": "", "year": np.nan, "fieldwork_year": np.nan, "universe": "",
+             "frame": "", "standard": "", "caveat": ""}
     for c in claims:
         if c.is_panel:
             rows.append(evaluate_panel_claim(c, panel))
@@ -244,22 +274,29 @@ def evaluate_claims(comparison, claims, *, panel=None):
                 "metric": c.metric, "test": f"{c.metric} {c.op} {c.threshold:g}"}
         if m.empty:
             rows.append(dict(base, group=c.group or "all", by="", value=np.nan, ci_low=np.nan,
-                             ci_high=np.nan, verdict="not evaluable",
+                             ci_high=np.nan, verdict="not evaluable", raw_verdict="not evaluable",
                              reason="no such row in the comparison (indicator not computed)",
-                             source="", year=np.nan, confidence=""))
+                             source="", confidence="", **empty))
             continue
         v, lo_c, hi_c = METRICS[c.metric]
         for _, r in m.iterrows():
             val, lo, hi = float(r[v]), float(r[lo_c]), float(r[hi_c])
-            ver = verdict(c.op, c.threshold, lo, hi)
-            if ver == "not evaluable":
+            raw = verdict(c.op, c.threshold, lo, hi)
+            validity = str(r.get("validity", "") or "")
+            ver = qualify(raw, validity)
+            if raw == "not evaluable":
                 reason = r["note"] or "no population figure"
             else:
                 side = {"supported": "entirely on the claimed side of",
                         "not supported": "entirely on the other side of",
-                        "inconclusive": "contains"}[ver]
+                        "inconclusive": "contains"}[raw]
                 reason = f"CI [{lo:.4g}, {hi:.4g}] {side} {c.threshold:g}"
+                if ver != raw:
+                    reason += f"; but the comparison is not valid: {validity}"
+            rest = {k: r.get(k, empty[k]) for k in RESTS_ON}
+            if not rest["standard"] and str(r["adjustment"]) == "crude":
+                rest["standard"] = "none (crude)"
             rows.append(dict(base, group=r["group"], by=r["by"], value=val,
-                             ci_low=lo, ci_high=hi, verdict=ver, reason=reason,
-                             source=r["source"], year=r["year"], confidence=r["confidence"]))
+                             ci_low=lo, ci_high=hi, verdict=ver, raw_verdict=raw, reason=reason,
+                             source=r["source"], confidence=r["confidence"], **rest))
     return pd.DataFrame(rows)

@@ -35,7 +35,26 @@ n                   unweighted number of respondents the estimate is based on
 reference_table, source, year, confidence, universe   provenance of the population value
 note                how the population value was derived, what is missing (gaps)
 frame               the age frame both sides are restricted to, e.g. ``ages 18+``
+fieldwork_year,     the group's fieldwork year (:func:`fieldwork_year`) and what it rests
+fieldwork_basis     on (``interview dates``, ``wave ids``, ``[reference] year``, ``unknown``)
+year_gap            |table year - fieldwork year|
+standard            the standard of a standardised row (direct: the population's, or the
+                    subpopulation's, age (× sex) structure; indirect: the sample's)
+caveat              every warning that belongs beside the number: the table more than
+                    ``max_year_gap`` years from fieldwork, a universe that could not be
+                    restricted to the frame, an unknown fieldwork year, the table's own
+                    ``caveat`` (e.g. the 2024 LFS)
+validity            "" when the comparison is valid; else why a claim resting on it is
+                    inconclusive (the blocking part of ``caveat``)
 ==================  =================================================================
+
+Vintages: every group (the whole sample, each ``by`` group) uses, per table kind, the
+vintage nearest its fieldwork year (:meth:`~diaspora_survey.compare.reference.ReferencePopulation.vintages`).
+The right standard: a rate within a subpopulation (the employed) is standardised to that
+subpopulation's age structure (from a table of its counts by age), never to the whole
+population's; without it there is no standardised figure (a row with the reason). The
+population side of a direct row is standardised to the same standard when the population's
+age-specific rates are known (else its crude value, said in the note).
 
 Notes valid for the whole result are in ``result.attrs["notes"]``: the frame, how age
 bands were split, the reference population's known gaps (and which project table fills
@@ -68,13 +87,14 @@ import pandas as pd
 from ..harmonise import schema
 from . import standardisation as st
 from ..errors import EstimationError, ReferenceDataError
-from .indicators import INDICATORS
+from .indicators import INDICATORS, REGISTRY
 
 COLUMNS = ["by", "group", "indicator", "category", "adjustment", "unit", "estimate", "se",
            "ci_low", "ci_high", "population", "population_se", "difference",
            "difference_ci_low", "difference_ci_high", "ratio", "ratio_ci_low",
            "ratio_ci_high", "statistic", "p_value", "df", "n", "reference_table", "source",
-           "year", "confidence", "universe", "note", "frame"]
+           "year", "confidence", "universe", "note", "frame", "fieldwork_year",
+           "fieldwork_basis", "year_gap", "standard", "caveat", "validity"]
 
 BY_ALLOWED = ("wave", "country", "departure_cohort")
 STANDARDISE = ("age_sex", "age", None)
@@ -189,7 +209,16 @@ class _Ctx:
         self.band_labels = [schema.age_band_labels([b])[0] for b in self.bands]
         self.band_code = _band_codes(self.age, self.bands)
         self.sex = _obj(data["sex"]) if "sex" in data.columns else np.full(self.n, None)
-        self.age_table = reference.first("age_distribution")
+        self.max_gap = 3
+        self.accept: frozenset = frozenset()
+        self.use_reference(reference, None, "unknown")
+
+    def use_reference(self, reference, fw_year, basis) -> None:
+        """The reference with its vintages ordered for this fieldwork year (per group)."""
+        self.fw_year, self.fw_basis = fw_year, basis
+        self.ref = reference.for_fieldwork(fw_year, self.max_gap)
+        self.age_table = self.ref.first("age_distribution")
+        self.unrestricted: dict[str, tuple[str, str]] = {}   # table id -> (text, short)
 
     def col(self, name: str) -> np.ndarray | None:
         return _obj(self.data[name]) if name in self.data.columns else None
@@ -225,6 +254,41 @@ def _provenance(table, universe: str | None = None) -> dict:
             "confidence": table.confidence, "universe": universe if universe is not None else table.universe}
 
 
+def _quality(ctx: _Ctx, table) -> dict:
+    """Fieldwork matching and caveats of a row from ``table``: fieldwork year and basis,
+    the year gap, ``caveat`` (every warning, shown beside the number) and ``validity``
+    ("" when the comparison is valid; else why a claim resting on it is inconclusive)."""
+    out = {"fieldwork_year": np.nan if ctx.fw_year is None else float(ctx.fw_year),
+           "fieldwork_basis": ctx.fw_basis, "year_gap": np.nan, "caveat": "", "validity": ""}
+    if table is None:
+        return out
+    cav, bad = [], []
+    if ctx.fw_year is None:
+        cav.append(f"fieldwork year unknown, {table.year} table unchecked (set [reference] year)")
+        bad.append("fieldwork year unknown")
+    else:
+        gap = abs(int(table.year) - int(ctx.fw_year))
+        out["year_gap"] = float(gap)
+        if gap > ctx.max_gap:
+            txt = f"reference {gap} years from fieldwork ({table.year} vs {ctx.fw_year})"
+            if "year_gap" in ctx.accept:
+                cav.append(txt + ", accepted by the project")
+            else:
+                cav.append(txt + f", more than max_year_gap {ctx.max_gap}")
+                bad.append(f"reference {gap} years from fieldwork")
+    um = ctx.unrestricted.get(table.id)
+    if um:
+        if "universe" in ctx.accept:
+            cav.append(um[1] + ", accepted by the project")
+        else:
+            cav.append(um[1])
+            bad.append(um[1])
+    if table.caveat:
+        cav.append(table.caveat)
+    out["caveat"], out["validity"] = "; ".join(cav), "; ".join(bad)
+    return out
+
+
 def _row(ctx: _Ctx, indicator: str, category: str, adjustment: str, est: st.Estimate,
          n: int, population: float, population_se: float, table, note: str = "",
          universe: str | None = None, ci: tuple | None = None) -> dict:
@@ -238,6 +302,7 @@ def _row(ctx: _Ctx, indicator: str, category: str, adjustment: str, est: st.Esti
         r.update(contrast_with_reference(est.estimate, se, population, population_se,
                                          ctx.degf, ctx.level))
     r.update(_provenance(table, universe))
+    r.update(_quality(ctx, table))
     return r
 
 
@@ -257,6 +322,8 @@ def _table_universe_note(ctx: _Ctx, table) -> str:
         return ""
     msg = (f"population universe is {_fmt_frame(lo, table.max_age)}, not the frame "
            f"({ctx.frame_txt}): the table has no age breakdown to restrict it")
+    ctx.unrestricted[table.id] = (msg, f"population {_fmt_frame(lo, table.max_age)}, "
+                                       f"sample {ctx.frame_txt} (table not restrictable)")
     summary = f"Universe: {table.id} ({table.year}) — {msg}."
     if summary not in ctx.notes:
         ctx.notes.append(summary)
@@ -349,6 +416,7 @@ def _gof_row(ctx, indicator, t, V, p, n, table, universe, labels) -> dict:
         r.update(statistic=g.statistic, p_value=g.p_value,
                  note=note + f" (scale {g.scale:.4g}, df {g.df:.4g})")
     r.update(_provenance(table, universe))
+    r.update(_quality(ctx, table))
     return r
 
 
@@ -392,9 +460,25 @@ def _education_groups(rows):
     return out, unmapped
 
 
+class _Std:
+    """A standard population for direct standardisation: sample cell codes (n,), the
+    standard's cell shares w (C,), the adjustment label, the table, the cell labels, the
+    age bands of the cells (for standardising the population rate alike), whether the
+    cells are age x sex, and a text naming the standard."""
+
+    def __init__(self, code, w, label, table, labels, bands, with_sex, text, kind):
+        self.code, self.w, self.label, self.table = code, np.asarray(w, float), label, table
+        self.labels, self.bands, self.with_sex, self.text, self.kind = labels, bands, with_sex, text, kind
+
+    def age_shares(self) -> np.ndarray:
+        """The standard's shares by age band (sexes summed)."""
+        C = len(self.bands)
+        return self.w.reshape(-1, C).sum(axis=0) if self.with_sex else self.w
+
+
 def _std_setup(ctx: _Ctx, mode):
-    """Standard cells for direct standardisation: (cell_code (n,), weights (C,), label,
-    note) — age bands of the frame (× sex) with the population's shares."""
+    """The population standard: age bands of the frame (x sex) with the shares of the
+    population in the frame (the age table matched to the fieldwork year)."""
     from .reference import ages as _age
 
     table = ctx.age_table
@@ -410,37 +494,93 @@ def _std_setup(ctx: _Ctx, mode):
         w = np.array(w) / np.sum(w)
         sx = np.where(ctx.sex == "male", 0, np.where(ctx.sex == "female", 1, -1))
         code = np.where((ctx.band_code >= 0) & (sx >= 0), sx * C + ctx.band_code, -1)
-        return code, w, "direct (age x sex)", table
-    return ctx.band_code.copy(), np.array(shares), "direct (age)", table
+        return _Std(code, w, "direct (age x sex)", table, _cell_labels(ctx, True), ctx.bands, True,
+                    f"population {ctx.frame_txt} by age x sex ({table.id}, {table.year})", "population")
+    return _Std(ctx.band_code.copy(), np.array(shares), "direct (age)", table, ctx.band_labels,
+                ctx.bands, False, f"population {ctx.frame_txt} by age ({table.id}, {table.year})",
+                "population")
 
 
-def _direct_row(ctx, indicator, y, valid, dom, pop, pop_se, ptable, universe, std) -> dict | None:
-    """Directly standardised sample rate vs the population (crude) value; falls back from
-    age × sex to age cells when a cell of the domain has no respondents."""
-    code, w, label, atable = std
-    C = w.size
-    t, V, n = ctx.cells(code, C, y, valid, dom)
+def _spec_std(ctx: _Ctx, spec, who: str):
+    """A subpopulation's own standard: the age structure of the subpopulation (e.g. the
+    employed) in the frame, from a reference table with its counts by age band (the bands
+    of ``spec``). None when the table has no such counts."""
+    if spec is None or not spec.restricts or spec.table.unit != "count":
+        return None
+    fb = _frame_bands(spec.bands, ctx.min_age, ctx.max_age)
+    keep = [i for i, b in enumerate(spec.bands) if _frame_bands([b], ctx.min_age, ctx.max_age)]
+    w = np.asarray(spec.sizes, float)[keep]
+    return _Std(_band_codes(ctx.age, fb), w / w.sum(), "direct (age)", spec.table,
+                [format_band(b) for b in fb], fb, False,
+                f"{who} {ctx.frame_txt} by age ({spec.table.id}, {spec.table.year})", who)
+
+
+def _standardised_population_rate(ctx, spec, std) -> tuple[float, float]:
+    """The population's rate standardised to the same standard as the sample:
+    sum_b s_b rho_b over the standard's age bands b, with rho_b the population rate of band
+    b from the age-specific rates rho_a of ``spec`` (bands a cut to b, each weighted by its
+    population in the band, single years uniform within a), and its SE from the rates'
+    SEs (independent): var = sum_a (sum_b s_b c_ab)^2 se_a^2, c_ab = m_ab / sum_a' m_a'b."""
+    from .reference import ages as _age
+
+    s = std.age_shares()
+    A = len(spec.bands)
+    sizes = np.asarray(spec.sizes, float)
+    M = np.zeros((A, len(std.bands)))
+    for ai, (lo, hi) in enumerate(spec.bands):
+        c = _clip(ctx, lo, hi)
+        if c is None:
+            continue
+        for bi, (blo, bhi) in enumerate(std.bands):
+            M[ai, bi] = sizes[ai] * _age.overlap_fraction(c[0], c[1], blo, bhi)
+    col = M.sum(axis=0)
+    if np.any((col <= 0) & (s > 0)):
+        return np.nan, np.nan
+    C = np.divide(M, col, out=np.zeros_like(M), where=col > 0)
+    g = C @ s
+    return float(g @ spec.rates), float(math.sqrt(((g * spec.ses) ** 2).sum()))
+
+
+def _direct_row(ctx, indicator, y, valid, dom, pop, pop_se, ptable, universe, std,
+                rates=None) -> dict | None:
+    """Directly standardised sample rate vs the population standardised to the same
+    standard (when ``rates``, the population's age-specific rates, are given) or the
+    population's crude value; falls back from age x sex to age cells when a cell of the
+    domain has no respondents."""
+    C = std.w.size
+    t, V, n = ctx.cells(std.code, C, y, valid, dom)
     N = t[C:]
-    empty = (N <= 0) & (w > 0)
-    note = (f"sample rates by {'age band x sex' if 'sex' in label else 'age band'} reweighted "
-            f"to the population's {ctx.frame_txt} structure ({atable.id}, {atable.year}), as R "
-            f"svystandardize; compared with the population's crude value")
-    if empty.any() and "sex" in label:
+    empty = (N <= 0) & (std.w > 0)
+    note = (f"sample rates by {'age band x sex' if std.with_sex else 'age band'} reweighted "
+            f"to the standard ({std.text}), as R svystandardize")
+    if empty.any() and std.with_sex:
         fallback = _std_setup(ctx, "age")
-        excl = ", ".join(_cell_labels(ctx, True)[i] for i in np.flatnonzero(empty))
-        r = _direct_row(ctx, indicator, y, valid, dom, pop, pop_se, ptable, universe, fallback)
+        excl = ", ".join(std.labels[i] for i in np.flatnonzero(empty))
+        r = _direct_row(ctx, indicator, y, valid, dom, pop, pop_se, ptable, universe, fallback, rates)
         r["note"] = f"age x sex cells without respondents ({excl}): standardised by age only; " + r["note"]
         return r
     if empty.any():
-        excl = ", ".join(_cell_labels(ctx, False)[i] for i in np.flatnonzero(empty))
-        return _gap_row(ctx, indicator, "", label, f"cannot standardise: no respondents in {excl}; "
-                        "use broader age bands (age_bands=...)", n=n, table=ptable)
-    if "sex" in label:
+        excl = ", ".join(std.labels[i] for i in np.flatnonzero(empty))
+        r = _gap_row(ctx, indicator, "", std.label, f"cannot standardise: no respondents in {excl}; "
+                     "use broader age bands (age_bands=...)", n=n, table=ptable)
+        r["standard"] = std.text
+        return r
+    if std.with_sex:
         n_other = int((dom & valid & (ctx.band_code >= 0) & ~np.isin(ctx.sex, ["male", "female"])).sum())
         if n_other:
             note += f"; {n_other} respondents with sex other/missing left out of the age x sex cells"
-    est = st.direct(t, V, w)
-    return _row(ctx, indicator, "", label, est, n, pop, pop_se, ptable, note=note, universe=universe)
+    if rates is not None and rates.restricts:
+        p2, s2 = _standardised_population_rate(ctx, rates, std)
+        if np.isfinite(p2):
+            pop, pop_se = p2, s2
+            note += (f"; population rate standardised to the same standard with the age-specific "
+                     f"rates of {rates.table.id} ({', '.join(rates.labels)})")
+    else:
+        note += "; compared with the population's crude value (no age-specific population rates)"
+    est = st.direct(t, V, std.w)
+    r = _row(ctx, indicator, "", std.label, est, n, pop, pop_se, ptable, note=note, universe=universe)
+    r["standard"] = std.text
+    return r
 
 
 def _cell_labels(ctx, with_sex: bool):
@@ -640,9 +780,11 @@ def _indirect_row(ctx, indicator, y, valid, dom, spec, gap_text) -> dict:
     out = st.indirect(t, V, rates, ses)
     r = _row(ctx, indicator, "", "indirect", out["observed"], n, out["expected"].estimate,
              out["expected"].se, table,
+             universe=f"{table.universe}; restricted to {ctx.frame_txt}".lstrip("; "),
              note="population = expected share: population age-specific rates "
                   f"({table.id}: {', '.join(spec.labels)}) applied to the sample's age "
                   "structure; ratio = observed/expected (SMR-type)")
+    r["standard"] = f"sample's age structure (population rates by age: {table.id}, {table.year})"
     t_ = ctx.t
     rat, dif = out["ratio"], out["difference"]
     r.update(difference=dif.estimate, difference_ci_low=dif.estimate - t_ * dif.se,
@@ -767,7 +909,7 @@ def _education_rows(ctx: _Ctx, dom: np.ndarray, wanted, std) -> list[dict]:
                     "; population education is not age-specific: "
                     + (f"GAP: {gap_age}" if gap_age else "no education-by-age table"))
                 r = _direct_row(ctx, "higher_education", y, valid, dom, pop, pop_se, table,
-                                universe, std)
+                                universe, std, rates=spec_for(hi_codes) if by_age else None)
                 r["note"] = (r["note"] + note_extra + (f"; {unote}" if unote else "")).strip("; ")
                 rows.append(r)
             specs = [_rates_from_distribution(ctx, t, frozenset(schema.HIGHER_EDUCATION),
@@ -786,7 +928,7 @@ def _education_rows(ctx: _Ctx, dom: np.ndarray, wanted, std) -> list[dict]:
         if spec is not None:
             for b, lab, rate, se in zip(spec.bands, spec.labels, spec.rates, spec.ses):
                 bands.append((lab, b[0], b[1], rate, se, table, table.title))
-        for t in ctx.ref.of_kind("higher_education_share"):
+        for t in ([] if bands else ctx.ref.of_kind("higher_education_share")):
             sc = t.scale() or 1.0
             for r in t.select("total", None):
                 if r.age:
@@ -866,24 +1008,211 @@ def _entrepreneur_rows(ctx: _Ctx, dom: np.ndarray, wanted, std) -> list[dict]:
         universe = (f"{table.universe}; restricted to {ctx.frame_txt}".lstrip("; ")
                     if frame_spec is not None else table.universe)
         rows.append(_row(ctx, ind, "", "crude", est, n, pop, pse, table, note=note, universe=universe))
-        if std is not None:
-            r = _direct_row(ctx, ind, y, valid, dom, pop, pse, table, universe, std)
-            extra = ("; the standard is the age structure of the whole population (that of the "
-                     "employed is not available)") if ind == "entrepreneurs_employed" else ""
-            r["note"] = (r["note"] + extra + (f"; {unote}" if unote else "")).strip("; ")
-            rows.append(r)
         spec = _first_covering(age_specs)
         if spec is not None:
             ctx.filled.setdefault("employment_by_age", spec.table.id)
+        if std is not None:
+            entry = REGISTRY[ind]
+            if entry.standard == "population":
+                r = _direct_row(ctx, ind, y, valid, dom, pop, pse, table, universe, std, rates=spec)
+            else:       # the subpopulation's own age structure, never the whole population's
+                sstd = _spec_std(ctx, frame_spec, "employed")
+                if sstd is not None:
+                    r = _direct_row(ctx, ind, y, valid, dom, pop, pse, table, universe, sstd, rates=frame_spec)
+                else:
+                    r = _gap_row(ctx, ind, "", std.label,
+                                 "no standardised row: the standard for a rate among the employed is "
+                                 "the age structure of the employed, which the reference does not have"
+                                 + (f" (GAP: {gap})" if gap else "")
+                                 + "; the whole population's age structure would weight employed "
+                                   "respondents of pension age as if they were a fifth of the employed",
+                                 table=table)
+                    r["standard"] = "employed by age: not available"
+            r["note"] = (r["note"] + (f"; {unote}" if unote else "")).strip("; ")
+            rows.append(r)
         rows.append(_indirect_row(ctx, ind, y, valid, dom, spec, gap))
     return rows
 
 
+def _values(s: pd.Series) -> tuple[np.ndarray, bool]:
+    """A harmonised column as an object array of strings (None = missing); booleans become
+    ``yes``/``no``. Returns (values, is_boolean)."""
+    if pd.api.types.is_bool_dtype(s.dtype) or str(s.dtype) == "boolean":
+        b = s.astype("boolean")
+        v = np.where(b.isna().to_numpy(), None, np.where(b.fillna(False).to_numpy(), "yes", "no"))
+        return v.astype(object), True
+    a = s.astype("string")
+    return np.where(a.isna().to_numpy(), None, a.fillna("").to_numpy().astype(object)), False
+
+
+def _project_rows(ctx: _Ctx, dom: np.ndarray, ind, std) -> list[dict]:
+    """Rows of a project indicator (:func:`diaspora_survey.compare.indicators.from_config`):
+    the share of ``ind.categories`` of ``ind.variable`` (booleans: of ``yes``) among the
+    respondents of its universe, or, without categories on a categorical variable, the
+    distribution of the table's categories (+ Rao-Scott test), against the nearest vintage of
+    a ``category_distribution`` / ``category_share`` table of the same variable: crude (the
+    population restricted to the frame with the table's age bands where it has them), direct
+    (the population standard, or the subpopulation's own structure from the table's counts
+    by age) and indirect (the table's age-specific rates)."""
+    if ind.variable not in ctx.data.columns:
+        raise EstimationError(f"the data have no column {ind.variable!r} for indicator {ind.name!r}",
+                              code="compare.no_column", where="[[compare.indicators]]",
+                              hint="harmonise the variable in the codebooks or fix 'variable'")
+    vals, is_bool = _values(ctx.data[ind.variable])
+    valid = vals != None  # noqa: E711
+    for col, allowed in ind.universe_values:
+        if col not in ctx.data.columns:
+            raise EstimationError(f"the data have no column {col!r} (universe of {ind.name!r})",
+                                  code="compare.no_column", where="[[compare.indicators]]",
+                                  hint="fix the indicator's universe")
+        valid &= np.isin(_values(ctx.data[col])[0], list(allowed))
+    if ind.table:
+        tables = [ctx.ref.get(ind.table)]
+    else:
+        tables = (ctx.ref.vintages("category_distribution", variable=ind.variable)
+                  + ctx.ref.vintages("category_share", variable=ind.variable))
+    base = "population" if not ind.universe_values else "subpopulation"
+    cats = tuple(ind.categories) or (("yes",) if is_bool else ())
+    name = ind.name
+    if not tables:
+        return [_gap_row(ctx, name, "", "crude", f"no reference table of kind category_distribution "
+                         f"or category_share with variable {ind.variable!r}; add one to "
+                         "[reference] tables")]
+    table = tables[0]
+    if not cats:                       # the whole distribution
+        if table.kind != "category_distribution":
+            return [_gap_row(ctx, name, "", "crude", f"table {table.id} is a share; give the "
+                             "indicator's categories", table=table)]
+        codes = [frozenset(r.maps_to or ()) for r in table.select("total", None)]
+        groups = list(dict.fromkeys(c for c in codes if c))
+        covered = frozenset().union(*groups) if groups else frozenset()
+        v2 = valid & np.isin(vals, list(covered))
+        rows = []
+        pops = []
+        for g in groups:
+            p, se, note, universe = _project_pop(ctx, table, g, covered, base)
+            pops.append((p, se, note, universe))
+        d = dom & v2
+        G = np.column_stack([np.isin(vals, list(g)) for g in groups]).astype(float)
+        t, V = ctx.tv(G, d)
+        pr, Vp = st.shares(t, V)
+        for k, g in enumerate(groups):
+            p, se, note, universe = pops[k]
+            rows.append(_row(ctx, name, "+".join(sorted(g)), "crude", st.Estimate(pr[k], Vp[k, k]),
+                             int(d.sum()), p, se, table, note=note, universe=universe))
+        ps = np.array([x[0] for x in pops], float)
+        if np.all(np.isfinite(ps)):
+            rows.append(_gof_row(ctx, name, t, V, ps / ps.sum(), int(d.sum()), table,
+                                 pops[0][3], ["+".join(sorted(g)) for g in groups]))
+        return rows
+    y = np.isin(vals, list(cats))
+    est, n = ctx.share(y, valid, dom)
+    if table.kind == "category_distribution":
+        covered = frozenset().union(*[set(r.maps_to or ()) for r in table.rows])
+        spec = _rates_from_distribution(ctx, table, frozenset(cats), covered, base) \
+            if any(r.age for r in table.rows) else None
+    else:
+        spec = _rates_from_shares(ctx, table, base)
+    pop, pse, note, universe = _project_pop(ctx, table, frozenset(cats), None, base)
+    rows = [_row(ctx, name, "", "crude", est, n, pop, pse, table, note=note, universe=universe)]
+    if std is not None and np.isfinite(pop):
+        if base == "population":
+            rows.append(_direct_row(ctx, name, y, valid, dom, pop, pse, table, universe, std, rates=spec))
+        else:
+            sstd = _spec_std(ctx, spec, "subpopulation")
+            if sstd is not None:
+                rows.append(_direct_row(ctx, name, y, valid, dom, pop, pse, table, universe, sstd,
+                                        rates=spec))
+            else:
+                r = _gap_row(ctx, name, "", std.label, "no standardised row: the age structure of "
+                             f"the indicator's universe ({ind.universe}) is not in table {table.id} "
+                             "(counts by age band needed)", table=table)
+                r["standard"] = "subpopulation by age: not available"
+                rows.append(r)
+    rows.append(_indirect_row(ctx, name, y, valid, dom, spec if spec is not None and spec.covers else None, ""))
+    return rows
+
+
+def _project_pop(ctx, table, codes, covered, base):
+    """Population share of ``codes`` in a project table: (value, se, note, universe)."""
+    if table.kind == "category_distribution":
+        cov = covered or frozenset().union(*[set(r.maps_to or ()) for r in table.rows])
+        if any(r.age for r in table.rows):
+            spec = _rates_from_distribution(ctx, table, frozenset(codes), cov, base)
+            if spec is not None and spec.restricts:
+                p, se = spec.frame_rate()
+                return p, se, spec.frame_note(ctx), f"{table.universe}; restricted to {ctx.frame_txt}".lstrip("; ")
+        rws = table.select("total", "")
+        if not rws:
+            return np.nan, np.nan, f"table {table.id}: its age groups do not cover the frame", table.universe
+        v = np.array([r.value for r in rws], float)
+        den = np.array([bool(r.maps_to) and set(r.maps_to) <= cov for r in rws], float)
+        num = np.array([bool(r.maps_to) and set(r.maps_to) <= set(codes) for r in rws], float)
+        p, se = _ratio_se(v, _se_of(rws), num, den)
+        return p, se, _table_universe_note(ctx, table), table.universe
+    spec = _rates_from_shares(ctx, table, base)
+    if spec is not None and spec.restricts:
+        p, se = spec.frame_rate()
+        return p, se, spec.frame_note(ctx), f"{table.universe}; restricted to {ctx.frame_txt}".lstrip("; ")
+    rws = table.select("total", "")
+    if not rws:
+        return np.nan, np.nan, f"table {table.id}: its age groups do not cover the frame", table.universe
+    sc = table.scale() or 1.0
+    return rws[0].value / sc, (rws[0].se or 0.0) / sc, _table_universe_note(ctx, table), table.universe
+
+
+def fieldwork_year(data: pd.DataFrame, mask=None, default: int | None = None) -> tuple[int | None, str]:
+    """The fieldwork year of the rows ``mask`` of ``data`` and what it rests on.
+
+    The year of the midpoint of the fieldwork period — from the earliest to the latest
+    interview date (column ``interview_date``) when the data have one; else from the
+    earliest to the latest wave date when every wave id starts with a date (``2022``,
+    ``2022-03``, ``2022-03-15``; a month is taken at its 15th, a year at 1 July) — else
+    ``default`` (``[reference] year``); else ``(None, "unknown")``. (Waves 2022-03,
+    2022-11 and 2024-05 pooled: midpoint April 2023, so 2023.)
+    Returns (year, basis) with basis ``interview dates``, ``wave ids``, ``[reference] year``
+    or ``unknown``.
+    """
+    import re
+
+    m = np.ones(len(data), bool) if mask is None else np.asarray(mask, bool)
+    if "interview_date" in data.columns:
+        d = pd.to_datetime(data["interview_date"], errors="coerce")[m]
+        if d.notna().any():
+            return int((d.min() + (d.max() - d.min()) / 2).year), "interview dates"
+    if "wave" in data.columns and m.any():
+        w = data["wave"].astype("string").fillna("")[m]
+        counts = w.value_counts()
+        days, ok = [], True
+        for wid, k in counts.items():
+            mt = re.match(r"^((?:19|20)\d\d)(?:[-_./](\d{1,2})(?:[-_./](\d{1,2}))?)?(?!\d)", str(wid))
+            if not mt or (mt.group(2) and not 1 <= int(mt.group(2)) <= 12):
+                ok = False
+                break
+            y, mo = int(mt.group(1)), int(mt.group(2) or 7)
+            dd = int(mt.group(3) or (1 if not mt.group(2) else 15))
+            try:
+                days.append((pd.Timestamp(year=y, month=mo, day=dd).value, k))
+            except ValueError:
+                ok = False
+                break
+        if ok and days:
+            v = [x for x, _ in days]
+            return int(pd.Timestamp((min(v) + max(v)) // 2).year), "wave ids"
+    if default:
+        return int(default), "[reference] year"
+    return None, "unknown"
+
+
+ACCEPT = ("year_gap", "universe")
+
+
 def compare(design, reference="russia", *, by: str | None = None,
-            indicators: Sequence[str] | None = None, min_age: int | None = None,
+            indicators: Sequence | None = None, min_age: int | None = None,
             max_age: int | None = None, standardise: str | None = "age_sex",
             age_bands=None, level: float = 0.95, tables=None,
-            overall: bool = True) -> pd.DataFrame:
+            overall: bool = True, year: int | None = None, max_year_gap: int = 3,
+            accept: Sequence[str] = (), extra_indicators: Sequence = ()) -> pd.DataFrame:
     """Compare a weighted sample with a general population.
 
     Parameters
@@ -895,7 +1224,10 @@ def compare(design, reference="russia", *, by: str | None = None,
     by : ``"wave"``, ``"country"``, ``"departure_cohort"`` (or another column): one block
         of rows per group (domains of the same design), after the ``all`` block when
         ``overall``.
-    indicators : subset of :data:`INDICATORS` (default all).
+    indicators : names (or :class:`~diaspora_survey.compare.indicators.Indicator` entries) of
+        the indicators to compute (default: every built-in one and ``extra_indicators``).
+    extra_indicators : project indicators (``Indicator`` entries, e.g. from
+        ``[[compare.indicators]]``), computed in addition to the built-in ones.
     min_age, max_age : the survey frame (default 18 and no upper limit); the population is
         restricted to the same ages where its tables allow (and the output says where they
         do not). Respondents outside the frame are left out (as a domain).
@@ -903,11 +1235,22 @@ def compare(design, reference="russia", *, by: str | None = None,
         empty), ``"age"`` or None (no direct standardisation rows).
     age_bands : analysis age bands [(lo, hi|None)], default 18-24, 25-29, … 65+.
     level : confidence level. tables : extra reference table files (CSV/YAML).
+    year : fieldwork year to use when the data have neither interview dates nor date-like
+        wave ids (``[reference] year``); see :func:`fieldwork_year`.
+    max_year_gap : a reference table further than this many years from the fieldwork year
+        gives every row a caveat and makes claims resting on it inconclusive.
+    accept : ``"year_gap"`` and/or ``"universe"``: the project accepts reference tables
+        beyond the year gap / with a universe that cannot be restricted to the frame (the
+        caveat stays; claims keep their verdict).
+
+    Each group (the whole sample, each ``by`` group) uses, per table kind, the vintage
+    nearest its own fieldwork year (:meth:`ReferencePopulation.vintages`).
 
     Returns a DataFrame with the columns :data:`COLUMNS` (see the module docstring) and
-    ``attrs["notes"]``, ``attrs["frame"]``, ``attrs["reference"]``.
+    ``attrs["notes"]``, ``attrs["frame"]``, ``attrs["reference"]``, ``attrs["fieldwork"]``.
     """
     from . import reference as refmod
+    from .indicators import Indicator, registry
 
     if not isinstance(reference, refmod.ReferencePopulation) or tables:
         reference = refmod.load(reference, tables=tables)
@@ -916,17 +1259,28 @@ def compare(design, reference="russia", *, by: str | None = None,
                               code="compare.bad_option", hint="use 'age_sex', 'age' or None")
     if not (0 < level < 1):
         raise EstimationError(f"level={level!r} must be between 0 and 1", code="compare.bad_option")
-    wanted = list(INDICATORS) if indicators is None else list(indicators)
-    bad = [i for i in wanted if i not in INDICATORS]
+    bad_acc = [a for a in accept if a not in ACCEPT]
+    if bad_acc:
+        raise EstimationError(f"accept={bad_acc!r}: unknown", code="compare.bad_option",
+                              hint="accept may hold " + ", ".join(ACCEPT))
+    if int(max_year_gap) < 0:
+        raise EstimationError(f"max_year_gap={max_year_gap!r} must be >= 0", code="compare.bad_option")
+    extra = [i for i in extra_indicators]
+    extra += [i for i in (indicators or ()) if isinstance(i, Indicator) and i.name not in REGISTRY]
+    reg = registry(extra)
+    wanted = list(reg) if indicators is None else [i.name if isinstance(i, Indicator) else i
+                                                  for i in indicators]
+    bad = [i for i in wanted if i not in reg]
     if bad:
         raise EstimationError(f"unknown indicator(s) {bad}", code="compare.bad_indicator",
-                              hint="choose from: " + ", ".join(INDICATORS))
+                              hint="choose from: " + ", ".join(reg))
     min_age = 18 if min_age is None else int(min_age)
     if max_age is not None and int(max_age) < min_age:
         raise EstimationError(f"max_age {max_age} < min_age {min_age}", code="compare.bad_frame")
     bands = schema.DEFAULT_AGE_BANDS if age_bands is None else tuple(
         (int(lo), None if hi is None else int(hi)) for lo, hi in age_bands)
     ctx = _Ctx(design, reference, min_age, max_age, level, standardise, bands)
+    ctx.max_gap, ctx.accept = int(max_year_gap), frozenset(accept)
     if not ctx.frame.any():
         raise EstimationError(f"no respondent in the frame {ctx.frame_txt}", code="compare.empty_frame",
                               hint="check the age column and min_age/max_age")
@@ -934,15 +1288,7 @@ def compare(design, reference="russia", *, by: str | None = None,
     ctx.notes.append(f"Frame: {ctx.frame_txt}; the population is restricted to the same ages where "
                      "its tables have an age breakdown." + (
                          f" {n_out} respondents outside the frame or without age are left out." if n_out else ""))
-    if ctx.age_table is not None:
-        from .reference import ages as _age
-        _, _, sp = _age.frame_shares(ctx.age_table, ctx.bands, ctx.min_age, ctx.max_age)
-        if sp:
-            ctx.notes.append("Age split: " + "; ".join(sp) + " — single years taken as uniform "
-                             "within the published 5-year bands (the reference notes' own 18+ "
-                             "figures take 18-19 as 2/5 of 15-19).")
     gap_at = len(ctx.notes)
-    std = _std_setup(ctx, standardise)
 
     groups = []
     if overall or by is None:
@@ -959,17 +1305,35 @@ def compare(design, reference="russia", *, by: str | None = None,
             if m.any():
                 groups.append((by, str(lev), m))
     out = []
+    fieldwork = {}
+    fw_notes: dict[str, list[str]] = {}
     for gby, gval, dom in groups:
+        fy, basis = fieldwork_year(ctx.data, dom, year)
+        ctx.use_reference(reference, fy, basis)
+        fieldwork[gval if gby else "all"] = {"year": fy, "basis": basis}
+        _age_split_note(ctx)
+        std = _std_setup(ctx, standardise)
         rows = []
         rows += _age_rows(ctx, dom, wanted)
         if {"education_distribution", "higher_education", "higher_education_by_age"} & set(wanted):
             rows += _education_rows(ctx, dom, wanted, std)
         if {"entrepreneurs_all", "entrepreneurs_employed"} & set(wanted):
             rows += _entrepreneur_rows(ctx, dom, wanted, std)
+        for name in wanted:
+            if not reg[name].builtin:
+                ind = reg[name]
+                rows += _project_rows(ctx, dom, ind, _std_setup(ctx, _indmode(ind, standardise)))
         for r in rows:
             r["by"], r["group"] = gby, gval
-            r["unit"] = "years" if r["indicator"] in ("mean_age", "median_age") else "proportion"
+            r["unit"] = reg[r["indicator"]].unit
         out += rows
+        used = sorted({(r["reference_table"], r["year"]) for r in rows if r.get("reference_table")},
+                      key=lambda x: (str(x[0])))
+        fw = f"{fy} (from the {basis})" if fy is not None else "unknown (no interview dates, date-like wave ids or [reference] year)"
+        key = f"fieldwork {fw}; tables used: " + ", ".join(f"{t} ({int(y)})" for t, y in used)
+        fw_notes.setdefault(key, []).append("all respondents" if not gby else f"{gby} = {gval}")
+    for key, who in fw_notes.items():
+        ctx.notes.append(f"Vintages ({', '.join(who)}): {key}.")
     gap_notes = []
     for g in reference.gaps:
         ind = g.get("indicator")
@@ -980,7 +1344,7 @@ def compare(design, reference="russia", *, by: str | None = None,
             gap_notes.append(f"GAP ({ind}): {text}")
     ctx.notes[gap_at:gap_at] = gap_notes
     res = pd.DataFrame(out).reindex(columns=COLUMNS)
-    order = {k: i for i, k in enumerate(INDICATORS)}
+    order = {k: i for i, k in enumerate(reg)}
     res["_o"] = res["indicator"].map(order)
     res["_g"] = res.index  # stable within indicator
     gorder = {g[1] if g[0] else "all": i for i, g in enumerate(groups)}
@@ -988,13 +1352,38 @@ def compare(design, reference="russia", *, by: str | None = None,
     res = res.sort_values(["_gg", "_o", "_g"], kind="stable").drop(columns=["_o", "_g", "_gg"])
     res = res.reset_index(drop=True)
     for c in ("by", "group", "unit", "indicator", "category", "adjustment", "reference_table",
-              "source", "confidence", "universe", "note", "frame"):
-        res[c] = res[c].fillna("").astype(str)
+              "source", "confidence", "universe", "note", "frame", "fieldwork_basis", "standard",
+              "caveat", "validity"):
+        res[c] = res[c].astype(object).where(res[c].notna(), "").astype(str)
     res["n"] = res["n"].fillna(0).astype("int64")
     res.attrs["notes"] = ctx.notes
     res.attrs["frame"] = {"min_age": ctx.min_age, "max_age": ctx.max_age, "text": ctx.frame_txt}
     res.attrs["reference"] = reference.name
+    res.attrs["fieldwork"] = fieldwork
+    res.attrs["max_year_gap"] = ctx.max_gap
+    res.attrs["accept"] = sorted(ctx.accept)
     return res
+
+
+def _indmode(ind, standardise):
+    from .indicators import standardise_mode
+
+    return standardise_mode(ind, standardise)
+
+
+def _age_split_note(ctx) -> None:
+    """The note on how the age table's bands were split at the frame (once per table)."""
+    from .reference import ages as _age
+
+    if ctx.age_table is None:
+        return
+    _, _, sp = _age.frame_shares(ctx.age_table, ctx.bands, ctx.min_age, ctx.max_age)
+    if sp:
+        note = (f"Age split ({ctx.age_table.id}): " + "; ".join(sp) + " — single years taken as "
+                "uniform within the published 5-year bands (the reference notes' own 18+ figures "
+                "take 18-19 as 2/5 of 15-19).")
+        if note not in ctx.notes:
+            ctx.notes.append(note)
 
 
 # ----------------------------------------------------------------------------- project level
@@ -1084,12 +1473,13 @@ def compare_project(project, data: pd.DataFrame | None = None) -> dict:
         data = pd.read_parquet(p)
     rc = project.reference
     tables = [str(project.path(t)) for t in rc.tables] or None
+    extra = project.indicators()
     res = compare_with_groups(data, rc.population, by=list(project.compare.by or []), tables=tables,
-                              min_age=rc.min_age, max_age=rc.max_age or None)
+                              extra_indicators=extra, **rc.compare_options())
     claims = None
     cpath = project.path(project.compare.claims) if project.compare.claims else None
     if cpath is not None and cpath.exists():
-        claims = evaluate_claims(res, load_claims(cpath))
+        claims = evaluate_claims(res, load_claims(cpath, extra), extra)
     gof = res[res["adjustment"] == "rao-scott"].reset_index(drop=True)
     stdz = res[res["adjustment"].str.startswith(("direct", "indirect"))].reset_index(drop=True)
     crude = res[res["adjustment"] == "crude"].reset_index(drop=True)

@@ -74,7 +74,8 @@ def compare_project(project, data, panel=None) -> dict:
     # strata, codebook PSUs; rows by wave from the pooled design equal the within-wave ones
     # (the pooled weights are the within-wave weights times a constant per wave)
     design, _ = project_designs(data)
-    opts = dict(min_age=ref.min_age, max_age=ref.max_age or None, tables=tables)
+    extra = project.indicators()
+    opts = dict(tables=tables, **ref.compare_options())
     by = list(project.compare.by)
     unknown = [b for b in by if b not in data.columns]
     if unknown:   # rejected, as by `diaspora-survey compare`, never silently left out
@@ -84,13 +85,15 @@ def compare_project(project, data, panel=None) -> dict:
         raise EstimationError(f"no column {unknown[0]!r} to compare by", code="compare.bad_by",
                               where=f"{project.file} [compare] by",
                               hint="use one of: " + ", ".join(BY_ALLOWED))
-    parts = [compare(design, ref.population, by="wave" if "wave" in by else None, **opts)]
+    parts = [compare(design, ref.population, by="wave" if "wave" in by else None,
+                     extra_indicators=extra, **opts)]
     for b in by:
         if b == "wave":
             continue
         parts.append(compare(design, ref.population, by=b, overall=False,
                              indicators=list(COUNTRY_INDICATORS) if b == "country" else None,
-                             standardise=None if b == "country" else "age_sex", **opts))
+                             standardise=None if b == "country" else "age_sex",
+                             extra_indicators=() if b == "country" else extra, **opts))
     comp = pd.concat(parts, ignore_index=True)
     comp.attrs = dict(parts[0].attrs)
     if "group_by" not in comp.columns and "by" in comp.columns:
@@ -104,7 +107,7 @@ def compare_project(project, data, panel=None) -> dict:
         from ..compare.claims import evaluate_claims
         # whole sample and whole waves only: claims are headlines, not small-group findings
         base = comp[comp["group_by"].isin(["", "wave"])].rename(columns={"group_by": "by"})
-        out["claims"] = evaluate_claims(base, claims_path, panel=panel)   # panel claims on the panel
+        out["claims"] = evaluate_claims(base, claims_path, extra, panel=panel)   # panel claims on the panel
     # chart data (proportions, not percent)
     crude = comp[comp["adjustment"] == "crude"]
     edu = crude[(crude["group_by"] == "") & (crude["indicator"] == "education_distribution")

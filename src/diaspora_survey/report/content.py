@@ -300,18 +300,14 @@ def weights_histogram(inp: ReportInputs, bins: int = 30) -> ReportTable | None:
 
 # ---- comparisons -----------------------------------------------------------------------
 
-INDICATOR_LABELS = {
-    "mean_age": "Mean age (years)",
-    "median_age": "Median age (years)",
-    "age_distribution": "Age group (%)",
-    "share_aged_18_34": "Aged 18–34 (%)",
-    "education_distribution": "Education (%)",
-    "higher_education": "Higher education (%)",
-    "higher_education_by_age": "Higher education by age (%)",
-    "entrepreneurs_all": "Entrepreneurs, all adults (%)",
-    "entrepreneurs_employed": "Entrepreneurs among the employed (%)",
-}
-YEAR_INDICATORS = frozenset({"mean_age", "median_age"})
+def _registry_labels():
+    from ..compare.indicators import BUILTIN
+
+    return {i.name: i.label for i in BUILTIN}, frozenset(i.name for i in BUILTIN if i.unit == "years")
+
+
+# labels and units from the indicator registry (compare/indicators.py)
+INDICATOR_LABELS, YEAR_INDICATORS = _registry_labels()
 CATEGORY_LABELS = {
     "higher": "Higher (incl. postgraduate)", "incomplete_higher": "Incomplete higher",
     "secondary_vocational": "Secondary / initial vocational",
@@ -357,6 +353,8 @@ def comparison_rows(df):
     if "n_cell" not in d.columns:
         d["n_cell"] = d["n"]
     share = ~d["indicator"].isin(YEAR_INDICATORS).to_numpy()
+    if "unit" in d.columns:          # project indicators carry their unit
+        share &= (d["unit"].fillna("").astype(str) != "years").to_numpy()
     for c in ("estimate", "ci_low", "ci_high", "population", "difference",
               "difference_ci_low", "difference_ci_high"):
         d[c] = np.where(share, pd.to_numeric(d[c], errors="coerce") * 100,
@@ -368,7 +366,29 @@ def comparison_rows(df):
                                   if float(y).is_integer() else str(y))
     else:
         d["year"] = ""
+    for c in ("reference_table", "universe", "standard", "caveat", "frame"):
+        d[c] = d[c].fillna("").astype(str) if c in d.columns else ""
+    d["reference_label"] = [f"{t} ({y})" if t and y else t for t, y in zip(d["reference_table"], d["year"])]
+    d["universe_label"] = [_universe_label(u, f) if t else "" for u, f, t in
+                           zip(d["universe"], d["frame"], d["reference_table"])]
     return d
+
+
+def _universe_label(universe: str, frame: str) -> str:
+    """Short universe of a comparison row: the sample frame, and the population's universe
+    when it differs (a table that could not be restricted)."""
+    frame = frame.replace("ages ", "")
+    if "restricted to" in universe or not universe:
+        return frame
+    return f"{frame}; population: {universe}"
+
+
+def caveat_marks(d, column: str = "caveat"):
+    """Replace each distinct caveat text of ``d[column]`` by a mark ([1], [2] ...) in a new
+    column ``caveat_mark``; returns the notes ``[k] text`` that explain the marks."""
+    marks: dict[str, str] = {}
+    d["caveat_mark"] = [marks.setdefault(c, f"[{len(marks) + 1}]") if c else "" for c in d[column]]
+    return [f"{k} Caveat: {t}." for t, k in marks.items()]
 
 
 def _sources(d) -> list[str]:
@@ -400,6 +420,8 @@ def _comparison_table(d, id, title, group: str | None, extra_notes=(),
         cols.append(Column("category_label", "Category", "text"))
     if with_adjustment:
         cols.append(Column("adjustment", "Adjustment", "text"))
+    if with_adjustment and "standard" in d.columns and (d["standard"].fillna("") != "").any():
+        cols.append(Column("standard", "Standard", "text"))
     cols += [
         Column("estimate", "Sample (95% CI)", "est_ci", digits=1, low="ci_low", high="ci_high",
                mark_low_precision=True),
@@ -410,9 +432,16 @@ def _comparison_table(d, id, title, group: str | None, extra_notes=(),
         Column("p_value", "p", "pvalue"),
         Column("n", "n", "int"),
     ]
-    return ReportTable(id=id, title=title, data=d.reset_index(drop=True), columns=cols,
+    d = d.reset_index(drop=True)
+    cav_notes = caveat_marks(d)
+    # what each row rests on; a column whose rows are all empty is left out
+    for key, lab in (("reference_label", "Table (year)"), ("universe_label", "Universe"),
+                     ("caveat_mark", "Caveat")):
+        if key in d.columns and (d[key] != "").any():
+            cols.append(Column(key, lab, "text"))
+    return ReportTable(id=id, title=title, data=d, columns=cols,
                        n_col="n_cell", cv_col="cv" if "cv" in d.columns else None,
-                       notes=[COMPARISON_NOTE] + list(extra_notes) + _sources(d),
+                       notes=[COMPARISON_NOTE] + list(extra_notes) + cav_notes + _sources(d),
                        complement_by=["group", "indicator", "adjustment"],
                        group_col=["group", "indicator_label"] if group else "indicator_label")
 
@@ -441,6 +470,14 @@ def comparison_tables(inp: ReportInputs) -> list:
                 part = part.sort_values("_o", kind="stable")
             blocks.append(_comparison_table(part.drop(columns="_o"), f"compare_{key}_{scope}",
                                             f"{name}: {label}", by or None))
+    builtin = {i for _, _, w in TOPICS for v in w.values() for i in v} | set(INDICATOR_LABELS)
+    own = d[~d["indicator"].isin(builtin) & (d["adjustment"] == "crude")]
+    for scope, by, label in SCOPES:          # project indicators ([[compare.indicators]])
+        part = own[own["group_by"] == by]
+        if len(part):
+            blocks.append(_comparison_table(part.sort_values(["group"], kind="stable") if by else part,
+                                            f"compare_project_{scope}", f"Project indicators: {label}",
+                                            by or None))
     return blocks
 
 
@@ -448,14 +485,18 @@ def standardised_table(inp: ReportInputs) -> ReportTable | None:
     if inp.comparisons is None or len(inp.comparisons) == 0:
         return None
     d = comparison_rows(inp.comparisons)
-    d = d[d["estimate"].notna() & d["adjustment"].str.startswith("direct")]
+    d = d[d["estimate"].notna() & d["adjustment"].str.startswith(("direct", "indirect"))]
     if d.empty:
         return None
     d = d.assign(group=d["group"].where(d["group_by"] != "", "all"))
     return _comparison_table(d, "standardised", "Age-standardised comparisons", "group",
                              ["Direct standardisation: the sample's age (× sex) specific "
-                              "rates weighted by the population's age (× sex) structure, as "
-                              "R survey's svystandardize; compare with the crude rows above."],
+                              "rates weighted by the standard named in the row (the population's "
+                              "age (× sex) structure; for a rate among the employed, the "
+                              "employed's), as R survey's svystandardize; the population rate is "
+                              "standardised to the same standard where its age-specific rates are "
+                              "known. Indirect: the population's age-specific rates applied to the "
+                              "sample's age structure. Compare with the crude rows above."],
                              with_adjustment=True)
 
 
@@ -539,14 +580,24 @@ def claims_table(inp: ReportInputs) -> ReportTable | None:
     if c is None or len(c) == 0:
         return None
     d = c.reset_index(drop=True).copy()
-    for col in ("statement", "group", "test", "verdict", "attribution", "reason"):
+    for col in ("statement", "group", "test", "verdict", "attribution", "reason",
+                "reference_table", "universe", "standard", "caveat"):
         d[col] = d[col].fillna("").astype(str) if col in d.columns else ""
+    years = pd.to_numeric(d["year"], errors="coerce") if "year" in d.columns else pd.Series(float("nan"), index=d.index)
+    d["reference_label"] = [f"{t} ({int(y)})" if t and y == y else t
+                            for t, y in zip(d["reference_table"], years)]
+    frames = d["frame"].fillna("").astype(str) if "frame" in d.columns else pd.Series("", index=d.index)
+    d["universe"] = [_universe_label(u, f) if f else u for u, f in zip(d["universe"], frames)]
     for col in ("value", "ci_low", "ci_high"):
         d[col] = pd.to_numeric(d[col], errors="coerce") if col in d.columns else float("nan")
     notes = ["Verdicts: supported = the whole 95% confidence interval lies on the claimed side "
              "of the threshold; not supported = it lies on the other side; inconclusive = it "
-             "contains the threshold; not evaluable = no population figure. Differences of "
+             "contains the threshold, or the comparison behind it is not valid (reference table "
+             "too far from fieldwork, population universe not restrictable to the frame — said in "
+             "brackets); not evaluable = no population figure. Each verdict names the reference "
+             "table and year, the universe and the standard it rests on. Differences of "
              "shares are proportions (0.10 = 10 percentage points)."]
+    notes += caveat_marks(d)
     for rec in d[["statement", "attribution"]].drop_duplicates().to_dict("records"):
         if rec["attribution"]:
             notes.append(f"“{rec['statement']}”: {rec['attribution']}")
@@ -556,7 +607,11 @@ def claims_table(inp: ReportInputs) -> ReportTable | None:
                  Column("test", "Test", "text"),
                  Column("value", "Value (95% CI)", "est_ci", digits=2, low="ci_low",
                         high="ci_high"),
-                 Column("verdict", "Verdict", "text")],
+                 Column("verdict", "Verdict", "text"),
+                 Column("reference_label", "Table (year)", "text"),
+                 Column("universe", "Universe", "text"),
+                 Column("standard", "Standard", "text"),
+                 Column("caveat_mark", "Caveat", "text")],
         n_col=None, cv_col=None, group_col="statement", notes=notes,
         no_disclosure_reason="claims are evaluated for all respondents and whole waves only")
 

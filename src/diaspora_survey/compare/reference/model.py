@@ -19,6 +19,18 @@ Table kinds understood by :func:`diaspora_survey.compare.comparison.compare`:
 ``higher_education_share``   share with higher education (``age`` = band it refers to)
 ``entrepreneur_share``       share of employers + own-account workers (``base``:
                              ``population`` = all persons, ``employed`` = the employed)
+``livelihood_source``        census sources of livelihood (context; no built-in indicator)
+``category_distribution``    any harmonised categorical ``variable`` (table field): rows
+                             with ``maps_to`` = the variable's categories; used by project
+                             indicators (``[[compare.indicators]]``)
+``category_share``           share of a yes/no ``variable`` (category ``yes``), e.g. the
+                             share married; for project indicators
+
+Vintages: a population may hold several tables of a kind (different ``year``); the
+comparison orders them by :meth:`ReferencePopulation.vintages` (nearest the fieldwork
+year first). ``caveat`` (table field) is a warning printed beside every figure taken from
+the table (e.g. an unexplained jump in the latest LFS year); such a table is used only
+when no other vintage lies within the allowed year gap.
 
 ``education_distribution``, ``employment_status`` and the two share kinds may give their
 rows by age band (``age``): e.g. the census table of education by age group. When the
@@ -40,12 +52,14 @@ from typing import Any
 from ...errors import ReferenceDataError
 
 KINDS = ("age_distribution", "education_distribution", "employment_status",
-         "higher_education_share", "entrepreneur_share")
+         "higher_education_share", "entrepreneur_share", "livelihood_source",
+         "category_distribution", "category_share")
+GENERIC_KINDS = ("category_distribution", "category_share")
 UNITS = {"count": None, "percent": 100.0, "per_1000": 1000.0, "proportion": 1.0}
 _CONF_WORDS = ("HIGH", "MED", "LOW")
 REQUIRED_FIELDS = ("id", "kind", "unit", "year", "publisher", "table", "url", "confidence")
 TABLE_FIELDS = REQUIRED_FIELDS + ("title", "universe", "min_age", "max_age", "base", "note",
-                                  "population", "derived")
+                                  "population", "derived", "caveat", "variable")
 ROW_FIELDS = ("category", "sex", "age", "value", "se", "maps_to", "label", "derived")
 SEXES = ("total", "male", "female")
 _AGE_RE = re.compile(r"^\s*(\d{1,3})\s*(?:-\s*(\d{1,3})|(\+))\s*$")
@@ -102,6 +116,8 @@ class ReferenceTable:
     population: str = ""
     derived: str = ""
     origin: str = ""          # file the table was read from ("package" for shipped data)
+    caveat: str = ""          # warning shown beside every figure from this table
+    variable: str = ""        # harmonised variable (generic kinds category_distribution/_share)
 
     # ---- provenance ---------------------------------------------------------------
     @property
@@ -151,7 +167,7 @@ class ReferenceTable:
                 "unit": self.unit, "year": self.year, "publisher": self.publisher,
                 "table": self.table, "url": self.url, "confidence": self.confidence,
                 "note": self.note, "derived": self.is_derived, "origin": self.origin,
-                "n_rows": len(self.rows)}
+                "caveat": self.caveat, "variable": self.variable, "n_rows": len(self.rows)}
 
 
 @dataclass(frozen=True)
@@ -184,9 +200,36 @@ class ReferencePopulation:
                                  code="reference.no_table", where=self.name,
                                  hint="available: " + ", ".join(t.id for t in self.tables))
 
+    fieldwork_year: int | None = None   # set by for_fieldwork(): orders the vintages
+    max_year_gap: int = 3
+
+    def for_fieldwork(self, year: int | None, max_year_gap: int = 3) -> "ReferencePopulation":
+        """The same population with its vintages ordered for fieldwork in ``year``."""
+        return replace(self, fieldwork_year=None if year is None else int(year),
+                       max_year_gap=int(max_year_gap))
+
+    def vintages(self, kind: str, year: int | None = None, max_year_gap: int | None = None,
+                 variable: str | None = None) -> list[ReferenceTable]:
+        """Tables of one kind in order of preference for fieldwork in ``year``: nearest
+        year first (|table year - year|), a table with a ``caveat`` after every other
+        vintage within ``max_year_gap``, ties to the newer table, then to project-added
+        (later listed) tables. Without a year: newest first."""
+        year = self.fieldwork_year if year is None else year
+        gap = self.max_year_gap if max_year_gap is None else max_year_gap
+        cands = [(i, t) for i, t in enumerate(self.tables) if t.kind == kind
+                 and (variable is None or t.variable == variable)]
+        if year is None:
+            return [t for _, t in sorted(cands, key=lambda it: (bool(it[1].caveat), -it[1].year, -it[0]))]
+        clean_near = any(not t.caveat and abs(t.year - year) <= gap for _, t in cands)
+
+        def key(it):
+            i, t = it
+            return (bool(t.caveat) and clean_near, abs(t.year - year), -t.year, -i)
+        return [t for _, t in sorted(cands, key=key)]
+
     def of_kind(self, kind: str) -> list[ReferenceTable]:
-        """Tables of one kind, preferred (project-added, then latest listed) first."""
-        return [t for t in reversed(self.tables) if t.kind == kind]
+        """Tables of one kind in order of preference (see :meth:`vintages`)."""
+        return self.vintages(kind)
 
     def first(self, kind: str) -> ReferenceTable | None:
         found = self.of_kind(kind)
@@ -327,6 +370,13 @@ def table_from_dict(d: dict, where: str, row_where=None, origin: str = "") -> Re
         raise _err(f"unit {unit!r}: a {kind} table holds shares", f"{where}: unit",
                    "use percent, per_1000 or proportion (for counts, use an "
                    "education_distribution or employment_status table)")
+    variable = str(d.get("variable") or "").strip()
+    if kind in GENERIC_KINDS and not variable:
+        raise _err(f"a {kind} table needs 'variable'", f"{where}: variable",
+                   "name the harmonised variable the table describes, e.g. variable: marital_status")
+    if kind == "category_share" and UNITS[unit] is None:
+        raise _err(f"unit {unit!r}: a category_share table holds shares", f"{where}: unit",
+                   "use percent, per_1000 or proportion (for counts, use category_distribution)")
     rows_in = d.get("rows")
     if not isinstance(rows_in, list) or not rows_in:
         raise _err("the table has no rows", f"{where}: rows", _HINT_FIELDS)
@@ -370,6 +420,8 @@ def table_from_dict(d: dict, where: str, row_where=None, origin: str = "") -> Re
                        "shares must be at most 100 percent / 1000 per 1000 / 1 proportion; "
                        "use unit: count for counts")
         mt = _maps_to(r.get("maps_to"), kind, f"{w}: maps_to")
+        if kind == "category_distribution" and mt is None:
+            mt = (cat,)                 # the row's category is the variable's category
         if kind in ("education_distribution", "employment_status") and mt is None:
             raise _err("maps_to is missing", f"{w}: maps_to",
                        "say which harmonised categories this row corresponds to "
@@ -388,7 +440,8 @@ def table_from_dict(d: dict, where: str, row_where=None, origin: str = "") -> Re
         universe=str(d.get("universe") or "").strip(), min_age=ages["min_age"],
         max_age=ages["max_age"], base=base or ("employed" if kind == "employment_status" else ""),
         note=" ".join(str(d.get("note") or "").split()), population=str(d.get("population") or ""),
-        derived=str(d.get("derived") or "").strip(), origin=origin)
+        derived=str(d.get("derived") or "").strip(), origin=origin,
+        caveat=" ".join(str(d.get("caveat") or "").split()), variable=variable)
 
 
 def _read_text(path: Path) -> str:
