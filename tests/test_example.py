@@ -36,7 +36,7 @@ def test_committed_raw_files_match_the_generator(generated, repo_dir):
 
 def test_spss_header_timestamp_is_fixed(generated):
     a, _ = generated
-    for name in ("2022-03_wave1.sav", "2024-05_wave3.zsav"):
+    for name in ("2022-03_wave1.sav", "2024-05_wave3.zsav", "2023-03_wave4_panel.sav"):
         head = (a / name).read_bytes()[:200]
         assert head[92:109] == example.FIXED_STAMP
     assert (a / "2024-05_wave3.zsav").read_bytes()[:4] == b"$FL3"
@@ -44,7 +44,7 @@ def test_spss_header_timestamp_is_fixed(generated):
 
 def test_every_file_says_synthetic(generated, repo_dir):
     a, _ = generated
-    for name in ("2022-03_wave1.sav", "2024-05_wave3.zsav"):
+    for name in ("2022-03_wave1.sav", "2024-05_wave3.zsav", "2023-03_wave4_panel.sav"):
         _, meta = pyreadstat.read_sav(str(a / name), metadataonly=True)
         assert meta.file_label.startswith("SYNTHETIC")
         assert any("SYNTHETIC" in n for n in meta.notes)

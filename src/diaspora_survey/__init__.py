@@ -2,7 +2,8 @@
 
 ``import diaspora_survey as ds`` gives the public API (../shared/DESIGN.md, contract):
 ``ds.read_wave``, ``ds.Codebook``, ``ds.harmonise``, ``ds.Project``, ``ds.SurveyDesign``,
-``ds.weighting``, ``ds.reference``, ``ds.compare`` and the ``DataFrame.survey`` accessor.
+``ds.weighting``, ``ds.reference``, ``ds.compare`` and the ``DataFrame.survey`` accessor;
+for panels ``ds.link_panel``, ``ds.attrition_weights`` and ``ds.longitudinal`` (docs/panel.md).
 Names are resolved lazily so that the command line starts fast.
 """
 from __future__ import annotations
@@ -26,6 +27,9 @@ _LAZY = {
     "reference": ("diaspora_survey.compare.reference", None),
     "schema": ("diaspora_survey.harmonise.schema", None),
     "DiasporaSurveyError": ("diaspora_survey.errors", "DiasporaSurveyError"),
+    "link_panel": ("diaspora_survey.harmonise.panel", "link"),            # panels: docs/panel.md
+    "longitudinal": ("diaspora_survey.survey.longitudinal", None),
+    "attrition_weights": ("diaspora_survey.weighting.attrition", "attrition_weights"),
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

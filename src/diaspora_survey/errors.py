@@ -78,3 +78,8 @@ class ReferenceDataError(DiasporaSurveyError):
 class ReportError(DiasporaSurveyError):
     """A report cannot be produced."""
     default_code = "report.failed"
+
+
+class PanelError(DiasporaSurveyError):
+    """Panel waves cannot be linked or analysed as asked (no link key, strict linking problems)."""
+    default_code = "panel.invalid"

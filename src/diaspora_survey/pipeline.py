@@ -16,7 +16,8 @@ from typing import Any, Callable
 
 from .errors import ReportError
 
-STEPS = ("harmonise", "weight", "compare", "report")
+STEPS = ("harmonise", "weight", "panel", "compare", "report")
+PANEL_OUTPUT = "build/panel.parquet"
 WEIGHTED_OUTPUT = "build/weighted.parquet"
 
 
@@ -67,6 +68,8 @@ class Pipeline:
         self.weighting: dict = {}
         self.weighting_info: dict = {}
         self.comparison: dict = {}
+        self.panel_analysis = None    # survey.longitudinal.PanelAnalysis when [panel] is declared
+        self._panel_done = False
         self.results: list[StepResult] = []
 
     # ---- steps ------------------------------------------------------------------------
@@ -109,11 +112,32 @@ class Pipeline:
             return []
         return list(write_outputs(self.project, res))
 
+    def panel(self, *, write: bool = True) -> list[Path]:
+        """Link the panel of ``[panel]`` (if any) with the weight step's baseline weights and run
+        the panel analysis; writes build/panel.parquet (one row per baseline respondent)."""
+        self._panel_done = True
+        if self.project.panel_config is None:
+            return []
+        self._need_data("panel")
+        weights = self.data if self.weighted is not None else None
+        self.panel_analysis = self.project.panel_analysis(weights=weights)
+        if not write:
+            return []
+        frame = self.panel_analysis.pairs.copy()
+        for c in frame.columns:
+            if frame[c].dtype == object:
+                frame[c] = frame[c].astype("string")
+        out = self.project.path(PANEL_OUTPUT)
+        write_parquet(frame, out)
+        return [out]
+
     def compare(self) -> list[Path]:
         self._need_data("compare")
         from .report.collect import compare_project
 
-        self.comparison = compare_project(self.project, self.data)
+        if not self._panel_done:
+            self.panel(write=False)
+        self.comparison = compare_project(self.project, self.data, panel=self.panel_analysis)
         return []
 
     def report_inputs(self):

@@ -57,6 +57,7 @@ class HarmoniseConfig(_Strict):
     by ``diaspora-survey harmonise``."""
 
     crosswalks: list[str] = Field(default_factory=list)
+    host_regions: list[str] = Field(default_factory=list)   # CSVs regrouping countries into host regions
     strict: bool = False
     age_bands: list[list[int]] | None = None
     output: str = "build/harmonised.parquet"
@@ -145,6 +146,28 @@ class ReportConfig(_Strict):
     formats: list[str] = Field(default_factory=lambda: ["pdf"])
 
 
+class PanelConfig(_Strict):
+    """``[panel]``: ``waves`` linked by ``key`` (a harmonised string variable, default
+    ``panel_id``), in time order — the first is the baseline; ``followups``: panel-only waves
+    (``[[panel.followups]]`` with id, file, codebook) that are linked but not part of the
+    cross-sectional steps (weighting, comparisons); ``strict``: linking problems are errors;
+    ``attrition``: how the retained panel is reweighted — ``propensity`` (logistic response
+    propensity, optionally in ``classes`` cells), ``rake`` (to the baseline's weighted margins)
+    or ``propensity+rake``; ``covariates``: the baseline variables of the model and the margins;
+    ``classes``: 0 = one weight per respondent, k = k propensity classes; ``trim_upper``:
+    relative to the mean weight."""
+
+    key: str = "panel_id"
+    waves: list[str] = Field(default_factory=list)
+    followups: list[WaveConfig] = Field(default_factory=list)
+    strict: bool = False
+    attrition: Literal["propensity", "rake", "propensity+rake"] = "propensity+rake"
+    covariates: list[str] = Field(default_factory=lambda: ["age_group", "sex", "host_region"])
+    classes: int = 0
+    min_cell: int = 20
+    trim_upper: float | None = 5.0
+
+
 class ProjectConfig(_Strict):
     project: ProjectInfo = Field(default_factory=ProjectInfo)
     waves: list[WaveConfig] = Field(default_factory=list)
@@ -153,6 +176,7 @@ class ProjectConfig(_Strict):
     reference: ReferenceConfig = Field(default_factory=ReferenceConfig)
     compare: CompareConfig = Field(default_factory=CompareConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    panel: PanelConfig | None = None
 
 
 @dataclass
@@ -294,11 +318,13 @@ class Project:
         return p if p.is_absolute() else self._root / p
 
     def wave(self, wave_id: str) -> WaveConfig:
-        for w in self.config.waves:
+        followups = self.config.panel.followups if self.config.panel is not None else []
+        for w in list(self.config.waves) + list(followups):
             if w.id == wave_id:
                 return w
         raise ProjectError(f"no wave {wave_id!r} in the project", code="project.unknown_wave",
-                           where=str(self.file), hint="waves: " + ", ".join(self.wave_ids))
+                           where=str(self.file), hint="waves: " + ", ".join(
+                               self.wave_ids + [f.id for f in followups]))
 
     def _display(self, p: Path) -> str:
         try:
@@ -312,6 +338,12 @@ class Project:
         from .harmonise import crosswalks
 
         return crosswalks.load([self.path(c) for c in self.config.harmonise.crosswalks])
+
+    def regions(self):
+        """The host-region table: packaged, then ``[harmonise] host_regions`` CSVs."""
+        from .harmonise import regions
+
+        return regions.load([self.path(p) for p in self.config.harmonise.host_regions])
 
     def codebook(self, wave_id: str):
         """The wave's :class:`~diaspora_survey.harmonise.codebook.Codebook`, loaded and checked against the
@@ -370,11 +402,13 @@ class Project:
             return self._harmonised
         cbs = self.codebooks()
         cws = self.crosswalks()
+        regions = self.regions()
         results = {}
         for w in self.config.waves:
             raw = self.read_wave(w.id)
             results[w.id] = harmonise(raw, cbs[w.id], strict=strict, crosswalks=cws,
-                                      age_bands=self.config.harmonise.bands(), wave_id=w.id)
+                                      age_bands=self.config.harmonise.bands(), wave_id=w.id,
+                                      regions=regions)
             if progress is not None:
                 progress(w.id, results[w.id])
         data, excl = stack(list(results.values()), self.wave_ids)
@@ -389,6 +423,83 @@ class Project:
     def harmonised(self, *, strict: bool | None = None):
         """All waves harmonised and stacked (DataFrame with a categorical ``wave`` column)."""
         return self.harmonise_all(strict=strict).data
+
+    def harmonise_wave(self, wave_id: str, *, strict: bool | None = None):
+        """One wave (cross-sectional or a panel follow-up) harmonised: a ``Harmonised``."""
+        from .harmonise.apply import harmonise
+
+        strict = self.config.harmonise.strict if strict is None else strict
+        if self._harmonised is not None and getattr(self._harmonised, "_strict", None) == strict \
+                and wave_id in self._harmonised.waves:
+            return self._harmonised.waves[wave_id]
+        return harmonise(self.read_wave(wave_id), self.codebook(wave_id), strict=strict,
+                         crosswalks=self.crosswalks(), age_bands=self.config.harmonise.bands(),
+                         wave_id=wave_id, regions=self.regions())
+
+    @property
+    def panel_config(self) -> PanelConfig | None:
+        return self.config.panel
+
+    def panel(self, *, strict: bool | None = None, weights=None):
+        """Link the panel waves of ``[panel]``: a :class:`~diaspora_survey.harmonise.panel.PanelLink`
+        (``.data``: one row per respondent per wave; ``.report``: matched / unmatched /
+        duplicated keys and conflicting fixed attributes with counts; ``.issues``).
+
+        ``weights``: baseline weights (a Series aligned with the baseline wave's harmonised rows,
+        or a frame with ``wave``, ``resp_id`` and ``weight`` such as the weight step's output);
+        they are joined to the baseline rows as ``weight``.
+        """
+        from .harmonise.panel import link
+
+        cfg = self.config.panel
+        if cfg is None or len(cfg.waves) < 2:
+            raise ProjectError("the project declares no panel", code="panel.not_declared",
+                               where=str(self.file),
+                               hint="add a [panel] section with waves = [BASELINE, FOLLOW-UP, ...] "
+                                    "and key = \"panel_id\" (see docs/panel.md)")
+        strict = cfg.strict if strict is None else strict
+        frames = {}
+        for wid in cfg.waves:
+            self.wave(wid)   # a clear error for an unknown id
+            frames[wid] = self.harmonise_wave(wid).data
+        where = {wid: self._display(self.path(self.wave(wid).codebook)) for wid in cfg.waves}
+        return link(frames, key=cfg.key, strict=strict, where=where, weights=weights)
+
+    def panel_weights(self):
+        """Baseline weights for the panel: the weight step's weights when the baseline is a
+        cross-sectional wave of the project (``[[waves]]``), else None (all 1)."""
+        cfg = self.config.panel
+        if cfg is None or not cfg.waves or cfg.waves[0] not in self.wave_ids:
+            return None
+        wc = self.config.weighting
+        if wc.margins is None and not self.path(wc.targets).exists():
+            return None     # no weighting targets: the panel is analysed unweighted (and says so)
+        from .weighting import weight_project
+
+        return weight_project(self, self.harmonised()).data
+
+    def panel_analysis(self, *, strict: bool | None = None, weights=None, followup=None, link=None):
+        """Link the panel and run the analysis of ``[panel]`` (retention, attrition weights,
+        returns / onward moves by host region and departure cohort, transitions, cumulative
+        return): a :class:`~diaspora_survey.survey.longitudinal.PanelAnalysis`. ``weights`` as in
+        :meth:`panel`; default: the weight step's weights of the baseline wave."""
+        from .survey.longitudinal import analyse
+
+        cfg = self.config.panel
+        if link is not None:     # an existing link (e.g. printed first by the CLI)
+            lk = link
+            weights = "given" if "weight" in lk.data.columns and lk.data["weight"].notna().any() else None
+        else:
+            if weights is None:
+                weights = self.panel_weights()
+            lk = self.panel(strict=strict, weights=weights)
+        a = analyse(lk, cfg.covariates if cfg else (), followup=followup,
+                    weight="weight" if weights is not None else None, method=cfg.attrition,
+                    classes=cfg.classes, min_cell=cfg.min_cell, trim_upper=cfg.trim_upper)
+        a.baseline_weights = ("the weight step's weights of the baseline wave" if weights is not None else
+                              "none (no weighting targets, or the baseline is not a [[waves]] wave): "
+                              "the baseline counts unweighted")
+        return a
 
     def require(self, rel: str | Path, what: str) -> Path:
         """The absolute path of a file a step needs; a clear error if it does not exist."""
@@ -467,7 +578,21 @@ by = ["wave"]
 output = "reports/diaspora-report.pdf"
 min_cell_size = 10
 formats = ["pdf"]
+
+# A panel (waves re-interviewing the same respondents; docs/panel.md):
+# [panel]
+# key = "panel_id"              # the link key, mapped in every panel wave's codebook
+# waves = ["2022-03", "2023-03"] # in time order; the first is the baseline
+# strict = false                 # true: duplicated / unmatched keys and conflicts are errors
+# attrition = "propensity+rake"  # propensity | rake | propensity+rake
+# covariates = ["age_group", "sex", "host_region"]
+# classes = 0                    # 0: w / p per respondent; k: k propensity classes
+# trim_upper = 5.0
+# [[panel.followups]]            # panel-only waves (not in the cross-sectional steps)
+# id = "2023-03"
+# file = "raw/2023-03_panel.sav"
+# codebook = "codebooks/2023-03_panel.yaml"
 '''
 
 
-__all__ = ["Project", "ProjectConfig", "ProjectHarmonised", "WaveConfig", "TEMPLATE", "FILENAME"]
+__all__ = ["Project", "ProjectConfig", "PanelConfig", "ProjectHarmonised", "WaveConfig", "TEMPLATE", "FILENAME"]

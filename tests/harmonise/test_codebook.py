@@ -285,7 +285,7 @@ def test_cli_codebook_check_reports_unmapped_with_counts(repo_dir, tmp_path, cap
     (proj / "codebooks").mkdir(parents=True)
     shutil.copytree(repo_dir / "raw", proj / "raw")
     shutil.copy(repo_dir / "diaspora-survey.toml", proj)
-    for f in (repo_dir / "codebooks").glob("20*.yaml"):
+    for f in [*(repo_dir / "codebooks").glob("20*.yaml"), *(repo_dir / "codebooks").glob("*.csv")]:
         shutil.copy(f, proj / "codebooks")
     cbp = proj / "codebooks" / "2022-03_wave1.yaml"
     cbp.write_text(cbp.read_text(encoding="utf-8").replace("      4: own_account", "      # 4 dropped"),
@@ -305,7 +305,7 @@ def _copy_project(repo_dir, dest):
     (dest / "codebooks").mkdir(parents=True)
     shutil.copytree(repo_dir / "raw", dest / "raw")
     shutil.copy(repo_dir / "diaspora-survey.toml", dest)
-    for f in (repo_dir / "codebooks").glob("20*.yaml"):
+    for f in [*(repo_dir / "codebooks").glob("20*.yaml"), *(repo_dir / "codebooks").glob("*.csv")]:
         shutil.copy(f, dest / "codebooks")
     return dest
 

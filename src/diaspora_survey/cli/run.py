@@ -44,6 +44,7 @@ def register(app: typer.Typer) -> None:
         steps = [
             ("harmonise", "Harmonising waves", pipe.harmonise),
             ("weight", "Weighting", pipe.weight),
+            ("panel", "Linking the panel", pipe.panel),
             ("compare", "Comparing with the population", pipe.compare),
             ("report", "Writing the report",
              lambda: pipe.report(fmts)),

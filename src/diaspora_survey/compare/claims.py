@@ -13,6 +13,22 @@ A claim names a row of :func:`diaspora_survey.compare.comparison.compare`'s resu
         op: "<="                           # <=, <, >=, >
         threshold: -8                      # "at least 8 years below"
 
+Panel claims (about returns and onward moves, evaluated on the linked panel — see
+``docs/panel.md``) use the indicators :data:`PANEL_INDICATORS` (``returned_share``,
+``moved_on_share``, ``stayed_share``), ``group`` as one category or a list of categories of
+``by`` (default ``host_region``), and for a comparison between groups ``versus`` with
+``metric: difference`` (share in ``group`` minus share in ``versus``)::
+
+      - id: returns_cis_above_europe
+        statement: "Returns concern the CIS much more than Europe"
+        indicator: returned_share
+        by: host_region
+        group: [south_caucasus, central_asia]
+        versus: [eu_eea, other_europe]
+        metric: difference
+        op: ">"
+        threshold: 0
+
 Verdict from the confidence interval of the metric (level of the comparison):
 ``supported`` when the whole interval lies on the claimed side of the threshold,
 ``not supported`` when the whole interval lies on the other side, ``inconclusive`` when
@@ -40,7 +56,9 @@ METRICS = {"difference": ("difference", "difference_ci_low", "difference_ci_high
            "estimate": ("estimate", "ci_low", "ci_high")}
 OPS = ("<=", "<", ">=", ">")
 FIELDS = ("id", "statement", "attribution", "indicator", "category", "adjustment", "metric",
-          "op", "threshold", "group", "note")
+          "op", "threshold", "group", "note", "by", "versus")
+#: panel indicators → the follow-up status whose share they are
+PANEL_INDICATORS = {"returned_share": "returned", "moved_on_share": "moved_on", "stayed_share": "stayed"}
 
 
 @dataclass(frozen=True)
@@ -56,6 +74,19 @@ class Claim:
     adjustment: str = "crude"
     group: str = ""
     note: str = ""
+    by: str = ""
+    versus: str = ""
+
+    @property
+    def is_panel(self) -> bool:
+        return self.indicator in PANEL_INDICATORS
+
+
+def _groups(v) -> str:
+    """A group as text: a list of categories joined with '+'."""
+    if isinstance(v, (list, tuple)):
+        return "+".join(str(x).strip() for x in v)
+    return str(v or "").strip()
 
 
 def _err(msg, where, hint):
@@ -83,10 +114,24 @@ def parse_claims(doc, where: str = "claims", indicators=()) -> list[Claim]:
             if c.get(k) in (None, ""):
                 raise _err(f"{k} is missing", f"{w}: {k}", "every claim needs id, statement, "
                            "indicator, metric, op and threshold")
-        if c["indicator"] not in names:
+        if c["indicator"] not in names and c["indicator"] not in PANEL_INDICATORS:
             raise _err(f"indicator {c['indicator']!r} is not known", f"{w}: indicator",
-                       "one of: " + ", ".join(names) + " (or a project indicator of "
-                       "[[compare.indicators]])")
+                       "one of: " + ", ".join(list(names) + list(PANEL_INDICATORS)) + " (or a project "
+                       "indicator of [[compare.indicators]])")
+        panel = c["indicator"] in PANEL_INDICATORS
+        if not panel and (c.get("by") or c.get("versus")):
+            raise _err("'by' and 'versus' are for panel indicators", f"{w}: {'by' if c.get('by') else 'versus'}",
+                       "panel indicators: " + ", ".join(PANEL_INDICATORS) + "; for comparisons use 'group'")
+        if panel:
+            if c["metric"] not in ("estimate", "difference"):
+                raise _err(f"metric {c['metric']!r} is not available for {c['indicator']}", f"{w}: metric",
+                           "estimate (the share) or difference (with versus: the other group)")
+            if (c["metric"] == "difference") != bool(c.get("versus")):
+                raise _err("metric difference needs 'versus' (and 'versus' needs metric difference)",
+                           f"{w}: versus", "versus: [eu_eea, other_europe] with metric: difference")
+            for k in ("category", "adjustment"):
+                if c.get(k):
+                    raise _err(f"{k!r} is not used by panel indicators", f"{w}: {k}", f"remove {k}")
         if c["metric"] not in METRICS:
             raise _err(f"metric {c['metric']!r} is not known", f"{w}: metric", "one of: " + ", ".join(METRICS))
         if str(c["op"]) not in OPS:
@@ -108,7 +153,9 @@ def parse_claims(doc, where: str = "claims", indicators=()) -> list[Claim]:
                          indicator=c["indicator"], metric=c["metric"], op=str(c["op"]),
                          threshold=thr, attribution=" ".join(str(c.get("attribution") or "").split()),
                          category=str(c.get("category") or ""), adjustment=adj,
-                         group=str(c.get("group") or ""), note=" ".join(str(c.get("note") or "").split())))
+                         group=_groups(c.get("group")), note=" ".join(str(c.get("note") or "").split()),
+                         by=str(c.get("by") or ("host_region" if panel and (c.get("group") or c.get("versus")) else "")),
+                         versus=_groups(c.get("versus"))))
     return out
 
 
@@ -149,6 +196,39 @@ def verdict(op: str, threshold: float, lo: float, hi: float) -> str:
     return "inconclusive"
 
 
+def evaluate_panel_claim(c: Claim, panel) -> dict:
+    """The row of :func:`evaluate_claims` for a panel claim on ``panel`` (a panel design, or a
+    :class:`~diaspora_survey.survey.longitudinal.PanelAnalysis`; None: not evaluable)."""
+    import numpy as np
+
+    base = {"claim": c.id, "statement": c.statement, "attribution": c.attribution,
+            "indicator": c.indicator, "category": "", "adjustment": "", "metric": c.metric,
+            "test": f"{c.metric} {c.op} {c.threshold:g}", "group": c.group or "all", "by": c.by,
+            "source": "", "confidence": "", "reference_table": "", "year": np.nan, "fieldwork_year": np.nan,
+            "universe": "", "frame": "", "standard": "", "caveat": ""}
+    if c.versus:
+        base["group"] = f"{c.group or 'all'} vs {c.versus}"
+    if panel is None:
+        return dict(base, value=np.nan, ci_low=np.nan, ci_high=np.nan, verdict="not evaluable",
+                    raw_verdict="not evaluable",
+                    reason="a panel indicator: needs the linked panel ([panel] in the project file; "
+                           "`diaspora-survey report` or `panel`)")
+    from ..survey.longitudinal import group_share
+
+    design = getattr(panel, "design", panel)
+    split = (lambda g: None if not g else (g.split("+") if "+" in g else g))
+    r = group_share(design, PANEL_INDICATORS[c.indicator], by=c.by or "host_region",
+                    group=split(c.group), versus=split(c.versus))
+    lo, hi = float(r["ci_low"]), float(r["ci_high"])
+    ver = verdict(c.op, c.threshold, lo, hi)
+    side = {"supported": "entirely on the claimed side of", "not supported": "entirely on the other side of",
+            "inconclusive": "contains", "not evaluable": "cannot be placed against"}[ver]
+    src = f"panel {getattr(panel, 'link', None).baseline} → {panel.followup}" if hasattr(panel, "followup") else "panel"
+    return dict(base, value=float(r["estimate"]), ci_low=lo, ci_high=hi, verdict=ver, raw_verdict=ver,
+                universe="the linked panel (baseline respondents re-interviewed)",
+                reason=f"CI [{lo:.4g}, {hi:.4g}] {side} {c.threshold:g}", source=src, n=int(r["n"]))
+
+
 def qualify(ver: str, validity: str) -> str:
     """The verdict given what the comparison rests on: ``supported`` / ``not supported``
     become ``inconclusive (<validity>)`` when the comparison is not valid (``validity``
@@ -161,12 +241,14 @@ def qualify(ver: str, validity: str) -> str:
 RESTS_ON = ("reference_table", "year", "fieldwork_year", "universe", "frame", "standard", "caveat")
 
 
-def evaluate_claims(comparison, claims, indicators=()):
+def evaluate_claims(comparison, claims, indicators=(), *, panel=None):
     """One row per claim × group of the comparison: the decisive interval, the verdict and
     what it rests on (``reference_table``, ``year``, ``fieldwork_year``, ``universe``,
     ``standard``, ``caveat``; ``raw_verdict`` = the verdict from the interval alone).
 
     claims: list of :class:`Claim`, a parsed document, or a path to a claims YAML file.
+    panel: the linked panel's design or analysis for the panel indicators (None: their claims
+    are ``not evaluable``).
     """
     import numpy as np
     import pandas as pd
@@ -179,6 +261,9 @@ def evaluate_claims(comparison, claims, indicators=()):
     empty = {"reference_table": "", "year": np.nan, "fieldwork_year": np.nan, "universe": "",
              "frame": "", "standard": "", "caveat": ""}
     for c in claims:
+        if c.is_panel:
+            rows.append(evaluate_panel_claim(c, panel))
+            continue
         m = comparison[(comparison["indicator"] == c.indicator)
                        & (comparison["category"] == c.category)
                        & comparison["adjustment"].str.startswith(c.adjustment)]

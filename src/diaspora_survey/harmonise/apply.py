@@ -47,7 +47,7 @@ STRICT_KINDS = ("unmapped", "unparsed")
 class Issue:
     """Something harmonisation noticed; ``kind`` is one of ``unmapped``, ``unparsed``,
     ``out_of_range``, ``non_integer``, ``eligibility_unknown``, ``duplicate_id``,
-    ``missing_weight``."""
+    ``missing_weight``, ``inconsistent`` (e.g. ``returned`` against ``country``)."""
 
     wave: str
     variable: str
@@ -732,11 +732,43 @@ def _eval_rule(data: pd.DataFrame, var: str, op: str, value) -> tuple[np.ndarray
     return res & ~unknown, unknown
 
 
+# ---- host region and returns ----------------------------------------------------------------------
+
+def _derive_residence(ctx: "_Ctx", data: pd.DataFrame, regions) -> None:
+    """``host_region`` from ``country``; ``returned`` from ``country == RU`` where the codebook
+    does not map it; a mapped ``returned`` that contradicts the country is reported (kept as
+    answered: the panel step decides, see harmonise/panel.py)."""
+    from . import regions as _regions
+
+    table = regions if regions is not None else _regions.load()
+    data["host_region"], unknown = table.derive(data["country"])
+    if unknown:
+        k = int(data["country"].astype("object").isin(unknown).sum())
+        ctx.issues.append(Issue(ctx.wave_id, "host_region", "unmapped", k,
+                                f"{k} row(s) live in a country without a host region: "
+                                + ", ".join(unknown[:10]), {u: 0 for u in unknown},
+                                ctx.cb.where("variables", "country")))
+    in_ru = data["country"].astype("object").eq(schema.RUSSIA)
+    known = data["country"].notna()
+    if "returned" not in data:
+        data["returned"] = pd.array(np.where(known, in_ru, False), dtype="boolean")
+        data.loc[~known, "returned"] = pd.NA
+        return
+    ret = data["returned"].astype("boolean")
+    bad = (known & ret.notna() & (ret.fillna(False).to_numpy(dtype=bool) != in_ru.to_numpy(dtype=bool))).to_numpy(dtype=bool)
+    if bad.any():
+        k = int(bad.sum())
+        ctx.issues.append(Issue(ctx.wave_id, "returned", "inconsistent", k,
+                                f"{k} row(s) answer 'returned' against their country of residence "
+                                "(returned but not living in Russia, or living in Russia but not returned)",
+                                {}, ctx.cb.where("variables", "returned")))
+
+
 # ---- the public function ------------------------------------------------------------------------
 
 def harmonise(wave, codebook, *, strict: bool = False, crosswalks: dict[str, Crosswalk] | None = None,
               age_bands: Sequence[tuple[int, int | None]] = schema.DEFAULT_AGE_BANDS,
-              wave_id: str | None = None) -> Harmonised:
+              wave_id: str | None = None, regions=None) -> Harmonised:
     """Harmonise one raw wave with its codebook.
 
     Parameters
@@ -749,6 +781,8 @@ def harmonise(wave, codebook, *, strict: bool = False, crosswalks: dict[str, Cro
         :func:`diaspora_survey.harmonise.crosswalks.load`).
     age_bands : bands of the derived ``age_group``.
     wave_id : overrides the codebook's ``wave``.
+    regions : the host-region table (:func:`diaspora_survey.harmonise.regions.load`; default the
+        packaged one) from which ``host_region`` is derived.
     """
     if isinstance(codebook, (str, Path)):
         codebook = Codebook.load(codebook)
@@ -809,7 +843,10 @@ def harmonise(wave, codebook, *, strict: bool = False, crosswalks: dict[str, Cro
             codes = cats.cat.codes.to_numpy()
             series = pd.Series(pd.arrays.BooleanArray(lut[codes], codes < 0), index=cats.index)
         elif vtype == "string":
-            s = raw[spec.sources[0]].astype("string").str.strip()
+            s = raw[spec.sources[0]]
+            if pd.api.types.is_float_dtype(s.dtype) and bool((s.dropna() % 1 == 0).all()):
+                s = s.astype("Int64")          # numeric ids: "17", not "17.0" (as resp_id)
+            s = s.astype("string").str.strip()
             miss = s.eq("").fillna(True)
             if spec.missing:
                 miss |= _string_missing(s, spec.missing)
@@ -842,6 +879,8 @@ def harmonise(wave, codebook, *, strict: bool = False, crosswalks: dict[str, Cro
         data["entrepreneur"] = schema.derive_entrepreneur(data["employment_status"]).astype("boolean")
     if "departure_date" in data:
         data["departure_cohort"] = schema.derive_departure_cohort(data["departure_date"])
+    if "country" in data:
+        _derive_residence(ctx, data, regions)
 
     # design columns
     if codebook.design is not None:
@@ -958,7 +997,7 @@ def stack(results: Sequence[Harmonised], wave_order: Sequence[str] | None = None
     for c, cats in cat_cols.items():   # concat keeps equal categoricals; re-assert for missing columns
         if c in data and not isinstance(data[c].dtype, pd.CategoricalDtype):
             data[c] = pd.Categorical(data[c], categories=cats, ordered=ordered[c])
-    for c in ("higher_education", "entrepreneur"):
+    for c in ("higher_education", "entrepreneur", "returned", "moved_on"):
         if c in data:
             data[c] = data[c].astype("boolean")
     if "age" in data:

@@ -90,6 +90,25 @@ COHORT_LEVELS: tuple[Level, ...] = (
 )
 
 
+# Host-country regions (harmonise/crosswalks/host_region.csv maps ISO codes to them; a project
+# CSV may regroup countries or add its own regions, see harmonise/regions.py).
+REGION_LEVELS: tuple[Level, ...] = (
+    Level("eu_eea", "EU/EEA", "ЕС/ЕЭЗ"),
+    Level("other_europe", "Other Europe", "Другие страны Европы"),
+    Level("south_caucasus", "South Caucasus", "Южный Кавказ"),
+    Level("central_asia", "Central Asia", "Центральная Азия"),
+    Level("turkey", "Turkey", "Турция"),
+    Level("israel", "Israel", "Израиль"),
+    Level("middle_east_gulf", "Middle East/Gulf", "Ближний Восток/Залив"),
+    Level("south_east_asia", "South-East Asia", "Юго-Восточная Азия"),
+    Level("americas", "Americas", "Америка"),
+    Level("other", "Other", "Другие"),
+    Level("russia", "Russia (returned)", "Россия (вернулись)"),
+)
+#: ``host_region`` of respondents living in Russia (returnees).
+RUSSIA = "RU"
+
+
 def age_band_labels(bands: Sequence[tuple[int, int | None]] = DEFAULT_AGE_BANDS) -> list[str]:
     """Labels such as ``18-24`` and ``65+`` for the given bands."""
     return [f"{lo}-{hi}" if hi is not None else f"{lo}+" for lo, hi in bands]
@@ -112,6 +131,14 @@ SCHEMA: dict[str, Variable] = {v.name: v for v in (
     Variable("departure_date", "date", "Month of departure from Russia (first of the month)"),
     Variable("departure_cohort", "ordered", "Departure cohort (derived from departure_date)",
              COHORT_LEVELS, derived=True),
+    Variable("birth_year", "int", "Year of birth (a fixed attribute, checked across panel waves)"),
+    Variable("host_region", "category", "Region of the country of residence (derived from country "
+             "through crosswalks/host_region.csv)", REGION_LEVELS, derived=True),
+    Variable("returned", "bool", "Now living in Russia (from a current-residence question; derived "
+             "from country = RU when not asked)"),
+    Variable("moved_on", "bool", "Now living in a third country (asked, or from linked panel waves)"),
+    Variable("return_date", "date", "Month of return to Russia (first of the month)"),
+    Variable("panel_id", "string", "Link key across the waves of a panel"),
 )}
 
 DERIVED = tuple(name for name, v in SCHEMA.items() if v.derived)

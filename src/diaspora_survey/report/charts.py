@@ -209,7 +209,43 @@ def weights(table: DisclosedTable, **_):
     return fig
 
 
+def returns_by_region(table: DisclosedTable, *, overall: float | None = None, **_):
+    """Share returned to Russia by host region with 95 % CIs and the overall share as a dashed
+    line (the panel section). Columns: ``region``, ``estimate``, ``ci_low``, ``ci_high``."""
+    import numpy as np
+    import seaborn as sns
+
+    v = table.values.dropna(subset=["estimate"]).copy()
+    if v.empty:
+        raise ReportError("no host region has enough returnees to chart", code="report.chart_empty",
+                          where=table.id)
+    v = v.sort_values("estimate", ascending=True, kind="stable")
+    labels = v["region"].astype(str).tolist()
+    pal = _palette()
+    with _style():
+        fig, (ax,) = _figure(0.9 + 0.3 * max(len(labels), 4))
+        y = np.arange(len(labels))
+        ax.hlines(y, v["ci_low"].astype(float) * 100, v["ci_high"].astype(float) * 100, color=pal[0],
+                  linewidth=1.6)
+        sns.scatterplot(x=v["estimate"].astype(float).to_numpy() * 100, y=y, ax=ax, color=pal[0], s=28,
+                        zorder=3, label="Re-interviewed (attrition weights), 95 % CI")
+        if overall is not None:
+            ax.axvline(overall * 100, color=pal[3], linestyle="--", linewidth=1.1, label="All respondents")
+        ax.set_yticks(y)
+        ax.set_yticklabels(labels)
+        ax.set_ylim(-0.7, len(labels) - 0.3)
+        ax.set_xlim(left=0)
+        ax.set_xlabel("% living in Russia again")
+        ax.set_ylabel("Region (baseline)")
+        handles, names = ax.get_legend_handles_labels()
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+        fig.legend(handles, names, loc="outside lower center", ncol=2, frameon=False)
+    return fig
+
+
 CHARTS = {
+    "returns_by_region": returns_by_region,
     "age_pyramid": age_pyramid,
     "education": education,
     "entrepreneurship_by_country": entrepreneurship_by_country,

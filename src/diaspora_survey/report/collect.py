@@ -59,7 +59,7 @@ def analysis_weight(data) -> str | None:
     return None
 
 
-def compare_project(project, data) -> dict:
+def compare_project(project, data, panel=None) -> dict:
     """Run :func:`diaspora_survey.compare.comparison.compare` for the project: overall and by wave
     (all indicators), by country (age, higher education, entrepreneurship); add the cell
     counts used for disclosure control and the chart data. Returns ``{name: frame}``."""
@@ -107,7 +107,7 @@ def compare_project(project, data) -> dict:
         from ..compare.claims import evaluate_claims
         # whole sample and whole waves only: claims are headlines, not small-group findings
         base = comp[comp["group_by"].isin(["", "wave"])].rename(columns={"group_by": "by"})
-        out["claims"] = evaluate_claims(base, claims_path, extra)
+        out["claims"] = evaluate_claims(base, claims_path, extra, panel=panel)   # panel claims on the panel
     # chart data (proportions, not percent)
     crude = comp[comp["adjustment"] == "crude"]
     edu = crude[(crude["group_by"] == "") & (crude["indicator"] == "education_distribution")
@@ -393,5 +393,6 @@ def report_inputs(pipeline) -> ReportInputs:
         methods=_methods(project, pipeline), provenance=_provenance(project, pipeline),
         package_version=__version__, command=pipeline.command or "diaspora-survey report",
         min_cell_size=project.report.min_cell_size,
+        panel=getattr(pipeline, "panel_analysis", None),
     )
     return inp

@@ -81,6 +81,7 @@ class ReportInputs:
     min_cell_size: int = 10
     cv_max: float = 0.30
     notes: list[str] = field(default_factory=list)
+    panel: Any = None        # a survey.longitudinal.PanelAnalysis (the panel section), or None
 
 
 # ---------------------------------------------------------------------------------------
@@ -737,9 +738,13 @@ def build_report(inp: ReportInputs) -> Report:
                               "warning"))
     sections.append(s4)
 
+    if inp.panel is not None:
+        from .panel import panel_section
+
+        sections.append(panel_section(inp, f"{len(sections) + 1}. Panel: returns and onward moves"))
     charts = chart_blocks(inp)
     if charts:
-        sections.append(Section("5. Charts", charts))
+        sections.append(Section(f"{len(sections) + 1}. Charts", charts))
 
     methods = Section("Methods")
     for head, text in inp.methods:
