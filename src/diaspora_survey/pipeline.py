@@ -30,27 +30,25 @@ class StepResult:
 # ---- atomic writers of the steps' outputs ------------------------------------------------------
 
 def write_parquet(df, path: Path, *more) -> None:
-    """Write ``df`` to ``path`` as parquet, atomically (temporary file, then rename); further
-    ``(df, path)`` pairs in ``more`` are written the same way and renamed only when all are written."""
-    import contextlib
-
-    from ._util import atomic_path
+    """Write ``df`` to ``path`` as parquet; further ``(df, path)`` pairs in ``more`` too, all
+    published as one unit (:func:`~diaspora_survey._files.publish`: temporary files, a
+    journal, then the renames; never over an input of the project or into raw/)."""
+    from ._files import publish
 
     pairs = [(df, Path(path))] + [(d, Path(p)) for d, p in more]
-    with contextlib.ExitStack() as stack:
-        tmps = [stack.enter_context(atomic_path(p, code="harmonise.cannot_write")) for _, p in pairs]
-        for (d, _), tmp in zip(pairs, tmps):
-            d.to_parquet(tmp, index=False)
+    publish({p: _parquet_writer(d) for d, p in pairs}, code="harmonise.cannot_write")
+
+
+def _parquet_writer(df):
+    return lambda tmp: df.to_parquet(tmp, index=False)
 
 
 def write_outputs(project, res, output: str | Path | None = None) -> list[Path]:
-    """Write the weighted data (atomically); returns the paths written."""
-    from ._util import atomic_path
+    """Write the weighted data (atomically, see :func:`write_parquet`); returns the paths written."""
+    from ._files import publish
 
     out = Path(output) if output is not None else Path(project.root) / WEIGHTED_OUTPUT
-    with atomic_path(out) as tmp:
-        res.data.to_parquet(tmp, index=False)
-    return [out]
+    return publish({out: _parquet_writer(res.data)})
 
 
 class Pipeline:
@@ -139,8 +137,18 @@ class Pipeline:
         from .report.content import build_report
 
         fmts = self.formats(formats)
+        targets = self.report_targets(fmts, output)
         report = build_report(self.report_inputs())
-        base = Path(output) if output else self.project.path(self.project.report.output)
-        targets = {fmt: (base if (len(fmts) == 1 and output) else base.with_suffix(f".{fmt}"))
-                   for fmt in fmts}
         return write_reports(report, targets)
+
+    def report_targets(self, formats: list[str], output: str | None = None) -> dict[str, Path]:
+        """``{format: main output file}``, each checked by
+        :func:`~diaspora_survey._files.guard_output` (so a refused output fails before any work)."""
+        from ._files import guard_output
+
+        base = Path(output) if output else self.project.path(self.project.report.output)
+        targets = {fmt: (base if (len(formats) == 1 and output) else base.with_suffix(f".{fmt}"))
+                   for fmt in formats}
+        for t in targets.values():
+            guard_output(t)
+        return targets

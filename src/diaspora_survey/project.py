@@ -30,6 +30,7 @@ class ProjectInfo(_Strict):
     title: str = "Untitled survey project"
     synthetic: bool = False
     description: str | None = None
+    allow_outside: bool = False   # true: paths of the project file may point outside its folder
 
 
 class WaveConfig(_Strict):
@@ -181,14 +182,24 @@ class Project:
 
         p = Path(path)
         file = p if p.suffix == ".toml" and not p.is_dir() else p / FILENAME
-        if not file.exists():
+        from ._files import read_text_input
+
+        if not isinstance(path, (str, Path)):
+            raise ProjectError(f"a project folder or file is a path, not {type(path).__name__}",
+                               code="project.bad_argument", hint="Project.load('.')")
+        if not file.exists() and not file.is_symlink():
             raise ProjectError("no project file found", code="project.not_found", where=str(file),
                                hint="run the command inside a project folder, or create one with "
                                     "`diaspora-survey init DIR`")
-        text = file.read_text(encoding="utf-8-sig")
+        text = read_text_input(file, what="project file", error=ProjectError, code="project",
+                               max_bytes=1 << 20)
         try:
             raw = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as ex:
+        except ValueError as ex:   # tomllib.TOMLDecodeError; also integers of > 4300 digits
+            if not isinstance(ex, tomllib.TOMLDecodeError):
+                raise ProjectError("a number in the project file is far too long",
+                                   code="project.toml_syntax", where=str(file),
+                                   hint="check the numbers of the project file") from None
             m = re.search(r"at line (\d+)", str(ex))
             raise ProjectError(f"not valid TOML: {ex}", code="project.toml_syntax",
                                where=f"{file}:{m.group(1)}" if m else str(file),
@@ -218,7 +229,30 @@ class Project:
                                    where=f"{file}:{line}" if line else str(file),
                                    hint="give every [[waves]] entry its own id")
             seen[w.id] = i
-        return cls(file.parent.resolve(), config, file)
+        proj = cls(file.parent.resolve(), config, file)
+        proj._protect_inputs()
+        return proj
+
+    def _protect_inputs(self) -> None:
+        """Remember every file the project reads, and its raw folder: no output may replace them
+        (:func:`~diaspora_survey._files.guard_output`)."""
+        from ._files import note_input, protect_dir
+
+        c = self.config
+        note_input(self.file)
+        protect_dir(self._root / "raw")
+        rels = [w.file for w in c.waves] + [w.codebook for w in c.waves] + list(c.harmonise.crosswalks) \
+            + list(c.reference.tables) + [c.weighting.targets, c.compare.claims]
+        for rel in rels:
+            if rel:
+                note_input(self._root / rel)
+        for w in c.waves:
+            parent = (self._root / w.file).parent
+            try:
+                if parent.resolve() != self._root:
+                    protect_dir(parent)
+            except (OSError, RuntimeError):   # a symlink loop: the reader reports it
+                pass
 
     # -- accessors --------------------------------------------------------------------------------
 
@@ -263,9 +297,27 @@ class Project:
         return self.config.report
 
     def path(self, rel: str | Path) -> Path:
-        """Absolute path of ``rel`` (relative to the project directory; absolute paths kept)."""
+        """Absolute path of ``rel`` (relative to the project directory; absolute paths kept).
+
+        The path (symbolic links followed) must lie inside the project folder unless the
+        project file says ``[project] allow_outside = true``: a project file cannot make the
+        toolkit read ``/etc/passwd`` or follow a link out of raw/ silently.
+        """
         p = Path(rel)
-        return p if p.is_absolute() else self._root / p
+        p = p if p.is_absolute() else self._root / p
+        if not self.config.project.allow_outside:
+            try:
+                real = p.resolve()
+            except (OSError, RuntimeError):   # a symlink loop: the reader reports it
+                return p
+            if real != self._root and self._root not in real.parents:
+                raise ProjectError(f"the path {str(rel)!r} lies outside the project folder"
+                                   + (" (through a symbolic link)" if not p.is_absolute()
+                                      and ".." not in Path(rel).parts and p.is_symlink() else ""),
+                                   code="project.outside", where=str(self.file),
+                                   hint="keep the project's files inside its folder, or set "
+                                        "[project] allow_outside = true in the project file")
+        return p
 
     def wave(self, wave_id: str) -> WaveConfig:
         for w in self.config.waves:

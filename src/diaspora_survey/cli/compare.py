@@ -62,11 +62,9 @@ def register(app: typer.Typer) -> None:
         if not path.exists():
             raise InputFileError("no weighted data", code="compare.no_data", where=str(path),
                                  hint="run `diaspora-survey weight` first (it writes build/weighted.parquet)")
-        try:
-            df = pd.read_parquet(path)
-        except Exception as e:  # pyarrow raises several kinds
-            raise InputFileError(f"cannot read parquet: {e}", code="input.unreadable", where=str(path),
-                                 hint="re-run `diaspora-survey weight`") from None
+        from .._files import read_parquet_input
+
+        df = read_parquet_input(path, hint="re-run `diaspora-survey weight`")
         byv = [x.strip() for v in (by if by is not None else proj.compare.by) for x in v.split(",") if x.strip()]
         for b in byv:
             if b not in df.columns:

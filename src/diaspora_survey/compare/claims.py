@@ -105,12 +105,15 @@ def load_claims(path) -> list[Claim]:
     """Read and validate a claims YAML file."""
     import yaml
 
+    from .._files import read_text_input
+    from .._yaml import safe_load
+
     p = Path(path)
-    try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not p.exists() and not p.is_symlink():
         raise _err("claims file not found", str(p), "set [compare] claims in diaspora-survey.toml "
-                   "or pass --claims FILE") from None
+                   "or pass --claims FILE")
+    try:
+        doc = safe_load(read_text_input(p, what="claims file", error=ProjectError, code="claims"))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         raise _err(f"not valid YAML: {getattr(e, 'problem', e)}",

@@ -1081,7 +1081,9 @@ def compare_project(project, data: pd.DataFrame | None = None) -> dict:
         if not p.exists():
             raise EstimationError("no weighted data", code="compare.no_data", where=str(p),
                                   hint="run `diaspora-survey weight` first")
-        data = pd.read_parquet(p)
+        from .._files import read_parquet_input
+
+        data = read_parquet_input(p, hint="run `diaspora-survey weight` again")
     rc = project.reference
     tables = [str(project.path(t)) for t in rc.tables] or None
     res = compare_with_groups(data, rc.population, by=list(project.compare.by or []), tables=tables,

@@ -447,8 +447,12 @@ def load_targets(path: str | Path, *, kind: str | None = None) -> TargetsFile:
     if not p.exists():
         raise WeightingError(f"targets file not found: {p}", code="weighting.targets_file",
                              where=str(p), hint="write codebooks/targets.yaml or pass --targets")
+    from .._files import read_text_input
+    from .._yaml import safe_load
+
+    text = read_text_input(p, what="targets file", error=WeightingError, code="weighting.targets_file")
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        raw = safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark else str(p)

@@ -392,8 +392,13 @@ def table_from_dict(d: dict, where: str, row_where=None, origin: str = "") -> Re
 
 
 def _read_text(path: Path) -> str:
+    from ..._files import read_text_input
+
     try:
-        return path.read_text(encoding="utf-8-sig")
+        if not path.exists() and not path.is_symlink():
+            raise FileNotFoundError(path)
+        return read_text_input(path, what="reference table file", error=ReferenceDataError,
+                               code="reference")
     except FileNotFoundError:
         raise _err("reference table file not found", str(path),
                    "check the path in [reference] tables of diaspora-survey.toml "
@@ -410,8 +415,10 @@ def read_yaml_tables(path: Path, origin: str | None = None) -> tuple[list[Refere
 
     path = Path(path)
     text = _read_text(path)
+    from ..._yaml import safe_load
+
     try:
-        doc = yaml.safe_load(text)
+        doc = safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
