@@ -36,7 +36,18 @@ def write_parquet(df, path: Path, *more) -> None:
     from ._files import publish
 
     pairs = [(df, Path(path))] + [(d, Path(p)) for d, p in more]
+    check_parquet_name(pairs[0][1])
     publish({p: _parquet_writer(d) for d, p in pairs}, code="harmonise.cannot_write")
+
+
+def check_parquet_name(path: Path, code: str = "harmonise.cannot_write") -> None:
+    """A parquet output must be named ``*.parquet`` (never parquet bytes in ``x.csv``)."""
+    from .errors import OutputError
+
+    if Path(path).suffix.lower() != ".parquet":
+        raise OutputError(f"this output is written as parquet, but its name ends in "
+                          f"{Path(path).suffix or '(no extension)'!r}", code=code, where=str(path),
+                          hint="name it *.parquet (e.g. build/harmonised.parquet)")
 
 
 def _parquet_writer(df):
@@ -48,6 +59,7 @@ def write_outputs(project, res, output: str | Path | None = None) -> list[Path]:
     from ._files import publish
 
     out = Path(output) if output is not None else Path(project.root) / WEIGHTED_OUTPUT
+    check_parquet_name(out, code="output.cannot_write")
     return publish({out: _parquet_writer(res.data)})
 
 
@@ -111,6 +123,8 @@ class Pipeline:
         self._need_data("compare")
         from .report.collect import compare_project
 
+        self.project.claims_file()      # a claims file named in the project file must exist
+
         self.comparison = compare_project(self.project, self.data)
         return []
 
@@ -147,6 +161,11 @@ class Pipeline:
         from ._files import guard_output
 
         base = Path(output) if output else self.project.path(self.project.report.output)
+        if not output and (base.is_dir() or not base.suffix):
+            raise ReportError(f"[report] output {self.project.report.output!r} names a folder, not a file",
+                              code="report.output", where=str(self.project.file),
+                              hint="give a file name, e.g. output = \"reports/diaspora-report.pdf\" "
+                                   "(each format gets its extension)")
         targets = {fmt: (base if (len(formats) == 1 and output) else base.with_suffix(f".{fmt}"))
                    for fmt in formats}
         for t in targets.values():

@@ -305,11 +305,14 @@ class Project:
         """
         p = Path(rel)
         p = p if p.is_absolute() else self._root / p
+        try:
+            real = p.resolve()
+        except (OSError, RuntimeError):   # RuntimeError: a symbolic link loop (Python < 3.13)
+            from .errors import InputFileError
+
+            raise InputFileError("the path is a symbolic link loop", code="input.not_regular",
+                                 where=self._display(p), hint="remove the loop; name the real file") from None
         if not self.config.project.allow_outside:
-            try:
-                real = p.resolve()
-            except (OSError, RuntimeError):   # a symlink loop: the reader reports it
-                return p
             if real != self._root and self._root not in real.parents:
                 raise ProjectError(f"the path {str(rel)!r} lies outside the project folder"
                                    + (" (through a symbolic link)" if not p.is_absolute()
@@ -394,6 +397,9 @@ class Project:
         strict = self.config.harmonise.strict if strict is None else strict
         if self._harmonised is not None and getattr(self._harmonised, "_strict", None) == strict:
             return self._harmonised
+        if not self.config.waves:
+            raise ProjectError("the project lists no waves", code="project.no_waves", where=str(self.file),
+                               hint="add a [[waves]] block (id, file, codebook) per survey file")
         cbs = self.codebooks()
         cws = self.crosswalks()
         results = {}
@@ -401,6 +407,15 @@ class Project:
             raw = self.read_wave(w.id)
             results[w.id] = harmonise(raw, cbs[w.id], strict=strict, crosswalks=cws,
                                       age_bands=self.config.harmonise.bands(), wave_id=w.id)
+            if len(results[w.id].data) == 0:   # never a normal-looking report of nobody
+                from .errors import HarmonisationError
+
+                n_ex = len(results[w.id].exclusions)
+                raise HarmonisationError(f"wave {w.id!r} has no respondents after harmonisation "
+                                         f"({len(raw.data):,} row(s) read, {n_ex:,} excluded)",
+                                         code="harmonise.empty_wave", where=self._display(self.path(w.file)),
+                                         hint="check the file and the codebook's eligibility rules, "
+                                              "or remove the wave from the project file")
             if progress is not None:
                 progress(w.id, results[w.id])
         data, excl = stack(list(results.values()), self.wave_ids)
@@ -415,6 +430,20 @@ class Project:
     def harmonised(self, *, strict: bool | None = None):
         """All waves harmonised and stacked (DataFrame with a categorical ``wave`` column)."""
         return self.harmonise_all(strict=strict).data
+
+    def claims_file(self) -> Path | None:
+        """The claims file, or None when the default ``codebooks/claims.yaml`` is absent; a
+        ``[compare] claims`` set explicitly in the project file must exist (never dropped silently)."""
+        rel = self.config.compare.claims
+        if not rel:
+            return None
+        p = self.path(rel)
+        if p.exists():
+            return p
+        if "claims" in self.config.compare.model_fields_set:
+            raise ProjectError("claims file not found", code="project.missing_file", where=self._display(p),
+                               hint=f"create it, fix [compare] claims in {FILENAME}, or remove the key")
+        return None
 
     def require(self, rel: str | Path, what: str) -> Path:
         """The absolute path of a file a step needs; a clear error if it does not exist."""

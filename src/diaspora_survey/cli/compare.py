@@ -76,7 +76,7 @@ def register(app: typer.Typer) -> None:
             min_age=rc.min_age if min_age is None else min_age,
             max_age=(rc.max_age if max_age is None else max_age) or None,
             standardise=None if standardise == "none" else standardise, level=level)
-        cpath = claims if claims is not None else (proj.path(proj.compare.claims) if proj.compare.claims else None)
+        cpath = claims if claims is not None else proj.claims_file()
         verdicts = None
         if cpath is not None and (claims is not None or cpath.exists()):
             verdicts = evaluate_claims(res, load_claims(cpath))

@@ -68,6 +68,9 @@ def register(app: typer.Typer) -> None:
             out = Path.cwd() / out
         excl_path = out.with_name("exclusions.parquet") if out.name != "exclusions.parquet" else \
             out.with_name("exclusions_table.parquet")
+        from ..pipeline import check_parquet_name
+
+        check_parquet_name(out)
         for p in (out, excl_path):   # refused before any work: inputs, raw/, devices
             guard_output(p, code="harmonise.cannot_write")
         result = proj.harmonise_all(strict=strict)

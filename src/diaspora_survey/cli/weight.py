@@ -124,6 +124,9 @@ def register(app: typer.Typer) -> None:
             if targets is not None:
                 note_input(targets)
             guard_output(output)
+            from ..pipeline import check_parquet_name
+
+            check_parquet_name(output, code="output.cannot_write")
         if src.exists():
             from .._files import read_parquet_input
 

@@ -1089,7 +1089,8 @@ def compare_project(project, data: pd.DataFrame | None = None) -> dict:
     res = compare_with_groups(data, rc.population, by=list(project.compare.by or []), tables=tables,
                               min_age=rc.min_age, max_age=rc.max_age or None)
     claims = None
-    cpath = project.path(project.compare.claims) if project.compare.claims else None
+    cpath = project.claims_file() if hasattr(project, "claims_file") else (
+        project.path(project.compare.claims) if project.compare.claims else None)
     if cpath is not None and cpath.exists():
         claims = evaluate_claims(res, load_claims(cpath))
     gof = res[res["adjustment"] == "rao-scott"].reset_index(drop=True)

@@ -142,6 +142,19 @@ def weight_waves(data: pd.DataFrame, targets, *, wave: str = "wave", method: str
         raise WeightingError(f"base weight column {base_weight!r} not in the data",
                              code="weighting.unknown_variable",
                              hint="name an existing column, or leave base_weight unset for equal base weights")
+    if isinstance(base_weight, str):
+        raw_bw = data[base_weight]
+        coerced = pd.to_numeric(raw_bw, errors="coerce") if not isinstance(raw_bw.dtype, pd.CategoricalDtype) \
+            else pd.to_numeric(raw_bw.astype("object"), errors="coerce")
+        bad = coerced.isna() & raw_bw.notna()
+        if bad.any():   # e.g. base_weight = "sex": never silently replaced by equal weights
+            raise WeightingError(f"base weight column {base_weight!r} is not numeric "
+                                 f"({int(bad.sum()):,} non-numeric value(s))",
+                                 code="weighting.bad_weights",
+                                 hint="name a column of positive numbers, or leave base_weight unset")
+    if len(data) == 0:
+        raise WeightingError("no respondents to weight (the data have 0 rows)", code="weighting.empty",
+                             hint="check the waves and the codebooks' eligibility rules")
     if base_weight is not None and not isinstance(base_weight, str) and len(base_weight) != len(data):
         raise WeightingError(f"base weights have {len(base_weight)} values for {len(data)} rows",
                              code="weighting.bad_weights")
