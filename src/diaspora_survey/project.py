@@ -180,13 +180,13 @@ class Project:
         """Load ``path/diaspora-survey.toml`` (or the toml file given)."""
         import tomllib
 
-        p = Path(path)
-        file = p if p.suffix == ".toml" and not p.is_dir() else p / FILENAME
         from ._files import read_text_input
 
         if not isinstance(path, (str, Path)):
             raise ProjectError(f"a project folder or file is a path, not {type(path).__name__}",
                                code="project.bad_argument", hint="Project.load('.')")
+        p = Path(path)
+        file = p if p.suffix == ".toml" and not p.is_dir() else p / FILENAME
         if not file.exists() and not file.is_symlink():
             raise ProjectError("no project file found", code="project.not_found", where=str(file),
                                hint="run the command inside a project folder, or create one with "

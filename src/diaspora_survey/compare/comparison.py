@@ -908,7 +908,13 @@ def compare(design, reference="russia", *, by: str | None = None,
     ``attrs["notes"]``, ``attrs["frame"]``, ``attrs["reference"]``.
     """
     from . import reference as refmod
+    from ..survey.design import SurveyDesign
 
+    if not isinstance(design, SurveyDesign):
+        raise EstimationError(f"compare needs a SurveyDesign, not {type(design).__name__}",
+                              code="compare.bad_argument",
+                              hint="wrap the data first: compare(SurveyDesign(df, weights='weight'), "
+                                   "'russia')")
     if not isinstance(reference, refmod.ReferencePopulation) or tables:
         reference = refmod.load(reference, tables=tables)
     if standardise not in STANDARDISE:

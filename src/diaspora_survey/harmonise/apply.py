@@ -647,6 +647,15 @@ def harmonise(wave, codebook, *, strict: bool = False, crosswalks: dict[str, Cro
         from ..io import read_wave
 
         wave = read_wave(wave)
+    from ..io import RawWave
+
+    if not isinstance(codebook, Codebook):
+        raise CodebookError(f"harmonise needs a Codebook (or its path), not {type(codebook).__name__}",
+                            code="harmonise.bad_argument", hint="harmonise(read_wave(FILE), Codebook.load(YAML))")
+    if not isinstance(wave, RawWave):
+        raise HarmonisationError(f"harmonise needs a RawWave (or a file path), not {type(wave).__name__}",
+                                 code="harmonise.bad_argument",
+                                 hint="harmonise(read_wave(FILE), Codebook.load(YAML))")
     from . import crosswalks as _cw
 
     cws = crosswalks if crosswalks is not None else _cw.load()

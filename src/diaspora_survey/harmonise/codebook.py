@@ -397,6 +397,9 @@ class Codebook(_Strict):
                             + ("takes its categories from the schema" if var is not None else f"is {vtype}"),
                             "codebook.invalid_field", keys + ("levels",), "remove 'levels:'")
         if spec.valid_range is not None:
+            if len(spec.valid_range) == 2 and any(x != x for x in spec.valid_range):
+                raise self._err(f"valid_range must be two numbers, got {spec.valid_range} (NaN)",
+                                "codebook.bad_range", keys + ("valid_range",), "e.g. valid_range: [14, 100]")
             if len(spec.valid_range) != 2 or spec.valid_range[0] > spec.valid_range[1]:
                 raise self._err(f"valid_range must be [min, max] with min <= max, got {spec.valid_range}",
                                 "codebook.bad_range", keys + ("valid_range",), "e.g. valid_range: [14, 100]")

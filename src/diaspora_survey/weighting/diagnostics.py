@@ -29,8 +29,12 @@ def diagnostics(weights) -> pd.Series:
     ``kish_deff`` (1 + CV², population SD), ``cv``, ``min``, ``p1``, ``median``, ``p99``,
     ``max`` and ``max_min_ratio`` (inf when the minimum is 0).
     """
-    w = np.asarray(weights.to_numpy() if hasattr(weights, "to_numpy") else weights,
-                   dtype=np.float64).reshape(-1)
+    try:
+        w = np.asarray(weights.to_numpy() if hasattr(weights, "to_numpy") else weights,
+                       dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise WeightingError(f"weights must be numbers, not {type(weights).__name__}",
+                             code="weighting.bad_weights", hint="pass a Series or array of weights") from None
     if w.size == 0:
         raise WeightingError("no weights to describe", code="weighting.empty")
     if np.isnan(w).any() or (w < 0).any() or np.isinf(w).any():

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -443,6 +444,9 @@ def load_targets(path: str | Path, *, kind: str | None = None) -> TargetsFile:
     """
     import yaml
 
+    if not isinstance(path, (str, os.PathLike)):
+        raise WeightingError(f"a targets file is a path, not {type(path).__name__}",
+                             code="weighting.targets_file", hint="load_targets('codebooks/targets.yaml')")
     p = Path(path)
     if not p.exists():
         raise WeightingError(f"targets file not found: {p}", code="weighting.targets_file",

@@ -163,6 +163,13 @@ def weight_waves(data: pd.DataFrame, targets, *, wave: str = "wave", method: str
         order = [w for w in waves_col.cat.categories if (waves_col == w).any()]
     else:
         order = list(pd.unique(waves_col))
+    if isinstance(targets, TargetsFile) and targets.waves:
+        unknown = [w for w in targets.waves if w not in {str(x) for x in order}]
+        if unknown:   # never silently unused
+            raise WeightingError(f"targets for wave(s) {', '.join(map(repr, unknown))}, which the data "
+                                 "do not have", code="weighting.bad_targets", where=targets.path or None,
+                                 hint="waves in the data: " + ", ".join(map(str, order))
+                                      + "; fix the wave ids under waves: in the targets file")
     n = len(data)
     w_cols: dict[str, np.ndarray] = {}
     results = {}
