@@ -44,6 +44,9 @@ def check_parquet_name(path: Path, code: str = "harmonise.cannot_write") -> None
     """A parquet output must be named ``*.parquet`` (never parquet bytes in ``x.csv``)."""
     from .errors import OutputError
 
+    from ._files import guard_output
+
+    guard_output(path, code=code)      # an input or raw/ first: that is the graver mistake
     if Path(path).suffix.lower() != ".parquet":
         raise OutputError(f"this output is written as parquet, but its name ends in "
                           f"{Path(path).suffix or '(no extension)'!r}", code=code, where=str(path),

@@ -70,9 +70,9 @@ def register(app: typer.Typer) -> None:
             out.with_name("exclusions_table.parquet")
         from ..pipeline import check_parquet_name
 
-        check_parquet_name(out)
         for p in (out, excl_path):   # refused before any work: inputs, raw/, devices
             guard_output(p, code="harmonise.cannot_write")
+        check_parquet_name(out)
         result = proj.harmonise_all(strict=strict)
         excl = result.exclusions.copy()
         excl["wave"] = excl["wave"].astype("string")
