@@ -96,6 +96,7 @@ class Pipeline:
                               hint="run the harmonise step first")
 
     def harmonise(self, *, write: bool = True) -> list[Path]:
+        self.project.require_waves()
         h = self.project.harmonise_all()
         self.harmonised = h
         self.data = h.data

@@ -10,6 +10,8 @@ error when the step that needs it runs.
 """
 from __future__ import annotations
 
+import errno
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -305,13 +307,26 @@ class Project:
         """
         p = Path(rel)
         p = p if p.is_absolute() else self._root / p
+        loop = False
+        try:
+            os.stat(p)
+        except FileNotFoundError:
+            pass
+        except OSError as ex:      # a name too long, a loop, …: one message, not a traceback later
+            if ex.errno != errno.ELOOP:
+                raise ProjectError(f"unusable path {str(rel)[:80]!r}: {ex.strerror}",
+                                   code="project.bad_path", where=str(self.file),
+                                   hint="fix the path in the project file") from None
+            loop = True
         try:
             real = p.resolve()
         except (OSError, RuntimeError):   # RuntimeError: a symbolic link loop (Python < 3.13)
+            loop = True
+        if loop:
             from .errors import InputFileError
 
             raise InputFileError("the path is a symbolic link loop", code="input.not_regular",
-                                 where=self._display(p), hint="remove the loop; name the real file") from None
+                                 where=self._display(p), hint="remove the loop; name the real file")
         if not self.config.project.allow_outside:
             if real != self._root and self._root not in real.parents:
                 raise ProjectError(f"the path {str(rel)!r} lies outside the project folder"
@@ -397,9 +412,6 @@ class Project:
         strict = self.config.harmonise.strict if strict is None else strict
         if self._harmonised is not None and getattr(self._harmonised, "_strict", None) == strict:
             return self._harmonised
-        if not self.config.waves:
-            raise ProjectError("the project lists no waves", code="project.no_waves", where=str(self.file),
-                               hint="add a [[waves]] block (id, file, codebook) per survey file")
         cbs = self.codebooks()
         cws = self.crosswalks()
         results = {}
@@ -430,6 +442,12 @@ class Project:
     def harmonised(self, *, strict: bool | None = None):
         """All waves harmonised and stacked (DataFrame with a categorical ``wave`` column)."""
         return self.harmonise_all(strict=strict).data
+
+    def require_waves(self) -> None:
+        """A ProjectError when the project file lists no waves (the steps need at least one)."""
+        if not self.config.waves:
+            raise ProjectError("the project lists no waves", code="project.no_waves", where=str(self.file),
+                               hint="add a [[waves]] block (id, file, codebook) per survey file")
 
     def claims_file(self) -> Path | None:
         """The claims file, or None when the default ``codebooks/claims.yaml`` is absent; a

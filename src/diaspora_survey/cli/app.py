@@ -72,6 +72,12 @@ def _run(argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130
+    except OSError as ex:   # the system refused a file operation (name too long, I/O error …)
+        render_error(DiasporaSurveyError(
+            f"{ex.strerror or type(ex).__name__}", code="os.error",
+            where=str(ex.filename)[:200] if ex.filename else None,
+            hint="check the path, the permissions and the disk"))
+        return 2
     except Exception as ex:  # click's usage errors (typer vendors click, so duck-type them)
         if hasattr(ex, "show") and hasattr(ex, "exit_code"):
             ex.show()

@@ -73,6 +73,7 @@ def register(app: typer.Typer) -> None:
         for p in (out, excl_path):   # refused before any work: inputs, raw/, devices
             guard_output(p, code="harmonise.cannot_write")
         check_parquet_name(out)
+        proj.require_waves()
         result = proj.harmonise_all(strict=strict)
         excl = result.exclusions.copy()
         excl["wave"] = excl["wave"].astype("string")
