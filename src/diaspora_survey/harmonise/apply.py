@@ -850,6 +850,12 @@ def stack(results: Sequence[Harmonised], wave_order: Sequence[str] | None = None
         d.insert(0, "wave", pd.Categorical([r.wave] * len(d), categories=order))
         frames.append(d.reset_index(drop=True))
     data = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"wave": pd.Categorical([])})
+    # per wave (rows in its file, [excluded rows]): messages can then name a row's place in its
+    # file ("data row 4 of wave …'s file"); small, JSON-friendly (parquet keeps attrs as JSON)
+    data.attrs["source_rows"] = {
+        str(r.wave): [int(len(r.data) + len(r.exclusions)),
+                      [int(x) for x in r.exclusions["row"].dropna()] if "row" in r.exclusions else []]
+        for r in results}
     for c, cats in cat_cols.items():   # concat keeps equal categoricals; re-assert for missing columns
         if c in data and not isinstance(data[c].dtype, pd.CategoricalDtype):
             data[c] = pd.Categorical(data[c], categories=cats, ordered=ordered[c])

@@ -334,8 +334,8 @@ def _arrow_strings(values: pd.Series):
         arr = pa.array(values, from_pandas=True)
         if not pa.types.is_string(arr.type) and not pa.types.is_large_string(arr.type):
             arr = arr.cast(pa.string())
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        return None
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+        return None    # OverflowError: an integer of hundreds of digits among the values
     return arr
 
 

@@ -203,6 +203,9 @@ def read_wave(path: str | os.PathLike, *, encoding: str | None = None, sep: str 
     except MemoryError:
         raise InputFileError("not enough memory to read the file", code="input.memory", where=where,
                              hint="read fewer variables with columns=[...]") from None
+    except OverflowError:   # e.g. a number of hundreds of digits that a reader cannot hold
+        raise InputFileError("a value in the file is a number too large to read", code="input.overflow",
+                             where=where, hint="check the file for garbled numbers (hundreds of digits)") from None
     finally:
         if started:
             hasher.join()

@@ -269,7 +269,8 @@ def check_weights(w: np.ndarray, name: str = "weights", *, index=None, where=Non
         if k:
             first = int(np.flatnonzero(mask)[0])
             lab = index[first] if index is not None else first
-            problems.append(f"{k} {what} (first at row {lab!r})")
+            problems.append(f"{k} {what} (first at {lab})" if isinstance(lab, str)
+                            else f"{k} {what} (first at row {lab!r})")
     raise WeightingError(f"{name}: " + "; ".join(problems), code="weighting.bad_weights", where=where,
                          hint="base weights must be finite and > 0; drop those rows or fix the "
                               "weights before weighting")

@@ -189,6 +189,12 @@ def weight_waves(data: pd.DataFrame, targets, *, wave: str = "wave", method: str
                 bw = None
                 notes.append(f"{label}: no base weights in column {base_weight}; equal base weights used")
             else:
+                from ._cells import check_weights
+
+                # name a bad weight by its place in the wave's file, not by its stacked position
+                places = _Places(wv, _source_rows(data, str(wv), len(pos)))
+                check_weights(col.to_numpy(dtype=np.float64, na_value=np.nan), base_weight,
+                              index=places, where=label)
                 bw = base_weight
                 notes.append(f"{label}: base weights from column {base_weight}")
         elif base_weight is not None:
@@ -234,6 +240,29 @@ def weight_waves(data: pd.DataFrame, targets, *, wave: str = "wave", method: str
     first = [c for c in add.columns if c.startswith("weight_") and c != "weight_pooled"]
     add = add[first + ["weight", "weight_pooled"]]
     return WavesResult(pd.concat([out, add], axis=1), results, method, pooling, margin_names, decisions)
+
+
+def _source_rows(data, wave: str, n: int):
+    """0-based rows in the wave's file of the wave's respondents (``attrs["source_rows"]`` of
+    :func:`~diaspora_survey.harmonise.apply.stack`), or None when unknown."""
+    try:
+        n_raw, excluded = data.attrs["source_rows"][wave]
+        rows = np.delete(np.arange(int(n_raw)), np.asarray(excluded, dtype=np.int64))
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+    return rows if len(rows) == n else None
+
+
+class _Places:
+    """Lazy labels of a wave's rows for messages: the data row of the wave's file when known."""
+
+    def __init__(self, wave, rows):
+        self.wave, self.rows = wave, rows
+
+    def __getitem__(self, k: int) -> str:
+        if self.rows is not None:
+            return f"data row {int(self.rows[k]) + 1} of wave {self.wave}'s file"
+        return f"respondent {k + 1} of wave {self.wave}"
 
 
 def _targets_for(targets, wave: str, waves: list[str], method: str = "rake"):
