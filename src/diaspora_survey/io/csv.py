@@ -58,7 +58,13 @@ def _sample(path: Path) -> bytes:
 
 
 def _split(line: str, sep: str) -> list[str]:
-    return next(_csv.reader([line], delimiter=sep, quotechar='"', doublequote=True))
+    limit = _csv.field_size_limit()
+    if len(line) >= limit:   # a very long record must not hide the separator (csv's field limit)
+        _csv.field_size_limit(len(line) + 1)
+    try:
+        return next(_csv.reader([line], delimiter=sep, quotechar='"', doublequote=True))
+    finally:
+        _csv.field_size_limit(limit)
 
 
 def _records(text: str, limit: int) -> list[str]:

@@ -44,11 +44,16 @@ def diagnostics(weights) -> pd.Series:
     s = float(w.sum())
     if s <= 0:
         raise WeightingError("weights are all zero", code="weighting.bad_weights")
-    s2 = float(np.dot(w, w))
+    if not np.isfinite(s):
+        raise WeightingError("the weights' sum overflows (weights near 1e308)", code="weighting.bad_weights",
+                             hint="rescale the weights")
+    # the ratios below are scale-invariant: computed on w / max(w), so huge weights do not overflow
+    u = w / w.max()
+    su, su2 = float(u.sum()), float(np.dot(u, u))
     mean = s / n
-    n_eff = s * s / s2 if s2 > 0 else float("nan")
-    deff = n * s2 / (s * s) if s > 0 else float("nan")
-    sd = float(np.sqrt(max(s2 / n - mean * mean, 0.0)))
+    n_eff = su * su / su2 if su2 > 0 else float("nan")
+    deff = n * su2 / (su * su) if su > 0 else float("nan")
+    sd = float(np.sqrt(max(su2 / n - (su / n) ** 2, 0.0))) * float(w.max())
     q = np.quantile(w, [0.01, 0.5, 0.99])
     lo, hi = float(w.min()), float(w.max())
     return pd.Series({

@@ -456,7 +456,10 @@ def read_csv_tables(path: Path) -> list[ReferenceTable]:
     except csv.Error:
         delim = ","
     reader = csv.DictReader(io.StringIO(text), delimiter=delim)
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    try:
+        header = [h.strip() for h in (reader.fieldnames or [])]
+    except csv.Error as e:
+        raise _err(f"cannot read the CSV header: {e}", f"{path}:1", _HINT_FIELDS) from None
     if not header:
         raise _err("the CSV file is empty", str(path), _HINT_FIELDS)
     reader.fieldnames = header
@@ -468,7 +471,17 @@ def read_csv_tables(path: Path) -> list[ReferenceTable]:
     if missing:
         raise _err(f"missing column(s) {missing}", f"{path}:1", _HINT_FIELDS)
     groups: dict[str, dict] = {}
-    for lineno, rec in enumerate(reader, start=2):
+
+    def records():
+        line = 1
+        try:
+            for line, rec in enumerate(reader, start=2):
+                yield line, rec
+        except csv.Error as e:   # e.g. a field larger than the csv module's limit
+            raise _err(f"cannot read the CSV: {e}", f"{path}:{line + 1}",
+                       "one table row per line") from None
+
+    for lineno, rec in records():
         if None in rec:
             raise _err("the row has more fields than the header", f"{path}:{lineno}",
                        "quote values that contain the separator")
