@@ -529,6 +529,8 @@ def quantile(design, var, q=0.5, by=None, *, qrule="math", level=0.95, df=None, 
     except (TypeError, ValueError):
         raise EstimationError(f"quantiles are numbers in [0, 1], not {q!r}", code="estimate.bad_quantile",
                               hint="e.g. q=0.5 for the median, q=[0.25, 0.75]") from None
+    if not qs:
+        raise EstimationError("no quantile given", code="estimate.bad_quantile", hint="e.g. q=0.5")
     if any(not 0 <= x <= 1 for x in qs):
         raise EstimationError("quantiles must be in [0, 1]", code="estimate.bad_quantile")
     out = []
