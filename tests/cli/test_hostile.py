@@ -343,3 +343,19 @@ def test_fuzz_fast(tmp_path_factory, capsys, which):
 @pytest.mark.parametrize("which", sorted(FUZZ))
 def test_fuzz_long(tmp_path_factory, capsys, which):
     _fuzz(which, 400)(tmp_path_factory, capsys)
+
+
+def test_all_respondent_ids_empty(tiny, capsys):
+    rows = _rows().splitlines()
+    (tiny / "raw" / "w1.csv").write_text("\n".join([rows[0]] + ["," + r.split(",", 1)[1] for r in rows[1:]]) + "\n")
+    assert main(["harmonise", "-p", str(tiny)]) == 2
+    assert "codebook.empty_id" in capsys.readouterr().err
+
+
+def test_wrong_file_content_is_not_echoed(tiny, capsys):
+    """A file of secrets read as a wave: the hint lists 'columns' cut to 40 characters."""
+    secret = "root:$6$abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGH:20228:0:99999:7:::"
+    (tiny / "raw" / "w1.csv").write_text(secret + "\nx\n")
+    assert main(["harmonise", "-p", str(tiny)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and secret not in err and "20228" not in err

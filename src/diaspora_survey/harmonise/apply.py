@@ -47,7 +47,7 @@ STRICT_KINDS = ("unmapped", "unparsed")
 class Issue:
     """Something harmonisation noticed; ``kind`` is one of ``unmapped``, ``unparsed``,
     ``out_of_range``, ``non_integer``, ``eligibility_unknown``, ``duplicate_id``,
-    ``missing_weight``."""
+    ``missing_id``, ``missing_weight``."""
 
     wave: str
     variable: str
@@ -676,6 +676,17 @@ def harmonise(wave, codebook, *, strict: bool = False, crosswalks: dict[str, Cro
         # duplicates are found on the numbers where the ids are numbers (much faster than on text)
         id_key = ids.array if pd.api.types.is_numeric_dtype(ids.dtype) and not \
             pd.api.types.is_bool_dtype(ids.dtype) else rid.array
+        no_id = rid.isna() | (rid == "")
+        if n and bool(no_id.all()):   # never a normal-looking result without any respondent id
+            raise CodebookError(f"the id column {codebook.id!r} is empty in every row",
+                                code="codebook.empty_id", where=codebook.where("id"),
+                                hint="name the column that holds the respondent ids, or remove 'id:' "
+                                     "to number the rows")
+        if bool(no_id.any()):
+            k = int(no_id.sum())
+            ctx.issues.append(Issue(wid, "resp_id", "missing_id", k,
+                                    f"{k} row(s) have no respondent id (kept; duplicates cannot be "
+                                    "checked for them)", {}, codebook.where("id")))
     else:
         rid = pd.Series(np.arange(1, n + 1).astype(str), index=raw.index, dtype="string")
         id_key = np.arange(n)

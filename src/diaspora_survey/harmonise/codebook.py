@@ -554,7 +554,8 @@ class Codebook(_Strict):
                 raise self._err(f"{what} column {col!r} is not in {Path(wave.source.path).name}",
                                 "codebook.unknown_column", keys,
                                 (f"did you mean {close[0]!r}? " if close else "") +
-                                f"the file has: {', '.join(cols[:25])}{' …' if len(cols) > 25 else ''}")
+                                f"the file has: {', '.join(_short(c) for c in cols[:25])}"
+                                f"{' …' if len(cols) > 25 else ''}")
 
         if self.id:
             need(self.id, ("id",), "id")
@@ -595,6 +596,12 @@ def _fmt_range(r: RangeRule) -> str:
     lo = "" if r.min is None else f"{r.min:g}"
     hi = "" if r.max is None else f"{r.max:g}"
     return f"[{lo}, {hi}]"
+
+
+def _short(name, limit: int = 40) -> str:
+    """A column name for a message, cut: a wrong file's "header" may be a line of its content."""
+    text = str(name)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _default_crosswalk(name: str) -> str | None:
