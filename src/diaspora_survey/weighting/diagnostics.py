@@ -47,13 +47,15 @@ def diagnostics(weights) -> pd.Series:
     if not np.isfinite(s):
         raise WeightingError("the weights' sum overflows (weights near 1e308)", code="weighting.bad_weights",
                              hint="rescale the weights")
-    # the ratios below are scale-invariant: computed on w / max(w), so huge weights do not overflow
-    u = w / w.max()
-    su, su2 = float(u.sum()), float(np.dot(u, u))
+    # the ratios below are scale-invariant: where w·w would overflow (huge weights), they are
+    # computed on w / max(w) (otherwise on w itself, bit for bit as before)
+    scale = 1.0 if float(w.max()) < 1e150 else float(w.max())
+    u = w if scale == 1.0 else w / scale
+    su, su2 = (s, float(np.dot(u, u))) if scale == 1.0 else (float(u.sum()), float(np.dot(u, u)))
     mean = s / n
     n_eff = su * su / su2 if su2 > 0 else float("nan")
     deff = n * su2 / (su * su) if su > 0 else float("nan")
-    sd = float(np.sqrt(max(su2 / n - (su / n) ** 2, 0.0))) * float(w.max())
+    sd = float(np.sqrt(max(su2 / n - (su / n) ** 2, 0.0))) * scale
     q = np.quantile(w, [0.01, 0.5, 0.99])
     lo, hi = float(w.min()), float(w.max())
     return pd.Series({
