@@ -330,8 +330,8 @@ class Project:
         if not self.config.project.allow_outside:
             if real != self._root and self._root not in real.parents:
                 raise ProjectError(f"the path {str(rel)!r} lies outside the project folder"
-                                   + (" (through a symbolic link)" if not p.is_absolute()
-                                      and ".." not in Path(rel).parts and p.is_symlink() else ""),
+                                   + (" (through a symbolic link)" if not Path(rel).is_absolute()
+                                      and ".." not in Path(rel).parts else ""),
                                    code="project.outside", where=str(self.file),
                                    hint="keep the project's files inside its folder, or set "
                                         "[project] allow_outside = true in the project file")
@@ -482,6 +482,7 @@ TEMPLATE = '''\
 [project]
 title = "{title}"
 synthetic = false            # true if the data are synthetic; every report then says so
+# allow_outside = true       # let paths below (or symlinks in raw/) point outside this folder
 
 # One [[waves]] block per survey wave. `id` becomes the value of the `wave` column.
 # Put the raw file into raw/ and write a codebook draft with
