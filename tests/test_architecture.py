@@ -15,7 +15,7 @@ PKG = Path(__file__).resolve().parents[1] / "src" / "diaspora_survey"
 
 # stage of each top-level part; a module may import only its own stage or earlier ones
 STAGES = {
-    "errors": 0, "_util": 0, "_guard": 0,
+    "errors": 0, "_util": 0, "_guard": 0, "_files": 0, "_yaml": 0,
     "io": 1, "example": 1,
     "harmonise": 2,
     "weighting": 3,

@@ -10,6 +10,13 @@ if the child is killed by a signal, the parent raises one :class:`InputFileError
 the file, so the command line still ends in one message and exit status 2. Where fork is
 unavailable or unsafe (Windows, macOS, other threads running, stdout not a real file as under
 pytest's ``capsys``, or ``DIASPORA_SURVEY_NO_FORK=1``) the work runs in-process.
+
+Stopping the command stops the work: SIGTERM, SIGHUP, SIGQUIT and SIGINT sent to the parent
+(the visible PID) are forwarded to the child, and the child is asked to stop (SIGTERM, via
+Linux's ``PR_SET_PDEATHSIG``) when the parent dies, even by SIGKILL. A stopped child unwinds:
+its temporary files are removed, and outputs are never half-written (see :mod:`._files`).
+A child killed by SIGKILL that nobody asked to stop (most often the kernel's out-of-memory
+killer) is reported as such, not as a corrupt input file.
 """
 from __future__ import annotations
 
@@ -20,7 +27,67 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from .errors import InputFileError
+from .errors import DiasporaSurveyError, InputFileError
+
+FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGINT)
+
+
+class CommandStopped(DiasporaSurveyError):
+    """The command was stopped by a signal (sent by a user or the system), not by bad input.
+    ``exit_status`` is the shell's convention, 128 + the signal number."""
+
+    default_code = "command.stopped"
+
+    def __init__(self, message: str, *, signum: int, **kw):
+        super().__init__(message, **kw)
+        self.signum = signum
+        self.exit_status = 128 + signum
+
+
+class _Stop(BaseException):
+    """Raised in the child by a forwarded signal: unwinds (removing temporary files), then exits."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def killed_error(where: str, signum: int) -> CommandStopped:
+    """A process killed by ``signum`` that nobody asked to stop (SIGKILL: usually out of memory)."""
+    why = (" — most often by the system's out-of-memory killer: the data or the request need more "
+           "memory than is free" if signum == signal.SIGKILL else "")
+    return CommandStopped(f"the work was killed ({_signal_name(signum)}){why}; no output was "
+                          "changed (outputs are never half-written)", signum=signum,
+                          code="command.killed", where=where,
+                          hint="free memory or read fewer variables; a file that is far larger "
+                               "than it should be is worth checking with `diaspora-survey inspect`")
+
+
+def stopped_error(where: str, signum: int) -> CommandStopped:
+    return CommandStopped(f"stopped by {_signal_name(signum)}; outputs are either complete or "
+                          "unchanged (never half-written)", signum=signum, code="command.stopped",
+                          where=where)
+
+
+def _set_parent_death_signal(parent: int) -> None:
+    """Linux: SIGTERM to this (child) process when its parent dies, even by SIGKILL."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)   # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):   # pragma: no cover - not Linux / no libc symbol
+        pass
+    if os.getppid() != parent:           # the parent died before prctl took effect
+        os._exit(128 + signal.SIGTERM)
+
+
+def _child_handler(signum, frame):
+    for s in FORWARDED:                  # one stop; a second signal must not break the unwinding
+        signal.signal(s, signal.SIG_IGN)
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise _Stop(signum)
 
 
 def can_fork() -> bool:
@@ -44,8 +111,10 @@ def _signal_name(signum: int) -> str:
         return f"signal {signum}"
 
 
-def command_crash_error(command: str, signum: int) -> InputFileError:
+def command_crash_error(command: str, signum: int) -> DiasporaSurveyError:
     """The message for a command (not a single file read) that died by a signal."""
+    if signum in (signal.SIGKILL, signal.SIGTERM, signal.SIGHUP):
+        return killed_error(command, signum)
     return InputFileError(
         f"the program crashed ({_signal_name(signum)}), most likely in ReadStat, the C library "
         "under pyreadstat, on a corrupt, truncated or password-protected SPSS/Stata file",
@@ -54,7 +123,9 @@ def command_crash_error(command: str, signum: int) -> InputFileError:
              "file; export that file from its source again")
 
 
-def crash_error(path: str | Path, signum: int) -> InputFileError:
+def crash_error(path: str | Path, signum: int) -> DiasporaSurveyError:
+    if signum in (signal.SIGKILL, signal.SIGTERM, signal.SIGHUP):
+        return killed_error(str(path), signum)
     return InputFileError(
         f"the file reader crashed on this file ({_signal_name(signum)} in ReadStat, the C library under pyreadstat): "
         "the file is corrupt, truncated or password-protected (encrypted)",
@@ -78,15 +149,40 @@ def run_isolated(work: Callable[[], None], *, path: str | Path,
         return 0
     sys.stdout.flush()
     sys.stderr.flush()
-    pid = os.fork()
+    parent = os.getpid()
+    received: list[int] = []
+    child = {"pid": 0}
+
+    def forward(signum, frame):          # parent: pass the signal on; stop when the child has
+        received.append(signum)
+        if child["pid"]:
+            try:
+                os.kill(child["pid"], signum)
+            except ProcessLookupError:
+                pass
+
+    previous = {s: signal.signal(s, forward) for s in FORWARDED}   # before fork: no gap
+    try:
+        pid = os.fork()
+    except OSError:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        raise
     if pid == 0:  # child: never returns
         code = 1
         try:
+            for s in FORWARDED:
+                signal.signal(s, _child_handler)
+            _set_parent_death_signal(parent)
+            if received:                 # a signal reached the parent between install and fork
+                raise _Stop(received[0])
             import faulthandler
 
             faulthandler.disable()   # a crash is reported once, by the parent, as one message
             work()
             code = 0
+        except _Stop as ex:
+            code = 128 + ex.signum
         except BaseException as ex:  # noqa: BLE001 - the child reports everything, then exits
             try:
                 code = int(on_error(ex))
@@ -98,19 +194,27 @@ def run_isolated(work: Callable[[], None], *, path: str | Path,
                 sys.stderr.flush()
             finally:
                 os._exit(code)
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-            break
-        except InterruptedError:  # pragma: no cover - PEP 475 retries, kept for safety
-            continue
-        except KeyboardInterrupt:
-            # the child got the same SIGINT and stops; reap it, then stop here too
-            os.waitpid(pid, 0)
-            raise
+    child["pid"] = pid
+    for s in received:                   # arrived between install and fork
+        forward(s, None)
+    try:
+        while True:
+            try:
+                _, status = os.waitpid(pid, 0)
+                break
+            except InterruptedError:  # pragma: no cover - PEP 475 retries, kept for safety
+                continue
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         if sig == signal.SIGINT:
             raise KeyboardInterrupt
+        if received:
+            raise stopped_error(str(path), received[0])
         raise (crash or (lambda n: crash_error(path, n)))(sig)
-    return os.WEXITSTATUS(status)
+    rc = os.WEXITSTATUS(status)
+    if received and received[0] != signal.SIGINT and rc == 128 + received[0]:
+        raise stopped_error(str(path), received[0])
+    return rc

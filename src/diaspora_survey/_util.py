@@ -4,7 +4,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -19,37 +18,42 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, *, code: str | None = None) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, *, code: str | None = None,
+                inputs: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
-    Nothing half-written is ever left at ``path``: on error the temporary file is removed.
-    A ``path`` that is a folder, or a place that cannot be written, raises one
-    :class:`~diaspora_survey.errors.OutputError` naming it (``code`` overrides
+    Nothing half-written is ever left at ``path``: on error the temporary file is removed (and
+    a killed run's temporary file is removed by the next write into that folder). ``path``
+    must pass :func:`~diaspora_survey._files.guard_output` (never an input of the project, a
+    raw folder, a device or a folder; ``inputs=False`` skips only the input check, for the
+    example generator that writes raw/). A place that cannot be written or a full disk
+    raises one :class:`~diaspora_survey.errors.OutputError` naming it (``code`` overrides
     ``output.cannot_write``).
     """
+    from ._files import _os_error, guard_output, recover, tmp_name
     from .errors import OutputError
 
-    target = Path(path)
+    target = guard_output(path, code=code, inputs=inputs)
     hint = "give a file name in a folder you can write to (e.g. with -o)"
-    if target.is_dir():
-        raise OutputError("the output is a folder", code=code, where=str(target), hint=hint)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        recover([target.parent])
+        tmp_path = tmp_name(target)
+        tmp_path.touch(mode=0o600)
     except OSError as ex:
         raise OutputError(f"cannot write the output: {ex.strerror or ex}", code=code,
                           where=str(target), hint=hint) from None
-    os.close(fd)
-    tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        if tmp_path.exists():  # mkstemp creates 0600; give the file the usual umask permissions
+        try:
+            yield tmp_path
+        except OSError as ex:
+            raise _os_error(ex, target, code) from None
+        if tmp_path.exists():  # created 0600; give the file the usual umask permissions
             os.chmod(tmp_path, 0o666 & ~_umask())
         try:
             os.replace(tmp_path, target)
         except OSError as ex:
-            raise OutputError(f"cannot write the output: {ex.strerror or ex}", code=code,
-                              where=str(target), hint=hint) from None
+            raise _os_error(ex, target, code) from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -62,9 +66,11 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, code: str | None = None) -> None:
-    with atomic_path(path, code=code) as tmp:
-        tmp.write_bytes(data)
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, code: str | None = None,
+                       inputs: bool = True) -> None:
+    from ._files import publish
+
+    publish({path: data}, code=code, inputs=inputs)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8", *,

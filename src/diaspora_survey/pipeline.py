@@ -31,27 +31,40 @@ class StepResult:
 # ---- atomic writers of the steps' outputs ------------------------------------------------------
 
 def write_parquet(df, path: Path, *more) -> None:
-    """Write ``df`` to ``path`` as parquet, atomically (temporary file, then rename); further
-    ``(df, path)`` pairs in ``more`` are written the same way and renamed only when all are written."""
-    import contextlib
-
-    from ._util import atomic_path
+    """Write ``df`` to ``path`` as parquet; further ``(df, path)`` pairs in ``more`` too, all
+    published as one unit (:func:`~diaspora_survey._files.publish`: temporary files, a
+    journal, then the renames; never over an input of the project or into raw/)."""
+    from ._files import publish
 
     pairs = [(df, Path(path))] + [(d, Path(p)) for d, p in more]
-    with contextlib.ExitStack() as stack:
-        tmps = [stack.enter_context(atomic_path(p, code="harmonise.cannot_write")) for _, p in pairs]
-        for (d, _), tmp in zip(pairs, tmps):
-            d.to_parquet(tmp, index=False)
+    check_parquet_name(pairs[0][1])
+    publish({p: _parquet_writer(d) for d, p in pairs}, code="harmonise.cannot_write")
+
+
+def check_parquet_name(path: Path, code: str = "harmonise.cannot_write") -> None:
+    """A parquet output must be named ``*.parquet`` (never parquet bytes in ``x.csv``)."""
+    from .errors import OutputError
+
+    from ._files import guard_output
+
+    guard_output(path, code=code)      # an input or raw/ first: that is the graver mistake
+    if Path(path).suffix.lower() != ".parquet":
+        raise OutputError(f"this output is written as parquet, but its name ends in "
+                          f"{Path(path).suffix or '(no extension)'!r}", code=code, where=str(path),
+                          hint="name it *.parquet (e.g. build/harmonised.parquet)")
+
+
+def _parquet_writer(df):
+    return lambda tmp: df.to_parquet(tmp, index=False)
 
 
 def write_outputs(project, res, output: str | Path | None = None) -> list[Path]:
-    """Write the weighted data (atomically); returns the paths written."""
-    from ._util import atomic_path
+    """Write the weighted data (atomically, see :func:`write_parquet`); returns the paths written."""
+    from ._files import publish
 
     out = Path(output) if output is not None else Path(project.root) / WEIGHTED_OUTPUT
-    with atomic_path(out) as tmp:
-        res.data.to_parquet(tmp, index=False)
-    return [out]
+    check_parquet_name(out, code="output.cannot_write")
+    return publish({out: _parquet_writer(res.data)})
 
 
 class Pipeline:
@@ -86,6 +99,7 @@ class Pipeline:
                               hint="run the harmonise step first")
 
     def harmonise(self, *, write: bool = True) -> list[Path]:
+        self.project.require_waves()
         h = self.project.harmonise_all()
         self.harmonised = h
         self.data = h.data
@@ -135,6 +149,7 @@ class Pipeline:
         self._need_data("compare")
         from .report.collect import compare_project
 
+        self.project.claims_file()      # a claims file named in the project file must exist
         if not self._panel_done:
             self.panel(write=False)
         self.comparison = compare_project(self.project, self.data, panel=self.panel_analysis)
@@ -163,8 +178,23 @@ class Pipeline:
         from .report.content import build_report
 
         fmts = self.formats(formats)
+        targets = self.report_targets(fmts, output)
         report = build_report(self.report_inputs())
-        base = Path(output) if output else self.project.path(self.project.report.output)
-        targets = {fmt: (base if (len(fmts) == 1 and output) else base.with_suffix(f".{fmt}"))
-                   for fmt in fmts}
         return write_reports(report, targets)
+
+    def report_targets(self, formats: list[str], output: str | None = None) -> dict[str, Path]:
+        """``{format: main output file}``, each checked by
+        :func:`~diaspora_survey._files.guard_output` (so a refused output fails before any work)."""
+        from ._files import guard_output
+
+        base = Path(output) if output else self.project.path(self.project.report.output)
+        if not output and (base.is_dir() or not base.suffix):
+            raise ReportError(f"[report] output {self.project.report.output!r} names a folder, not a file",
+                              code="report.output", where=str(self.project.file),
+                              hint="give a file name, e.g. output = \"reports/diaspora-report.pdf\" "
+                                   "(each format gets its extension)")
+        targets = {fmt: (base if (len(formats) == 1 and output) else base.with_suffix(f".{fmt}"))
+                   for fmt in formats}
+        for t in targets.values():
+            guard_output(t)
+        return targets

@@ -10,6 +10,8 @@ error when the step that needs it runs.
 """
 from __future__ import annotations
 
+import errno
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,7 @@ class ProjectInfo(_Strict):
     title: str = "Untitled survey project"
     synthetic: bool = False
     description: str | None = None
+    allow_outside: bool = False   # true: paths of the project file may point outside its folder
 
 
 class WaveConfig(_Strict):
@@ -222,16 +225,26 @@ class Project:
         """Load ``path/diaspora-survey.toml`` (or the toml file given)."""
         import tomllib
 
+        from ._files import read_text_input
+
+        if not isinstance(path, (str, Path)):
+            raise ProjectError(f"a project folder or file is a path, not {type(path).__name__}",
+                               code="project.bad_argument", hint="Project.load('.')")
         p = Path(path)
         file = p if p.suffix == ".toml" and not p.is_dir() else p / FILENAME
-        if not file.exists():
+        if not file.exists() and not file.is_symlink():
             raise ProjectError("no project file found", code="project.not_found", where=str(file),
                                hint="run the command inside a project folder, or create one with "
                                     "`diaspora-survey init DIR`")
-        text = file.read_text(encoding="utf-8-sig")
+        text = read_text_input(file, what="project file", error=ProjectError, code="project",
+                               max_bytes=1 << 20)
         try:
             raw = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as ex:
+        except ValueError as ex:   # tomllib.TOMLDecodeError; also integers of > 4300 digits
+            if not isinstance(ex, tomllib.TOMLDecodeError):
+                raise ProjectError("a number in the project file is far too long",
+                                   code="project.toml_syntax", where=str(file),
+                                   hint="check the numbers of the project file") from None
             m = re.search(r"at line (\d+)", str(ex))
             raise ProjectError(f"not valid TOML: {ex}", code="project.toml_syntax",
                                where=f"{file}:{m.group(1)}" if m else str(file),
@@ -261,7 +274,30 @@ class Project:
                                    where=f"{file}:{line}" if line else str(file),
                                    hint="give every [[waves]] entry its own id")
             seen[w.id] = i
-        return cls(file.parent.resolve(), config, file)
+        proj = cls(file.parent.resolve(), config, file)
+        proj._protect_inputs()
+        return proj
+
+    def _protect_inputs(self) -> None:
+        """Remember every file the project reads, and its raw folder: no output may replace them
+        (:func:`~diaspora_survey._files.guard_output`)."""
+        from ._files import note_input, protect_dir
+
+        c = self.config
+        note_input(self.file)
+        protect_dir(self._root / "raw")
+        rels = [w.file for w in c.waves] + [w.codebook for w in c.waves] + list(c.harmonise.crosswalks) \
+            + list(c.reference.tables) + [c.weighting.targets, c.compare.claims]
+        for rel in rels:
+            if rel:
+                note_input(self._root / rel)
+        for w in c.waves:
+            parent = (self._root / w.file).parent
+            try:
+                if parent.resolve() != self._root:
+                    protect_dir(parent)
+            except (OSError, RuntimeError):   # a symlink loop: the reader reports it
+                pass
 
     # -- accessors --------------------------------------------------------------------------------
 
@@ -313,9 +349,43 @@ class Project:
                 for i, d in enumerate(self.config.compare.indicators)]
 
     def path(self, rel: str | Path) -> Path:
-        """Absolute path of ``rel`` (relative to the project directory; absolute paths kept)."""
+        """Absolute path of ``rel`` (relative to the project directory; absolute paths kept).
+
+        The path (symbolic links followed) must lie inside the project folder unless the
+        project file says ``[project] allow_outside = true``: a project file cannot make the
+        toolkit read ``/etc/passwd`` or follow a link out of raw/ silently.
+        """
         p = Path(rel)
-        return p if p.is_absolute() else self._root / p
+        p = p if p.is_absolute() else self._root / p
+        loop = False
+        try:
+            os.stat(p)
+        except FileNotFoundError:
+            pass
+        except OSError as ex:      # a name too long, a loop, …: one message, not a traceback later
+            if ex.errno != errno.ELOOP:
+                raise ProjectError(f"unusable path {str(rel)[:80]!r}: {ex.strerror}",
+                                   code="project.bad_path", where=str(self.file),
+                                   hint="fix the path in the project file") from None
+            loop = True
+        try:
+            real = p.resolve()
+        except (OSError, RuntimeError):   # RuntimeError: a symbolic link loop (Python < 3.13)
+            loop = True
+        if loop:
+            from .errors import InputFileError
+
+            raise InputFileError("the path is a symbolic link loop", code="input.not_regular",
+                                 where=self._display(p), hint="remove the loop; name the real file")
+        if not self.config.project.allow_outside:
+            if real != self._root and self._root not in real.parents:
+                raise ProjectError(f"the path {str(rel)!r} lies outside the project folder"
+                                   + (" (through a symbolic link)" if not Path(rel).is_absolute()
+                                      and ".." not in Path(rel).parts else ""),
+                                   code="project.outside", where=str(self.file),
+                                   hint="keep the project's files inside its folder, or set "
+                                        "[project] allow_outside = true in the project file")
+        return p
 
     def wave(self, wave_id: str) -> WaveConfig:
         followups = self.config.panel.followups if self.config.panel is not None else []
@@ -409,6 +479,15 @@ class Project:
             results[w.id] = harmonise(raw, cbs[w.id], strict=strict, crosswalks=cws,
                                       age_bands=self.config.harmonise.bands(), wave_id=w.id,
                                       regions=regions)
+            if len(results[w.id].data) == 0:   # never a normal-looking report of nobody
+                from .errors import HarmonisationError
+
+                n_ex = len(results[w.id].exclusions)
+                raise HarmonisationError(f"wave {w.id!r} has no respondents after harmonisation "
+                                         f"({len(raw.data):,} row(s) read, {n_ex:,} excluded)",
+                                         code="harmonise.empty_wave", where=self._display(self.path(w.file)),
+                                         hint="check the file and the codebook's eligibility rules, "
+                                              "or remove the wave from the project file")
             if progress is not None:
                 progress(w.id, results[w.id])
         data, excl = stack(list(results.values()), self.wave_ids)
@@ -500,6 +579,25 @@ class Project:
                               "none (no weighting targets, or the baseline is not a [[waves]] wave): "
                               "the baseline counts unweighted")
         return a
+    def require_waves(self) -> None:
+        """A ProjectError when the project file lists no waves (the steps need at least one)."""
+        if not self.config.waves:
+            raise ProjectError("the project lists no waves", code="project.no_waves", where=str(self.file),
+                               hint="add a [[waves]] block (id, file, codebook) per survey file")
+
+    def claims_file(self) -> Path | None:
+        """The claims file, or None when the default ``codebooks/claims.yaml`` is absent; a
+        ``[compare] claims`` set explicitly in the project file must exist (never dropped silently)."""
+        rel = self.config.compare.claims
+        if not rel:
+            return None
+        p = self.path(rel)
+        if p.exists():
+            return p
+        if "claims" in self.config.compare.model_fields_set:
+            raise ProjectError("claims file not found", code="project.missing_file", where=self._display(p),
+                               hint=f"create it, fix [compare] claims in {FILENAME}, or remove the key")
+        return None
 
     def require(self, rel: str | Path, what: str) -> Path:
         """The absolute path of a file a step needs; a clear error if it does not exist."""
@@ -520,6 +618,7 @@ TEMPLATE = '''\
 [project]
 title = "{title}"
 synthetic = false            # true if the data are synthetic; every report then says so
+# allow_outside = true       # let paths below (or symlinks in raw/) point outside this folder
 
 # One [[waves]] block per survey wave. `id` becomes the value of the `wave` column.
 # Put the raw file into raw/ and write a codebook draft with

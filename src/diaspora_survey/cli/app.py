@@ -72,6 +72,12 @@ def _run(argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130
+    except OSError as ex:   # the system refused a file operation (name too long, I/O error …)
+        render_error(DiasporaSurveyError(
+            f"{ex.strerror or type(ex).__name__}", code="os.error",
+            where=str(ex.filename)[:200] if ex.filename else None,
+            hint="check the path, the permissions and the disk"))
+        return 2
     except Exception as ex:  # click's usage errors (typer vendors click, so duck-type them)
         if hasattr(ex, "show") and hasattr(ex, "exit_code"):
             ex.show()
@@ -87,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     corrupt SPSS file that crashes ReadStat (SIGSEGV) during ``run``, ``harmonise`` or any
     other command then still ends in one message and exit status 2, not a dead interpreter.
     """
-    from .._guard import command_crash_error, run_isolated
+    from .._guard import CommandStopped, command_crash_error, run_isolated
 
     args = sys.argv[1:] if argv is None else list(argv)
     if not args or args[0] in ("--help", "--version", "init", "reference"):
@@ -105,7 +111,10 @@ def main(argv: list[str] | None = None) -> int:
                           crash=lambda sig: command_crash_error(command, sig))
     except _ChildExit as ex:              # no fork: the command ran in this process
         return ex.code
-    except DiasporaSurveyError as err:    # the child was killed by a signal
+    except CommandStopped as err:         # stopped by a signal (forwarded), or killed (OOM)
+        render_error(err)
+        return err.exit_status
+    except DiasporaSurveyError as err:    # the child crashed (SIGSEGV in ReadStat …)
         render_error(err)
         return 2
     except KeyboardInterrupt:

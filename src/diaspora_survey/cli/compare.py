@@ -79,11 +79,9 @@ def register(app: typer.Typer) -> None:
         if not path.exists():
             raise InputFileError("no weighted data", code="compare.no_data", where=str(path),
                                  hint="run `diaspora-survey weight` first (it writes build/weighted.parquet)")
-        try:
-            df = pd.read_parquet(path)
-        except Exception as e:  # pyarrow raises several kinds
-            raise InputFileError(f"cannot read parquet: {e}", code="input.unreadable", where=str(path),
-                                 hint="re-run `diaspora-survey weight`") from None
+        from .._files import read_parquet_input
+
+        df = read_parquet_input(path, hint="re-run `diaspora-survey weight`")
         byv = [x.strip() for v in (by if by is not None else proj.compare.by) for x in v.split(",") if x.strip()]
         for b in byv:
             if b not in df.columns:
@@ -98,7 +96,7 @@ def register(app: typer.Typer) -> None:
             standardise=None if standardise == "none" else standardise, level=level,
             extra_indicators=extra, indicators=[x for v in indicator for x in v.split(",") if x]
             if indicator else None)
-        cpath = claims if claims is not None else (proj.path(proj.compare.claims) if proj.compare.claims else None)
+        cpath = claims if claims is not None else proj.claims_file()
         verdicts = None
         if cpath is not None and (claims is not None or cpath.exists()):
             verdicts = evaluate_claims(res, load_claims(cpath, extra), extra)

@@ -25,15 +25,9 @@ def _split(values: Optional[List[str]]) -> list[str]:
 
 
 def _read_parquet(path: Path):
-    import pandas as pd
+    from .._files import read_parquet_input
 
-    from ..errors import InputFileError
-
-    try:
-        return pd.read_parquet(path)
-    except Exception as e:  # pyarrow raises several kinds
-        raise InputFileError(f"cannot read parquet: {e}", code="input.unreadable", where=str(path),
-                             hint="is it a complete parquet file?") from None
+    return read_parquet_input(path, hint="is it a complete parquet file?")
 
 
 def _project_data(project: Path):

@@ -60,13 +60,21 @@ def register(app: typer.Typer) -> None:
         from ..project import Project
 
         console = make_console(soft_wrap=False)
+        from .._files import guard_output
+
         proj = Project.load(project)
-        result = proj.harmonise_all(strict=strict)
         out = Path(output) if output else proj.path(proj.harmonise_config.output)
         if not out.is_absolute():
             out = Path.cwd() / out
         excl_path = out.with_name("exclusions.parquet") if out.name != "exclusions.parquet" else \
             out.with_name("exclusions_table.parquet")
+        from ..pipeline import check_parquet_name
+
+        for p in (out, excl_path):   # refused before any work: inputs, raw/, devices
+            guard_output(p, code="harmonise.cannot_write")
+        check_parquet_name(out)
+        proj.require_waves()
+        result = proj.harmonise_all(strict=strict)
         excl = result.exclusions.copy()
         excl["wave"] = excl["wave"].astype("string")
         write_parquet(result.data, out, (excl, excl_path))

@@ -40,6 +40,7 @@ def register(app: typer.Typer) -> None:
                               code="report.output", hint="give one --format with -o, or leave "
                               "-o out to use [report] output with each format's extension")
         fmts = pipe.formats(list(fmt) if fmt else None)
+        pipe.report_targets(fmts, str(output) if output else None)   # refuse a bad -o before any work
         pipe.run_step("harmonise", lambda: pipe.harmonise(write=False))
         pipe.run_step("weight", lambda: pipe.weight(write=False))
         pipe.run_step("compare", pipe.compare)

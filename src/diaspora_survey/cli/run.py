@@ -38,6 +38,7 @@ def register(app: typer.Typer) -> None:
         pipe = Pipeline(project, command="diaspora-survey run" + "".join(
             f" --format {f}" for f in (fmt or [])))
         fmts = pipe.formats(list(fmt) if fmt else None)     # reject bad formats up front
+        pipe.report_targets(fmts)                           # and outputs over inputs
         if pipe.project.synthetic:
             console.print("[bold yellow]SYNTHETIC example data[/bold yellow] — "
                           f"{pipe.project.title}")

@@ -117,12 +117,20 @@ def register(app: typer.Typer) -> None:
             raise WeightingError("--quiet and --details contradict each other", code="weighting.bad_option")
         proj = Project.load(project)
         src = input if input is not None else Path(proj.root) / INPUT
+        if output is not None:           # refused before any work: an input, raw/, a device
+            from .._files import guard_output, note_input
+
+            note_input(src)
+            if targets is not None:
+                note_input(targets)
+            guard_output(output)
+            from ..pipeline import check_parquet_name
+
+            check_parquet_name(output, code="output.cannot_write")
         if src.exists():
-            try:
-                data = pd.read_parquet(src)
-            except Exception as e:  # pyarrow raises several kinds
-                raise InputFileError(f"cannot read parquet: {e}", code="input.unreadable", where=str(src),
-                                     hint="re-run `diaspora-survey harmonise`") from None
+            from .._files import read_parquet_input
+
+            data = read_parquet_input(src, hint="re-run `diaspora-survey harmonise`")
         elif input is not None:
             raise InputFileError("file not found", code="input.not_found", where=str(input))
         else:

@@ -141,6 +141,9 @@ def parse_claims(doc, where: str = "claims", indicators=()) -> list[Claim]:
         except (TypeError, ValueError):
             raise _err(f"threshold {c['threshold']!r} is not a number", f"{w}: threshold",
                        "e.g. threshold: -8 or threshold: 3") from None
+        if isinstance(c["threshold"], bool) or thr != thr or thr in (float("inf"), float("-inf")):
+            raise _err(f"threshold {c['threshold']!r} is not a finite number", f"{w}: threshold",
+                       "e.g. threshold: -8 or threshold: 3")
         cid = str(c["id"])
         if cid in seen:
             raise _err(f"duplicate claim id {cid!r}", w, "claim ids must be unique")
@@ -163,12 +166,18 @@ def load_claims(path, indicators=()) -> list[Claim]:
     """Read and validate a claims YAML file (``indicators``: project indicators)."""
     import yaml
 
+    from .._files import read_text_input
+    from .._yaml import safe_load
+
+    if not isinstance(path, (str, Path)) and not hasattr(path, "__fspath__"):
+        raise _err(f"a claims file is a path, not {type(path).__name__}", None,
+                   "load_claims('codebooks/claims.yaml')")
     p = Path(path)
-    try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not p.exists() and not p.is_symlink():
         raise _err("claims file not found", str(p), "set [compare] claims in diaspora-survey.toml "
-                   "or pass --claims FILE") from None
+                   "or pass --claims FILE")
+    try:
+        doc = safe_load(read_text_input(p, what="claims file", error=ProjectError, code="claims"))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         raise _err(f"not valid YAML: {getattr(e, 'problem', e)}",

@@ -1251,7 +1251,13 @@ def compare(design, reference="russia", *, by: str | None = None,
     """
     from . import reference as refmod
     from .indicators import Indicator, registry
+    from ..survey.design import SurveyDesign
 
+    if not isinstance(design, SurveyDesign):
+        raise EstimationError(f"compare needs a SurveyDesign, not {type(design).__name__}",
+                              code="compare.bad_argument",
+                              hint="wrap the data first: compare(SurveyDesign(df, weights='weight'), "
+                                   "'russia')")
     if not isinstance(reference, refmod.ReferencePopulation) or tables:
         reference = refmod.load(reference, tables=tables)
     if standardise not in STANDARDISE:
@@ -1470,14 +1476,17 @@ def compare_project(project, data: pd.DataFrame | None = None) -> dict:
         if not p.exists():
             raise EstimationError("no weighted data", code="compare.no_data", where=str(p),
                                   hint="run `diaspora-survey weight` first")
-        data = pd.read_parquet(p)
+        from .._files import read_parquet_input
+
+        data = read_parquet_input(p, hint="run `diaspora-survey weight` again")
     rc = project.reference
     tables = [str(project.path(t)) for t in rc.tables] or None
     extra = project.indicators()
     res = compare_with_groups(data, rc.population, by=list(project.compare.by or []), tables=tables,
                               extra_indicators=extra, **rc.compare_options())
     claims = None
-    cpath = project.path(project.compare.claims) if project.compare.claims else None
+    cpath = project.claims_file() if hasattr(project, "claims_file") else (
+        project.path(project.compare.claims) if project.compare.claims else None)
     if cpath is not None and cpath.exists():
         claims = evaluate_claims(res, load_claims(cpath, extra), extra)
     gof = res[res["adjustment"] == "rao-scott"].reset_index(drop=True)

@@ -726,7 +726,7 @@ def write_spss(df, path: Path, options: dict) -> None:
 
     from .._util import atomic_path
 
-    with atomic_path(path) as tmp:
+    with atomic_path(path, inputs=False) as tmp:   # the generator writes raw/ by design
         tmp_sav = tmp.with_suffix(path.suffix)       # pyreadstat infers nothing from the suffix,
         try:                                         # but keep it for clarity in error messages
             pyreadstat.write_sav(df, str(tmp_sav), **options)
@@ -742,7 +742,7 @@ def write_csv_cp1251(df, path: Path) -> None:
     from .._util import atomic_write_bytes
 
     text = df.to_csv(sep=";", index=False, lineterminator="\r\n")
-    atomic_write_bytes(path, text.encode("cp1251"))
+    atomic_write_bytes(path, text.encode("cp1251"), inputs=False)
 
 
 def generate(outdir: str | Path = "raw", *, seed: int = SEED, sizes=(2000, 5000, 1500)) -> list[Path]:

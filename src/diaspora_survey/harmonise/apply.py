@@ -47,7 +47,7 @@ STRICT_KINDS = ("unmapped", "unparsed")
 class Issue:
     """Something harmonisation noticed; ``kind`` is one of ``unmapped``, ``unparsed``,
     ``out_of_range``, ``non_integer``, ``eligibility_unknown``, ``duplicate_id``,
-    ``missing_weight``, ``inconsistent`` (e.g. ``returned`` against ``country``)."""
+    ``missing_id``, ``missing_weight``, ``inconsistent`` (e.g. ``returned`` against ``country``)."""
 
     wave: str
     variable: str
@@ -790,6 +790,15 @@ def harmonise(wave, codebook, *, strict: bool = False, crosswalks: dict[str, Cro
         from ..io import read_wave
 
         wave = read_wave(wave)
+    from ..io import RawWave
+
+    if not isinstance(codebook, Codebook):
+        raise CodebookError(f"harmonise needs a Codebook (or its path), not {type(codebook).__name__}",
+                            code="harmonise.bad_argument", hint="harmonise(read_wave(FILE), Codebook.load(YAML))")
+    if not isinstance(wave, RawWave):
+        raise HarmonisationError(f"harmonise needs a RawWave (or a file path), not {type(wave).__name__}",
+                                 code="harmonise.bad_argument",
+                                 hint="harmonise(read_wave(FILE), Codebook.load(YAML))")
     from . import crosswalks as _cw
 
     cws = crosswalks if crosswalks is not None else _cw.load()
@@ -811,6 +820,17 @@ def harmonise(wave, codebook, *, strict: bool = False, crosswalks: dict[str, Cro
         # duplicates are found on the numbers where the ids are numbers (much faster than on text)
         id_key = ids.array if pd.api.types.is_numeric_dtype(ids.dtype) and not \
             pd.api.types.is_bool_dtype(ids.dtype) else rid.array
+        no_id = rid.isna() | (rid == "")
+        if n and bool(no_id.all()):   # never a normal-looking result without any respondent id
+            raise CodebookError(f"the id column {codebook.id!r} is empty in every row",
+                                code="codebook.empty_id", where=codebook.where("id"),
+                                hint="name the column that holds the respondent ids, or remove 'id:' "
+                                     "to number the rows")
+        if bool(no_id.any()):
+            k = int(no_id.sum())
+            ctx.issues.append(Issue(wid, "resp_id", "missing_id", k,
+                                    f"{k} row(s) have no respondent id (kept; duplicates cannot be "
+                                    "checked for them)", {}, codebook.where("id")))
     else:
         rid = pd.Series(np.arange(1, n + 1).astype(str), index=raw.index, dtype="string")
         id_key = np.arange(n)
@@ -994,6 +1014,12 @@ def stack(results: Sequence[Harmonised], wave_order: Sequence[str] | None = None
         d.insert(0, "wave", pd.Categorical([r.wave] * len(d), categories=order))
         frames.append(d.reset_index(drop=True))
     data = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"wave": pd.Categorical([])})
+    # per wave (rows in its file, [excluded rows]): messages can then name a row's place in its
+    # file ("data row 4 of wave …'s file"); small, JSON-friendly (parquet keeps attrs as JSON)
+    data.attrs["source_rows"] = {
+        str(r.wave): [int(len(r.data) + len(r.exclusions)),
+                      [int(x) for x in r.exclusions["row"].dropna()] if "row" in r.exclusions else []]
+        for r in results}
     for c, cats in cat_cols.items():   # concat keeps equal categoricals; re-assert for missing columns
         if c in data and not isinstance(data[c].dtype, pd.CategoricalDtype):
             data[c] = pd.Categorical(data[c], categories=cats, ordered=ordered[c])

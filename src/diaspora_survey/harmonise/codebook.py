@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import difflib
+import os
 import math
 import re
 from pathlib import Path
@@ -43,6 +44,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from . import schema
+from .._yaml import LimitedLoader, compose as _compose
 from ..errors import CodebookError
 
 TRANSFORMS = ("age_from_birth_year", "month", "year_month", "date", "number")
@@ -52,8 +54,11 @@ TYPES = ("category", "ordered", "int", "float", "bool", "string", "date")
 
 # ---- YAML with line numbers ------------------------------------------------------------------
 
-class _Loader(yaml.SafeLoader):
-    """Safe loader with YAML 1.2 booleans: only true/false are booleans (``no`` is Norway)."""
+class _Loader(LimitedLoader):
+    """Safe loader with YAML 1.2 booleans: only true/false are booleans (``no`` is Norway);
+    with the limits of :class:`~diaspora_survey._yaml.LimitedLoader` (depth, aliases, size)."""
+
+    reject_duplicate_keys = False   # load_yaml_with_lines reports them, with both lines
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -93,7 +98,7 @@ def load_yaml_with_lines(text: str, source: str = "<yaml>"):
     (``1`` and ``1.0``, ``"Высшее"`` and ``"высшее "``) count as duplicates too.
     """
     try:
-        node = yaml.compose(text, Loader=_Loader)
+        node = _compose(text, _Loader)
     except yaml.YAMLError as ex:
         mark = getattr(ex, "problem_mark", None) or getattr(ex, "context_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -141,6 +146,9 @@ def load_yaml_with_lines(text: str, source: str = "<yaml>"):
                                   "a key may appear once — merge the two entries or delete one")) from None
     except yaml.YAMLError as ex:
         raise CodebookError(f"not valid YAML: {ex}", code="codebook.yaml_syntax", where=source) from None
+    except (ValueError, OverflowError) as ex:   # e.g. a date such as 2022-13-45
+        raise CodebookError(f"a value cannot be read: {str(ex)[:80]}", code="codebook.yaml_syntax",
+                            where=source, hint="quote values that are not numbers or dates") from None
     return data, lines
 
 
@@ -252,20 +260,25 @@ class Codebook(_Strict):
     @classmethod
     def load(cls, path: str | Path, *, display: str | None = None) -> "Codebook":
         """Read and validate a codebook YAML file; errors name ``file:line``."""
+        from .._files import read_text_input
+
+        if not isinstance(path, (str, os.PathLike)):
+            raise CodebookError(f"a codebook is loaded from a file path, not {type(path).__name__}",
+                                code="codebook.bad_argument", hint="Codebook.load('codebooks/w1.yaml')")
         p = Path(path)
         shown = display or str(path)
-        try:
-            text = p.read_text(encoding="utf-8-sig")
-        except FileNotFoundError:
+        if not p.exists() and not p.is_symlink():
             raise CodebookError("codebook file not found", code="codebook.not_found", where=shown,
                                 hint="check the codebook path in diaspora-survey.toml, or write a draft "
                                      "with `diaspora-survey codebook draft RAWFILE -o " + shown + "`") from None
-        except IsADirectoryError:
+        if p.is_dir():
             raise CodebookError("codebook path is a directory", code="codebook.not_found", where=shown,
                                 hint="point to the .yaml file") from None
-        except UnicodeDecodeError:
-            raise CodebookError("codebook is not UTF-8 text", code="codebook.encoding", where=shown,
-                                hint="save the file as UTF-8") from None
+        try:
+            text = read_text_input(p, what="codebook", error=CodebookError, code="codebook")
+        except CodebookError as ex:
+            ex.where = shown if ex.where == str(p) else ex.where
+            raise
         return cls.from_yaml(text, source=shown)
 
     @classmethod
@@ -406,6 +419,9 @@ class Codebook(_Strict):
                             + ("takes its categories from the schema" if var is not None else f"is {vtype}"),
                             "codebook.invalid_field", keys + ("levels",), "remove 'levels:'")
         if spec.valid_range is not None:
+            if len(spec.valid_range) == 2 and any(x != x for x in spec.valid_range):
+                raise self._err(f"valid_range must be two numbers, got {spec.valid_range} (NaN)",
+                                "codebook.bad_range", keys + ("valid_range",), "e.g. valid_range: [14, 100]")
             if len(spec.valid_range) != 2 or spec.valid_range[0] > spec.valid_range[1]:
                 raise self._err(f"valid_range must be [min, max] with min <= max, got {spec.valid_range}",
                                 "codebook.bad_range", keys + ("valid_range",), "e.g. valid_range: [14, 100]")
@@ -623,7 +639,8 @@ class Codebook(_Strict):
                 raise self._err(f"{what} column {col!r} is not in {Path(wave.source.path).name}",
                                 "codebook.unknown_column", keys,
                                 (f"did you mean {close[0]!r}? " if close else "") +
-                                f"the file has: {', '.join(cols[:25])}{' …' if len(cols) > 25 else ''}")
+                                f"the file has: {', '.join(_short(c) for c in cols[:25])}"
+                                f"{' …' if len(cols) > 25 else ''}")
 
         if self.id:
             need(self.id, ("id",), "id")
@@ -716,6 +733,12 @@ def _fmt_range(r: RangeRule) -> str:
     lo = "" if r.min is None else f"{r.min:g}"
     hi = "" if r.max is None else f"{r.max:g}"
     return f"[{lo}, {hi}]"
+
+
+def _short(name, limit: int = 40) -> str:
+    """A column name for a message, cut: a wrong file's "header" may be a line of its content."""
+    text = str(name)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _default_crosswalk(name: str) -> str | None:

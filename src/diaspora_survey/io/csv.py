@@ -58,7 +58,13 @@ def _sample(path: Path) -> bytes:
 
 
 def _split(line: str, sep: str) -> list[str]:
-    return next(_csv.reader([line], delimiter=sep, quotechar='"', doublequote=True))
+    limit = _csv.field_size_limit()
+    if len(line) >= limit:   # a very long record must not hide the separator (csv's field limit)
+        _csv.field_size_limit(len(line) + 1)
+    try:
+        return next(_csv.reader([line], delimiter=sep, quotechar='"', doublequote=True))
+    finally:
+        _csv.field_size_limit(limit)
 
 
 def _records(text: str, limit: int) -> list[str]:
@@ -334,8 +340,8 @@ def _arrow_strings(values: pd.Series):
         arr = pa.array(values, from_pandas=True)
         if not pa.types.is_string(arr.type) and not pa.types.is_large_string(arr.type):
             arr = arr.cast(pa.string())
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        return None
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+        return None    # OverflowError: an integer of hundreds of digits among the values
     return arr
 
 

@@ -39,6 +39,12 @@ class _Hasher(threading.Thread):
 def check_readable(path: Path) -> None:
     """Raise InputFileError unless ``path`` is an existing, readable, non-empty regular file."""
     where = str(path)
+    try:
+        os.stat(path)
+    except OSError as ex:
+        if ex.errno == __import__("errno").ELOOP:
+            raise InputFileError("the file is a symbolic link loop", code="input.not_regular",
+                                 where=where, hint="remove the loop; name the real file") from None
     if not path.exists():
         if path.is_symlink():
             raise InputFileError(f"a symbolic link to {os.readlink(path)}, which does not exist",
@@ -62,6 +68,9 @@ def check_readable(path: Path) -> None:
     if path.is_dir():
         raise InputFileError("this is a folder, not a data file", code="input.not_a_file", where=where,
                              hint="name one file, e.g. raw/2022-03_wave1.sav")
+    from .._files import check_input
+
+    check_input(path, what="file")     # a regular file (never a FIFO or device), readable
     try:
         with open(path, "rb") as fh:
             fh.read(1)
@@ -106,6 +115,9 @@ def read_wave(path: str | os.PathLike, *, encoding: str | None = None, sep: str 
     """
     if isinstance(path, (bytes, bytearray)):
         path = os.fsdecode(path)
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputFileError(f"read_wave needs a file path, not {type(path).__name__}",
+                             code="input.bad_argument", hint="read_wave('raw/2022-03_wave1.sav')")
     p = Path(os.fspath(path))
     where = str(p)
     unknown = sorted(set(options) - _KNOWN_OPTIONS)
@@ -191,6 +203,9 @@ def read_wave(path: str | os.PathLike, *, encoding: str | None = None, sep: str 
     except MemoryError:
         raise InputFileError("not enough memory to read the file", code="input.memory", where=where,
                              hint="read fewer variables with columns=[...]") from None
+    except OverflowError:   # e.g. a number of hundreds of digits that a reader cannot hold
+        raise InputFileError("a value in the file is a number too large to read", code="input.overflow",
+                             where=where, hint="check the file for garbled numbers (hundreds of digits)") from None
     finally:
         if started:
             hasher.join()

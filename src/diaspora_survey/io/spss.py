@@ -677,6 +677,67 @@ def _read_rows_chunked(path: Path, fmt: str, reader, kwargs: dict, n_rows: int, 
 
 # ---------------------------------------------------------------- entry point
 
+#: bytes of the data part per 8-byte value at the best compression (0: none, 1: bytecode,
+#: 2: zlib over bytecode, whose ratio is at most ~1032:1)
+_MIN_BYTES_PER_VALUE = {0: 8.0, 1: 1.0, 2: 1.0 / 1032}
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_declared_rows(path: Path, size: int, warnings: list[str]) -> None:
+    """Check an SPSS system file's declared row count (file header, offset 80) before reading.
+
+    A count the file cannot hold (beyond 4x what its size allows at the best compression), or
+    one whose values would not fit into the free memory, is one :class:`InputFileError`:
+    ReadStat would otherwise allocate for the claimed rows (a 1.5 MB .zsav claiming 134 M
+    rows took 28 s and 2.4 GB). A negative count other than -1 ("unknown") is a warning.
+    """
+    import struct
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(176)
+    except OSError:
+        return
+    if len(head) < 176 or head[:4] not in (b"$FL2", b"$FL3"):
+        return
+    layout = struct.unpack("<i", head[64:68])[0]
+    end = "<" if layout in (2, 3) else ">"
+    case_size, compression, _, ncases = struct.unpack(end + "iiii", head[68:84])
+    if ncases < -1:
+        warnings.append(f"the file's header declares {ncases:,} rows (invalid): the rows were counted")
+        return
+    if ncases <= 0 or case_size <= 0:
+        return
+    per_value = _MIN_BYTES_PER_VALUE.get(compression, 1.0 / 1032)
+    most = int(size / (case_size * per_value))
+    if ncases > 4 * most + 1000:
+        raise InputFileError(f"the header declares {ncases:,} rows, but a file of {size:,} bytes can "
+                             f"hold at most about {most:,}: the file is corrupt or crafted",
+                             code="input.corrupt", where=str(path),
+                             hint="export the data from the original source again")
+    need = ncases * case_size * 8 * 2      # the values, and one copy while building the frame
+    free = _available_memory()
+    if free is not None and need > free:
+        raise InputFileError(f"the header declares {ncases:,} rows × {case_size:,} values: about "
+                             f"{need / 2**30:,.1f} GB to read, more than the {free / 2**30:,.1f} GB "
+                             "of free memory", code="input.memory", where=str(path),
+                             hint="read fewer variables with columns=[...], on a machine with "
+                                  "more memory; or check that the file is what it claims")
+
+
 def read_pyreadstat(path: Path, fmt: str, *, encoding: str | None, columns: list[str] | None,
                     chunksize: int | None, progress: bool | None, processes: int | None,
                     compact: bool, notes: list[str], warnings: list[str],
@@ -707,6 +768,8 @@ def read_pyreadstat(path: Path, fmt: str, *, encoding: str | None, columns: list
     # Small files are read in one call (data and metadata together): a separate metadata read
     # pays only when it decides something — selected columns, chunks, or two processes.
     size = path.stat().st_size
+    if fmt in ("sav", "zsav"):
+        check_declared_rows(path, size, warnings)   # before ReadStat allocates for the claimed rows
     one_shot = (columns is None and not progress and not chunksize and processes != 2
                 and size < SMALL_FILE_BYTES)
     data = None
@@ -788,6 +851,9 @@ def read_pyreadstat(path: Path, fmt: str, *, encoding: str | None, columns: list
         data = data[wanted]
     if n_rows is not None and len(data) != n_rows:
         notes.append(f"header declares {n_rows} rows, {len(data)} read")
+        if n_rows >= 0 or n_rows < -1:   # -1 = "unknown", which writers may legitimately declare
+            warnings.append(f"the file's header declares {n_rows:,} rows but {len(data):,} were "
+                            "read: the file may be truncated or damaged")
     data = _finish(data, meta, fmt, compact, warnings, notes)
     for mapping in shared:   # pages of converted columns back to the system
         mapping.release([c for c in mapping.slot if c in data.columns and data[c].dtype != np.float64])

@@ -47,11 +47,12 @@ def write_reports(report: Report | DisclosedReport,
                   targets: dict[str, str | os.PathLike]) -> list[Path]:
     """Render ``report`` in each format ``{fmt: output path}`` (charts beside each output).
 
-    Everything is rendered in memory first; only then is each file written, atomically
-    (temporary file + rename), so a failing render leaves no partial report. Returns the
-    written paths, the main output first.
+    Everything is rendered in memory first; then all files are published as one unit
+    (:func:`~diaspora_survey._files.publish`: temporary files, a journal, the renames), so a
+    failing render, a full disk or a kill never leaves a partial or mixed report, and no
+    output may replace an input of the project. Returns the written paths, the main output first.
     """
-    from .._util import atomic_write_bytes
+    from .._files import publish
 
     disclosed = report if isinstance(report, DisclosedReport) else disclose_report(report)
     rendered: list[tuple[Path, bytes]] = []
@@ -62,6 +63,4 @@ def write_reports(report: Report | DisclosedReport,
         # the main file keeps the name asked for (e.g. -o report.markdown)
         rendered += [(out if rel == main else out.parent / rel, files[rel])
                      for rel in sorted(files, key=lambda r: (r != main, r))]
-    for path, data in rendered:          # nothing is written until everything rendered
-        atomic_write_bytes(path, data)
-    return [p for p, _ in rendered]
+    return publish(dict(rendered), code="report.cannot_write")   # all files as one unit

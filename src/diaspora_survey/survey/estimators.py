@@ -104,6 +104,27 @@ def _numeric(design, var) -> np.ndarray:
     return s.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
+#: a categorical variable with more distinct values is an identifier or free text, not a category
+MAX_LEVELS = 500
+
+
+def _check_not_identifier(s: pd.Series, var) -> None:
+    """Refuse a category-like column with more than :data:`MAX_LEVELS` distinct values (a
+    respondent id, free text): one proportion per value would be meaningless, identifying and
+    of quadratic cost."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        k = len(s.cat.categories)
+        if k <= MAX_LEVELS:
+            return
+    k = int(s.nunique(dropna=True))
+    if k > MAX_LEVELS:
+        raise EstimationError(f"variable {var!r} has {k:,} distinct values: an identifier or free "
+                              "text, not a category (or a number)",
+                              code="estimate.identifier", where=f"variable {var!r}",
+                              hint=f"estimate numeric variables or categories with at most "
+                                   f"{MAX_LEVELS} values")
+
+
 def _levels(s: pd.Series):
     """Integer codes (-1 = missing) and level labels of a categorical-like column:
     category order for Categorical, False/True for booleans, sorted values otherwise."""
@@ -250,6 +271,7 @@ def _blocks(design, vars_, categorical: bool | None):
         s = _column(design, v)
         cat = _is_categorical(s) if categorical is None else categorical
         if cat:
+            _check_not_identifier(s, v)
             codes, levels = _levels(s)
             valid &= codes >= 0
             blocks.append((v, levels, codes))
@@ -441,6 +463,14 @@ def ratio(design, numerator, denominator, by=None, *, level=0.95, df=None, na_rm
         num.append((np.nan_to_num(ys[i]), key))
         den.append((np.nan_to_num(xs[j]), key))
     theta, V, N, D = design._linear(G * k, num, den, G * k, np.arange(G * k))
+    zero = np.flatnonzero(np.asarray(D) == 0)
+    if zero.size:   # N / 0 would be inf (or NaN) with a meaningless SE of 0
+        i, j = pairs[zero[0] % k]
+        raise EstimationError(f"the weighted total of the denominator {dens[j]!r} is 0"
+                              + (f" in {zero.size} of {G * k} group(s)" if G * k > 1 else ""),
+                              code="estimate.zero_denominator", where=f"ratio {nums[i]}/{dens[j]}",
+                              hint="a ratio is undefined there; choose another denominator or "
+                                   "leave those groups out (subset)")
     se = np.sqrt(np.clip(np.diag(V), 0, None))
     terms = [(f"{nums[i]}/{dens[j]}", None, None) for i, j in pairs]
     lab = _labels(glab, G, terms, False)
@@ -607,7 +637,13 @@ def quantile(design, var, q=0.5, by=None, *, qrule="math", level=0.95, df=None, 
     if interval_type not in QUANTILE_INTERVALS:
         raise EstimationError(f"unknown interval_type {interval_type!r}", code="estimate.bad_interval",
                               hint="one of " + ", ".join(QUANTILE_INTERVALS) + " (R's interval.type)")
-    qs = [float(x) for x in _as_list(q)]
+    try:
+        qs = [float(x) for x in _as_list(q)]
+    except (TypeError, ValueError):
+        raise EstimationError(f"quantiles are numbers in [0, 1], not {q!r}", code="estimate.bad_quantile",
+                              hint="e.g. q=0.5 for the median, q=[0.25, 0.75]") from None
+    if not qs:
+        raise EstimationError("no quantile given", code="estimate.bad_quantile", hint="e.g. q=0.5")
     if any(not 0 <= x <= 1 for x in qs):
         raise EstimationError("quantiles must be in [0, 1]", code="estimate.bad_quantile")
     out = []

@@ -222,7 +222,21 @@ def base_weights(df: pd.DataFrame, base_weight, where: str | None = None) -> np.
             raise WeightingError(f"base weights have {w.size} values for {n} rows",
                                  code="weighting.bad_weights", where=where)
     check_weights(w, name, index=df.index, where=where)
+    with np.errstate(over="ignore", divide="ignore"):
+        spread = w.max() / w.min()
+    if not np.isfinite(spread) or spread > MAX_BASE_SPREAD:
+        # e.g. 1e-320 beside 1: every ratio adjustment loses all precision
+        first = int(np.argmin(w))
+        raise WeightingError(f"{name}: the largest base weight is {spread:.3g} times the smallest "
+                             f"({w.min():.3g} at row {df.index[first]!r}); at most "
+                             f"{MAX_BASE_SPREAD:.0e} is usable",
+                             code="weighting.bad_weights", where=where,
+                             hint="check the base-weight column (a unit or scaling error?)")
     return w
+
+
+#: largest ratio of base weights accepted (beyond it the adjustments lose their precision)
+MAX_BASE_SPREAD = 1e12
 
 
 def number(name: str, value, *, positive: bool = False, integer: bool = False,
@@ -255,7 +269,8 @@ def check_weights(w: np.ndarray, name: str = "weights", *, index=None, where=Non
         if k:
             first = int(np.flatnonzero(mask)[0])
             lab = index[first] if index is not None else first
-            problems.append(f"{k} {what} (first at row {lab!r})")
+            problems.append(f"{k} {what} (first at {lab})" if isinstance(lab, str)
+                            else f"{k} {what} (first at row {lab!r})")
     raise WeightingError(f"{name}: " + "; ".join(problems), code="weighting.bad_weights", where=where,
                          hint="base weights must be finite and > 0; drop those rows or fix the "
                               "weights before weighting")

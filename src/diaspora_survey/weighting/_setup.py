@@ -73,6 +73,13 @@ def prepare(df: pd.DataFrame, targets, w0: np.ndarray, *, kind: str = "auto",
                     what = f"{m.name}={key} is in the data but not in the targets"
                 problems.append(f"{what} ({k} respondent{'s' if k != 1 else ''})")
         n_bad = int(cells.count[~fit].sum())
+        if not fit.any():   # e.g. custom age bands against targets written for the default bands
+            shown = "; ".join(problems[:4]) + (f"; … ({len(problems) - 4} more)" if len(problems) > 4 else "")
+            raise WeightingError(
+                f"no respondent{_in(label)} matches the targets' categories: {shown}",
+                code="weighting.unmatched_category", where=where,
+                hint="the targets' categories must be the data's (custom [harmonise] age_bands need "
+                     "targets with the same bands)")
         if unmatched == "error":
             shown = "; ".join(problems[:6]) + (f"; … ({len(problems) - 6} more)" if len(problems) > 6 else "")
             raise WeightingError(
@@ -107,8 +114,10 @@ def prepare(df: pd.DataFrame, targets, w0: np.ndarray, *, kind: str = "auto",
             labs = [m.label(int(j)) for j in empties]
             if empty == "error":
                 more = f" (and {len(labs) - 1} more: {', '.join(labs[1:6])})" if len(labs) > 1 else ""
+                among = "" if fit.all() else (f"; counted among the {int(cells.count[fit].sum()):,} "
+                                              "respondents matched to every margin")
                 raise WeightingError(
-                    f"{labs[0]} has no respondents{_in(label)}: drop it or merge it{more}",
+                    f"{labs[0]} has no respondents{_in(label)}: drop it or merge it{more}{among}",
                     code="weighting.empty_category", where=where,
                     hint="remove the category from the targets (or restrict the wave's targets to "
                          "its frame), merge it with a neighbour, or pass empty='drop' to drop it "

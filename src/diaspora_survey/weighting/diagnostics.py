@@ -29,8 +29,12 @@ def diagnostics(weights) -> pd.Series:
     ``kish_deff`` (1 + CV², population SD), ``cv``, ``min``, ``p1``, ``median``, ``p99``,
     ``max`` and ``max_min_ratio`` (inf when the minimum is 0).
     """
-    w = np.asarray(weights.to_numpy() if hasattr(weights, "to_numpy") else weights,
-                   dtype=np.float64).reshape(-1)
+    try:
+        w = np.asarray(weights.to_numpy() if hasattr(weights, "to_numpy") else weights,
+                       dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise WeightingError(f"weights must be numbers, not {type(weights).__name__}",
+                             code="weighting.bad_weights", hint="pass a Series or array of weights") from None
     if w.size == 0:
         raise WeightingError("no weights to describe", code="weighting.empty")
     if np.isnan(w).any() or (w < 0).any() or np.isinf(w).any():
@@ -40,11 +44,18 @@ def diagnostics(weights) -> pd.Series:
     s = float(w.sum())
     if s <= 0:
         raise WeightingError("weights are all zero", code="weighting.bad_weights")
-    s2 = float(np.dot(w, w))
+    if not np.isfinite(s):
+        raise WeightingError("the weights' sum overflows (weights near 1e308)", code="weighting.bad_weights",
+                             hint="rescale the weights")
+    # the ratios below are scale-invariant: where w·w would overflow (huge weights), they are
+    # computed on w / max(w) (otherwise on w itself, bit for bit as before)
+    scale = 1.0 if float(w.max()) < 1e150 else float(w.max())
+    u = w if scale == 1.0 else w / scale
+    su, su2 = (s, float(np.dot(u, u))) if scale == 1.0 else (float(u.sum()), float(np.dot(u, u)))
     mean = s / n
-    n_eff = s * s / s2 if s2 > 0 else float("nan")
-    deff = n * s2 / (s * s) if s > 0 else float("nan")
-    sd = float(np.sqrt(max(s2 / n - mean * mean, 0.0)))
+    n_eff = su * su / su2 if su2 > 0 else float("nan")
+    deff = n * su2 / (su * su) if su > 0 else float("nan")
+    sd = float(np.sqrt(max(su2 / n - (su / n) ** 2, 0.0))) * scale
     q = np.quantile(w, [0.01, 0.5, 0.99])
     lo, hi = float(w.min()), float(w.max())
     return pd.Series({

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -443,12 +444,19 @@ def load_targets(path: str | Path, *, kind: str | None = None) -> TargetsFile:
     """
     import yaml
 
+    if not isinstance(path, (str, os.PathLike)):
+        raise WeightingError(f"a targets file is a path, not {type(path).__name__}",
+                             code="weighting.targets_file", hint="load_targets('codebooks/targets.yaml')")
     p = Path(path)
     if not p.exists():
         raise WeightingError(f"targets file not found: {p}", code="weighting.targets_file",
                              where=str(p), hint="write codebooks/targets.yaml or pass --targets")
+    from .._files import read_text_input
+    from .._yaml import safe_load
+
+    text = read_text_input(p, what="targets file", error=WeightingError, code="weighting.targets_file")
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        raw = safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark else str(p)

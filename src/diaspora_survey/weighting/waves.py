@@ -142,6 +142,19 @@ def weight_waves(data: pd.DataFrame, targets, *, wave: str = "wave", method: str
         raise WeightingError(f"base weight column {base_weight!r} not in the data",
                              code="weighting.unknown_variable",
                              hint="name an existing column, or leave base_weight unset for equal base weights")
+    if isinstance(base_weight, str):
+        raw_bw = data[base_weight]
+        coerced = pd.to_numeric(raw_bw, errors="coerce") if not isinstance(raw_bw.dtype, pd.CategoricalDtype) \
+            else pd.to_numeric(raw_bw.astype("object"), errors="coerce")
+        bad = coerced.isna() & raw_bw.notna()
+        if bad.any():   # e.g. base_weight = "sex": never silently replaced by equal weights
+            raise WeightingError(f"base weight column {base_weight!r} is not numeric "
+                                 f"({int(bad.sum()):,} non-numeric value(s))",
+                                 code="weighting.bad_weights",
+                                 hint="name a column of positive numbers, or leave base_weight unset")
+    if len(data) == 0:
+        raise WeightingError("no respondents to weight (the data have 0 rows)", code="weighting.empty",
+                             hint="check the waves and the codebooks' eligibility rules")
     if base_weight is not None and not isinstance(base_weight, str) and len(base_weight) != len(data):
         raise WeightingError(f"base weights have {len(base_weight)} values for {len(data)} rows",
                              code="weighting.bad_weights")
@@ -150,6 +163,13 @@ def weight_waves(data: pd.DataFrame, targets, *, wave: str = "wave", method: str
         order = [w for w in waves_col.cat.categories if (waves_col == w).any()]
     else:
         order = list(pd.unique(waves_col))
+    if isinstance(targets, TargetsFile) and targets.waves:
+        unknown = [w for w in targets.waves if w not in {str(x) for x in order}]
+        if unknown:   # never silently unused
+            raise WeightingError(f"targets for wave(s) {', '.join(map(repr, unknown))}, which the data "
+                                 "do not have", code="weighting.bad_targets", where=targets.path or None,
+                                 hint="waves in the data: " + ", ".join(map(str, order))
+                                      + "; fix the wave ids under waves: in the targets file")
     n = len(data)
     w_cols: dict[str, np.ndarray] = {}
     results = {}
@@ -169,6 +189,12 @@ def weight_waves(data: pd.DataFrame, targets, *, wave: str = "wave", method: str
                 bw = None
                 notes.append(f"{label}: no base weights in column {base_weight}; equal base weights used")
             else:
+                from ._cells import check_weights
+
+                # name a bad weight by its place in the wave's file, not by its stacked position
+                places = _Places(wv, _source_rows(data, str(wv), len(pos)))
+                check_weights(col.to_numpy(dtype=np.float64, na_value=np.nan), base_weight,
+                              index=places, where=label)
                 bw = base_weight
                 notes.append(f"{label}: base weights from column {base_weight}")
         elif base_weight is not None:
@@ -214,6 +240,29 @@ def weight_waves(data: pd.DataFrame, targets, *, wave: str = "wave", method: str
     first = [c for c in add.columns if c.startswith("weight_") and c != "weight_pooled"]
     add = add[first + ["weight", "weight_pooled"]]
     return WavesResult(pd.concat([out, add], axis=1), results, method, pooling, margin_names, decisions)
+
+
+def _source_rows(data, wave: str, n: int):
+    """0-based rows in the wave's file of the wave's respondents (``attrs["source_rows"]`` of
+    :func:`~diaspora_survey.harmonise.apply.stack`), or None when unknown."""
+    try:
+        n_raw, excluded = data.attrs["source_rows"][wave]
+        rows = np.delete(np.arange(int(n_raw)), np.asarray(excluded, dtype=np.int64))
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+    return rows if len(rows) == n else None
+
+
+class _Places:
+    """Lazy labels of a wave's rows for messages: the data row of the wave's file when known."""
+
+    def __init__(self, wave, rows):
+        self.wave, self.rows = wave, rows
+
+    def __getitem__(self, k: int) -> str:
+        if self.rows is not None:
+            return f"data row {int(self.rows[k]) + 1} of wave {self.wave}'s file"
+        return f"respondent {k + 1} of wave {self.wave}"
 
 
 def _targets_for(targets, wave: str, waves: list[str], method: str = "rake"):

@@ -445,8 +445,13 @@ def table_from_dict(d: dict, where: str, row_where=None, origin: str = "") -> Re
 
 
 def _read_text(path: Path) -> str:
+    from ..._files import read_text_input
+
     try:
-        return path.read_text(encoding="utf-8-sig")
+        if not path.exists() and not path.is_symlink():
+            raise FileNotFoundError(path)
+        return read_text_input(path, what="reference table file", error=ReferenceDataError,
+                               code="reference")
     except FileNotFoundError:
         raise _err("reference table file not found", str(path),
                    "check the path in [reference] tables of diaspora-survey.toml "
@@ -463,8 +468,10 @@ def read_yaml_tables(path: Path, origin: str | None = None) -> tuple[list[Refere
 
     path = Path(path)
     text = _read_text(path)
+    from ..._yaml import safe_load
+
     try:
-        doc = yaml.safe_load(text)
+        doc = safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
@@ -502,7 +509,10 @@ def read_csv_tables(path: Path) -> list[ReferenceTable]:
     except csv.Error:
         delim = ","
     reader = csv.DictReader(io.StringIO(text), delimiter=delim)
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    try:
+        header = [h.strip() for h in (reader.fieldnames or [])]
+    except csv.Error as e:
+        raise _err(f"cannot read the CSV header: {e}", f"{path}:1", _HINT_FIELDS) from None
     if not header:
         raise _err("the CSV file is empty", str(path), _HINT_FIELDS)
     reader.fieldnames = header
@@ -514,7 +524,17 @@ def read_csv_tables(path: Path) -> list[ReferenceTable]:
     if missing:
         raise _err(f"missing column(s) {missing}", f"{path}:1", _HINT_FIELDS)
     groups: dict[str, dict] = {}
-    for lineno, rec in enumerate(reader, start=2):
+
+    def records():
+        line = 1
+        try:
+            for line, rec in enumerate(reader, start=2):
+                yield line, rec
+        except csv.Error as e:   # e.g. a field larger than the csv module's limit
+            raise _err(f"cannot read the CSV: {e}", f"{path}:{line + 1}",
+                       "one table row per line") from None
+
+    for lineno, rec in records():
         if None in rec:
             raise _err("the row has more fields than the header", f"{path}:{lineno}",
                        "quote values that contain the separator")

@@ -160,8 +160,12 @@ class Crosswalk:
 
 
 def _read_csv(path: Path):
+    from ..._files import read_text_input
+
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        if not path.exists() and not path.is_symlink():
+            raise FileNotFoundError(path)
+        text = read_text_input(path, what="crosswalk file", error=CodebookError, code="crosswalk")
     except FileNotFoundError:
         raise CodebookError("crosswalk file not found", code="crosswalk.not_found", where=str(path),
                             hint="check the path in [harmonise] crosswalks of diaspora-survey.toml") from None
@@ -175,14 +179,23 @@ def _read_csv(path: Path):
     except csv.Error:
         delim = ","
     reader = csv.DictReader(text.splitlines(), delimiter=delim)
-    fields = [f.strip().lower() for f in (reader.fieldnames or [])]
+    try:
+        fields = [f.strip().lower() for f in (reader.fieldnames or [])]
+    except csv.Error as ex:
+        raise CodebookError(f"cannot read the crosswalk's header: {ex}", code="crosswalk.bad_header",
+                            where=f"{path}:1", hint="first row: label,code[,crosswalk][,lang][,note]") from None
     reader.fieldnames = fields
     if "label" not in fields or "code" not in fields:
         raise CodebookError("a crosswalk needs the columns 'label' and 'code'",
                             code="crosswalk.bad_header", where=f"{path}:1",
                             hint="first row: label,code[,crosswalk][,lang][,note]")
-    for i, row in enumerate(reader, start=2):
-        yield i, {k: (v or "").strip() for k, v in row.items() if k is not None}
+    i = 1
+    try:
+        for i, row in enumerate(reader, start=2):
+            yield i, {k: (v or "").strip() for k, v in row.items() if k is not None}
+    except csv.Error as ex:   # e.g. a field larger than the csv module's limit
+        raise CodebookError(f"cannot read the crosswalk: {ex}", code="crosswalk.bad_row",
+                            where=f"{path}:{i + 1}", hint="one label,code pair per line") from None
 
 
 @lru_cache(maxsize=None)
