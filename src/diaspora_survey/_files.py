@@ -71,7 +71,7 @@ def guard_output(path: str | os.PathLike, *, code: str | None = None,
     """The output ``path`` as a Path if it may be written; else one :class:`OutputError`.
 
     Refused: an existing target that is not a regular file (folder, device, FIFO, socket); with
-    ``inputs`` (the default) also any file read by this process (:func:`note_input`: raw
+    ``inputs`` (the default) also any existing file read by this process (:func:`note_input`: raw
     waves, codebooks, targets, claims, crosswalks, reference tables, the project file, the
     command's own input) and anything inside a raw-data folder (:func:`protect_dir`).
     """
@@ -95,7 +95,9 @@ def guard_output(path: str | os.PathLike, *, code: str | None = None,
                           hint="give the name of a new or existing regular file (e.g. with -o)")
     if inputs:
         forms = _forms(target)
-        if forms & _INPUT_FILES:
+        # an input is never *over*written; a codebook the project names but that does not exist
+        # yet may be written there (init -> codebook draft -o codebooks/wave.yaml)
+        if st is not None and forms & _INPUT_FILES:
             raise OutputError("this file is an input (raw data, codebook, targets, claims, "
                               "crosswalk, reference table, project file, or this command's input): "
                               "it is never overwritten",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import tomllib
 
 import pandas as pd
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.skipif(not ESS.exists(), reason="../shared/testdata/sps
 def project(tmp_path, capsys):
     proj = tmp_path / "ess"
     assert main(["init", str(proj), "--title", "ESS round 5 Russia"]) == 0
-    os.symlink(ESS, proj / "raw" / "ESS5RU.sav")
+    shutil.copyfile(ESS, proj / "raw" / "ESS5RU.sav")   # a copy: links out of the project are refused
     capsys.readouterr()
     return proj
 
