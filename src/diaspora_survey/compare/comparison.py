@@ -194,6 +194,29 @@ class _Ctx:
     def col(self, name: str) -> np.ndarray | None:
         return _obj(self.data[name]) if name in self.data.columns else None
 
+    # ---- [scale, issue 17] one domain at a time, on the domain's own rows ----
+    def for_domain(self, dom: np.ndarray, std=None):
+        """This context seen from the rows of ``dom`` only: the design's domain view
+        (the estimates, variances and df of ``design.subset(dom)``, see
+        SurveyDesign.domain_view) and every row-level array (and the standard cells
+        ``std``) cut to those rows, so that a comparison by 20 countries costs one pass
+        over the rows, not 20. Returns ``(ctx, dom, std)`` in the domain's rows."""
+        if dom.all():
+            return self, dom, std
+        import copy
+
+        rows = np.flatnonzero(dom)
+        sub = copy.copy(self)          # notes and filled stay shared with this context
+        sub.design = self.design.domain_view(dom)
+        sub.data = sub.design._data
+        sub.n = int(rows.size)
+        for k, v in vars(self).items():
+            if isinstance(v, np.ndarray) and v.shape[:1] == (self.n,):
+                setattr(sub, k, v[rows])
+        if std is not None:
+            std = (std[0][rows],) + tuple(std[1:])
+        return sub, np.ones(rows.size, dtype=bool), std
+
     # ---- estimation primitives on the design (domain = boolean row mask) ----
     def tv(self, Y: np.ndarray, domain: np.ndarray):
         return self.design.total_vcov(Y, domain=domain)
@@ -204,16 +227,18 @@ class _Ctx:
         n = int(dom.sum())
         if n == 0:
             return st.Estimate(np.nan, np.nan), 0
-        t, V = self.tv(np.c_[num & valid, valid].astype(float), dom)
+        # [scale] totals [sum w num, sum w] by codes in one pass (no dense matrix)
+        t, V = self.design.coded_totals([(num & valid, np.where(dom, 0, -1)),
+                                         (np.ones(self.n), np.where(dom, 1, -1))], 2)
         return st.ratio(t, V, 0, 1), n
 
     def cells(self, cell_code: np.ndarray, C: int, y: np.ndarray, valid: np.ndarray,
               domain: np.ndarray):
         """Stacked totals [Y_c..., N_c...] of y and of the cell indicators (valid rows)."""
         dom = domain & valid & (cell_code >= 0)
-        I = (cell_code[:, None] == np.arange(C)[None, :]) & dom[:, None]
-        Y = np.c_[I & (y & valid)[:, None], I].astype(float)
-        t, V = self.tv(Y, dom)
+        # [scale] the 2C totals by codes in one pass (no dense n x 2C indicator matrix)
+        t, V = self.design.coded_totals([(y & valid, np.where(dom, cell_code, -1)),
+                                         (np.ones(self.n), np.where(dom, C + cell_code, -1))], 2 * C)
         return t, V, int(dom.sum())
 
 
@@ -960,12 +985,13 @@ def compare(design, reference="russia", *, by: str | None = None,
                 groups.append((by, str(lev), m))
     out = []
     for gby, gval, dom in groups:
+        gctx, dom, gstd = ctx.for_domain(dom, std)   # [scale] the domain's rows only
         rows = []
-        rows += _age_rows(ctx, dom, wanted)
+        rows += _age_rows(gctx, dom, wanted)
         if {"education_distribution", "higher_education", "higher_education_by_age"} & set(wanted):
-            rows += _education_rows(ctx, dom, wanted, std)
+            rows += _education_rows(gctx, dom, wanted, gstd)
         if {"entrepreneurs_all", "entrepreneurs_employed"} & set(wanted):
-            rows += _entrepreneur_rows(ctx, dom, wanted, std)
+            rows += _entrepreneur_rows(gctx, dom, wanted, gstd)
         for r in rows:
             r["by"], r["group"] = gby, gval
             r["unit"] = "years" if r["indicator"] in ("mean_age", "median_age") else "proportion"

@@ -348,6 +348,54 @@ class SurveyDesign:
                                   hint="check the condition; no row satisfies it")
         return self._derive(_domain=m)
 
+    def domain_view(self, mask) -> "SurveyDesign":
+        """The domain ``mask`` as a design over its own rows only: the same estimates,
+        variances and degrees of freedom as :meth:`subset` (rows outside a domain have
+        weight 0 and add nothing to the PSU totals; the PSUs and strata without a domain
+        row still count in the centring - see :func:`.linearisation.restrict_stage`),
+        at a cost proportional to the domain's rows instead of the design's. For loops
+        over many domains (comparisons by country, report cell tables).
+
+        ``data``, ``n``, ``weights`` and ``domain_mask`` of the view are those of the
+        domain's rows. Designs with calibration records or replicate weights return
+        ``subset(mask)`` (their variances need every row).
+        """
+        m = self._mask(mask)
+        if self._domain is not None:
+            m = m & self._domain
+        if not m.any():
+            raise EstimationError("the subset is empty", code="estimate.empty_domain",
+                                  hint="check the condition; no row satisfies it")
+        sub = self.subset(m)
+        if self._rep is not None or self._adjustments:
+            return sub
+        rows = np.flatnonzero(m)
+        stages = tuple(lin.restrict_stage(s, rows) for s in self._stages)
+        return self._derive(_data=self._data.take(rows), _n=int(rows.size), _w=self._w[rows],
+                            _domain=None, _stages=stages, _degf=int(sub.degf), _degf_cache=None,
+                            _spec=dict(self._spec, view=True))
+
+    def coded_totals(self, pairs, n_totals: int) -> tuple[np.ndarray, np.ndarray]:
+        """Weighted totals given by integer codes, and their design-based covariance, in
+        one pass: row i adds ``w_i * a_i`` to total ``key_i`` for every ``(a, key)`` in
+        ``pairs`` (key < 0: not counted). The same numbers as :meth:`total_vcov` of the
+        dense indicator matrix ``Y[i, key_i] = a_i``, without building it: PSU totals by
+        one ``np.bincount`` over unit x key, then one small covariance per stage
+        (R ``svytotal`` of the indicator columns). The design's domain applies.
+        Returns ``(totals (K,), vcov (K, K))``.
+        """
+        K = int(n_totals)
+        pairs = [(np.asarray(a, dtype=np.float64), np.asarray(k, dtype=np.int64)) for a, k in pairs]
+        for a, k in pairs:
+            if a.shape != (self._n,) or k.shape != (self._n,):
+                raise EstimationError(f"coded_totals: arrays of {a.shape}/{k.shape} for {self._n} rows",
+                                      code="estimate.length_mismatch")
+            if k.size and k.max() >= K:
+                raise EstimationError(f"coded_totals: key {int(k.max())} >= {K} totals",
+                                      code="estimate.bad_key")
+        theta, V, _, _ = self._linear(K, pairs, None)
+        return theta, V
+
     def _mask(self, mask) -> np.ndarray:
         if callable(mask):
             mask = mask(self._data)
@@ -478,9 +526,17 @@ class SurveyDesign:
             return theta, V, N, D
 
         V = None
+        # [scale] nonzero unit totals at most: the counted rows of every pair (a
+        # denominator row counts once per term using it); far fewer than U x terms
+        # (e.g. many cells, one row per PSU) -> sparse unit totals, Gram per stratum
+        nnz = sum(int(k.size if r is None else r.size) for _, k, r in pnum)
+        if pden is not None:
+            per_den = np.bincount(dmap, minlength=n_den)
+            nnz += sum(int(per_den[k].sum()) for _, k, _ in pden)
         for stage in self._stages:
             U = stage.n_units
-            if U * max(n_terms, n_den) <= 30_000_000:
+            sparse_ok = max(n_terms, n_den) > 8 and 8 * nnz < U * n_terms
+            if U * max(n_terms, n_den) <= 30_000_000 and not sparse_ok:
                 Tn = self._unit_totals(stage, pnum, n_terms)
                 if den is not None:
                     Td = self._unit_totals(stage, pden, n_den)
@@ -708,7 +764,7 @@ class SurveyDesign:
 
         if self._rep is not None:
             raise DesignError("this design already has replicate weights", code="design.already_replicate")
-        if self._domain is not None:
+        if self._domain is not None or self._spec.get("view"):
             raise DesignError("build the replicate design from the full design, then subset()",
                               code="design.subset_replicate")
         if type not in REPLICATE_TYPES or type == "other":
