@@ -192,7 +192,11 @@ class _Ctx:
         self.age_table = reference.first("age_distribution")
 
     def col(self, name: str) -> np.ndarray | None:
-        return _obj(self.data[name]) if name in self.data.columns else None
+        # [scale] converted once per compare() and cut to a domain's rows (for_domain)
+        cache = self.__dict__.setdefault("_cols", {})
+        if name not in cache:
+            cache[name] = _obj(self.data[name]) if name in self.data.columns else None
+        return cache[name]
 
     # ---- [scale, issue 17] one domain at a time, on the domain's own rows ----
     def for_domain(self, dom: np.ndarray, std=None):
@@ -213,6 +217,8 @@ class _Ctx:
         for k, v in vars(self).items():
             if isinstance(v, np.ndarray) and v.shape[:1] == (self.n,):
                 setattr(sub, k, v[rows])
+        sub._cols = {k: (None if v is None else v[rows])
+                     for k, v in self.__dict__.get("_cols", {}).items()}
         if std is not None:
             std = (std[0][rows],) + tuple(std[1:])
         return sub, np.ones(rows.size, dtype=bool), std

@@ -544,7 +544,8 @@ class SurveyDesign:
                         Zu = (Tn - theta * Td[:, dmap]) / D[dmap]
                 else:
                     Zu = Tn
-                Zu = np.nan_to_num(Zu, nan=0.0, posinf=0.0, neginf=0.0)
+                if not np.isfinite(Zu).all():      # one check instead of three passes
+                    Zu = np.nan_to_num(Zu, nan=0.0, posinf=0.0, neginf=0.0)
                 v = lin.stage_vcov(stage, Zu)
             else:
                 Zs = self._sparse_unit_scores(stage, n_terms, num, den, n_den, dmap, theta, D)

@@ -177,7 +177,7 @@ def unit_sums(codes: np.ndarray, n_codes: int, Z: np.ndarray) -> np.ndarray:
     if Z.ndim == 1:
         return np.bincount(codes, weights=Z, minlength=n_codes)[:, None]
     k = Z.shape[1]
-    if k <= 8:
+    if k <= 16:   # [scale] one bincount per column beats building a sparse matrix of n rows
         out = np.empty((n_codes, k))
         for j in range(k):  # loop over a few columns, not over rows
             out[:, j] = np.bincount(codes, weights=Z[:, j], minlength=n_codes)
