@@ -145,12 +145,16 @@ def _groups(design, by):
             bad |= c < 0
         g = np.where(bad, -1, g)
     dom = design._domain
-    ok = g >= 0 if dom is None else (g >= 0) & dom
     total = int(np.prod(sizes)) if sizes else 1
-    present = np.flatnonzero(np.bincount(g[ok], minlength=total) > 0)
-    remap = np.full(total, -1, dtype=np.int64)
-    remap[present] = np.arange(present.size)
-    g = np.where(g >= 0, remap[np.maximum(g, 0)], -1)
+    if dom is None and g.size and g.min() >= 0:      # [scale] no missing, no domain: one pass
+        present = np.flatnonzero(np.bincount(g, minlength=total) > 0)
+    else:
+        ok = g >= 0 if dom is None else (g >= 0) & dom
+        present = np.flatnonzero(np.bincount(g[ok], minlength=total) > 0)
+    if present.size < total:
+        remap = np.full(total, -1, dtype=np.int64)
+        remap[present] = np.arange(present.size)
+        g = np.where(g >= 0, remap[np.maximum(g, 0)], -1)
     # labels of the present groups (mixed radix decode)
     labels = {}
     rest = present.copy()
@@ -284,8 +288,10 @@ def _labels(glab: pd.DataFrame, G: int, terms, with_level: bool) -> pd.DataFrame
 
 
 def _counts(design, g, valid, G):
-    ok = valid & (g >= 0) & design.domain_mask
-    return np.bincount(g[ok], minlength=G)
+    ok = valid & (g >= 0)
+    if design._domain is not None:
+        ok &= design._domain
+    return np.bincount(g if ok.all() else g[ok], minlength=G)
 
 
 # ----------------------------------------------------------------------------- mean/total
