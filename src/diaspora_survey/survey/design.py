@@ -459,6 +459,20 @@ class SurveyDesign:
             reps = (R * keep[:, None]).T @ Y              # (R, k)
             return totals, self._rep_vcov(reps, totals)
         Z = Y * w[:, None]
+        if not self._adjustments and Z.shape[1] > 4:
+            r, c = np.nonzero(Z)
+            if 8 * r.size < Z.size:
+                # [scale] mostly zeros (indicator columns, a domain): sparse unit totals,
+                # Gram per stratum (linearisation.stage_vcov_sparse), O(nonzeros)
+                from scipy import sparse
+
+                vals = Z[r, c]
+                V = None
+                for stage in self._stages:
+                    Zs = sparse.csr_matrix((vals, (stage.unit[r], c)), shape=(stage.n_units, Z.shape[1]))
+                    v = lin.stage_vcov_sparse(stage, Zs)
+                    V = v if V is None else V + v
+                return totals, V
         return totals, self._vcov_rows(Z)
 
     def _vcov_rows(self, Z: np.ndarray) -> np.ndarray:
