@@ -210,9 +210,12 @@ class _Ctx:
         import copy
 
         rows = np.flatnonzero(dom)
+        view = self.design.domain_view(dom)
+        if view.n != rows.size:        # replicate/calibrated designs: every row (as before)
+            return self, dom, std
         sub = copy.copy(self)          # notes and filled stay shared with this context
-        sub.design = self.design.domain_view(dom)
-        sub.data = sub.design._data
+        sub.design = view
+        sub.data = view._data
         sub.n = int(rows.size)
         for k, v in vars(self).items():
             if isinstance(v, np.ndarray) and v.shape[:1] == (self.n,):
