@@ -173,14 +173,27 @@ class Pipeline:
         return fmts
 
     def report(self, formats: list[str] | None = None, output: str | None = None) -> list[Path]:
+        """Build and write the report. Any failure is one :class:`ReportError` naming the
+        step and the cause (nothing is written unless every format rendered, so the
+        previous report stays as it was)."""
         self._need_data("report")
+        from .errors import DiasporaSurveyError
         from .report import write_reports
         from .report.content import build_report
 
         fmts = self.formats(formats)
         targets = self.report_targets(fmts, output)
-        report = build_report(self.report_inputs())
-        return write_reports(report, targets)
+        try:
+            report = build_report(self.report_inputs())
+            return write_reports(report, targets)
+        except DiasporaSurveyError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a bug or resource limit: one message, no file
+            raise ReportError(f"the report step failed: {type(e).__name__}: {e}",
+                              code="report.failed", where=str(next(iter(targets.values()))),
+                              hint="the previous report (if any) is unchanged; run with "
+                                   "DIASPORA_SURVEY_NO_FORK=1 python -X faulthandler -m "
+                                   "diaspora_survey.cli ... for the traceback, and report it") from e
 
     def report_targets(self, formats: list[str], output: str | None = None) -> dict[str, Path]:
         """``{format: main output file}``, each checked by

@@ -647,3 +647,30 @@ def test_project_designs_use_the_codebooks_design_columns():
     # without design columns: waves as strata, one PSU per respondent
     plain, _ = project_designs(d.drop(columns=["strata", "psu"]))
     assert plain.degf == n - 2
+
+
+def test_by_group_on_domain_views_equals_subsets_and_replicates_work():
+    """compare() estimates each domain on its own rows (SurveyDesign.domain_view, issue 17):
+    every row by wave equals the same comparison of design.subset(wave) to 1e-12; a
+    replicate design (no domain views: it needs every row) gives the subset's numbers too."""
+    df = _population_sample(3000, seed=11)
+    d = SurveyDesign(df, weights="w", strata="wave")
+    r = compare(d, "russia", by="wave", overall=False)
+    num = ["estimate", "se", "ci_low", "ci_high", "difference", "ratio", "statistic"]
+    for w in ("w1", "w2"):
+        a = r[r.group == w].reset_index(drop=True)
+        b = compare(d.subset((df.wave == w).to_numpy()), "russia")
+        b = b[b.group == "all"].reset_index(drop=True)
+        assert list(a.indicator) == list(b.indicator) and list(a.adjustment) == list(b.adjustment)
+        np.testing.assert_allclose(a[num].to_numpy(float), b[num].to_numpy(float), rtol=1e-12,
+                                   atol=1e-13, equal_nan=True)
+        assert list(a.n) == list(b.n)
+    small = _population_sample(400, seed=12)
+    rep = SurveyDesign(small, weights="w", strata="wave").to_replicate("bootstrap", replicates=20,
+                                                                       seed=1)
+    rr = compare(rep, "russia", by="wave", overall=False, indicators=["mean_age", "higher_education"],
+                 standardise=None)
+    sub = compare(rep.subset((small.wave == "w1").to_numpy()), "russia",
+                  indicators=["mean_age", "higher_education"], standardise=None)
+    np.testing.assert_allclose(rr[rr.group == "w1"]["se"].to_numpy(float), sub["se"].to_numpy(float),
+                               rtol=1e-12)

@@ -8,6 +8,7 @@ Errors derived from :class:`DiasporaSurveyError` are printed as one message and 
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -36,7 +37,12 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                       help="Print the version and exit.")) -> None:
+                                       help="Print the version and exit."),
+          no_isolate: bool = typer.Option(
+              False, "--no-isolate",
+              help="Run the command in this process, not in a forked child (for profilers "
+                   "and debuggers: python -m cProfile -m diaspora_survey.cli --no-isolate "
+                   "run; same as DIASPORA_SURVEY_NO_FORK=1).")) -> None:
     """Survey toolkit for emigrant communities."""
 
 
@@ -92,12 +98,18 @@ def main(argv: list[str] | None = None) -> int:
     The command runs in a forked child where that is possible (see :mod:`._guard`): a
     corrupt SPSS file that crashes ReadStat (SIGSEGV) during ``run``, ``harmonise`` or any
     other command then still ends in one message and exit status 2, not a dead interpreter.
+    ``--no-isolate`` (first argument) or ``DIASPORA_SURVEY_NO_FORK=1`` run it in this
+    process instead, so that ``python -m cProfile -m diaspora_survey.cli --no-isolate run``
+    profiles the command itself (in the child, the parent's profiler sees only waitpid).
     """
     from .._guard import CommandStopped, command_crash_error, run_isolated
 
     args = sys.argv[1:] if argv is None else list(argv)
     if not args or args[0] in ("--help", "--version", "init", "reference"):
         return _run(args)                 # reads no data files
+    if args[0] == "--no-isolate" or os.environ.get("DIASPORA_SURVEY_NO_FORK"):
+        # in-process, e.g. under cProfile (a forked child's work is invisible to it)
+        return _run(args)
     status = {"rc": 0}
 
     def work() -> None:

@@ -221,7 +221,44 @@ class _Ctx:
         self.unrestricted: dict[str, tuple[str, str]] = {}   # table id -> (text, short)
 
     def col(self, name: str) -> np.ndarray | None:
-        return _obj(self.data[name]) if name in self.data.columns else None
+        # [scale] converted once per compare() and cut to a domain's rows (for_domain)
+        cache = self.__dict__.setdefault("_cols", {})
+        if name not in cache:
+            cache[name] = _obj(self.data[name]) if name in self.data.columns else None
+        return cache[name]
+
+    # ---- [scale, issue 17] one domain at a time, on the domain's own rows ----
+    def for_domain(self, dom: np.ndarray, std=None):
+        """This context seen from the rows of ``dom`` only: the design's domain view
+        (the estimates, variances and df of ``design.subset(dom)``, see
+        SurveyDesign.domain_view) and every row-level array (and the standard cells
+        ``std``) cut to those rows, so that a comparison by 20 countries costs one pass
+        over the rows, not 20. Returns ``(ctx, dom, std)`` in the domain's rows."""
+        if dom.all():
+            return self, dom, std
+        import copy
+
+        rows = np.flatnonzero(dom)
+        view = self.design.domain_view(dom)
+        if view.n != rows.size:        # replicate/calibrated designs: every row (as before)
+            return self, dom, std
+        sub = copy.copy(self)          # notes and filled stay shared with this context
+        sub.design = view
+        sub.data = view._data
+        sub.n = int(rows.size)
+        sub.degf = float(view.degf)     # the domain's own df (R's degf() of the subset)
+        sub.t = _tcrit(sub.degf, self.level)
+        for k, v in vars(self).items():
+            if isinstance(v, np.ndarray) and v.shape[:1] == (self.n,):
+                setattr(sub, k, v[rows])
+        sub._cols = {k: (None if v is None else v[rows])
+                     for k, v in self.__dict__.get("_cols", {}).items()}
+        if std is not None:        # a _Std: its cell codes cut to the domain's rows
+            import copy as _copy
+
+            std = _copy.copy(std)
+            std.code = std.code[rows]
+        return sub, np.ones(rows.size, dtype=bool), std
 
     # ---- estimation primitives on the design (domain = boolean row mask) ----
     def tv(self, Y: np.ndarray, domain: np.ndarray):
@@ -233,16 +270,18 @@ class _Ctx:
         n = int(dom.sum())
         if n == 0:
             return st.Estimate(np.nan, np.nan), 0
-        t, V = self.tv(np.c_[num & valid, valid].astype(float), dom)
+        # [scale] totals [sum w num, sum w] by codes in one pass (no dense matrix)
+        t, V = self.design.coded_totals([(num & valid, np.where(dom, 0, -1)),
+                                         (np.ones(self.n), np.where(dom, 1, -1))], 2)
         return st.ratio(t, V, 0, 1), n
 
     def cells(self, cell_code: np.ndarray, C: int, y: np.ndarray, valid: np.ndarray,
               domain: np.ndarray):
         """Stacked totals [Y_c..., N_c...] of y and of the cell indicators (valid rows)."""
         dom = domain & valid & (cell_code >= 0)
-        I = (cell_code[:, None] == np.arange(C)[None, :]) & dom[:, None]
-        Y = np.c_[I & (y & valid)[:, None], I].astype(float)
-        t, V = self.tv(Y, dom)
+        # [scale] the 2C totals by codes in one pass (no dense n x 2C indicator matrix)
+        t, V = self.design.coded_totals([(y & valid, np.where(dom, cell_code, -1)),
+                                         (np.ones(self.n), np.where(dom, C + cell_code, -1))], 2 * C)
         return t, V, int(dom.sum())
 
 
@@ -1318,17 +1357,18 @@ def compare(design, reference="russia", *, by: str | None = None,
         ctx.use_reference(reference, fy, basis)
         fieldwork[gval if gby else "all"] = {"year": fy, "basis": basis}
         _age_split_note(ctx)
-        std = _std_setup(ctx, standardise)
+        gctx, dom, _ = ctx.for_domain(dom)   # [scale] the domain's rows only
+        gstd = _std_setup(gctx, standardise)  # standard cells of the domain's rows
         rows = []
-        rows += _age_rows(ctx, dom, wanted)
+        rows += _age_rows(gctx, dom, wanted)
         if {"education_distribution", "higher_education", "higher_education_by_age"} & set(wanted):
-            rows += _education_rows(ctx, dom, wanted, std)
+            rows += _education_rows(gctx, dom, wanted, gstd)
         if {"entrepreneurs_all", "entrepreneurs_employed"} & set(wanted):
-            rows += _entrepreneur_rows(ctx, dom, wanted, std)
+            rows += _entrepreneur_rows(gctx, dom, wanted, gstd)
         for name in wanted:
             if not reg[name].builtin:
                 ind = reg[name]
-                rows += _project_rows(ctx, dom, ind, _std_setup(ctx, _indmode(ind, standardise)))
+                rows += _project_rows(gctx, dom, ind, _std_setup(gctx, _indmode(ind, standardise)))
         for r in rows:
             r["by"], r["group"] = gby, gval
             r["unit"] = reg[r["indicator"]].unit

@@ -18,6 +18,8 @@ from .tables import DisclosedTable
 
 DPI = 200
 WIDTH_IN = 6.6           # fits an A4 text column with 2 cm margins
+MAX_HEIGHT_IN = 8.6      # fits an A4 text frame with a title and a caption (2 cm margins)
+MAX_ROWS = 30            # rows of a chart by category; beyond: the largest, the rest named
 _SVG_SALT = "diaspora-survey"
 SAMPLE_LABEL = "Emigrant sample (weighted)"
 POPULATION_LABEL = "Russian population"
@@ -45,11 +47,11 @@ def _style():
     return mpl.rc_context(style)
 
 
-def _figure(height_in: float, ncols: int = 1, sharey: bool = False):
+def _figure(height_in: float, ncols: int = 1, sharey: bool = False, nrows: int = 1):
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(WIDTH_IN, height_in), dpi=DPI, layout="constrained")
-    axes = fig.subplots(1, ncols, sharey=sharey, squeeze=False)[0]
+    axes = fig.subplots(nrows, ncols, sharey=sharey, squeeze=False).reshape(-1)
     return fig, axes
 
 
@@ -126,7 +128,7 @@ def education(table: DisclosedTable, **_):
     ], ignore_index=True).dropna(subset=["pct"])
     pal = _palette()
     with _style():
-        fig, (ax,) = _figure(0.9 + 0.42 * max(len(cats), 3))
+        fig, (ax,) = _figure(_rows_height(len(cats), 0.42, 0.9, min_rows=3))
         sns.barplot(data=long, y="category", x="pct", hue="source", order=cats,
                     hue_order=[SAMPLE_LABEL, POPULATION_LABEL], palette=[pal[0], "0.65"],
                     orient="h", ax=ax, errorbar=None)
@@ -153,12 +155,13 @@ def entrepreneurship_by_country(table: DisclosedTable, *, population: float | No
     if v.empty:
         raise ReportError("no country has enough respondents to chart entrepreneurship",
                           code="report.chart_empty", where=table.id)
+    v, left_out = _largest(v, "country")
     v = v.sort_values("estimate", ascending=True, kind="stable")
     v["pct"] = v["estimate"].astype(float) * 100
     labels = v["country"].astype(str).tolist()
     pal = _palette()
     with _style():
-        fig, (ax,) = _figure(0.9 + 0.3 * max(len(labels), 4))
+        fig, (ax,) = _figure(_rows_height(len(labels), 0.3, 0.9))
         y = np.arange(len(labels))
         lo = v["ci_low"].astype(float).to_numpy() * 100
         hi = v["ci_high"].astype(float).to_numpy() * 100
@@ -179,7 +182,33 @@ def entrepreneurship_by_country(table: DisclosedTable, *, population: float | No
         if ax.get_legend() is not None:
             ax.get_legend().remove()
         fig.legend(handles, names, loc="outside lower center", ncol=2, frameon=False)
+        if left_out:
+            ax.set_title(f"The {len(labels)} countries with most respondents; {left_out} more "
+                         "in the table", fontsize=7.5, loc="left")
     return fig
+
+
+def _largest(v, label_col: str, max_rows: int = MAX_ROWS):
+    """At most ``max_rows`` rows of a chart by category: those with the most respondents
+    (``n``; else the first), in their order; returns (rows, number left out). The
+    table beside the chart keeps every row."""
+    if len(v) <= max_rows:
+        return v, 0
+    import pandas as pd
+
+    if "n" in v.columns:
+        n = pd.to_numeric(v["n"], errors="coerce").fillna(0)
+        keep = n.rank(method="first", ascending=False) <= max_rows
+    else:
+        keep = pd.Series(range(len(v)), index=v.index) < max_rows
+    return v[keep.to_numpy()], int(len(v) - int(keep.sum()))
+
+
+def _rows_height(rows: int, per_row: float, extra: float, max_height: float = MAX_HEIGHT_IN,
+                 min_rows: int = 4) -> float:
+    """Figure height for a chart with one line per category, at most ``max_height``
+    (lines get thinner instead of the figure outgrowing the page)."""
+    return min(extra + per_row * max(rows, min_rows), max_height)
 
 
 def weights(table: DisclosedTable, **_):
@@ -191,7 +220,11 @@ def weights(table: DisclosedTable, **_):
     waves = list(dict.fromkeys(v["wave"].astype(str)))
     pal = _palette()
     with _style():
-        fig, axes = _figure(2.4, ncols=max(len(waves), 1))
+        ncols = min(max(len(waves), 1), 4)               # panels in rows of at most 4
+        nrows = -(-max(len(waves), 1) // ncols)
+        fig, axes = _figure(min(2.4 * nrows, MAX_HEIGHT_IN), ncols=ncols, nrows=nrows)
+        for ax in axes[len(waves):]:
+            ax.set_visible(False)
         for i, (ax, w) in enumerate(zip(axes, waves)):
             g = v[(v["wave"].astype(str) == w)].dropna(subset=["n"])
             lo = g["bin_low"].to_numpy(float)
@@ -200,7 +233,7 @@ def weights(table: DisclosedTable, **_):
                    color=pal[i % len(pal)], edgecolor="white", linewidth=0.3)
             ax.set_title(f"Wave {w}")
             ax.set_xlabel("Weight (mean = 1)")
-            if i == 0:
+            if i % ncols == 0:
                 ax.set_ylabel("Respondents")
             ax.set_ylim(bottom=0)
             ax.axvline(1.0, color="black", linewidth=0.6, linestyle=":")

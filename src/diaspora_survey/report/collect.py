@@ -138,6 +138,10 @@ def cell_counts(comp, data, project):
     Means and medians: the domain's ``n``. Shares of a yes/no indicator: the smaller of
     "yes" and "no" (either reveals a small group). Distribution categories: respondents
     in the category (secondary suppression protects the complement).
+
+    One pass per grouping: respondents are counted by (group, category code) with
+    ``np.bincount`` for every group at once, then read off per row (linear in rows, not
+    rows x groups x comparison rows).
     """
     import numpy as np
     import pandas as pd
@@ -153,12 +157,17 @@ def cell_counts(comp, data, project):
     if ref.max_age:
         frame &= age <= ref.max_age
 
-    def col(name):
+    def codes(name):
+        """(codes (-1 = missing), labels as str) of a column, or None."""
         if name not in data.columns:
             return None
-        return data[name].astype("object").to_numpy()
+        s = data[name]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            return s.cat.codes.to_numpy().astype(np.int64), [str(c) for c in s.cat.categories]
+        c, u = pd.factorize(s, use_na_sentinel=True)
+        return c.astype(np.int64), [str(x) for x in u]
 
-    edu = col("education")
+    edu = codes("education")
     edu_groups = {}
     try:
         rp = reference.load(ref.population)
@@ -168,49 +177,86 @@ def cell_counts(comp, data, project):
             edu_groups = {str(c): set(str(m).split("|")) for c, m in zip(f["category"], f["maps_to"])}
     except Exception:   # noqa: BLE001 - without the mapping the domain n is used
         edu_groups = {}
-    ent = data["entrepreneur"].astype("boolean") if "entrepreneur" in data.columns else None
-    hed = data["higher_education"].astype("boolean") if "higher_education" in data.columns else None
-    agrp = col("age_group")
+
+    def yes_known(name):
+        if name not in data.columns:
+            return None
+        b = data[name].astype("boolean")
+        return b.fillna(False).to_numpy(dtype=bool), b.notna().to_numpy()
+
+    ent = yes_known("entrepreneur")
+    hed = yes_known("higher_education")
+    agrp = codes("age_group")
     employed = None
     if "employment_status" in data.columns:
         from ..harmonise.schema import EMPLOYED
 
         employed = data["employment_status"].astype("object").isin(EMPLOYED).to_numpy()
-    cache: dict = {}
-    for i, rec in enumerate(comp[["group_by", "group", "indicator", "category", "n"]]
-                            .to_dict("records")):
-        key = (rec["group_by"], rec["group"])
-        if key not in cache:
-            dom = frame.copy()
-            if rec["group_by"]:
-                dom &= data[rec["group_by"]].astype(str).to_numpy() == rec["group"]
-            cache[key] = dom
-        dom = cache[key]
-        ind, cat = rec["indicator"], rec["category"]
-        if cat == "goodness_of_fit" or ind in ("mean_age", "median_age"):
+    recs = comp[["group_by", "group", "indicator", "category"]].astype(str)
+    for gb in recs["group_by"].unique():
+        if gb and gb not in data.columns:
             continue
+        if gb:
+            g, labels = codes(gb)
+        else:
+            g, labels = np.zeros(len(data), dtype=np.int64), [""]
+        G = len(labels)
+        g = np.where(frame & (g >= 0), g, -1)
+        ok = g >= 0
+        gpos = {lab: k for k, lab in enumerate(labels)}
+        memo: dict = {}
 
-        def binary(mask_yes, base):
-            yes = int((mask_yes & base).sum())
-            return min(yes, int(base.sum()) - yes)
+        def per_group(mask, key):
+            """Respondents of every group with ``mask`` (cached under ``key``)."""
+            if key not in memo:
+                m = ok & mask
+                memo[key] = np.bincount(g[m], minlength=G + 1)
+            return memo[key]
 
-        if ind == "age_distribution" and agrp is not None:
-            out[i] = int((dom & (agrp == cat)).sum())
-        elif ind == "share_aged_18_34":
-            out[i] = binary((age >= 18) & (age <= 34), dom & ~np.isnan(age))
-        elif ind == "education_distribution" and edu is not None and cat in edu_groups:
-            out[i] = int((dom & pd.Series(edu).isin(edu_groups[cat]).to_numpy()).sum())
-        elif ind in ("higher_education", "higher_education_by_age") and hed is not None:
-            base = dom & hed.notna().to_numpy()
-            if ind == "higher_education_by_age" and cat:
-                lo, hi = reference.parse_age_band(cat)
-                base &= (age >= lo) & ((age <= hi) if hi is not None else True)
-            out[i] = binary(hed.fillna(False).to_numpy(dtype=bool), base)
-        elif ind in ("entrepreneurs_all", "entrepreneurs_employed") and ent is not None:
-            base = dom & ent.notna().to_numpy()
-            if ind == "entrepreneurs_employed" and employed is not None:
-                base &= employed
-            out[i] = binary(ent.fillna(False).to_numpy(dtype=bool), base)
+        def by_code(cc, key):
+            """Respondents by group x code: (G, L) counts of a coded column."""
+            if key not in memo:
+                c, labs = cc
+                m = ok & (c >= 0)
+                memo[key] = np.bincount(g[m] * len(labs) + c[m],
+                                        minlength=(G + 1) * len(labs)).reshape(G + 1, len(labs))
+            return memo[key]
+
+        def binary(yes_key, yes, base_key, base, k):
+            b = per_group(base, base_key)[k]
+            y = per_group(yes & base, (yes_key, base_key))[k]
+            return min(int(y), int(b) - int(y))
+
+        sel = np.flatnonzero((recs["group_by"] == gb).to_numpy())
+        for i in sel:
+            rec = recs.iloc[i]
+            # the whole frame without a grouping; G: a group without respondents (counts 0)
+            k = gpos.get(rec["group"], G) if gb else 0
+            ind, cat = rec["indicator"], rec["category"]
+            if cat == "goodness_of_fit" or ind in ("mean_age", "median_age"):
+                continue
+            if ind == "age_distribution" and agrp is not None:
+                tab = by_code(agrp, "agrp")
+                out[i] = int(tab[k, agrp[1].index(cat)]) if cat in agrp[1] else 0
+            elif ind == "share_aged_18_34":
+                known = ~np.isnan(age)
+                out[i] = binary("18-34", (age >= 18) & (age <= 34), "age_known", known, k)
+            elif ind == "education_distribution" and edu is not None and cat in edu_groups:
+                tab = by_code(edu, "edu")
+                cols = [j for j, lab in enumerate(edu[1]) if lab in edu_groups[cat]]
+                out[i] = int(tab[k, cols].sum())
+            elif ind in ("higher_education", "higher_education_by_age") and hed is not None:
+                base, key = hed[1], "hed_known"
+                if ind == "higher_education_by_age" and cat:
+                    lo, hi = reference.parse_age_band(cat)
+                    base = base & (age >= lo) & ((age <= hi) if hi is not None else True)
+                    key = ("hed_known", cat)
+                out[i] = binary("hed", hed[0], key, base, k)
+            elif ind in ("entrepreneurs_all", "entrepreneurs_employed") and ent is not None:
+                base, key = ent[1], "ent_known"
+                if ind == "entrepreneurs_employed" and employed is not None:
+                    base, key = base & employed, "ent_known_employed"
+                out[i] = binary("ent", ent[0], key, base, k)
     return out
 
 
@@ -234,13 +280,19 @@ def age_sex_cells(data, project, weight_col: str | None):
     d = data[data["sex"].isin(["male", "female"]) & data["age_group"].notna()]
     if d.empty:
         return None
-    cell = d["age_group"].astype(str) + "|" + d["sex"].astype(str)
-    frame = pd.DataFrame({"cell": pd.Categorical(cell), "w": d[weight_col].to_numpy()
-                          if weight_col else np.ones(len(d))})
-    est = frame.survey(weights="w").proportion("cell")
-    est = est.rename(columns={"level": "cell"})[["cell", "estimate"]]
-    est["cell"] = est["cell"].astype(str)
-    counts = cell.value_counts()
+    # weighted shares of the cells (the chart shows no SE): one bincount over cell codes,
+    # the same sums as SurveyDesign.proportion("cell") without its variance
+    ag = d["age_group"].astype("category")
+    sx = d["sex"].astype(str).map({"male": 0, "female": 1}).to_numpy()
+    A = len(ag.cat.categories)
+    code = ag.cat.codes.to_numpy().astype(np.int64) * 2 + sx
+    names = [f"{a}|{s}" for a in ag.cat.categories for s in ("male", "female")]
+    w = d[weight_col].to_numpy(dtype=float) if weight_col else np.ones(len(d))
+    cnt = np.bincount(code, minlength=2 * A)
+    sw = np.bincount(code, weights=w, minlength=2 * A)
+    est = pd.DataFrame({"cell": names, "estimate": sw / np.bincount(np.zeros(len(d), dtype=np.int64),
+                                                                     weights=w)[0]})[cnt > 0]
+    counts = pd.Series(cnt, index=names)
     min_age = project.reference.min_age
     max_age = project.reference.max_age or None
     labels = [str(c) for c in data["age_group"].cat.categories] \

@@ -106,7 +106,11 @@ def _categories(s) -> list:
     import pandas as pd
 
     if isinstance(s.dtype, pd.CategoricalDtype):
-        return [c for c in s.cat.categories if (s == c).any()]
+        import numpy as np
+
+        codes = s.cat.codes.to_numpy()       # one pass, not one comparison per category
+        used = np.bincount(codes[codes >= 0], minlength=len(s.cat.categories)) > 0
+        return [c for c, u in zip(s.cat.categories, used) if u]
     return sorted(s.dropna().unique().tolist(), key=str)
 
 
@@ -117,6 +121,7 @@ def composition_table(inp: ReportInputs) -> ReportTable | None:
     df = inp.data
     waves = [w.id for w in inp.waves] or _categories(df["wave"].astype(str))
     wave_s = df["wave"].astype(str)
+    wave_n = wave_s.value_counts()
     rows = []
     for var in COMPOSITION_VARS:
         if var not in df.columns:
@@ -128,7 +133,7 @@ def composition_table(inp: ReportInputs) -> ReportTable | None:
             rec = {"variable": var.replace("_", " "), "category": _label(var, cat)}
             for w in waves:
                 n = int(counts.at[cat, w]) if (cat in counts.index and w in counts.columns) else 0
-                tot = int((wave_s == w).sum())
+                tot = int(wave_n.get(w, 0))
                 rec[f"n_{w}"] = n
                 rec[f"p_{w}"] = 100.0 * n / tot if tot else float("nan")
             rows.append(rec)

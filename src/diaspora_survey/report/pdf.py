@@ -176,6 +176,18 @@ def _grouped_table_class():
     return GroupedTable
 
 
+MAX_CELL_CHARS = 600      # a table row cannot break across pages: longer cells are cut
+
+
+def _fit_cell(text: str) -> str:
+    """A cell's text, cut to :data:`MAX_CELL_CHARS` (e.g. a long list of categories) so
+    that its row fits a page; the cut says so (the other formats keep the full text)."""
+    if len(text) <= MAX_CELL_CHARS:
+        return text
+    return text[:MAX_CELL_CHARS].rsplit(" ", 1)[0] + f" … (cut: {len(text):,} characters; " \
+        "full text in the xlsx/csv/md formats)"
+
+
 def _table_flowables(t: DisclosedTable, st, avail: float):
     from reportlab.lib import colors
     from reportlab.platypus import CondPageBreak, Paragraph, Spacer, TableStyle
@@ -196,7 +208,8 @@ def _table_flowables(t: DisclosedTable, st, avail: float):
     group_idx = [keys.index(g) for g in groups if g in keys]
     prev: list | None = None
     labels = []
-    for r in t.cells:
+    cells = [[_fit_cell(c) for c in r] for r in t.cells]
+    for r in cells:
         labels.append({j: Paragraph(_esc(r[j]), st["cell"]) for j in group_idx})
         row = []
         changed = prev is None
@@ -243,7 +256,7 @@ def _table_flowables(t: DisclosedTable, st, avail: float):
     return out
 
 
-def _chart_flowables(c: DisclosedChart, st, avail: float):
+def _chart_flowables(c: DisclosedChart, st, avail: float, max_height: float | None = None):
     from reportlab.platypus import Image, KeepTogether, Paragraph, Spacer
 
     from . import charts
@@ -253,6 +266,9 @@ def _chart_flowables(c: DisclosedChart, st, avail: float):
     png = charts.figure_bytes(fig, "png")
     width = min(avail, w_in * 72)
     height = width * h_in / w_in
+    if max_height is not None and height > max_height:
+        # never taller than the page's frame (with room for the title): scaled down whole
+        width, height = width * max_height / height, max_height
     img = Image(io.BytesIO(png), width=width, height=height)
     items = [Paragraph(_esc(c.title), st["h2"]), img]
     if c.caption:
@@ -309,7 +325,7 @@ def render_pdf(report: DisclosedReport) -> bytes:
                                          ("TOPPADDING", (0, 0), (-1, -1), 10),
                                          ("BOTTOMPADDING", (0, 0), (-1, -1), 10)]))
         story += [Spacer(1, 0.6 * cm), banner, Spacer(1, 0.6 * cm)]
-    facts = [[Paragraph(_esc(k), st["head"]), Paragraph(_esc(v), st["cell"])]
+    facts = [[Paragraph(_esc(k), st["head"]), Paragraph(_esc(_fit_cell(v)), st["cell"])]
              for k, v in report.facts]
     if facts:
         story.append(Table(facts, colWidths=[avail * 0.3, avail * 0.7], hAlign="LEFT",
@@ -330,8 +346,16 @@ def render_pdf(report: DisclosedReport) -> bytes:
             elif isinstance(b, DisclosedTable):
                 story.extend(_table_flowables(b, st, avail))
             elif isinstance(b, DisclosedChart):
-                story.extend(_chart_flowables(b, st, avail))
+                # the frame less the chart's title (and a line of caption) above/below it
+                story.extend(_chart_flowables(b, st, avail, max_height=doc.height - 12 - 60))
             else:  # pragma: no cover - disclose_report guards this
                 raise ReportError(f"unknown block {type(b).__name__}", code="report.block")
-    doc.build(story, onFirstPage=decorate, onLaterPages=decorate)
+    from reportlab.platypus.doctemplate import LayoutError
+
+    try:
+        doc.build(story, onFirstPage=decorate, onLaterPages=decorate)
+    except LayoutError as e:   # a flowable that no page can hold: one message, no file
+        raise ReportError(f"the PDF layout failed: {e}", code="report.layout",
+                          hint="a table cell or chart is larger than a page; the other formats "
+                               "(--format xlsx/csv/md) hold the same content") from None
     return buf.getvalue()

@@ -43,6 +43,13 @@ def _as_list(x) -> list:
     return list(x)
 
 
+def _colsum(T: np.ndarray) -> np.ndarray:
+    """Column sums of (U, K) unit totals by pairwise summation (numpy sums a contiguous
+    axis pairwise; down axis 0 of a C-ordered array it adds row after row, which loses
+    ~1e-13 relative over 1e5 units)."""
+    return np.ascontiguousarray(T.T).sum(axis=1)
+
+
 class SurveyDesign:
     """A complex survey design over a pandas DataFrame.
 
@@ -203,9 +210,10 @@ class SurveyDesign:
                                     group_of_stratum_row=(None if k == 0 else prev_unit),
                                     fpc_name=self._name(fpcs[k]) if k < len(fpcs) else "fpc")
             stages.append(stage)
-            mult_row = (stage.mult_h * stage.frac_h)[st]
-            with np.errstate(divide="ignore"):
-                inv_frac_row = inv_frac_row * np.where(stage.frac_h > 0, 1.0 / stage.frac_h, 1.0)[st]
+            if fpc_vals:     # [scale] without fpc: m = 1 and no implied weights (no n-row gathers)
+                mult_row = (stage.mult_h * stage.frac_h)[st]
+                with np.errstate(divide="ignore"):
+                    inv_frac_row = inv_frac_row * np.where(stage.frac_h > 0, 1.0 / stage.frac_h, 1.0)[st]
             prev_unit = u
         self._stages = tuple(stages)
         if weights is None and fpc_vals and len(fpc_vals) == n_stages:
@@ -405,6 +413,54 @@ class SurveyDesign:
                                   hint="check the condition; no row satisfies it")
         return self._derive(_domain=m, _degf_cache=None)
 
+    def domain_view(self, mask) -> "SurveyDesign":
+        """The domain ``mask`` as a design over its own rows only: the same estimates,
+        variances and degrees of freedom as :meth:`subset` (rows outside a domain have
+        weight 0 and add nothing to the PSU totals; the PSUs and strata without a domain
+        row still count in the centring - see :func:`.linearisation.restrict_stage`),
+        at a cost proportional to the domain's rows instead of the design's. For loops
+        over many domains (comparisons by country, report cell tables).
+
+        ``data``, ``n``, ``weights`` and ``domain_mask`` of the view are those of the
+        domain's rows. Designs with calibration records or replicate weights return
+        ``subset(mask)`` (their variances need every row).
+        """
+        m = self._mask(mask)
+        if self._domain is not None:
+            m = m & self._domain
+        if not m.any():
+            raise EstimationError("the subset is empty", code="estimate.empty_domain",
+                                  hint="check the condition; no row satisfies it")
+        sub = self.subset(m)
+        if self._rep is not None or self._adjustments:
+            return sub
+        rows = np.flatnonzero(m)
+        stages = tuple(lin.restrict_stage(s, rows) for s in self._stages)
+        return self._derive(_data=self._data.take(rows), _n=int(rows.size), _w=self._w[rows],
+                            _domain=None, _stages=stages, _degf=int(sub.degf), _degf_cache=None,
+                            _spec=dict(self._spec, view=True))
+
+    def coded_totals(self, pairs, n_totals: int) -> tuple[np.ndarray, np.ndarray]:
+        """Weighted totals given by integer codes, and their design-based covariance, in
+        one pass: row i adds ``w_i * a_i`` to total ``key_i`` for every ``(a, key)`` in
+        ``pairs`` (key < 0: not counted). The same numbers as :meth:`total_vcov` of the
+        dense indicator matrix ``Y[i, key_i] = a_i``, without building it: PSU totals by
+        one ``np.bincount`` over unit x key, then one small covariance per stage
+        (R ``svytotal`` of the indicator columns). The design's domain applies.
+        Returns ``(totals (K,), vcov (K, K))``.
+        """
+        K = int(n_totals)
+        pairs = [(np.asarray(a, dtype=np.float64), np.asarray(k, dtype=np.int64)) for a, k in pairs]
+        for a, k in pairs:
+            if a.shape != (self._n,) or k.shape != (self._n,):
+                raise EstimationError(f"coded_totals: arrays of {a.shape}/{k.shape} for {self._n} rows",
+                                      code="estimate.length_mismatch")
+            if k.size and k.max() >= K:
+                raise EstimationError(f"coded_totals: key {int(k.max())} >= {K} totals",
+                                      code="estimate.bad_key")
+        theta, V, _, _ = self._linear(K, pairs, None)
+        return theta, V
+
     def _mask(self, mask) -> np.ndarray:
         if callable(mask):
             mask = mask(self._data)
@@ -463,6 +519,20 @@ class SurveyDesign:
             reps = (R * keep[:, None]).T @ Y              # (R, k)
             return totals, self._rep_vcov(reps, totals)
         Z = Y * w[:, None]
+        if not self._adjustments and Z.shape[1] > 4:
+            r, c = np.nonzero(Z)
+            if 8 * r.size < Z.size:
+                # [scale] mostly zeros (indicator columns, a domain): sparse unit totals,
+                # Gram per stratum (linearisation.stage_vcov_sparse), O(nonzeros)
+                from scipy import sparse
+
+                vals = Z[r, c]
+                V = None
+                for stage in self._stages:
+                    Zs = sparse.csr_matrix((vals, (stage.unit[r], c)), shape=(stage.n_units, Z.shape[1]))
+                    v = lin.stage_vcov_sparse(stage, Zs)
+                    V = v if V is None else V + v
+                return totals, V
         return totals, self._vcov_rows(Z)
 
     def _vcov_rows(self, Z: np.ndarray) -> np.ndarray:
@@ -522,9 +592,32 @@ class SurveyDesign:
                 out += np.bincount(k, weights=wa, minlength=K)
             return out
 
-        N = totals(pnum, n_terms)
+        # [scale] nonzero unit totals at most: the counted rows of every pair (a
+        # denominator row counts once per term using it); far fewer than U x terms
+        # (e.g. many cells, one row per PSU) -> sparse unit totals, Gram per stratum
+        nnz = sum(int(k.size if r is None else r.size) for _, k, r in pnum)
+        if pden is not None:
+            per_den = np.bincount(dmap, minlength=n_den)
+            nnz += sum(int(per_den[k].sum()) for _, k, _ in pden)
+
+        def dense(stage):
+            U = stage.n_units
+            sparse_ok = max(n_terms, n_den) > 8 and 8 * nnz < U * n_terms
+            return U * max(n_terms, n_den) <= 30_000_000 and not sparse_ok
+
+        unit_totals = {}
+        if self._rep is None and not self._adjustments and len(self._stages) == 1 \
+                and dense(self._stages[0]):
+            # [scale] one pass: the unit totals, and the totals as their sums
+            st0 = self._stages[0]
+            unit_totals["num"] = self._unit_totals(st0, pnum, n_terms)
+            N = _colsum(unit_totals["num"])
+            if den is not None:
+                unit_totals["den"] = self._unit_totals(st0, pden, n_den)
+        else:
+            N = totals(pnum, n_terms)
         if den is not None:
-            D = totals(pden, n_den)
+            D = _colsum(unit_totals["den"]) if "den" in unit_totals else totals(pden, n_den)
             with np.errstate(divide="ignore", invalid="ignore"):
                 theta = N / D[dmap]
         else:
@@ -541,16 +634,20 @@ class SurveyDesign:
 
         V = None
         for stage in self._stages:
-            U = stage.n_units
-            if U * max(n_terms, n_den) <= 30_000_000:
-                Tn = self._unit_totals(stage, pnum, n_terms)
+            if dense(stage):
+                Tn = unit_totals.pop("num", None)
+                if Tn is None:
+                    Tn = self._unit_totals(stage, pnum, n_terms)
                 if den is not None:
-                    Td = self._unit_totals(stage, pden, n_den)
+                    Td = unit_totals.pop("den", None)
+                    if Td is None:
+                        Td = self._unit_totals(stage, pden, n_den)
                     with np.errstate(invalid="ignore", divide="ignore"):
                         Zu = (Tn - theta * Td[:, dmap]) / D[dmap]
                 else:
                     Zu = Tn
-                Zu = np.nan_to_num(Zu, nan=0.0, posinf=0.0, neginf=0.0)
+                if not np.isfinite(Zu).all():      # one check instead of three passes
+                    Zu = np.nan_to_num(Zu, nan=0.0, posinf=0.0, neginf=0.0)
                 v = lin.stage_vcov(stage, Zu)
             else:
                 Zs = self._sparse_unit_scores(stage, n_terms, num, den, n_den, dmap, theta, D)
@@ -569,11 +666,12 @@ class SurveyDesign:
     def _unit_totals(self, stage, prepared, K):
         """(U, K) totals of w*a by sampling unit of the stage and key."""
         U = stage.n_units
-        out = np.zeros(U * K)
+        out = None
         for wa, k, rows in prepared:
             unit = stage.unit if rows is None else stage.unit[rows]
-            out += np.bincount(unit * K + k if K > 1 else unit, weights=wa, minlength=U * K)
-        return out.reshape(U, K)
+            t = np.bincount(unit * K + k if K > 1 else unit, weights=wa, minlength=U * K)
+            out = t if out is None else out + t
+        return (np.zeros(U * K) if out is None else out).reshape(U, K)
 
     def _den_terms(self, n_den, dmap):
         """CSR-like map denominator cell -> terms using it."""
@@ -790,7 +888,7 @@ class SurveyDesign:
 
         if self._rep is not None:
             raise DesignError("this design already has replicate weights", code="design.already_replicate")
-        if self._domain is not None:
+        if self._domain is not None or self._spec.get("view"):
             raise DesignError("build the replicate design from the full design, then subset()",
                               code="design.subset_replicate")
         if type not in REPLICATE_TYPES or type in USER_ONLY_TYPES:

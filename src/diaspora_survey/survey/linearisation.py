@@ -49,6 +49,9 @@ class Stage:
     nan_h: np.ndarray = field(default=None)
     frac_h: np.ndarray = field(default=None)   # sampling fraction n_h/N_h (0 without fpc)
     mult_h: np.ndarray = field(default=None)   # product of the fractions above
+    # domain views (restrict_stage): units of the full design's strata that have no row
+    # in the view, per stratum (their totals are 0; they still count in the centring)
+    absent_h: np.ndarray = field(default=None)
 
 
 def factorize(values) -> tuple[np.ndarray, np.ndarray]:
@@ -176,7 +179,7 @@ def unit_sums(codes: np.ndarray, n_codes: int, Z: np.ndarray) -> np.ndarray:
     if Z.ndim == 1:
         return np.bincount(codes, weights=Z, minlength=n_codes)[:, None]
     k = Z.shape[1]
-    if k <= 8:
+    if k <= 16:   # [scale] one bincount per column beats building a sparse matrix of n rows
         out = np.empty((n_codes, k))
         for j in range(k):  # loop over a few columns, not over rows
             out[:, j] = np.bincount(codes, weights=Z[:, j], minlength=n_codes)
@@ -201,9 +204,50 @@ def stage_vcov(stage: Stage, T: np.ndarray) -> np.ndarray:
     means[~stage.center_h] = 0.0
     D = T - means[stage.unit_stratum]
     V = (D * stage.scale_u[:, None]).T @ D
+    if stage.absent_h is not None and stage.absent_h.any():
+        # units outside a domain view: total 0, deviation -mean_h each
+        c = stage.absent_h * stage.scale_u[stage.starts]
+        V += (means * c[:, None]).T @ means
     if stage.nan_h is not None and stage.nan_h.any():
         V = V * np.nan
     return V
+
+
+def restrict_stage(stage: Stage, rows: np.ndarray) -> Stage:
+    """The stage seen from the rows ``rows`` (sorted row indices) of a domain only.
+
+    Units without a row in the domain and strata without such units are dropped; the
+    kept strata keep their full unit counts ``n_h`` and record the dropped units in
+    ``absent_h``, so that :func:`stage_vcov` / :func:`stage_vcov_sparse` of totals over
+    the kept units equal those of the full stage with zero totals elsewhere (rows
+    outside a domain have weight 0: Lumley 2010, §2.3; R ``subset.survey.design``).
+    Strata without a kept unit contribute nothing (all their totals are 0). Cost: one
+    pass over the domain's rows and the stage's units.
+    """
+    u = stage.unit[rows]
+    present = np.zeros(stage.n_units, dtype=bool)
+    present[u] = True
+    keep = np.flatnonzero(present)               # units stay in stratum order
+    newcode = np.full(stage.n_units, -1, dtype=np.int64)
+    newcode[keep] = np.arange(keep.size)
+    us_old = stage.unit_stratum[keep]
+    H = stage.n_h.size
+    hs = np.flatnonzero(np.bincount(us_old, minlength=H) > 0)
+    hmap = np.full(H, -1, dtype=np.int64)
+    hmap[hs] = np.arange(hs.size)
+    unit_stratum = hmap[us_old]
+    present_h = np.bincount(unit_stratum, minlength=hs.size).astype(np.float64)
+    starts = np.concatenate(([0], np.cumsum(present_h)[:-1])).astype(np.int64)
+    n_h = stage.n_h[hs]
+    absent = n_h - present_h          # n_h: the full design's counts (also for a view of a view)
+    nan_h = None if stage.nan_h is None else np.full(hs.size, bool(stage.nan_h.any()))
+
+    def pick(a):
+        return None if a is None else a[hs]
+
+    return Stage(unit=newcode[u], n_units=int(keep.size), unit_stratum=unit_stratum,
+                 starts=starts, n_h=n_h, scale_u=stage.scale_u[keep], center_h=stage.center_h[hs],
+                 nan_h=nan_h, frac_h=pick(stage.frac_h), mult_h=pick(stage.mult_h), absent_h=absent)
 
 
 def design_vcov(stages: list[Stage], Z: np.ndarray | None = None,

@@ -1,0 +1,86 @@
+"""report.collect.cell_counts: the unweighted respondents behind each comparison row
+(disclosure control), counted for all groups in one pass - checked against direct counts."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+
+from diaspora_survey.report.collect import cell_counts
+
+
+def _data(n=4000, seed=3):
+    rng = np.random.default_rng(seed)
+    edu = ["basic", "secondary", "vocational", "bachelor", "specialist", "master", "doctorate"]
+    emp = ["employee", "employer", "own_account", "unemployed", "student", "retired"]
+    df = pd.DataFrame({
+        "wave": pd.Categorical(rng.choice(["w1", "w2", "w3"], n)),
+        "country": pd.Categorical(rng.choice(["GE", "AM", "DE", "TR", "MN"], n,
+                                             p=[.4, .3, .2, .09, .01])),
+        "age": pd.array(rng.integers(16, 80, n), dtype="Int64"),
+        "education": pd.Categorical(rng.choice(edu + [None], n), categories=edu),
+        "employment_status": pd.Categorical(rng.choice(emp, n)),
+    })
+    df.loc[rng.random(n) < .03, "age"] = pd.NA
+    bands = [(18, 24), (25, 29), (30, 34), (35, 39), (40, 44), (45, 49), (50, 54), (55, 59),
+             (60, 64), (65, 200)]
+    labels = ["18-24", "25-29", "30-34", "35-39", "40-44", "45-49", "50-54", "55-59", "60-64", "65+"]
+    a = df["age"].astype("float").to_numpy()
+    ag = np.full(n, None, dtype=object)
+    for (lo, hi), lab in zip(bands, labels):
+        ag[(a >= lo) & (a <= hi)] = lab
+    df["age_group"] = pd.Categorical(ag, categories=labels, ordered=True)
+    df["higher_education"] = df["education"].isin(["bachelor", "specialist", "master", "doctorate"]) \
+        .astype("boolean").where(df["education"].notna())
+    df["entrepreneur"] = df["employment_status"].isin(["employer", "own_account"]).astype("boolean")
+    return df
+
+
+def test_cell_counts_equal_direct_counts():
+    df = _data()
+    project = SimpleNamespace(reference=SimpleNamespace(min_age=18, max_age=0, population="russia"))
+    recs = []
+    for gb, groups in (("", ["all"]), ("wave", ["w1", "w2", "w3"]), ("country", ["GE", "MN", "XX"])):
+        for g in groups:
+            recs += [dict(group_by=gb, group=g, indicator="age_distribution", category="25-29", n=7),
+                     dict(group_by=gb, group=g, indicator="share_aged_18_34", category="18-34", n=7),
+                     dict(group_by=gb, group=g, indicator="higher_education", category="", n=7),
+                     dict(group_by=gb, group=g, indicator="higher_education_by_age",
+                          category="25-34", n=7),
+                     dict(group_by=gb, group=g, indicator="entrepreneurs_all", category="", n=7),
+                     dict(group_by=gb, group=g, indicator="entrepreneurs_employed", category="", n=7),
+                     dict(group_by=gb, group=g, indicator="mean_age", category="", n=123),
+                     dict(group_by=gb, group=g, indicator="age_distribution",
+                          category="goodness_of_fit", n=99)]
+    comp = pd.DataFrame(recs)
+    got = cell_counts(comp, df, project)
+    age = df["age"].astype(float).to_numpy()
+    frame = age >= 18
+    hed = df["higher_education"]
+    ent = df["entrepreneur"].to_numpy(dtype=bool)
+    employed = df["employment_status"].isin(["employee", "employer", "own_account"]).to_numpy()
+
+    def binary(yes, base):
+        y = int((yes & base).sum())
+        return min(y, int(base.sum()) - y)
+
+    for i, r in comp.iterrows():
+        dom = frame & ((df[r["group_by"]].astype(str) == r["group"]).to_numpy() if r["group_by"] else True)
+        ind = r["indicator"]
+        if r["category"] == "goodness_of_fit" or ind == "mean_age":
+            want = r["n"]
+        elif ind == "age_distribution":
+            want = int((dom & (df["age_group"] == r["category"]).to_numpy()).sum())
+        elif ind == "share_aged_18_34":
+            want = binary((age >= 18) & (age <= 34), dom & ~np.isnan(age))
+        elif ind.startswith("higher_education"):
+            base = dom & hed.notna().to_numpy()
+            if ind == "higher_education_by_age":
+                base &= (age >= 25) & (age <= 34)
+            want = binary(hed.fillna(False).to_numpy(dtype=bool), base)
+        else:
+            base = dom & (employed if ind == "entrepreneurs_employed" else True)
+            want = binary(ent, base)
+        assert got[i] == want, (r.to_dict(), got[i], want)
+    assert (got[comp["group"].to_numpy() == "XX"][:6] == 0).all()     # a group without rows
