@@ -94,7 +94,7 @@ class WeightingConfig(_Strict):
     targets: str = "codebooks/targets.yaml"
     margins: dict[str, Any] | None = None       # inline targets ([weighting.margins]) instead of a file
     totals: dict[str, Any] | None = None        # with margins: numeric calibration targets ([weighting.totals])
-    method: Literal["rake", "poststratify", "calibrate"] = "rake"
+    method: Literal["rake", "poststratify", "calibrate", "none"] = "rake"
     calibration: Literal["linear", "raking", "logit"] | None = None
     bounds: list[float] | None = None            # on g = new / base weight (rake, calibrate)
     base_weight: str | None = None
@@ -401,7 +401,7 @@ strict = false               # true: unmapped codes are errors instead of report
 
 [weighting]
 targets = "codebooks/targets.yaml"
-method = "rake"              # rake | poststratify | calibrate
+method = "rake"              # rake | poststratify | calibrate | none (design weights as they are)
 pooling = "proportional"     # proportional | equal
 trim_upper = 5.0             # relative to the mean weight; optional
 trim_lower = 0.2             # optional

@@ -41,6 +41,12 @@ def register(app: typer.Typer) -> None:
         level: float = typer.Option(0.95, "--level", help="Confidence level."),
         data: Optional[Path] = typer.Option(None, "--data", help="Weighted data (default build/weighted.parquet)."),
         project: Path = typer.Option(Path("."), "--project", "-p", help="Project folder."),
+        no_rebuild: bool = typer.Option(False, "--no-rebuild",
+                                        help="Use build/weighted.parquet as it is; do not run the "
+                                             "harmonise and weight steps when build/ is missing or "
+                                             "out of date."),
+        quiet: bool = typer.Option(False, "--quiet", "-q",
+                                   help="Only the claims and their verdicts (no comparison tables)."),
     ) -> None:
         """Differences, ratios, age-standardised comparisons, goodness-of-fit tests and claims
         against the general population (design-based, as R survey)."""
@@ -58,15 +64,28 @@ def register(app: typer.Typer) -> None:
                                   code="cli.bad_option")
         proj = Project.load(project)
         rc = proj.reference
-        path = data if data is not None else proj.path("build/weighted.parquet")
-        if not path.exists():
-            raise InputFileError("no weighted data", code="compare.no_data", where=str(path),
-                                 hint="run `diaspora-survey weight` first (it writes build/weighted.parquet)")
-        try:
-            df = pd.read_parquet(path)
-        except Exception as e:  # pyarrow raises several kinds
-            raise InputFileError(f"cannot read parquet: {e}", code="input.unreadable", where=str(path),
-                                 hint="re-run `diaspora-survey weight`") from None
+        build_notes: list[str] = []
+        if data is not None:
+            path = data
+            if not path.exists():
+                raise InputFileError("file not found", code="compare.no_data", where=str(path),
+                                     hint="check the path, or leave out --data to use the project's "
+                                          "build/weighted.parquet")
+            try:
+                df = pd.read_parquet(path)
+            except Exception as e:  # pyarrow raises several kinds
+                raise InputFileError(f"cannot read parquet: {e}", code="input.unreadable",
+                                     where=str(path), hint="is it a complete parquet file?") from None
+        else:
+            from ..pipeline import ensure_weighted
+
+            path = proj.path("build/weighted.parquet")
+            df, build_notes = ensure_weighted(proj, rebuild=not no_rebuild,
+                                              command="diaspora-survey compare")
+            for n in build_notes:      # on stderr: --json / --csv output stays clean
+                from ._console import console as _c
+
+                _c(stderr=True).print(f"note: {n}", markup=False)
         byv = [x.strip() for v in (by if by is not None else proj.compare.by) for x in v.split(",") if x.strip()]
         for b in byv:
             if b not in df.columns:

@@ -52,6 +52,8 @@ def register(app: typer.Typer) -> None:
         output: Optional[Path] = typer.Option(None, "--output", "-o",
                                               help="Parquet file to write (default: build/harmonised.parquet; "
                                                    "exclusions.parquet is written beside it)."),
+        quiet: bool = typer.Option(False, "--quiet", "-q",
+                                   help="Do not print the summary table and the issues."),
     ) -> None:
         """Harmonise every wave with its codebook; write build/harmonised.parquet and build/exclusions.parquet and print n, missing and unmapped per wave and variable."""
         from ._console import console as make_console
@@ -70,9 +72,14 @@ def register(app: typer.Typer) -> None:
         excl = result.exclusions.copy()
         excl["wave"] = excl["wave"].astype("string")
         write_parquet(result.data, out, (excl, excl_path))
+        from ..pipeline import _is_default, record_step
+
+        if _is_default(proj, out, proj.harmonise_config.output):
+            record_step(proj, "harmonise", [out, excl_path])
         if proj.synthetic:
             console.print("[bold yellow]SYNTHETIC example data[/bold yellow]")
-        print_summary(result, console)
+        if not quiet:
+            print_summary(result, console)
         console.print(f"wrote {_rel(out)} ({len(result.data):,} rows × {result.data.shape[1]} columns) "
                       f"and {_rel(excl_path)} ({len(result.exclusions):,} rows)")
         n_unmapped = result.unmapped

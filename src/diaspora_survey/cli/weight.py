@@ -99,6 +99,9 @@ def register(app: typer.Typer) -> None:
                                              help=f"Harmonised data (default: {INPUT}; harmonised on the fly if absent)."),
         output: Optional[Path] = typer.Option(None, "--output", "-o", help=f"Output parquet (default: {OUTPUT})."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the diagnostics."),
+        no_rebuild: bool = typer.Option(False, "--no-rebuild",
+                                        help="Use build/harmonised.parquet as it is, even when the raw "
+                                             "files, codebooks or project file changed since."),
         details: bool = typer.Option(False, "--details", "-d",
                                      help="Also print every margin (before/after/target) and the "
                                           "standardised mean differences of the other covariates."),
@@ -116,7 +119,17 @@ def register(app: typer.Typer) -> None:
 
             raise WeightingError("--quiet and --details contradict each other", code="weighting.bad_option")
         proj = Project.load(project)
-        src = input if input is not None else Path(proj.root) / INPUT
+        src = input if input is not None else proj.path(proj.harmonise_config.output)
+        console = make_console()
+        harmonised_from = "" if input is None else str(input)
+        if input is None and not no_rebuild:
+            from ..pipeline import stale_reason
+
+            why = stale_reason(proj, "harmonise")
+            if why and src.exists():
+                console.print(f"harmonising again: {why}", markup=False)
+            if why:
+                src = Path("/nonexistent")       # harmonised now, below
         if src.exists():
             try:
                 data = pd.read_parquet(src)
@@ -126,15 +139,19 @@ def register(app: typer.Typer) -> None:
         elif input is not None:
             raise InputFileError("file not found", code="input.not_found", where=str(input))
         else:
-            data = proj.harmonised()
+            from ..pipeline import Pipeline
+
+            pipe = Pipeline(proj.root)
+            pipe.harmonise(write=True)       # written and recorded, as `diaspora-survey harmonise`
+            data = pipe.data
         tp = None
         if targets is not None:
             tp = targets if targets.is_absolute() or targets.exists() else Path(proj.root) / targets
         res = weight_project(proj, data, targets=tp)
         from ..pipeline import write_outputs
 
-        paths = write_outputs(proj, res, output)
-        console = make_console()
+        paths = write_outputs(proj, res, output, harmonised_from=harmonised_from,
+                              targets_from=None if tp is None else str(tp))
         if not quiet:
             if getattr(proj, "synthetic", False):
                 console.print("[bold yellow]SYNTHETIC example data[/bold yellow]")

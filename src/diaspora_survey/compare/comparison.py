@@ -1010,9 +1010,15 @@ def project_designs(data: pd.DataFrame):
     from ..survey.design import SurveyDesign
 
     if "weight" not in data.columns and "weight_pooled" not in data.columns:
-        raise EstimationError("the data have no weights (columns 'weight', 'weight_pooled')",
-                              code="compare.no_weights",
-                              hint="run `diaspora-survey weight` first (it writes build/weighted.parquet)")
+        if "weight_base" not in data.columns:
+            raise EstimationError("the data have no weights (columns 'weight', 'weight_pooled' "
+                                  "or the codebook's design weight 'weight_base')",
+                                  code="compare.no_weights",
+                                  hint="run `diaspora-survey weight` first (it writes "
+                                       "build/weighted.parquet), or name the file's weight in "
+                                       "the codebook (design: weight: COLUMN)")
+        # weights from the file (the codebook's design weight), used as they are
+        data = data.assign(weight=data["weight_base"])
     frame, design = _design_columns(data)
     pooled_w = "weight_pooled" if "weight_pooled" in data.columns else "weight"
     within_w = "weight" if "weight" in data.columns else "weight_pooled"
