@@ -27,9 +27,15 @@ class _Strict(BaseModel):
 
 
 class ProjectInfo(_Strict):
+    """``sample``: what the respondents are, in the report's titles and legends ("Emigrant
+    sample", "ESS respondents"); ``sample_design``: how they were sampled, for the methods
+    text ("online non-probability sample"); both neutral by default."""
+
     title: str = "Untitled survey project"
     synthetic: bool = False
     description: str | None = None
+    sample: str = "Sample"
+    sample_design: str | None = None
 
 
 class WaveConfig(_Strict):
@@ -109,7 +115,11 @@ class WeightingConfig(_Strict):
 
 
 class ReferenceConfig(_Strict):
+    """``label``: the population's name in titles and legends (default: the reference
+    population's own title, e.g. "Russian Federation, general population")."""
+
     population: str = "russia"
+    label: str | None = None
     tables: list[str] = Field(default_factory=list)
     min_age: int = 18
     max_age: int = 0
@@ -383,6 +393,8 @@ TEMPLATE = '''\
 [project]
 title = "{title}"
 synthetic = false            # true if the data are synthetic; every report then says so
+# sample = "Emigrant sample"  # the respondents, in the report's titles and legends (default "Sample")
+# sample_design = "online non-probability sample"   # for the methods text (default: not stated)
 
 # One [[waves]] block per survey wave. `id` becomes the value of the `wave` column.
 # Put the raw file into raw/ and write a codebook draft with
@@ -420,6 +432,7 @@ tolerance = 1e-8
 
 [reference]
 population = "russia"
+# label = "Russian population"   # its name in titles and legends (default: the reference's title)
 tables = []                  # your reference tables (CSV/YAML)
 min_age = 18
 max_age = 0                  # 0 = no upper limit

@@ -94,6 +94,8 @@ def _styles():
                                leading=9, spaceAfter=0),
         "headr": ParagraphStyle("headr", parent=base, fontName=FONT_BOLD, fontSize=7.5,
                                 leading=9, spaceAfter=0, alignment=2),
+        "toc_title": ParagraphStyle("toc_title", parent=base, fontName=FONT_BOLD, fontSize=15,
+                                    leading=19, spaceAfter=8),
         "caption": ParagraphStyle("caption", parent=base, fontSize=8, leading=10,
                                   spaceBefore=2, spaceAfter=2,
                                   textColor=colors.HexColor("#333333")),
@@ -278,7 +280,7 @@ def render_pdf(report: DisclosedReport) -> bytes:
     st = _styles()
     buf = io.BytesIO()
     margin = 2 * cm
-    doc = SimpleDocTemplate(
+    doc = _doc_class()(
         buf, pagesize=A4, leftMargin=margin, rightMargin=margin, topMargin=margin,
         bottomMargin=margin, title=report.title, author=report.author,
         subject="Survey report" + (" (SYNTHETIC DATA)" if report.synthetic else ""),
@@ -299,7 +301,9 @@ def render_pdf(report: DisclosedReport) -> bytes:
             canvas.drawCentredString(A4[0] / 2, margin - 22, "SYNTHETIC DATA")
         canvas.restoreState()
 
-    story = [Spacer(1, 3 * cm), Paragraph(_esc(report.title), st["title"])]
+    has_summary = any(sec.role == "summary" for sec in report.sections)
+    # with a summary the answers open page 1: a short title block, not a title page
+    story = [Spacer(1, (0.2 if has_summary else 3) * cm), Paragraph(_esc(report.title), st["title"])]
     if report.subtitle:
         story.append(Paragraph(_esc(report.subtitle), st["subtitle"]))
     if report.synthetic:
@@ -318,11 +322,18 @@ def render_pdf(report: DisclosedReport) -> bytes:
                                               colors.HexColor("#cccccc")),
                                              ("TOPPADDING", (0, 0), (-1, -1), 3),
                                              ("BOTTOMPADDING", (0, 0), (-1, -1), 3)])))
+    toc_done = False
     for k, sec in enumerate(report.sections):
-        if sec.new_page:
-            # after the title page always; later sections take the rest of a page that is
-            # still more than half empty (no page holding only a table's last footnote)
-            story.append(PageBreak() if k == 0 else CondPageBreak(0.55 * doc.height))
+        if sec.role != "summary" and not toc_done:
+            # the table of contents follows the summary (or the title page)
+            story += [PageBreak(), Paragraph("Contents", st["toc_title"]), _toc(st), PageBreak()]
+            toc_done = True
+        elif sec.role == "summary":
+            story.append(Spacer(1, 4))
+        elif sec.new_page:
+            # later sections take the rest of a page that is still more than half empty
+            # (no page holding only a table's last footnote)
+            story.append(CondPageBreak(0.55 * doc.height))
         story.append(Paragraph(_esc(sec.title), st["h1"]))
         for b in sec.blocks:
             if isinstance(b, Text):
@@ -333,5 +344,49 @@ def render_pdf(report: DisclosedReport) -> bytes:
                 story.extend(_chart_flowables(b, st, avail))
             else:  # pragma: no cover - disclose_report guards this
                 raise ReportError(f"unknown block {type(b).__name__}", code="report.block")
-    doc.build(story, onFirstPage=decorate, onLaterPages=decorate)
+    if not toc_done:
+        story += [PageBreak(), Paragraph("Contents", st["toc_title"]), _toc(st)]
+    doc.multiBuild(story, onFirstPage=decorate, onLaterPages=decorate)
     return buf.getvalue()
+
+
+def _toc(st):
+    """The table of contents: sections (bold) and their tables and charts, with pages."""
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.platypus.tableofcontents import TableOfContents
+
+    toc = TableOfContents(dotsMinLevel=0)
+    toc.levelStyles = [
+        ParagraphStyle("toc0", parent=st["body"], fontName=FONT_BOLD, fontSize=9.5, leading=12,
+                       leftIndent=0, firstLineIndent=0, spaceBefore=4, spaceAfter=0),
+        ParagraphStyle("toc1", parent=st["body"], fontSize=8, leading=10, leftIndent=14,
+                       firstLineIndent=0, spaceAfter=0),
+    ]
+    return toc
+
+
+@functools.lru_cache(maxsize=None)
+def _doc_class():
+    """A SimpleDocTemplate that records every h1 (section) and h2 (table, chart) heading
+    for the table of contents and as a PDF outline entry (bookmarks)."""
+    from reportlab.platypus import Paragraph, SimpleDocTemplate
+
+    class Doc(SimpleDocTemplate):
+        def beforeDocument(self):
+            self._heading_no = 0
+
+        def afterFlowable(self, flowable):
+            if not isinstance(flowable, Paragraph):
+                return
+            name = flowable.style.name
+            if name not in ("h1", "h2"):
+                return
+            level = 0 if name == "h1" else 1
+            text = flowable.getPlainText()
+            self._heading_no += 1
+            key = f"h{self._heading_no}"
+            self.canv.bookmarkPage(key)
+            self.canv.addOutlineEntry(text, key, level=level, closed=level == 0 and None)
+            self.notify("TOCEntry", (level, text, self.page, key))
+
+    return Doc
