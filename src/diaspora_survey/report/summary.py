@@ -279,5 +279,56 @@ def summary_section(inp, *, sample_label: str = "Sample",
     return Section("Summary", blocks, role=SUMMARY_ROLE)
 
 
+def xlsx_summary_sheet(ws, report) -> bool:
+    """Fill the openpyxl worksheet ``ws`` with the summary section (title, facts, its
+    tables and the chart's data); False (``ws`` untouched) when the report has none."""
+    from openpyxl.styles import Alignment, Font, PatternFill
+
+    from .document import SYNTHETIC_BANNER, DisclosedChart, Text
+    from .tables import DisclosedTable, export_rows
+
+    sec = next((s for s in report.sections if s.role == SUMMARY_ROLE), None)
+    if sec is None:
+        return False
+    ws.title = "Summary"
+    ws.append([report.title])
+    ws.cell(ws.max_row, 1).font = Font(bold=True, size=14)
+    if report.synthetic:
+        ws.append([SYNTHETIC_BANNER])
+        ws.cell(ws.max_row, 1).font = Font(bold=True, color="FFFFFF")
+        ws.cell(ws.max_row, 1).fill = PatternFill("solid", fgColor="B00020")
+    ws.append([f"Data as of {report.date}"])
+    for k, v in report.facts:
+        ws.append([k, v])
+    widths: dict[int, int] = {}
+    for b in sec.blocks:
+        ws.append([])
+        if isinstance(b, Text):
+            ws.append([b.text])
+            continue
+        t = b.table if isinstance(b, DisclosedChart) else b
+        if not isinstance(t, DisclosedTable):
+            continue
+        ws.append([b.title])
+        ws.cell(ws.max_row, 1).font = Font(bold=True, size=12)
+        header, rows = export_rows(t)
+        ws.append(header)
+        for cell in ws[ws.max_row]:
+            cell.font = Font(bold=True)
+            cell.alignment = Alignment(wrap_text=True, vertical="top")
+        for r in rows:
+            ws.append(r)
+            for j, v in enumerate(r, 1):
+                widths[j] = max(widths.get(j, 8), min(len(str(v)) + 2, 60))
+        for note in t.notes:
+            ws.append([note])
+        if isinstance(b, DisclosedChart) and b.caption:
+            ws.append([b.caption + " (the chart: sheet data above; image beside the report)"])
+    for j, w in widths.items():
+        ws.column_dimensions[ws.cell(1, j).column_letter].width = w
+    return True
+
+
 __all__ = ["HEADLINES", "SUMMARY_ROLE", "claim_points", "claims_summary_table",
-           "forest_points", "headline_table", "parse_test", "summary_section"]
+           "forest_points", "headline_table", "parse_test", "summary_section",
+           "xlsx_summary_sheet"]
