@@ -106,6 +106,38 @@ def _esc(s: str) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+_BREAK_AFTER = __import__("re").compile(r"(?<=[/_\\])(?=[^/_\\])")
+
+
+def _breakable(text: str, width: float, font: str = FONT, size: float = 7.5) -> str:
+    """Escaped Paragraph markup of a cell ``width`` points wide in which a word too long
+    for the column (a path, an identifier) is broken after "/", "\\" or "_" — never inside
+    a file name's suffix ("ESS5RU.sav", not "ESS5RU.sa / v"). reportlab breaks lines only
+    at spaces (and splits over-long words anywhere), so the breaks are placed here."""
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    out = []
+    for word in text.split(" "):
+        if stringWidth(word, font, size) <= width:
+            out.append(_esc(word))
+            continue
+        lines, cur = [], ""
+        for seg in _BREAK_AFTER.split(word):
+            if cur and stringWidth(cur + seg, font, size) > width:
+                lines.append(cur)
+                cur = seg
+            else:
+                cur += seg
+        lines.append(cur)
+        out.append("<br/>".join(_esc(x) for x in lines))
+    return " ".join(out)
+
+
+def _segments(text: str) -> list[str]:
+    """The pieces a cell may break into: words, and paths split after / \\ _."""
+    return [seg for w in text.split() for seg in _BREAK_AFTER.split(w)]
+
+
 def _col_widths(t: DisclosedTable, avail: float, font_size: float) -> list[float]:
     """Natural widths (widest cell, header words) shrunk to fit ``avail`` points.
 
@@ -134,7 +166,7 @@ def _col_widths(t: DisclosedTable, avail: float, font_size: float) -> list[float
             natural.append(max(w, min(head_w + pad, 1.6 * w)))
             minimum.append(w)
         else:
-            words = max((stringWidth(w, FONT, font_size) for c in col for w in c.split()),
+            words = max((stringWidth(w, FONT, font_size) for c in col for w in _segments(c)),
                         default=0.0)
             natural.append(max(cell_w, head_w) + pad)
             minimum.append(max(words, head_words) + pad)
@@ -144,8 +176,12 @@ def _col_widths(t: DisclosedTable, avail: float, font_size: float) -> list[float
     widths = list(minimum)
     spare = avail - sum(minimum)
     if spare < 0:
-        scale = avail / sum(minimum)
-        return [w * scale for w in minimum]
+        # hashes keep their width (never wrapped); the other columns share what is left
+        mono = [bool(t.spec.columns[j].mono) for j in range(ncol)]
+        fixed = sum(w for w, m in zip(minimum, mono) if m)
+        rest = sum(w for w, m in zip(minimum, mono) if not m) or 1.0
+        scale = max(avail - fixed, 0.0) / rest
+        return [w if m else w * scale for w, m in zip(minimum, mono)]
     grow = [n - m for n, m in zip(natural, minimum)]
     g = sum(grow)
     return [w + (spare * x / g if g else 0.0) for w, x in zip(widths, grow)]
@@ -211,7 +247,8 @@ def _table_flowables(t: DisclosedTable, st, avail: float):
             if t.spec.columns[j].mono:
                 row.append(Paragraph(_esc(shown), st["mono"]))
             else:
-                row.append(shown if t.numeric_columns[j] else Paragraph(_esc(shown), st["cell"]))
+                row.append(shown if t.numeric_columns[j] else
+                           Paragraph(_breakable(shown, widths[j] - 6.5), st["cell"]))
         prev = [r[j] for j in group_idx]
         rows.append(row)
     if len(rows) == 1:
