@@ -186,9 +186,21 @@ def ensure_weighted(root, *, rebuild: bool = True, command: str = ""):
         why = stale_reason(project, "weight")
         if why:
             notes.append(f"build/ may be out of date ({why}); used as it is (--no-rebuild)")
+    elif path.exists() and "weight" not in read_manifest(project).get("steps", {}):
+        # made by hand or by an older version: nothing tells whether it is up to date
+        notes.append(f"{WEIGHTED_OUTPUT} has no record in {MANIFEST} (made by hand or by an "
+                     "older version): used as it is; delete it to have it made again")
     else:
         why_h = stale_reason(project, "harmonise")
         why_w = stale_reason(project, "weight")
+        if (why_h or why_w) and not project.waves:
+            from .errors import ProjectError
+
+            raise ProjectError(f"no weighted data ({why_w or why_h}) and the project has no "
+                               "waves to make it from", code="project.no_waves",
+                               where=str(project.file),
+                               hint="add a [[waves]] block (id, file, codebook), or pass the "
+                                    "weighted data with --data FILE")
         if why_h or why_w:
             pipe = Pipeline(project.root, command=command)
             if why_h:

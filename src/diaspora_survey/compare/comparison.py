@@ -748,8 +748,12 @@ def _education_rows(ctx: _Ctx, dom: np.ndarray, wanted, std) -> list[dict]:
             rows.append(_row(ctx, "education_distribution", g[0], "crude",
                              st.Estimate(p[k], Vp[k, k]), n, pshare[k], pse[k], table, note=note,
                              universe=universe))
-        rows.append(_gof_row(ctx, "education_distribution", t, V, pshare, n, table,
-                             universe, [g[0] for g in groups]))
+        gof = _gof_row(ctx, "education_distribution", t, V, pshare, n, table,
+                       universe, [g[0] for g in groups])
+        unote = _table_universe_note(ctx, table)       # the test row says it too
+        if unote:
+            gof["note"] = f"{gof['note']}; {unote}"
+        rows.append(gof)
     y = np.isin(edu, list(schema.HIGHER_EDUCATION))
     hi_codes = frozenset().union(*[g[1] for g in groups if g[1] <= schema.HIGHER_EDUCATION])
     if "higher_education" in wanted:

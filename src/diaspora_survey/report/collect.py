@@ -244,7 +244,13 @@ def age_sex_cells(data, project, weight_col: str | None):
     table = ref.first("age_distribution")
     if table is None or not {"male", "female"} <= set(table.sexes):
         return None
-    d = data[data["sex"].isin(["male", "female"]) & data["age_group"].notna()]
+    # the frame of [reference] min_age / max_age, as every comparison row (issue 15, item 8)
+    min_age = project.reference.min_age
+    max_age = project.reference.max_age or None
+    age = pd.to_numeric(data["age"], errors="coerce") if "age" in data.columns else None
+    in_frame = (age >= min_age) & ((age <= max_age) if max_age is not None else True) \
+        if age is not None else True
+    d = data[data["sex"].isin(["male", "female"]) & data["age_group"].notna() & in_frame]
     if d.empty:
         return None
     cell = d["age_group"].astype(str) + "|" + d["sex"].astype(str)
@@ -254,14 +260,14 @@ def age_sex_cells(data, project, weight_col: str | None):
     est = est.rename(columns={"level": "cell"})[["cell", "estimate"]]
     est["cell"] = est["cell"].astype(str)
     counts = cell.value_counts()
-    min_age = project.reference.min_age
-    max_age = project.reference.max_age or None
     labels = [str(c) for c in data["age_group"].cat.categories] \
         if isinstance(data["age_group"].dtype, pd.CategoricalDtype) else schema.age_band_labels()
     total, _ = reference.band_mass(table, min_age, max_age, "total")
     rows = []
     for lab in labels:
         lo, hi = reference.parse_age_band(lab)
+        if (hi is not None and hi < min_age) or (max_age is not None and lo > max_age):
+            continue                     # a band wholly outside the frame
         for sex in ("male", "female"):
             lo2 = max(lo, min_age)
             hi2 = hi if max_age is None else (max_age if hi is None else min(hi, max_age))
