@@ -25,6 +25,50 @@ def _fmt(v, digits=3) -> str:
     return str(v)
 
 
+COLUMNS = [("indicator", "indicator", "left"), ("category", "category", "left"),
+           ("adjustment", "adjustment", "left"), ("estimate", "estimate (95% CI)", "right"),
+           ("population", "population", "right"), ("difference", "difference (95% CI)", "right"),
+           ("ratio", "ratio (95% CI)", "right"), ("p", "p", "right"), ("n", "n", "right"),
+           ("confidence", "source quality", "left")]
+
+
+def comparison_cells(part, missing: dict) -> list[dict]:
+    """The comparison rows as display strings: shares in %, their differences in percentage
+    points, ages in years (1 decimal); an empty category is marked, not shown as 0 ± 0."""
+    from ._console import fmt_num, fmt_p
+
+    rows = []
+    for rec in part.to_dict("records"):
+        years = rec["indicator"] in ("mean_age", "median_age")
+        k = 1.0 if years else 100.0
+
+        def est_ci(v, lo, hi, scale=k, d=1):
+            s = fmt_num(None if v is None else v * scale, d)
+            a, b = fmt_num(None if lo is None else lo * scale, d), fmt_num(None if hi is None else hi * scale, d)
+            return f"{s} [{a}, {b}]" if s and a and b else s
+
+        cells = {"indicator": rec["indicator"], "category": rec["category"],
+                 "adjustment": rec["adjustment"], "n": fmt_num(rec["n"], 0),
+                 "confidence": rec.get("confidence") or "", "p": fmt_p(rec.get("p_value"))}
+        if rec["adjustment"] == "rao-scott":
+            cells["estimate"] = f"X² = {fmt_num(rec.get('statistic'), 1)}"
+        elif rec["estimate"] == 0 and rec.get("se") == 0:
+            cells["estimate"] = "— (no respondents)"
+            cells["population"] = fmt_num(rec["population"] * k, 1)
+        else:
+            cells["estimate"] = est_ci(rec["estimate"], rec["ci_low"], rec["ci_high"])
+            cells["population"] = fmt_num(rec["population"] * k, 1) if rec["population"] == rec["population"] else ""
+            cells["difference"] = est_ci(rec.get("difference"), rec.get("difference_ci_low"),
+                                         rec.get("difference_ci_high"))
+            cells["ratio"] = est_ci(rec.get("ratio"), rec.get("ratio_ci_low"), rec.get("ratio_ci_high"),
+                                    scale=1.0, d=2)
+        if rec["adjustment"] != "rao-scott" and rec["population"] != rec["population"]:
+            cells["population"] = "n/a *"      # a gap: no number is invented
+            missing.setdefault((rec["indicator"], rec["adjustment"]), rec["note"])
+        rows.append(cells)
+    return rows
+
+
 def register(app: typer.Typer) -> None:
     @app.command("compare")
     def compare_cmd(
@@ -47,6 +91,8 @@ def register(app: typer.Typer) -> None:
                                              "out of date."),
         quiet: bool = typer.Option(False, "--quiet", "-q",
                                    help="Only the claims and their verdicts (no comparison tables)."),
+        layout: str = typer.Option("auto", "--layout",
+                                   help="auto (a table when it fits, else one block per row), wide or long."),
     ) -> None:
         """Differences, ratios, age-standardised comparisons, goodness-of-fit tests and claims
         against the general population (design-based, as R survey)."""
@@ -114,46 +160,41 @@ def register(app: typer.Typer) -> None:
                    json.loads(verdicts.to_json(orient="records", force_ascii=False, double_precision=15))}
             typer.echo(json.dumps(out, ensure_ascii=False, indent=1))
             return
-        from ._console import console as make_console
+        from ._console import console as make_console, fmt_num, print_table
         from rich.markup import escape
-        from rich.table import Table
 
         console = make_console(soft_wrap=False)
-        show = ["group", "indicator", "category", "adjustment", "estimate", "ci_low", "ci_high",
-                "population", "difference", "ratio", "ratio_ci_low", "ratio_ci_high", "p_value",
-                "n", "confidence"]
         missing: dict[tuple, str] = {}    # (indicator, adjustment) -> why no population value
-        for (gb, g), part in res.groupby(["by", "group"], sort=False):
-            t = Table(title=f"{'All respondents' if not gb else f'{gb} = {g}'} vs {res.attrs.get('reference')} "
-                            f"({res.attrs.get('frame', {}).get('text', '')})")
-            for c in show[1:]:
-                t.add_column(c.replace("_", " "), justify="right" if c not in
-                             ("indicator", "category", "adjustment", "confidence") else "left")
-            for rec in part[show[1:] + ["statistic", "note"]].to_dict("records"):
-                cells = {c: _fmt(rec[c]) for c in show[1:]}
-                if rec["adjustment"] == "rao-scott":
-                    cells["estimate"] = f"X²={_fmt(rec['statistic'])}"
-                elif rec["population"] != rec["population"]:      # NaN: a gap, no number
-                    cells["population"] = "n/a *"
-                    missing.setdefault((rec["indicator"], rec["adjustment"]), rec["note"])
-                t.add_row(*[escape(cells[c]) for c in show[1:]])
-            console.print(t)
-        if missing:
+        if not quiet:
+            for (gb, g), part in res.groupby(["by", "group"], sort=False):
+                title = (f"{'All respondents' if not gb else f'{gb} = {g}'} vs "
+                         f"{res.attrs.get('reference')} ({res.attrs.get('frame', {}).get('text', '')})")
+                rows = comparison_cells(part, missing)
+                print_table(console, rows, COLUMNS, title=title, layout=layout, keys=3)
+            console.print("Shares in %, their differences in percentage points, ages in years; "
+                          "95% confidence intervals (shares: logit intervals).", markup=False)
+        if missing and not quiet:
             console.print("[bold]* Not available[/bold] (no population figure; nothing is invented)")
             for (ind, adj), why in missing.items():
                 console.print(f"  - {ind} ({adj}): {escape(why or 'no population figure')}")
         srcs = res[res["source"] != ""][["reference_table", "source", "confidence"]].drop_duplicates()
-        console.print("[bold]Population sources[/bold]")
-        for r in srcs.itertuples(index=False):
-            console.print(f"  {r.reference_table} \\[{r.confidence}]: {escape(r.source)}")
-        console.print("[bold]Notes[/bold]")
-        for n in notes:
-            console.print(f"  - {escape(n)}")
+        if not quiet:
+            console.print("[bold]Population sources[/bold]")
+            for r in srcs.itertuples(index=False):
+                console.print(f"  {r.reference_table} \\[{r.confidence}]: {escape(r.source)}")
+            console.print("[bold]Notes[/bold]")
+            for n in notes:
+                console.print(f"  - {escape(n)}")
         if verdicts is not None and len(verdicts):
-            t = Table(title="Claims")
-            for c in ("claim", "group", "test", "value", "ci_low", "ci_high", "verdict"):
-                t.add_column(c.replace("_", " "))
-            for r in verdicts.itertuples(index=False):
-                t.add_row(r.claim, r.group, r.test, _fmt(r.value), _fmt(r.ci_low), _fmt(r.ci_high), r.verdict)
-            console.print(t)
+            rows = []
+            for r in verdicts.to_dict("records"):
+                d = 2 if r["metric"] == "ratio" else 1 if r["indicator"] in ("mean_age", "median_age") else 3
+                lo, hi = fmt_num(r["ci_low"], d), fmt_num(r["ci_high"], d)
+                rows.append({"claim": r["claim"], "group": str(r["group"] or "all"), "test": r["test"],
+                             "value": fmt_num(r["value"], d),
+                             "ci": f"{lo} to {hi}" if lo and hi else "", "verdict": r["verdict"]})
+            print_table(console, rows, [("claim", "claim", "left"), ("group", "group", "left"),
+                                        ("test", "test", "left"), ("value", "value", "right"),
+                                        ("ci", "95% CI", "right"), ("verdict", "verdict", "left")],
+                        title="Claims", layout=layout, keys=2)
             console.print("Claims are tested, not endorsed: see the attribution caveats in the claims file.")

@@ -20,19 +20,15 @@ OUTPUT = "build/weighted.parquet"   # pipeline.WEIGHTED_OUTPUT (not imported: --
 INPUT = "build/harmonised.parquet"
 
 
-def print_diagnostics(res, console, *, details: bool = False) -> None:
+def print_diagnostics(res, console, *, details: bool = False, layout: str = "auto") -> None:
     """Per wave: n, Kish n_eff, deff (1 + CV²), weight quantiles, iterations, convergence;
     the worst margin and the largest standardised mean difference; with ``details`` the
     full margin table (before / after / target) and the SMDs of the other covariates."""
-    from rich import box
     from rich.table import Table
 
-    tab = Table(title=f"Weighting by wave ({res.method}; pooled: {res.pooling})", box=box.SIMPLE_HEAD,
-                padding=(0, 1), pad_edge=False)
-    for col in ("wave", "n", "n_eff", "deff", "min", "p1", "median", "p99", "max", "max/min",
-                "iter", "conv"):
-        tab.add_column(col, justify="left" if col == "wave" else "center" if col == "conv" else "right",
-                       no_wrap=True)
+    from ._console import print_table
+
+    diag_rows = []
     worst, smds = [], []
     for wave, r in res.results.items():
         d = r.diagnostics
@@ -49,11 +45,17 @@ def print_diagnostics(res, console, *, details: bool = False) -> None:
             lev = f"={sm.at[k, 'level']}" if sm.at[k, "level"] else ""
             smds.append(f"  {wave}: {sm.at[k, 'covariate']}{lev} {sm.at[k, 'mean_before']:.4g} -> "
                         f"{sm.at[k, 'mean_after']:.4g} (SMD {sm.at[k, 'smd']:+.3f})")
-        tab.add_row(str(wave), f"{int(s['n'])}", f"{s['n_eff']:.0f}", f"{s['kish_deff']:.2f}",
-                    f"{s['min']:.3g}", f"{s['p1']:.3g}", f"{s['median']:.3g}", f"{s['p99']:.3g}",
-                    f"{s['max']:.3g}", f"{s['max_min_ratio']:.1f}",
-                    str(d.iterations), "yes" if d.converged else "[red]NO[/red]")
-    console.print(tab)
+        diag_rows.append({"wave": str(wave), "n": f"{int(s['n']):,}", "n_eff": f"{s['n_eff']:,.0f}",
+                          "deff": f"{s['kish_deff']:.2f}", "min": f"{s['min']:.3g}",
+                          "p1": f"{s['p1']:.3g}", "median": f"{s['median']:.3g}",
+                          "p99": f"{s['p99']:.3g}", "max": f"{s['max']:.3g}",
+                          "max/min": f"{s['max_min_ratio']:.1f}", "iter": str(d.iterations),
+                          "conv": "yes" if d.converged else "NO"})
+    print_table(console, diag_rows,
+                [(c, c, "left" if c == "wave" else "right") for c in
+                 ("wave", "n", "n_eff", "deff", "min", "p1", "median", "p99", "max", "max/min",
+                  "iter", "conv")],
+                title=f"Weighting by wave ({res.method}; pooled: {res.pooling})", layout=layout)
     if worst:
         console.print("[bold]Largest margin difference per wave[/bold] (final weights, after trimming if any)")
         for line in worst:
@@ -102,6 +104,8 @@ def register(app: typer.Typer) -> None:
         no_rebuild: bool = typer.Option(False, "--no-rebuild",
                                         help="Use build/harmonised.parquet as it is, even when the raw "
                                              "files, codebooks or project file changed since."),
+        layout: str = typer.Option("auto", "--layout",
+                                   help="auto (a table when it fits, else one block per row), wide or long."),
         details: bool = typer.Option(False, "--details", "-d",
                                      help="Also print every margin (before/after/target) and the "
                                           "standardised mean differences of the other covariates."),
@@ -155,5 +159,5 @@ def register(app: typer.Typer) -> None:
         if not quiet:
             if getattr(proj, "synthetic", False):
                 console.print("[bold yellow]SYNTHETIC example data[/bold yellow]")
-            print_diagnostics(res, console, details=details)
+            print_diagnostics(res, console, details=details, layout=layout)
         console.print(f"wrote {paths[0]} ({len(res.data)} rows)")

@@ -159,6 +159,22 @@ def _ci(est: float, se: float, t: float) -> tuple[float, float]:
     return est - t * se, est + t * se
 
 
+_YEAR_INDICATORS = frozenset({"mean_age", "median_age"})
+
+
+def _logit_ci(p: float, se: float, t: float) -> tuple[float, float] | None:
+    """Logit interval of a share, expit(logit(p) ± t·se/(p(1−p))) — R's
+    ``svyciprop(method = "logit")``; never below 0 or above 1. None (Wald) where p is 0 or 1
+    or the se is not positive."""
+    import math
+
+    if not (math.isfinite(p) and math.isfinite(se)) or se <= 0 or not 0 < p < 1:
+        return None
+    mid = math.log(p / (1 - p))
+    half = t * se / (p * (1 - p))
+    return 1 / (1 + math.exp(-(mid - half))), 1 / (1 + math.exp(-(mid + half)))
+
+
 class _Ctx:
     """Everything compare() needs once: design, data columns, frame, reference."""
 
@@ -229,6 +245,8 @@ def _row(ctx: _Ctx, indicator: str, category: str, adjustment: str, est: st.Esti
          n: int, population: float, population_se: float, table, note: str = "",
          universe: str | None = None, ci: tuple | None = None) -> dict:
     se = est.se
+    if ci is None and indicator not in _YEAR_INDICATORS:
+        ci = _logit_ci(est.estimate, se, ctx.t)
     lo, hi = ci if ci is not None else _ci(est.estimate, se, ctx.t)
     r = {"indicator": indicator, "category": category, "adjustment": adjustment,
          "estimate": est.estimate, "se": se, "ci_low": lo, "ci_high": hi,
