@@ -65,3 +65,11 @@ def test_education_legend_is_outside_the_axes():
     assert ax.get_legend() is None and len(fig.legends) == 1
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert labels == ["Sample (weighted)", "the population"]
+
+
+def test_age_pyramid_legend_is_outside_the_axes():
+    from diaspora_survey.report import charts
+
+    c = next(b for b in _report().charts() if b.id == "age_pyramid")
+    fig = charts.draw(c)
+    assert fig.axes[0].get_legend() is None and len(fig.legends) == 1

@@ -100,10 +100,11 @@ def age_pyramid(table: DisclosedTable, *, population_label: str = POPULATION_LAB
         ax.set_ylabel("Age group")
         from matplotlib.patches import Patch
 
-        ax.legend(handles=[Patch(color=pal[0], label="Men, sample"),
-                           Patch(color=pal[3], label="Women, sample"),
-                           Patch(fill=False, edgecolor="black", label=population_label)],
-                  loc="upper left", frameon=True)
+        # below the plot: inside (upper left) it covered the oldest men's bars
+        fig.legend(handles=[Patch(color=pal[0], label="Men, sample"),
+                            Patch(color=pal[3], label="Women, sample"),
+                            Patch(fill=False, edgecolor="black", label=population_label)],
+                   loc="outside lower center", ncol=3, frameon=False)
     return fig
 
 

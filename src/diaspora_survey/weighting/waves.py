@@ -285,16 +285,17 @@ def weight_project(project, data: pd.DataFrame | None = None, *, targets=None) -
 
     section, explicit = _project_section(project)
     method = section.get("method", "rake")
-    if method == "none" and targets is None and "targets" not in explicit and \
-            "margins" not in section:
-        # design weights only: the default targets file is used for diagnostics if present
-        default = Path(getattr(project, "root", ".") or ".") / str(section.get("targets", ""))
-        if not (section.get("targets") and default.is_file()):
+    note = None
+    project_targets = True
+    if method == "none" and targets is None and "margins" not in section:
+        # design weights only: a targets file, if there is one, only for the diagnostics
+        tp = Path(str(section.get("targets", "")))
+        tp = tp if tp.is_absolute() else Path(getattr(project, "root", ".") or ".") / tp
+        if not (section.get("targets") and tp.is_file()):
             project_targets = False
-        else:
-            project_targets = True
-    else:
-        project_targets = True
+            if section.get("targets") and "targets" in explicit:
+                note = (f"method none: targets file {section['targets']} not found; the weighted "
+                        "sample is not compared with targets (the weights do not need them)")
     if project_targets:
         tf, opts = targets_from_project(project)
     else:
@@ -326,6 +327,8 @@ def weight_project(project, data: pd.DataFrame | None = None, *, targets=None) -
                        trim_relative=opts.get("trim_relative", True),
                        max_iter=max_iter, tol=opts.get("tolerance", 1e-8),
                        unmatched=opts.get("unmatched"), empty=opts.get("empty"))
+    if note:
+        res.decisions.insert(0, note)
     if tf is not None and tf.illustrative:
         res.decisions.insert(0, f"targets are ILLUSTRATIVE ({tf.path}): not census figures")
     return res
