@@ -52,9 +52,10 @@ def test_claims_by_wave_table(report):
     assert t.header == ["Claim", "Test", "All", "Wave w1", "Wave w2"]
     younger = t.cells[0]
     assert younger[1] == "difference <= −8.0 years"
-    assert younger[2] == "supported: −9.5 (−10.2 to −8.8)"
-    assert younger[3] == "inconclusive: −7.0 (−8.5 to −5.5)"
-    assert t.cells[1][2] == "not supported: 2.40 (2.20 to 2.60)"
+    assert younger[2] == "✓ −9.5 (−10.2 to −8.8)"
+    assert younger[3] == "? −7.0 (−8.5 to −5.5)"
+    assert t.cells[1][2] == "✗ 2.40 (2.20 to 2.60)"
+    assert t.notes[0].startswith("✓ supported, ✗ not supported, ? inconclusive")
 
 
 def test_headlines_use_the_comparison_rows(report):
@@ -80,8 +81,8 @@ def test_pdf_page_one_holds_the_verdicts_then_contents_and_outline(report):
     data = render_files(report, "pdf", "rep")["rep.pdf"]
     pages = h.pdf_pages_text(data)
     one = " ".join(pages[0].split())
-    for s in ("Summary", "Headline comparisons", "Claims and verdicts", "supported: −9.5",
-              "not supported: 2.40"):
+    for s in ("Summary", "Headline comparisons", "Claims and verdicts", "✓ −9.5",
+              "✗ 2.40", "✓ supported, ✗ not supported"):
         assert s in one, s
     assert "Claims at a glance" in " ".join(pages[0].split() + pages[1].split())
     toc = next(i for i, p in enumerate(pages) if p.splitlines()[3:4] == ["Contents"]
@@ -101,7 +102,7 @@ def test_xlsx_opens_with_the_summary(report):
     wb = load_workbook(io.BytesIO(render_files(report, "xlsx", "rep")["rep.xlsx"]))
     assert wb.sheetnames[:2] == ["Summary", "Contents"]
     values = [c for row in wb["Summary"].iter_rows(values_only=True) for c in row if c]
-    assert "Claims and verdicts" in values and "supported: −9.5 (−10.2 to −8.8)" in values
+    assert "Claims and verdicts" in values and "✓ −9.5 (−10.2 to −8.8)" in values
 
 
 def test_markdown_opens_with_the_summary(report):
@@ -128,3 +129,20 @@ def test_no_claims_forest_of_headline_ratios():
     chart = next(b for b in sec.blocks if getattr(b, "id", "") == "summary_forest")
     assert chart.title == "Headline ratios at a glance"
     assert set(chart.table.values["ref"]) == {1.0}
+
+
+def test_nine_claims_by_three_waves_fit_pages_one_and_two():
+    rows = []
+    for k in range(9):
+        for g in ("", "w1", "w2", "w3"):
+            rows.append(dict(claim=f"c{k}", statement=f"A fairly long statement of claim number {k} "
+                             "about the emigrants and the population they left",
+                             indicator="higher_education", metric="ratio", test="ratio >= 3",
+                             group=g, by="wave" if g else "", value=3.2, ci_low=3.0, ci_high=3.4,
+                             verdict="inconclusive", attribution="", category="",
+                             adjustment="crude", reason=""))
+    rep = disclose_report(build_report(h.inputs(claims=pd.DataFrame(rows))))
+    pages = h.pdf_pages_text(render_files(rep, "pdf", "rep")["rep.pdf"])
+    glance = next(i for i, p in enumerate(pages) if "Claims at a glance" in p)
+    contents = next(i for i, p in enumerate(pages) if "\nContents\n" in f"\n{p}\n")
+    assert glance <= 1 and contents == 2

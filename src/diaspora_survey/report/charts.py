@@ -237,13 +237,18 @@ def forest(table: DisclosedTable, **_):
                           where=table.id)
     groups = list(dict.fromkeys(v["group"].astype(str)))
     groups = (["All"] if "All" in groups else []) + [g for g in groups if g != "All"]
-    row_h = 0.17 * len(groups) + 0.55
+    ncols = 1 if len(panels) <= 3 else 2          # two columns: the plot fits page 2
+    nrows = -(-len(panels) // ncols)
+    row_h = 0.14 * len(groups) + 0.72
     with _style():
         from matplotlib.figure import Figure
 
-        fig = Figure(figsize=(WIDTH_IN, min(0.5 + row_h * len(panels), 9.2)), dpi=DPI,
+        fig = Figure(figsize=(WIDTH_IN, min(0.45 + row_h * nrows, 9.2)), dpi=DPI,
                      layout="constrained")
-        axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+        grid = fig.subplots(nrows, ncols, squeeze=False)
+        axes = [grid[i // ncols, i % ncols] for i in range(len(panels))]
+        for ax in grid.ravel()[len(panels):]:
+            ax.set_visible(False)
         for ax, pid in zip(axes, panels):
             g = v[v["panel"].astype(str) == pid]
             first = g.iloc[0]
@@ -269,8 +274,9 @@ def forest(table: DisclosedTable, **_):
             if xs.size:
                 span = float(xs.max() - xs.min()) or abs(float(xs.max())) or 1.0
                 ax.set_xlim(float(xs.min()) - 0.08 * span, float(xs.max()) + 0.08 * span)
-            ax.set_title("\n".join(textwrap.wrap(str(first["title"]), 110)), loc="left",
-                         fontsize=7.5)
+            ax.set_title("\n".join(line for part in str(first["title"]).split("\n")
+                                   for line in textwrap.wrap(part, 110 // ncols)),
+                         loc="left", fontsize=7)
             ax.tick_params(axis="both", labelsize=7)
             ax.set_xlabel(str(first["xlabel"]), fontsize=7, labelpad=1)
             ax.grid(axis="y", visible=False)

@@ -94,6 +94,9 @@ def _styles():
                                leading=9, spaceAfter=0),
         "headr": ParagraphStyle("headr", parent=base, fontName=FONT_BOLD, fontSize=7.5,
                                 leading=9, spaceAfter=0, alignment=2),
+        "title_compact": ParagraphStyle("title_compact", parent=base, fontName=FONT_BOLD,
+                                        fontSize=17, leading=21, alignment=TA_CENTER,
+                                        spaceAfter=4),
         "toc_title": ParagraphStyle("toc_title", parent=base, fontName=FONT_BOLD, fontSize=15,
                                     leading=19, spaceAfter=8),
         "caption": ParagraphStyle("caption", parent=base, fontSize=8, leading=10,
@@ -340,7 +343,8 @@ def render_pdf(report: DisclosedReport) -> bytes:
 
     has_summary = any(sec.role == "summary" for sec in report.sections)
     # with a summary the answers open page 1: a short title block, not a title page
-    story = [Spacer(1, (0.2 if has_summary else 3) * cm), Paragraph(_esc(report.title), st["title"])]
+    story = [Spacer(1, (0.2 if has_summary else 3) * cm),
+             Paragraph(_esc(report.title), st["title_compact" if has_summary else "title"])]
     if report.subtitle:
         story.append(Paragraph(_esc(report.subtitle), st["subtitle"]))
     if report.synthetic:
@@ -349,7 +353,8 @@ def render_pdf(report: DisclosedReport) -> bytes:
                                           colors.HexColor("#b00020")),
                                          ("TOPPADDING", (0, 0), (-1, -1), 10),
                                          ("BOTTOMPADDING", (0, 0), (-1, -1), 10)]))
-        story += [Spacer(1, 0.6 * cm), banner, Spacer(1, 0.6 * cm)]
+        gap = (0.25 if has_summary else 0.6) * cm
+        story += [Spacer(1, gap), banner, Spacer(1, gap)]
     facts = [[Paragraph(_esc(k), st["head"]), Paragraph(_esc(v), st["cell"])]
              for k, v in report.facts]
     if facts:

@@ -31,8 +31,9 @@ SUMMARY_ROLE = "summary"
 HEADLINES = ("mean_age", "median_age", "share_aged_18_34", "higher_education",
              "entrepreneurs_all", "entrepreneurs_employed")
 
-VERDICT_MARK = {"supported": "supported", "not supported": "not supported",
-                "inconclusive": "inconclusive", "not evaluable": "not evaluable"}
+VERDICT_MARK = {"supported": "✓", "not supported": "✗", "inconclusive": "?",
+                "not evaluable": "–"}
+VERDICT_LEGEND = "✓ supported, ✗ not supported, ? inconclusive, – not evaluable"
 
 _TEST = re.compile(r"^\s*(\w+)\s*(<=|>=|<|>)\s*(-?[\d.eE+-]+)\s*$")
 
@@ -133,7 +134,8 @@ def claims_summary_table(points) -> ReportTable | None:
             val = _fmt(r["value"], digits)
             ci = (f" ({_fmt(r['ci_low'], digits)} to {_fmt(r['ci_high'], digits)})"
                   if val and _fmt(r["ci_low"], digits) else "")
-            rec[f"g{j}"] = f"{VERDICT_MARK.get(r['verdict'], r['verdict'])}" + (f": {val}{ci}" if val else "")
+            mark = VERDICT_MARK.get(r["verdict"], r["verdict"])
+            rec[f"g{j}"] = f"{mark} {val}{ci}" if val else f"{mark} {r['verdict']}"
         rows.append(rec)
     d = pd.DataFrame(rows)
     cols = [Column("statement", "Claim", "text"), Column("test", "Test", "text")]
@@ -142,11 +144,11 @@ def claims_summary_table(points) -> ReportTable | None:
         id="summary_claims", title="Claims and verdicts", data=d, columns=cols, n_col=None,
         cv_col=None, no_disclosure_reason="claims are evaluated for all respondents and whole "
         "waves only",
-        notes=["Verdict from the 95% confidence interval of the claim's metric: supported = the "
-               "whole interval lies on the claimed side of the threshold; not supported = on the "
-               "other side; inconclusive = it contains the threshold; not evaluable = no "
-               "population figure. Shares in percent, their differences in percentage points. "
-               "Attributions and caveats: section “Claims and verdicts” below."])
+        notes=[f"{VERDICT_LEGEND}: the claim's metric with its 95% confidence interval; "
+               "supported = the whole interval lies on the claimed side of the threshold, not "
+               "supported = on the other side, inconclusive = it contains the threshold, not "
+               "evaluable = no population figure. Shares in percent, their differences in "
+               "percentage points. Attributions and caveats: section “Claims and verdicts”."])
 
 
 def headline_table(comparisons, population_label: str) -> ReportTable | None:
@@ -185,6 +187,12 @@ def headline_table(comparisons, population_label: str) -> ReportTable | None:
                "age-standardised: section 3 and 4."])
 
 
+def _short(text: str, width: int) -> str:
+    import textwrap
+
+    return textwrap.shorten(str(text), width=width, placeholder=" …")
+
+
 def forest_points(points, comparisons) -> "object":
     """The forest plot's rows: ``panel, title, group, value, ci_low, ci_high, ref, verdict,
     xlabel, log`` — claims (each against its threshold) or, without claims, the headline
@@ -196,8 +204,9 @@ def forest_points(points, comparisons) -> "object":
         for cid, part in points.groupby("claim", sort=False):
             first = part.iloc[0]
             digits = 2 if first["metric"] == "ratio" else 1
-            title = (f"{first['statement']}  [{first['metric']} {first['op']} "
-                     f"{_fmt(first['threshold'], digits)}]")
+            title = (f"{_short(first['statement'], 50)}\n{first['metric']} {first['op']} "
+                     f"{_fmt(first['threshold'], digits)}"
+                     + (f" {first['unit']}" if first["unit"] and first["unit"] != "%" else ""))
             xlabel = first["metric"] + (f" ({first['unit']})" if first["unit"] else "")
             for r in part.itertuples(index=False):
                 rows.append({"panel": cid, "title": title, "group": r.group, "value": r.value,
