@@ -642,7 +642,9 @@ def build_report(inp: ReportInputs) -> Report:
     sections = []
     from .summary import summary_section
 
-    summary = summary_section(inp, sample_label=inp.sample_label,
+    has_rows = inp.comparisons is not None and len(inp.comparisons) > 0
+    summary = summary_section(inp, comparison_rows(inp.comparisons) if has_rows else None,
+                              sample_label=inp.sample_label,
                               population_label=inp.population_label)
     if summary is not None:          # the answers first (PDF pages 1-2, first xlsx sheet)
         sections.append(summary)

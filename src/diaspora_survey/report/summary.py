@@ -65,9 +65,12 @@ def parse_test(test: str) -> tuple[str, str, float] | None:
     return m.group(1), m.group(2), float(m.group(3))
 
 
-def _is_share(indicator: str) -> bool:
-    from .content import YEAR_INDICATORS
+#: indicators in years (not shares); the same as content.YEAR_INDICATORS (content imports
+#: this module, so it is not imported from there)
+YEAR_INDICATORS = frozenset({"mean_age", "median_age"})
 
+
+def _is_share(indicator: str) -> bool:
     return bool(indicator) and indicator not in YEAR_INDICATORS
 
 
@@ -151,13 +154,12 @@ def claims_summary_table(points) -> ReportTable | None:
                "percentage points. Attributions and caveats: section “Claims and verdicts”."])
 
 
-def headline_table(comparisons, population_label: str) -> ReportTable | None:
-    """The whole sample against the population for :data:`HEADLINES` (crude rows)."""
-    from .content import comparison_rows
-
-    if comparisons is None or len(comparisons) == 0:
+def headline_table(rows, population_label: str) -> ReportTable | None:
+    """The whole sample against the population for :data:`HEADLINES` (crude rows).
+    ``rows``: the comparison rows in display units (``content.comparison_rows``)."""
+    if rows is None or len(rows) == 0:
         return None
-    d = comparison_rows(comparisons)
+    d = rows
     d = d[(d["group_by"] == "") & (d["adjustment"] == "crude") & d["indicator"].isin(HEADLINES)
           & (d["category"].isin(["", "18-34"])) & d["estimate"].notna()]
     if d.empty:
@@ -193,7 +195,7 @@ def _short(text: str, width: int) -> str:
     return textwrap.shorten(str(text), width=width, placeholder=" …")
 
 
-def forest_points(points, comparisons) -> "object":
+def forest_points(points, comparison_rows) -> "object":
     """The forest plot's rows: ``panel, title, group, value, ci_low, ci_high, ref, verdict,
     xlabel, log`` — claims (each against its threshold) or, without claims, the headline
     ratios by wave against 1."""
@@ -212,10 +214,8 @@ def forest_points(points, comparisons) -> "object":
                 rows.append({"panel": cid, "title": title, "group": r.group, "value": r.value,
                              "ci_low": r.ci_low, "ci_high": r.ci_high, "ref": r.threshold,
                              "verdict": r.verdict, "xlabel": xlabel})
-    elif comparisons is not None and len(comparisons):
-        from .content import comparison_rows
-
-        d = comparison_rows(comparisons)
+    elif comparison_rows is not None and len(comparison_rows):
+        d = comparison_rows
         scopes = ["", "wave"] if d.loc[d["group_by"] == "wave", "group"].nunique() > 1 else [""]
         d = d[d["group_by"].isin(scopes) & (d["adjustment"] == "crude")
               & d["indicator"].isin(HEADLINES) & d["category"].isin(["", "18-34"])
@@ -239,16 +239,17 @@ def _frame(comparisons) -> str:
     return f.iloc[0] if len(f) else ""
 
 
-def summary_section(inp, *, sample_label: str = "Sample",
+def summary_section(inp, rows=None, *, sample_label: str = "Sample",
                     population_label: str = "the population") -> Section | None:
-    """The opening section (``role="summary"``), or None when nothing was compared."""
+    """The opening section (``role="summary"``), or None when nothing was compared.
+    ``rows``: ``inp.comparisons`` in display units (``content.comparison_rows``)."""
     points = claim_points(inp.claims) if inp.claims is not None and len(inp.claims) else None
     if points is not None and len(inp.waves) == 1:
         # one wave: its rows repeat the "All" rows
         points = points[points["group"] == "All"] if (points["group"] == "All").any() else points
-    head = headline_table(inp.comparisons, population_label)
+    head = headline_table(rows, population_label)
     claims = claims_summary_table(points)
-    forest = forest_points(points, inp.comparisons)
+    forest = forest_points(points, rows)
     if head is None and claims is None:
         return None
     waves = [w.id for w in inp.waves]
