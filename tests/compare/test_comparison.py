@@ -568,7 +568,7 @@ def test_rich_output_says_what_is_not_available(project_dir, capsys, monkeypatch
     assert main(["compare", "--project", str(project_dir), "--by", "wave"]) == 0
     out = capsys.readouterr().out
     assert "n/a *" in out and "Not available" in out and "higher_education (indirect)" in out
-    assert "X²=" in out and "[reference] tables" in out and "Universe: education_2010" in out
+    assert "X² = " in out and "[reference] tables" in out and "Universe: education_2010" in out
 
 
 def test_education_by_age_in_percent_uses_population_age_structure(tmp_path):

@@ -205,7 +205,7 @@ def test_xlsx_one_sheet_per_table_with_notes(report, outputs):
 
     wb = load_workbook(io.BytesIO(outputs["xlsx"]["rep.xlsx"]))
     ids = [t.id[:31] for t in report.tables()]
-    assert wb.sheetnames == ["Contents"] + ids
+    assert wb.sheetnames == ["Summary", "Contents"] + ids      # the answers first
     ws = wb["compare_entrepreneurship_countr"]
     values = [c for row in ws.iter_rows(values_only=True) for c in row if c is not None]
     assert any("Rosstat census 2002" in str(v) for v in values)     # source note
