@@ -89,3 +89,16 @@ def test_weight_reharmonises_a_stale_harmonised_file(project, capsys):
     assert main(["weight", "--project", str(project), "-q"]) == 0
     assert "harmonising again: codebooks/2022-03_wave1.yaml changed" in capsys.readouterr().out
     assert stale_reason(Project.load(project), "weight") is None
+
+
+def test_report_brings_a_stale_build_up_to_date(project, capsys):
+    proj = Project.load(project)
+    ensure_weighted(proj)
+    cb = project / "codebooks" / "2024-05_wave3.yaml"
+    cb.write_text(cb.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+    assert main(["report", "--project", str(project), "--no-rebuild", "-q"]) == 0
+    assert "ran harmonise" not in capsys.readouterr().out
+    assert stale_reason(Project.load(project), "harmonise") is not None     # left as it was
+    assert main(["report", "--project", str(project)]) == 0
+    assert "build/: ran harmonise again (codebooks/2024-05_wave3.yaml changed" in capsys.readouterr().out
+    assert stale_reason(Project.load(project), "weight") is None

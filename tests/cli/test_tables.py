@@ -95,9 +95,8 @@ def test_the_same_flags_on_every_command(command, capsys):
     assert main([command, "--help"]) == 0
     text = capsys.readouterr().out
     assert "--project" in text
-    if command != "run":
-        assert "--quiet" in text and "-q" in text
-    if command in ("harmonise", "weight", "compare", "estimate"):
+    assert "--quiet" in text and "-q" in text
+    if command in ("harmonise", "weight", "compare", "estimate", "run"):
         assert "--layout" in text
     if command in ("weight", "compare", "report"):
         assert "--no-rebuild" in text

@@ -69,3 +69,14 @@ def test_project_method_none_without_targets_file(tmp_path, df):
     assert res.method == "none"
     # the default trim_upper = 5 does not apply: the design weights stay as they are
     assert not any("trim" in d for d in res.decisions)
+
+
+def test_compare_accepts_weights_from_the_file(df):
+    """Data with only the codebook's design weight (weight_base, no weighting step): the
+    comparison designs use it as it is."""
+    from diaspora_survey.compare.comparison import project_designs
+
+    pooled, within = project_designs(df)
+    np.testing.assert_array_equal(np.asarray(pooled.weights), df["weight_base"].to_numpy())
+    with pytest.raises(Exception, match="design weight"):
+        project_designs(df.drop(columns="weight_base"))
