@@ -165,10 +165,13 @@ def register(app: typer.Typer) -> None:
 
         console = make_console(soft_wrap=False)
         missing: dict[tuple, str] = {}    # (indicator, adjustment) -> why no population value
+        from ..report.collect import wording
+
+        population = wording(proj)[1] if reference is None else reference
         if not quiet:
             for (gb, g), part in res.groupby(["by", "group"], sort=False):
-                title = (f"{'All respondents' if not gb else f'{gb} = {g}'} vs "
-                         f"{res.attrs.get('reference')} ({res.attrs.get('frame', {}).get('text', '')})")
+                title = (f"{'All respondents' if not gb else f'{gb} = {g}'} vs {population} "
+                         f"({res.attrs.get('frame', {}).get('text', '')})")
                 rows = comparison_cells(part, missing)
                 print_table(console, rows, COLUMNS, title=title, layout=layout, keys=3)
             console.print("Shares in %, their differences in percentage points, ages in years; "
