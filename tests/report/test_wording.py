@@ -54,3 +54,9 @@ def test_data_as_of_uses_interview_dates_when_wave_ids_are_not_dates(tmp_path, m
     other = pd.DataFrame({"interview_start": pd.to_datetime(["2011-03-01", "2011-04-02"])})
     assert data_date(proj, other) == "2011-04-02"
     assert data_date(proj, pd.DataFrame({"x": [1]})) == "undated"
+
+
+def test_weighting_section_says_method_none():
+    rep = build_report(h.inputs(weighting_method="none"))
+    sec = next(s for s in rep.sections if s.title == "2. Weighting")
+    assert sec.blocks[0].text.startswith("The design weights of the file are used as they are")

@@ -662,8 +662,12 @@ def build_report(inp: ReportInputs) -> Report:
     s2 = Section("2. Weighting")
     wt = weighting_tables(inp)
     if wt:
-        s2.blocks.append(Text("Weights adjust each wave to the population margins named "
-                              "below. Large design effects mean fewer effective respondents."))
+        s2.blocks.append(Text(
+            "The design weights of the file are used as they are (method none: no adjustment "
+            "to population margins). Large design effects mean fewer effective respondents."
+            if inp.weighting_method.startswith("none") else
+            "Weights adjust each wave to the population margins named "
+            "below. Large design effects mean fewer effective respondents."))
         s2.blocks.extend(wt)
     else:
         s2.blocks.append(Text("Weighting did not run; estimates below are unweighted.",
