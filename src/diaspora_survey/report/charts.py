@@ -274,9 +274,10 @@ def forest(table: DisclosedTable, **_):
             if xs.size:
                 span = float(xs.max() - xs.min()) or abs(float(xs.max())) or 1.0
                 ax.set_xlim(float(xs.min()) - 0.08 * span, float(xs.max()) + 0.08 * span)
-            ax.set_title("\n".join(line for part in str(first["title"]).split("\n")
-                                   for line in textwrap.wrap(part, 110 // ncols)),
-                         loc="left", fontsize=7)
+            # first line: the statement, shortened to the panel's width; then the test
+            head, _, test = str(first["title"]).partition("\n")
+            head = textwrap.shorten(head, 105 if ncols == 1 else 50, placeholder=" …")
+            ax.set_title(head + (f"\n{test}" if test else ""), loc="left", fontsize=7)
             ax.tick_params(axis="both", labelsize=7)
             ax.set_xlabel(str(first["xlabel"]), fontsize=7, labelpad=1)
             ax.grid(axis="y", visible=False)

@@ -189,12 +189,6 @@ def headline_table(rows, population_label: str) -> ReportTable | None:
                "age-standardised: section 3 and 4."])
 
 
-def _short(text: str, width: int) -> str:
-    import textwrap
-
-    return textwrap.shorten(str(text), width=width, placeholder=" …")
-
-
 def forest_points(points, comparison_rows) -> "object":
     """The forest plot's rows: ``panel, title, group, value, ci_low, ci_high, ref, verdict,
     xlabel, log`` — claims (each against its threshold) or, without claims, the headline
@@ -206,7 +200,7 @@ def forest_points(points, comparison_rows) -> "object":
         for cid, part in points.groupby("claim", sort=False):
             first = part.iloc[0]
             digits = 2 if first["metric"] == "ratio" else 1
-            title = (f"{_short(first['statement'], 50)}\n{first['metric']} {first['op']} "
+            title = (f"{first['statement']}\n{first['metric']} {first['op']} "
                      f"{_fmt(first['threshold'], digits)}"
                      + (f" {first['unit']}" if first["unit"] and first["unit"] != "%" else ""))
             xlabel = first["metric"] + (f" ({first['unit']})" if first["unit"] else "")
