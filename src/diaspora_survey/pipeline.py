@@ -170,8 +170,6 @@ def ensure_weighted(root, *, rebuild: bool = True, command: str = ""):
     Without ``rebuild`` build/weighted.parquet is read as it is: an error if it is missing,
     a note if it is stale.
     """
-    import pandas as pd
-
     from .errors import InputFileError
     from .project import Project
 

@@ -16,15 +16,6 @@ from typing import List, Optional
 import typer
 
 
-def _fmt(v, digits=3) -> str:
-    if v is None or (isinstance(v, float) and v != v):
-        return ""
-    if isinstance(v, float):
-        return f"{v:.{digits}g}" if abs(v) < 1e-3 and v != 0 else f"{v:,.{digits}f}".rstrip("0").rstrip(".") \
-            if abs(v) < 1000 else f"{v:,.0f}"
-    return str(v)
-
-
 COLUMNS = [("indicator", "indicator", "left"), ("category", "category", "left"),
            ("adjustment", "adjustment", "left"), ("estimate", "estimate (95% CI)", "right"),
            ("population", "population", "right"), ("difference", "difference (95% CI)", "right"),

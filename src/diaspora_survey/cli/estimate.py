@@ -202,7 +202,6 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the table (no notes)."),
     ) -> None:
         """Design-based estimates with SEs and confidence intervals (Taylor linearisation, as R survey)."""
-        import numpy as np
         import pandas as pd
 
         from ..survey.design import SurveyDesign

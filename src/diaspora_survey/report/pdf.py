@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import io
+import re
 from pathlib import Path
 
 from ..errors import ReportError
@@ -109,7 +110,7 @@ def _esc(s: str) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-_BREAK_AFTER = __import__("re").compile(r"(?<=[/_\\])(?=[^/_\\])")
+_BREAK_AFTER = re.compile(r"(?<=[/_\\])(?=[^/_\\])")
 
 
 def _breakable(text: str, width: float, font: str = FONT, size: float = 7.5) -> str:
