@@ -47,6 +47,10 @@ def test_content_change_not_mtime_makes_build_stale(project, capsys):
     cb.write_text(cb.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
     assert stale_reason(Project.load(project), "harmonise") == \
         "codebooks/2022-11_wave2.yaml changed since the harmonise step"
+    capsys.readouterr()
+    assert main(["estimate", "--project", str(project), "--mean", "age", "-q"]) == 0
+    assert "weighted.parquet may be out of date (codebooks/2022-11_wave2.yaml changed" in \
+        capsys.readouterr().err                     # estimate says so, does not rebuild
     _, notes = ensure_weighted(Project.load(project))
     assert notes[0].startswith("ran harmonise: codebooks/2022-11_wave2.yaml changed")
     assert stale_reason(Project.load(project), "weight") is None

@@ -53,8 +53,19 @@ def _project_data(project: Path):
                              hint="pass a data file: diaspora-survey estimate data.parquet --mean age, "
                                   "or run inside a project (--project DIR) after `diaspora-survey harmonise`")
     proj = Project.load(project)
-    for p in (proj.path("build/weighted.parquet"), proj.path(proj.harmonise_config.output)):
+    from ..pipeline import read_manifest, stale_reason
+
+    recorded = read_manifest(proj).get("steps", {})
+    for step, p in (("weight", proj.path("build/weighted.parquet")),
+                    ("harmonise", proj.path(proj.harmonise_config.output))):
         if p.exists():
+            why = stale_reason(proj, step) if step in recorded else None
+            if why:     # said, not silently used (compare and report would make it again)
+                from ._console import console as _c
+
+                _c(stderr=True).print(f"note: {p.name} may be out of date ({why}); "
+                                      "`diaspora-survey compare` or `weight` makes it again",
+                                      markup=False)
             return _read_parquet(p), p
     return proj.harmonised(), Path(str(proj.root)) / "(waves harmonised now)"
 
