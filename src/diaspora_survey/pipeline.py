@@ -58,13 +58,187 @@ def _parquet_writer(df):
     return lambda tmp: df.to_parquet(tmp, index=False)
 
 
-def write_outputs(project, res, output: str | Path | None = None) -> list[Path]:
-    """Write the weighted data (atomically, see :func:`write_parquet`); returns the paths written."""
+def write_outputs(project, res, output: str | Path | None = None, *,
+                  harmonised_from: str = "", targets_from: str | None = None) -> list[Path]:
+    """Write the weighted data (atomically, see :func:`write_parquet`); returns the paths
+    written. The default output is recorded in the build manifest (``harmonised_from``: the
+    harmonised input used)."""
     from ._files import publish
 
     out = Path(output) if output is not None else Path(project.root) / WEIGHTED_OUTPUT
     check_parquet_name(out, code="output.cannot_write")
-    return publish({out: _parquet_writer(res.data)})
+    written = publish({out: _parquet_writer(res.data)})
+    if _is_default(project, out, WEIGHTED_OUTPUT):
+        record_step(project, "weight", [out], harmonised_from=harmonised_from,
+                    targets_from=targets_from)
+    return written
+
+
+# ---- the build manifest: which inputs made build/ ---------------------------------------
+#
+# build/manifest.json records, for each step that wrote the project's default outputs, the
+# SHA-256 of every input (project file, raw files, codebooks, crosswalks, targets) and of
+# every output. A step is stale when an input's content changed, an output is missing or
+# was replaced, or the package version differs; `compare` and `report` then run the earlier
+# steps again (`--no-rebuild`: use build/ as it is).
+
+MANIFEST = "build/manifest.json"
+
+
+def _is_default(project, out: Path, rel: str) -> bool:
+    try:
+        return Path(out).resolve() == project.path(rel).resolve()
+    except OSError:
+        return False
+
+
+def _rel(project, p: Path) -> str:
+    return project._display(Path(p))
+
+
+def step_inputs(project, step: str) -> dict[str, str]:
+    """``{relative path: sha256 | "missing"}`` of the files ``step`` depends on."""
+    from . import __version__
+    from ._util import sha256_file
+
+    files = [project.file]
+    for w in project.waves:
+        files += [project.path(w.file), project.path(w.codebook)]
+    files += [project.path(c) for c in project.harmonise_config.crosswalks]
+    if step == "weight":
+        t = project.weighting.targets
+        if t and not project.weighting.margins:
+            files.append(project.path(t))
+    out = {"diaspora-survey": __version__}
+    for f in files:
+        out[_rel(project, f)] = sha256_file(f) if Path(f).is_file() else "missing"
+    return out
+
+
+def read_manifest(project) -> dict:
+    import json
+
+    p = project.path(MANIFEST)
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) and isinstance(doc.get("steps"), dict) else {}
+
+
+def record_step(project, step: str, outputs, **extra) -> None:
+    """Record ``step``'s inputs and outputs in build/manifest.json (atomically)."""
+    import json
+
+    from ._util import atomic_write_text, sha256_file
+
+    doc = read_manifest(project) or {"version": 1, "steps": {}}
+    entry = {"inputs": step_inputs(project, step),
+             "outputs": {_rel(project, o): sha256_file(o) for o in outputs}}
+    entry.update({k: v for k, v in extra.items() if v is not None})
+    doc["steps"][step] = entry
+    atomic_write_text(project.path(MANIFEST), json.dumps(doc, indent=1, sort_keys=True) + "\n")
+
+
+def stale_reason(project, step: str) -> str | None:
+    """Why ``step``'s outputs in build/ do not follow from the current inputs (None: fresh)."""
+    from ._util import sha256_file
+
+    default = {"harmonise": project.harmonise_config.output, "weight": WEIGHTED_OUTPUT}[step]
+    if not project.path(default).exists():
+        return f"{default} is missing"
+    entry = read_manifest(project).get("steps", {}).get(step)
+    if entry is None:
+        return f"{MANIFEST} has no record of the {step} step"
+    now = step_inputs(project, step)
+    before = entry.get("inputs", {})
+    for k, v in now.items():
+        if before.get(k) != v:
+            if k == "diaspora-survey":
+                return f"made by diaspora-survey {before.get(k)}, this is {v}"
+            return f"{k} {'is new' if k not in before else 'changed'} since the {step} step"
+    for k in before:
+        if k not in now:
+            return f"{k} is no longer an input"
+    for rel, h in entry.get("outputs", {}).items():
+        p = project.path(rel)
+        if not p.exists() or sha256_file(p) != h:
+            return f"{rel} was changed or removed after the {step} step"
+    if step == "weight":
+        used = entry.get("harmonised_from", "")
+        if used and project.path(used).resolve() != project.path(default_harmonised(project)).resolve():
+            return f"weighted from {used}, not the project's harmonised data"
+        if entry.get("targets_from"):
+            return f"weighted with --targets {entry['targets_from']}, not the project's targets"
+    return None
+
+
+def default_harmonised(project) -> str:
+    return project.harmonise_config.output
+
+
+def ensure_weighted(root, *, rebuild: bool = True, command: str = ""):
+    """The project's weighted data, with ``build/`` brought up to date first.
+
+    Returns ``(data, notes)``. With ``rebuild`` (the default) a missing or stale
+    harmonised or weighted file (see :func:`stale_reason`) is made again by the harmonise
+    and weight steps, written to build/ and recorded; ``notes`` say what was run and why.
+    Without ``rebuild`` build/weighted.parquet is read as it is: an error if it is missing,
+    a note if it is stale.
+    """
+    from .errors import InputFileError
+    from .project import Project
+
+    project = root if hasattr(root, "harmonise_all") else Project.load(root)
+    path = project.path(WEIGHTED_OUTPUT)
+    notes: list[str] = []
+    if not rebuild:
+        if not path.exists():
+            raise InputFileError("no weighted data", code="compare.no_data", where=str(path),
+                                 hint="run `diaspora-survey weight` first (it writes "
+                                      "build/weighted.parquet), or leave out --no-rebuild")
+        why = stale_reason(project, "weight")
+        if why:
+            notes.append(f"build/ may be out of date ({why}); used as it is (--no-rebuild)")
+    elif path.exists() and "weight" not in read_manifest(project).get("steps", {}):
+        # made by hand or by an older version: nothing tells whether it is up to date
+        notes.append(f"{WEIGHTED_OUTPUT} has no record in {MANIFEST} (made by hand or by an "
+                     "older version): used as it is; delete it to have it made again")
+    else:
+        why_h = stale_reason(project, "harmonise")
+        why_w = stale_reason(project, "weight")
+        if (why_h or why_w) and not project.waves:
+            from .errors import ProjectError
+
+            raise ProjectError(f"no weighted data ({why_w or why_h}) and the project has no "
+                               "waves to make it from", code="project.no_waves",
+                               where=str(project.file),
+                               hint="add a [[waves]] block (id, file, codebook), or pass the "
+                                    "weighted data with --data FILE")
+        if why_h or why_w:
+            pipe = Pipeline(project.root, command=command)
+            if why_h:
+                pipe.run_step("harmonise", pipe.harmonise)
+                notes.append(f"ran harmonise: {why_h}")
+            else:
+                pipe.data = _read_parquet(project.path(project.harmonise_config.output))
+                pipe._from_build = True
+            pipe.run_step("weight", pipe.weight)
+            notes.append(f"ran weight: {why_w or 'the harmonised data were made again'}")
+            return pipe.data, notes
+    return _read_parquet(path), notes
+
+
+def _read_parquet(path: Path):
+    import pandas as pd
+
+    from .errors import InputFileError
+
+    try:
+        return pd.read_parquet(path)
+    except Exception as e:  # pyarrow raises several kinds
+        raise InputFileError(f"cannot read parquet: {e}", code="input.unreadable", where=str(path),
+                             hint="delete it and run the command again (it is made anew)") from None
 
 
 class Pipeline:
@@ -84,6 +258,7 @@ class Pipeline:
         self.panel_analysis = None    # survey.longitudinal.PanelAnalysis when [panel] is declared
         self._panel_done = False
         self.results: list[StepResult] = []
+        self._from_build = False      # data read from the project's harmonised parquet
 
     # ---- steps ------------------------------------------------------------------------
     def run_step(self, name: str, fn: Callable[[], Any]) -> StepResult:
@@ -111,6 +286,7 @@ class Pipeline:
         excl = h.exclusions.copy()
         excl["wave"] = excl["wave"].astype("string")
         write_parquet(h.data, out, (excl, excl_path))   # both renamed once both are written
+        record_step(self.project, "harmonise", [out, excl_path])
         return [out, excl_path]
 
     def weight(self, *, write: bool = True) -> list[Path]:
@@ -124,7 +300,9 @@ class Pipeline:
         self.weighting_info = {"method": res.method, "targets": list(res.targets)}
         if not write:
             return []
-        return list(write_outputs(self.project, res))
+        harmonised = self.project.harmonise_config.output if any(
+            r.name == "harmonise" and r.outputs for r in self.results) or self._from_build else ""
+        return list(write_outputs(self.project, res, harmonised_from=harmonised))
 
     def panel(self, *, write: bool = True) -> list[Path]:
         """Link the panel of ``[panel]`` (if any) with the weight step's baseline weights and run

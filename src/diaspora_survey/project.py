@@ -29,10 +29,16 @@ class _Strict(BaseModel):
 
 
 class ProjectInfo(_Strict):
+    """``sample``: what the respondents are, in the report's titles and legends ("Emigrant
+    sample", "ESS respondents"); ``sample_design``: how they were sampled, for the methods
+    text ("online non-probability sample"); both neutral by default."""
+
     title: str = "Untitled survey project"
     synthetic: bool = False
     description: str | None = None
     allow_outside: bool = False   # true: paths of the project file may point outside its folder
+    sample: str = "Sample"
+    sample_design: str | None = None
 
 
 class WaveConfig(_Strict):
@@ -98,7 +104,7 @@ class WeightingConfig(_Strict):
     targets: str = "codebooks/targets.yaml"
     margins: dict[str, Any] | None = None       # inline targets ([weighting.margins]) instead of a file
     totals: dict[str, Any] | None = None        # with margins: numeric calibration targets ([weighting.totals])
-    method: Literal["rake", "poststratify", "calibrate"] = "rake"
+    method: Literal["rake", "poststratify", "calibrate", "none"] = "rake"
     calibration: Literal["linear", "raking", "logit"] | None = None
     bounds: list[float] | None = None            # on g = new / base weight (rake, calibrate)
     base_weight: str | None = None
@@ -113,13 +119,16 @@ class WeightingConfig(_Strict):
 
 
 class ReferenceConfig(_Strict):
-    """``[reference]``: population, project tables, the frame, and fieldwork matching:
-    ``year`` (fieldwork year when the data have neither interview dates nor date-like wave
-    ids; 0 = none), ``max_year_gap`` (a table further from fieldwork gets a caveat and
-    makes claims inconclusive), ``accept`` (``year_gap``, ``universe``: gaps the project
-    explicitly accepts — the caveat stays, claims keep their verdict)."""
+    """``[reference]``: population, its ``label`` (the population's name in titles and
+    legends; default: the reference population's own title, e.g. "Russian Federation, general
+    population"), project tables, the frame, and fieldwork matching: ``year`` (fieldwork year
+    when the data have neither interview dates nor date-like wave ids; 0 = none),
+    ``max_year_gap`` (a table further from fieldwork gets a caveat and makes claims
+    inconclusive), ``accept`` (``year_gap``, ``universe``: gaps the project explicitly accepts —
+    the caveat stays, claims keep their verdict)."""
 
     population: str = "russia"
+    label: str | None = None
     tables: list[str] = Field(default_factory=list)
     min_age: int = 18
     max_age: int = 0
@@ -619,6 +628,8 @@ TEMPLATE = '''\
 title = "{title}"
 synthetic = false            # true if the data are synthetic; every report then says so
 # allow_outside = true       # let paths below (or symlinks in raw/) point outside this folder
+# sample = "Emigrant sample"  # the respondents, in the report's titles and legends (default "Sample")
+# sample_design = "online non-probability sample"   # for the methods text (default: not stated)
 
 # One [[waves]] block per survey wave. `id` becomes the value of the `wave` column.
 # Put the raw file into raw/ and write a codebook draft with
@@ -637,7 +648,7 @@ strict = false               # true: unmapped codes are errors instead of report
 
 [weighting]
 targets = "codebooks/targets.yaml"
-method = "rake"              # rake | poststratify | calibrate
+method = "rake"              # rake | poststratify | calibrate | none (design weights as they are)
 pooling = "proportional"     # proportional | equal
 trim_upper = 5.0             # relative to the mean weight; optional
 trim_lower = 0.2             # optional
@@ -656,6 +667,7 @@ tolerance = 1e-8
 
 [reference]
 population = "russia"
+# label = "Russian population"   # its name in titles and legends (default: the reference's title)
 tables = []                  # your reference tables (CSV/YAML)
 min_age = 18
 max_age = 0                  # 0 = no upper limit

@@ -89,8 +89,8 @@ def _check_example_report(project: Path, data: bytes) -> None:
                   "Education: by country of residence", "Entrepreneurship: all respondents",
                   "Entrepreneurship: by wave", "Entrepreneurship: by country of residence",
                   "Age-standardised comparisons", "Goodness of fit", "Claims and verdicts",
-                  "Age structure: emigrant sample vs Russian population",
-                  "Education: emigrant sample vs Russian population",
+                  "Age structure: Emigrant sample vs Russian population",
+                  "Education: Emigrant sample vs Russian population",
                   "Distribution of the weights", "Methods", "Reference sources",
                   "Provenance"):
         assert title in text, title

@@ -328,9 +328,12 @@ def project_dir(tmp_path):
 
 def test_cli_compare_without_weighted_data(project_dir, capsys):
     from diaspora_survey.cli import main
-    assert main(["compare", "--project", str(project_dir)]) == 2
+    assert main(["compare", "--project", str(project_dir), "--no-rebuild"]) == 2
     err = capsys.readouterr().err
     assert "weighted.parquet" in err and "diaspora-survey weight" in err
+    # without --no-rebuild the earlier steps run, and the first one that cannot says why
+    assert main(["compare", "--project", str(project_dir)]) == 2
+    assert "no waves" in capsys.readouterr().err
 
 
 def test_cli_compare_json_csv_table(project_dir, capsys):
@@ -580,7 +583,7 @@ def test_rich_output_says_what_is_not_available(project_dir, capsys, monkeypatch
     assert main(["compare", "--project", str(project_dir), "--by", "wave"]) == 0
     out = capsys.readouterr().out
     assert "n/a *" in out and "Not available" in out and "entrepreneurs_employed (indirect)" in out
-    assert "X²=" in out and "[reference] tables" in out and "Universe: employment_status_lfs_" in out
+    assert "X² = " in out and "[reference] tables" in out and "Universe: employment_status_lfs_" in out
     assert "fieldwork year unknown" in out        # no dates: the caveat is in the table
 
 
@@ -674,3 +677,29 @@ def test_by_group_on_domain_views_equals_subsets_and_replicates_work():
                   indicators=["mean_age", "higher_education"], standardise=None)
     np.testing.assert_allclose(rr[rr.group == "w1"]["se"].to_numpy(float), sub["se"].to_numpy(float),
                                rtol=1e-12)
+
+
+@pytest.mark.parametrize("min_age,max_age", [(30, None), (25, 54)])
+def test_every_row_applies_the_frame_or_says_why_not(min_age, max_age):
+    """Issue 15, item 8: with a frame other than 18+ every row — crude, standardised,
+    tests — is restricted to it, or its note says why not."""
+    df = _population_sample(1500, seed=11)
+    d = SurveyDesign(df, weights="w", strata="wave")
+    r = compare(d, "russia", min_age=min_age, max_age=max_age, by="wave")
+    txt = f"ages {min_age}+" if max_age is None else f"ages {min_age}-{max_age}"
+    assert (r["frame"] == txt).all()
+    in_frame = ((df.age >= min_age) & ((df.age <= max_age) if max_age else True)).sum()
+    said = ("not the frame", "outside the frame", "not possible", f"{txt} structure",
+            "cannot standardise")
+    for rec in r.to_dict("records"):
+        restricted = f"restricted to {txt}" in (rec["universe"] or "")
+        if rec["indicator"] == "higher_education_by_age":        # a band inside the frame
+            lo, hi = ds.reference.parse_age_band(rec["category"])
+            restricted |= lo >= min_age and hi is not None and (max_age is None or hi <= max_age)
+        assert restricted or any(s in (rec["note"] or "") for s in said), (rec["indicator"], rec["category"], rec["adjustment"], rec["universe"], rec["note"])
+        if rec["by"] == "" and rec["indicator"] == "mean_age":
+            assert rec["n"] == in_frame
+    direct = r[r["adjustment"].str.startswith("direct")]
+    said_direct = direct["note"].map(lambda x: f"{txt} structure" in x or "cannot standardise" in x)
+    assert len(direct) and said_direct.all()
+    assert direct["note"].map(lambda x: f"{txt} structure" in x).any()

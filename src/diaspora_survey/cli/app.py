@@ -146,6 +146,8 @@ class _ChildExit(Exception):
 def _child_status(err: BaseException) -> int:
     if isinstance(err, _ChildExit):
         return err.code
+    if isinstance(err, SystemExit):      # e.g. rich on a closed pipe (`... | head`)
+        return err.code if isinstance(err.code, int) else 1
     import traceback
 
     traceback.print_exception(err)

@@ -16,13 +16,55 @@ from typing import List, Optional
 import typer
 
 
-def _fmt(v, digits=3) -> str:
-    if v is None or (isinstance(v, float) and v != v):
-        return ""
-    if isinstance(v, float):
-        return f"{v:.{digits}g}" if abs(v) < 1e-3 and v != 0 else f"{v:,.{digits}f}".rstrip("0").rstrip(".") \
-            if abs(v) < 1000 else f"{v:,.0f}"
-    return str(v)
+COLUMNS = [("indicator", "indicator", "left"), ("category", "category", "left"),
+           ("adjustment", "adjustment", "left"), ("estimate", "estimate (95% CI)", "right"),
+           ("population", "population", "right"), ("difference", "difference (95% CI)", "right"),
+           ("ratio", "ratio (95% CI)", "right"), ("p", "p", "right"), ("n", "n", "right"),
+           ("reference", "reference (year)", "left"), ("confidence", "source quality", "left"),
+           ("caveat", "caveat", "left")]
+
+
+def comparison_cells(part, missing: dict, marks: dict | None = None) -> list[dict]:
+    """The comparison rows as display strings: shares in %, their differences in percentage
+    points, ages in years (1 decimal); an empty category is marked, not shown as 0 ± 0; the
+    reference table and year, and a mark (†1 …, from ``marks``: caveat text -> mark) for a caveat."""
+    marks = {} if marks is None else marks
+    from ._console import fmt_num, fmt_p
+
+    rows = []
+    for rec in part.to_dict("records"):
+        years = rec["indicator"] in ("mean_age", "median_age")
+        k = 1.0 if years else 100.0
+
+        def est_ci(v, lo, hi, scale=k, d=1):
+            s = fmt_num(None if v is None else v * scale, d)
+            a, b = fmt_num(None if lo is None else lo * scale, d), fmt_num(None if hi is None else hi * scale, d)
+            return f"{s} [{a}, {b}]" if s and a and b else s
+
+        cells = {"indicator": rec["indicator"], "category": rec["category"],
+                 "adjustment": rec["adjustment"], "n": fmt_num(rec["n"], 0),
+                 "confidence": rec.get("confidence") or "", "p": fmt_p(rec.get("p_value")),
+                 "reference": (f"{rec['reference_table']} ({int(rec['year'])})"
+                               if rec.get("reference_table") and rec.get("year") == rec.get("year") else ""),
+                 "caveat": (marks.setdefault(rec["caveat"], f"†{len(marks) + 1}")
+                            if rec.get("caveat") else "")}
+        if rec["adjustment"] == "rao-scott":
+            cells["estimate"] = f"X² = {fmt_num(rec.get('statistic'), 1)}"
+        elif rec["estimate"] == 0 and rec.get("se") == 0:
+            cells["estimate"] = "— (no respondents)"
+            cells["population"] = fmt_num(rec["population"] * k, 1)
+        else:
+            cells["estimate"] = est_ci(rec["estimate"], rec["ci_low"], rec["ci_high"])
+            cells["population"] = fmt_num(rec["population"] * k, 1) if rec["population"] == rec["population"] else ""
+            cells["difference"] = est_ci(rec.get("difference"), rec.get("difference_ci_low"),
+                                         rec.get("difference_ci_high"))
+            cells["ratio"] = est_ci(rec.get("ratio"), rec.get("ratio_ci_low"), rec.get("ratio_ci_high"),
+                                    scale=1.0, d=2)
+        if rec["adjustment"] != "rao-scott" and rec["population"] != rec["population"]:
+            cells["population"] = "n/a *"      # a gap: no number is invented
+            missing.setdefault((rec["indicator"], rec["adjustment"]), rec["note"])
+        rows.append(cells)
+    return rows
 
 
 def register(app: typer.Typer) -> None:
@@ -45,6 +87,14 @@ def register(app: typer.Typer) -> None:
         list_indicators: bool = typer.Option(False, "--list-indicators",
                                              help="List the indicators (built-in and the project's) and exit."),
         project: Path = typer.Option(Path("."), "--project", "-p", help="Project folder."),
+        no_rebuild: bool = typer.Option(False, "--no-rebuild",
+                                        help="Use build/weighted.parquet as it is; do not run the "
+                                             "harmonise and weight steps when build/ is missing or "
+                                             "out of date."),
+        quiet: bool = typer.Option(False, "--quiet", "-q",
+                                   help="Only the claims and their verdicts (no comparison tables)."),
+        layout: str = typer.Option("auto", "--layout",
+                                   help="auto (a table when it fits, else one block per row), wide or long."),
     ) -> None:
         """Differences, ratios, age-standardised comparisons, goodness-of-fit tests and claims
         against the general population (design-based, as R survey)."""
@@ -75,13 +125,26 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"{i.name:24s} {i.variable:18s} {i.estimator:12s} standard={i.standard:10s} "
                            f"tables={','.join(i.table_kinds)}  {'' if i.builtin else '(project)'}")
             return
-        path = data if data is not None else proj.path("build/weighted.parquet")
-        if not path.exists():
-            raise InputFileError("no weighted data", code="compare.no_data", where=str(path),
-                                 hint="run `diaspora-survey weight` first (it writes build/weighted.parquet)")
-        from .._files import read_parquet_input
+        build_notes: list[str] = []
+        if data is not None:
+            path = data
+            if not path.exists():
+                raise InputFileError("file not found", code="compare.no_data", where=str(path),
+                                     hint="check the path, or leave out --data to use the project's "
+                                          "build/weighted.parquet")
+            from .._files import read_parquet_input
 
-        df = read_parquet_input(path, hint="re-run `diaspora-survey weight`")
+            df = read_parquet_input(path, hint="is it a complete parquet file?")
+        else:
+            from ..pipeline import ensure_weighted
+
+            path = proj.path("build/weighted.parquet")
+            df, build_notes = ensure_weighted(proj, rebuild=not no_rebuild,
+                                              command="diaspora-survey compare")
+            for n in build_notes:      # on stderr: --json / --csv output stays clean
+                from ._console import console as _c
+
+                _c(stderr=True).print(f"note: {n}", markup=False)
         byv = [x.strip() for v in (by if by is not None else proj.compare.by) for x in v.split(",") if x.strip()]
         for b in byv:
             if b not in df.columns:
@@ -115,70 +178,63 @@ def register(app: typer.Typer) -> None:
                    json.loads(verdicts.to_json(orient="records", force_ascii=False, double_precision=15))}
             typer.echo(json.dumps(out, ensure_ascii=False, indent=1))
             return
-        from ._console import console as make_console
+        from ._console import console as make_console, fmt_num, print_table
         from rich.markup import escape
-        from rich.table import Table
 
         console = make_console(soft_wrap=False)
-        show = ["group", "indicator", "category", "adjustment", "estimate", "ci",
-                "population", "difference", "ratio", "ratio_ci", "p_value",
-                "n", "reference", "caveat"]
-        res = res.assign(
-            ci=[f"{_fmt(a)}–{_fmt(b)}" if a == a else "" for a, b in zip(res["ci_low"], res["ci_high"])],
-            ratio_ci=[f"{_fmt(a)}–{_fmt(b)}" if a == a else "" for a, b in
-                      zip(res["ratio_ci_low"], res["ratio_ci_high"])])
-        res = res.assign(reference=[f"{t} ({int(y)})" if t and y == y else "" for t, y in
-                                    zip(res["reference_table"], res["year"])])
         missing: dict[tuple, str] = {}    # (indicator, adjustment) -> why no population value
         marks: dict[str, str] = {}        # caveat text -> its mark (†1, †2 ...) in the tables
-        for (gb, g), part in res.groupby(["by", "group"], sort=False):
-            t = Table(title=f"{'All respondents' if not gb else f'{gb} = {g}'} vs {res.attrs.get('reference')} "
-                            f"({res.attrs.get('frame', {}).get('text', '')})")
-            for c in show[1:]:
-                t.add_column(c.replace("_", " "), justify="right" if c not in
-                             ("indicator", "category", "adjustment", "reference", "caveat")
-                             else "left", overflow="fold")
-            for rec in part[show[1:] + ["statistic", "note"]].to_dict("records"):
-                cells = {c: _fmt(rec[c]) for c in show[1:]}
-                if rec["caveat"]:
-                    cells["caveat"] = marks.setdefault(rec["caveat"], f"†{len(marks) + 1}")
-                if rec["adjustment"] == "rao-scott":
-                    cells["estimate"] = f"X²={_fmt(rec['statistic'])}"
-                elif rec["population"] != rec["population"]:      # NaN: a gap, no number
-                    cells["population"] = "n/a *"
-                    missing.setdefault((rec["indicator"], rec["adjustment"]), rec["note"])
-                t.add_row(*[escape(cells[c]) for c in show[1:]])
-            console.print(t)
-        if marks:
+        from ..report.collect import wording
+
+        population = wording(proj)[1] if reference is None else reference
+        if not quiet:
+            for (gb, g), part in res.groupby(["by", "group"], sort=False):
+                title = (f"{'All respondents' if not gb else f'{gb} = {g}'} vs {population} "
+                         f"({res.attrs.get('frame', {}).get('text', '')})")
+                rows = comparison_cells(part, missing, marks)
+                print_table(console, rows, COLUMNS, title=title, layout=layout, keys=3)
+            console.print("Shares in %, their differences in percentage points, ages in years; "
+                          "95% confidence intervals (shares: logit intervals).", markup=False)
+        if marks and not quiet:
             console.print("[bold]Caveats[/bold] (beside every figure they concern; claims resting on a "
                           "comparison beyond the year gap or the universe are inconclusive)")
             for text, mk in marks.items():
                 console.print(f"  {mk} {escape(text)}")
-        printed = set(marks.values())
-        if missing:
+        printed = set(marks.values()) if not quiet else set()
+        if missing and not quiet:
             console.print("[bold]* Not available[/bold] (no population figure; nothing is invented)")
             for (ind, adj), why in missing.items():
                 console.print(f"  - {ind} ({adj}): {escape(why or 'no population figure')}")
         srcs = res[res["source"] != ""][["reference_table", "source", "confidence"]].drop_duplicates()
-        console.print("[bold]Population sources[/bold]")
-        for r in srcs.itertuples(index=False):
-            console.print(f"  {r.reference_table} \\[{r.confidence}]: {escape(r.source)}")
-        console.print("[bold]Notes[/bold]")
-        for n in notes:
-            console.print(f"  - {escape(n)}")
+        if not quiet:
+            console.print("[bold]Population sources[/bold]")
+            for r in srcs.itertuples(index=False):
+                console.print(f"  {r.reference_table} \\[{r.confidence}]: {escape(r.source)}")
+            console.print("[bold]Notes[/bold]")
+            for n in notes:
+                console.print(f"  - {escape(n)}")
         if verdicts is not None and len(verdicts):
-            t = Table(title="Claims")
-            for c in ("claim", "group", "test", "value", "ci_low", "ci_high", "verdict", "reference",
-                      "universe", "standard", "caveat"):
-                t.add_column(c.replace("_", " "), overflow="fold")
-            for r in verdicts.itertuples(index=False):
-                ref = f"{r.reference_table} ({int(r.year)})" if r.reference_table and r.year == r.year else ""
-                cav = marks.setdefault(r.caveat, f"†{len(marks) + 1}") if r.caveat else ""
-                uni = r.frame if "restricted to" in r.universe or not r.universe else \
-                    f"{r.frame}; population: {r.universe}"
-                t.add_row(*[escape(str(x)) for x in (r.claim, r.group, r.test, _fmt(r.value), _fmt(r.ci_low),
-                          _fmt(r.ci_high), r.verdict, ref, uni, r.standard, cav)])
-            console.print(t)
+            rows = []
+            for r in verdicts.to_dict("records"):
+                d = 2 if r["metric"] == "ratio" else 1 if r["indicator"] in ("mean_age", "median_age") else 3
+                lo, hi = fmt_num(r["ci_low"], d), fmt_num(r["ci_high"], d)
+                ref = (f"{r['reference_table']} ({int(r['year'])})"
+                       if r.get("reference_table") and r.get("year") == r.get("year") else "")
+                uni = r.get("frame") or ""
+                if r.get("universe") and "restricted to" not in r["universe"]:
+                    uni = f"{uni}; population: {r['universe']}"
+                rows.append({"claim": r["claim"], "group": str(r["group"] or "all"), "test": r["test"],
+                             "value": fmt_num(r["value"], d),
+                             "ci": f"{lo} to {hi}" if lo and hi else "", "verdict": r["verdict"],
+                             "reference": ref, "universe": uni, "standard": r.get("standard") or "",
+                             "caveat": marks.setdefault(r["caveat"], f"†{len(marks) + 1}")
+                             if r.get("caveat") else ""})
+            print_table(console, rows, [("claim", "claim", "left"), ("group", "group", "left"),
+                                        ("test", "test", "left"), ("value", "value", "right"),
+                                        ("ci", "95% CI", "right"), ("verdict", "verdict", "left"),
+                                        ("reference", "reference", "left"), ("universe", "universe", "left"),
+                                        ("standard", "standard", "left"), ("caveat", "caveat", "left")],
+                        title="Claims", layout=layout, keys=2)
             console.print("Claims are tested, not endorsed: see the attribution caveats in the claims file.")
             for text, mk in marks.items():
                 if mk not in printed:

@@ -47,8 +47,19 @@ def _project_data(project: Path):
                              hint="pass a data file: diaspora-survey estimate data.parquet --mean age, "
                                   "or run inside a project (--project DIR) after `diaspora-survey harmonise`")
     proj = Project.load(project)
-    for p in (proj.path("build/weighted.parquet"), proj.path(proj.harmonise_config.output)):
+    from ..pipeline import read_manifest, stale_reason
+
+    recorded = read_manifest(proj).get("steps", {})
+    for step, p in (("weight", proj.path("build/weighted.parquet")),
+                    ("harmonise", proj.path(proj.harmonise_config.output))):
         if p.exists():
+            why = stale_reason(proj, step) if step in recorded else None
+            if why:     # said, not silently used (compare and report would make it again)
+                from ._console import console as _c
+
+                _c(stderr=True).print(f"note: {p.name} may be out of date ({why}); "
+                                      "`diaspora-survey compare` or `weight` makes it again",
+                                      markup=False)
             return _read_parquet(p), p
     return proj.harmonised(), Path(str(proj.root)) / "(waves harmonised now)"
 
@@ -97,6 +108,70 @@ def _read(data: Optional[Path], project: Path, categorical: set[str]):
     return _from_wave(read_wave(data), categorical), data
 
 
+def _proportion_intervals(res, method: str, level: float):
+    """Logit intervals for the proportion rows (``ci_method`` column says which):
+    expit(logit(p) ± t·se / (p(1 − p))), t with the row's df — R's
+    ``svyciprop(method = "logit")``; a level without respondents (p = 0, se = 0) gets no
+    interval. ``method="mean"`` keeps the Wald interval of svymean."""
+    import numpy as np
+    from scipy import stats
+
+    res = res.copy()
+    prop = (res["statistic"] == "proportion").to_numpy()
+    res["ci_method"] = np.where(prop, method if method == "logit" else "mean", "mean")
+    p = res["estimate"].to_numpy(dtype=float)
+    se = res["se"].to_numpy(dtype=float)
+    empty = prop & (p == 0) & (se == 0)
+    if method == "logit" and prop.any():
+        dfv = res["df"].to_numpy(dtype=float) if "df" in res.columns else np.full(len(res), np.inf)
+        t = stats.t.ppf(1 - (1 - level) / 2, dfv)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mid = np.log(p / (1 - p))
+            half = t * se / (p * (1 - p))
+            lo = 1 / (1 + np.exp(-(mid - half)))
+            hi = 1 / (1 + np.exp(-(mid + half)))
+        ok = prop & (p > 0) & (p < 1)
+        res.loc[ok, "ci_low"] = lo[ok]
+        res.loc[ok, "ci_high"] = hi[ok]
+    res.loc[empty, ["ci_low", "ci_high"]] = np.nan
+    res["empty"] = empty
+    return res
+
+
+def print_estimates(console, res, lead: list[str], *, title: str, layout: str = "auto") -> None:
+    """The estimates as a table (see :func:`._console.print_table`): per statistic and
+    variable the estimate's digits, the CI as "low to high", empty levels marked."""
+    from ._console import decimals_for, fmt_num, print_table
+
+    rows = []
+    groups = res.groupby(["statistic", "variable"], sort=False).groups
+    dec = {}
+    for key, idx in groups.items():
+        d = decimals_for(res.loc[idx, "estimate"].tolist())
+        dec[key] = 3 if key[0] == "proportion" else d
+    extra = [c for c in ("deff", "df") if c in res.columns and (c != "df" or res["df"].nunique() > 1)]
+    for rec in res.to_dict("records"):
+        d = dec[(rec["statistic"], rec["variable"])]
+        r = {c: "" if rec.get(c) is None or rec.get(c) != rec.get(c) else str(rec[c]) for c in lead}
+        if rec.get("empty"):
+            r.update(estimate="— (no respondents)", se="", ci="", n=fmt_num(rec.get("n"), 0),
+                     cv="")
+        else:
+            lo, hi = fmt_num(rec.get("ci_low"), d), fmt_num(rec.get("ci_high"), d)
+            r.update(estimate=fmt_num(rec.get("estimate"), d), se=fmt_num(rec.get("se"), d + 1),
+                     ci=f"{lo} to {hi}" if lo and hi else "", n=fmt_num(rec.get("n"), 0),
+                     cv=fmt_num(rec.get("cv"), 3))
+        for c in extra:
+            r[c] = fmt_num(rec.get(c), 2 if c == "deff" else 0)
+        rows.append(r)
+    level = "95%"
+    cols = [(c, c.replace("_", " "), "left") for c in lead]
+    cols += [("estimate", "estimate", "right"), ("se", "SE", "right"),
+             ("ci", f"{level} CI", "right"), ("n", "n", "right"), ("cv", "CV", "right")]
+    cols += [(c, c, "right") for c in extra]
+    print_table(console, rows, cols, title=title, layout=layout, keys=len(lead))
+
+
 def register(app: typer.Typer) -> None:
     @app.command("estimate")
     def estimate_cmd(
@@ -124,9 +199,14 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print JSON records."),
         as_csv: bool = typer.Option(False, "--csv", help="Print CSV."),
         project: Path = typer.Option(Path("."), "--project", "-p", help="Project folder (when DATA is omitted)."),
+        prop_ci: str = typer.Option("logit", "--prop-ci",
+                                    help="Intervals of proportions: logit (default, as the report; "
+                                         "R svyciprop method='logit') or mean (Wald, R confint(svymean))."),
+        layout: str = typer.Option("auto", "--layout",
+                                   help="auto (a table when it fits, else one block per row), wide or long."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the table (no notes)."),
     ) -> None:
         """Design-based estimates with SEs and confidence intervals (Taylor linearisation, as R survey)."""
-        import numpy as np
         import pandas as pd
 
         from ..survey.design import SurveyDesign
@@ -134,6 +214,8 @@ def register(app: typer.Typer) -> None:
 
         if as_json and as_csv:
             raise EstimationError("choose one of --json and --csv", code="cli.conflicting_options")
+        if prop_ci not in ("logit", "mean"):
+            raise EstimationError(f"--prop-ci {prop_ci!r} is not logit or mean", code="cli.bad_option")
         means, totals, props = _split(mean), _split(total), _split(proportion)
         if not (means or totals or props):
             raise EstimationError("nothing to estimate", code="cli.nothing_to_do",
@@ -165,6 +247,7 @@ def register(app: typer.Typer) -> None:
             notes.insert(0, "no --weights given: every row has weight 1 (unweighted estimates)"
                             + ("; `diaspora-survey weight` makes the project's weights" if data is None else ""))
         res = pd.concat(parts, ignore_index=True)
+        res = _proportion_intervals(res, prop_ci, level)
         lead = ["statistic"] + (byv or []) + ["variable"] + (["level"] if "level" in res.columns else [])
         res = res[lead + [c for c in res.columns if c not in lead]]
         if notes and (as_json or as_csv):
@@ -179,26 +262,15 @@ def register(app: typer.Typer) -> None:
             typer.echo(res.to_csv(index=False), nl=False)
             return
         from ._console import console as make_console
-        from rich.table import Table
 
         console = make_console(soft_wrap=False)
         title = (f"Estimates from {source} ({design.n:,} rows, design df {design.degf}"
                  + ("" if weights else ", unweighted") + ")")
-        table = Table(title=title)
-        shown = [c for c in res.columns if c != "df" or res["df"].nunique() > 1]
-        for c in shown:
-            table.add_column(str(c), justify="right" if pd.api.types.is_numeric_dtype(res[c]) else "left",
-                             no_wrap=True)
-
-        def fmt(x):
-            if x is None or (isinstance(x, float) and np.isnan(x)):
-                return ""
-            if isinstance(x, (float, np.floating)):
-                return f"{x:,.6g}"
-            return str(x)
-
-        for row in res[shown].itertuples(index=False):
-            table.add_row(*[fmt(x) for x in row])
-        console.print(table)
-        for msg in ([note] if note else []) + notes:
+        print_estimates(console, res, lead, title=title, layout=layout)
+        if (res["statistic"] == "proportion").any():
+            notes.append("proportions: " + ("logit intervals (R svyciprop(method = \"logit\"))"
+                                            if prop_ci == "logit" else
+                                            "Wald intervals of the mean (R confint(svymean()))")
+                         + "; —: a level without respondents")
+        for msg in ([] if quiet else ([note] if note else []) + notes):
             console.print(msg, markup=False)

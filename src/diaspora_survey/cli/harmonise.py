@@ -7,22 +7,20 @@ from typing import Optional
 import typer
 
 
-def print_summary(result, console) -> None:
+def print_summary(result, console, *, layout: str = "auto") -> None:
     """Table per wave and variable: n, missing, unmapped (and out of range), then the issues."""
     from rich.markup import escape
-    from rich.table import Table
 
-    table = Table(title="Harmonisation summary", show_lines=False)
-    for col, just in (("wave", "left"), ("variable", "left"), ("n", "right"), ("missing", "right"),
-                      ("unmapped", "right"), ("out of range", "right")):
-        table.add_column(col, justify=just)
-    last = None
-    for r in result.summary.itertuples(index=False):
-        table.add_row(str(r.wave) if r.wave != last else "", r.variable, f"{r.n:,}", f"{r.missing:,}",
-                      f"[red]{r.unmapped:,}[/red]" if r.unmapped else "0",
-                      f"[yellow]{r.out_of_range:,}[/yellow]" if r.out_of_range else "0")
-        last = r.wave
-    console.print(table)
+    from ._console import print_table
+
+    rows = [{"wave": str(r.wave), "variable": r.variable, "n": f"{r.n:,}", "missing": f"{r.missing:,}",
+             "unmapped": f"{r.unmapped:,}", "out_of_range": f"{r.out_of_range:,}"}
+            for r in result.summary.itertuples(index=False)]
+    print_table(console, rows, [("wave", "wave", "left"), ("variable", "variable", "left"),
+                                ("n", "n", "right"), ("missing", "missing", "right"),
+                                ("unmapped", "unmapped", "right"),
+                                ("out_of_range", "out of range", "right")],
+                title="Harmonisation summary", layout=layout, keys=2)
     for wid, h in result.waves.items():
         console.print(f"wave {wid}: {len(h.data):,} harmonised, {len(h.exclusions):,} excluded"
                       + escape(f" ({', '.join(f'{k}: {v}' for k, v in h.exclusions['reason'].value_counts().items())})"
@@ -52,6 +50,10 @@ def register(app: typer.Typer) -> None:
         output: Optional[Path] = typer.Option(None, "--output", "-o",
                                               help="Parquet file to write (default: build/harmonised.parquet; "
                                                    "exclusions.parquet is written beside it)."),
+        quiet: bool = typer.Option(False, "--quiet", "-q",
+                                   help="Do not print the summary table and the issues."),
+        layout: str = typer.Option("auto", "--layout",
+                                   help="auto (a table when it fits, else one block per row), wide or long."),
     ) -> None:
         """Harmonise every wave with its codebook; write build/harmonised.parquet and build/exclusions.parquet and print n, missing and unmapped per wave and variable."""
         from ._console import console as make_console
@@ -78,9 +80,14 @@ def register(app: typer.Typer) -> None:
         excl = result.exclusions.copy()
         excl["wave"] = excl["wave"].astype("string")
         write_parquet(result.data, out, (excl, excl_path))
+        from ..pipeline import _is_default, record_step
+
+        if _is_default(proj, out, proj.harmonise_config.output):
+            record_step(proj, "harmonise", [out, excl_path])
         if proj.synthetic:
             console.print("[bold yellow]SYNTHETIC example data[/bold yellow]")
-        print_summary(result, console)
+        if not quiet:
+            print_summary(result, console, layout=layout)
         console.print(f"wrote {_rel(out)} ({len(result.data):,} rows × {result.data.shape[1]} columns) "
                       f"and {_rel(excl_path)} ({len(result.exclusions):,} rows)")
         n_unmapped = result.unmapped

@@ -16,6 +16,10 @@ def register(app: typer.Typer) -> None:
         fmt: Optional[List[str]] = typer.Option(
             None, "--format", "-f", metavar="FORMAT",
             help="pdf, xlsx, csv, md or tex; repeat for several (default: [report] formats)."),
+        quiet: bool = typer.Option(False, "--quiet", "-q",
+                                   help="Only the steps and the report's path (no summary tables)."),
+        layout: str = typer.Option("auto", "--layout",
+                                   help="auto (a table when it fits, else one block per row), wide or long."),
     ) -> None:
         """Run every step of the project file end to end.
 
@@ -66,10 +70,12 @@ def register(app: typer.Typer) -> None:
                 more = f" (+{len(res.outputs) - 3} more)" if len(res.outputs) > 3 else ""
                 console.print(f"[green]✓[/green] {name:<10} {res.seconds:5.1f} s"
                               + (f"  → {outs}{more}" if outs else ""))
+                if quiet:
+                    continue
                 if name == "harmonise":
-                    print_summary(pipe.harmonised, console)
+                    print_summary(pipe.harmonised, console, layout=layout)
                 elif name == "weight":
-                    print_diagnostics(pipe.weighted, console)
+                    print_diagnostics(pipe.weighted, console, layout=layout)
         reports = next((r.outputs for r in pipe.results if r.name == "report"), [])
         console.print(f"Done in {time.perf_counter() - t0:.1f} s.")
         if reports:

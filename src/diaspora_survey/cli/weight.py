@@ -20,19 +20,15 @@ OUTPUT = "build/weighted.parquet"   # pipeline.WEIGHTED_OUTPUT (not imported: --
 INPUT = "build/harmonised.parquet"
 
 
-def print_diagnostics(res, console, *, details: bool = False) -> None:
+def print_diagnostics(res, console, *, details: bool = False, layout: str = "auto") -> None:
     """Per wave: n, Kish n_eff, deff (1 + CV²), weight quantiles, iterations, convergence;
     the worst margin and the largest standardised mean difference; with ``details`` the
     full margin table (before / after / target) and the SMDs of the other covariates."""
-    from rich import box
     from rich.table import Table
 
-    tab = Table(title=f"Weighting by wave ({res.method}; pooled: {res.pooling})", box=box.SIMPLE_HEAD,
-                padding=(0, 1), pad_edge=False)
-    for col in ("wave", "n", "n_eff", "deff", "min", "p1", "median", "p99", "max", "max/min",
-                "iter", "conv"):
-        tab.add_column(col, justify="left" if col == "wave" else "center" if col == "conv" else "right",
-                       no_wrap=True)
+    from ._console import print_table
+
+    diag_rows = []
     worst, smds = [], []
     for wave, r in res.results.items():
         d = r.diagnostics
@@ -49,11 +45,17 @@ def print_diagnostics(res, console, *, details: bool = False) -> None:
             lev = f"={sm.at[k, 'level']}" if sm.at[k, "level"] else ""
             smds.append(f"  {wave}: {sm.at[k, 'covariate']}{lev} {sm.at[k, 'mean_before']:.4g} -> "
                         f"{sm.at[k, 'mean_after']:.4g} (SMD {sm.at[k, 'smd']:+.3f})")
-        tab.add_row(str(wave), f"{int(s['n'])}", f"{s['n_eff']:.0f}", f"{s['kish_deff']:.2f}",
-                    f"{s['min']:.3g}", f"{s['p1']:.3g}", f"{s['median']:.3g}", f"{s['p99']:.3g}",
-                    f"{s['max']:.3g}", f"{s['max_min_ratio']:.1f}",
-                    str(d.iterations), "yes" if d.converged else "[red]NO[/red]")
-    console.print(tab)
+        diag_rows.append({"wave": str(wave), "n": f"{int(s['n']):,}", "n_eff": f"{s['n_eff']:,.0f}",
+                          "deff": f"{s['kish_deff']:.2f}", "min": f"{s['min']:.3g}",
+                          "p1": f"{s['p1']:.3g}", "median": f"{s['median']:.3g}",
+                          "p99": f"{s['p99']:.3g}", "max": f"{s['max']:.3g}",
+                          "max/min": f"{s['max_min_ratio']:.1f}", "iter": str(d.iterations),
+                          "conv": "yes" if d.converged else "NO"})
+    print_table(console, diag_rows,
+                [(c, c, "left" if c == "wave" else "right") for c in
+                 ("wave", "n", "n_eff", "deff", "min", "p1", "median", "p99", "max", "max/min",
+                  "iter", "conv")],
+                title=f"Weighting by wave ({res.method}; pooled: {res.pooling})", layout=layout)
     if worst:
         console.print("[bold]Largest margin difference per wave[/bold] (final weights, after trimming if any)")
         for line in worst:
@@ -99,6 +101,11 @@ def register(app: typer.Typer) -> None:
                                              help=f"Harmonised data (default: {INPUT}; harmonised on the fly if absent)."),
         output: Optional[Path] = typer.Option(None, "--output", "-o", help=f"Output parquet (default: {OUTPUT})."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the diagnostics."),
+        no_rebuild: bool = typer.Option(False, "--no-rebuild",
+                                        help="Use build/harmonised.parquet as it is, even when the raw "
+                                             "files, codebooks or project file changed since."),
+        layout: str = typer.Option("auto", "--layout",
+                                   help="auto (a table when it fits, else one block per row), wide or long."),
         details: bool = typer.Option(False, "--details", "-d",
                                      help="Also print every margin (before/after/target) and the "
                                           "standardised mean differences of the other covariates."),
@@ -116,7 +123,7 @@ def register(app: typer.Typer) -> None:
 
             raise WeightingError("--quiet and --details contradict each other", code="weighting.bad_option")
         proj = Project.load(project)
-        src = input if input is not None else Path(proj.root) / INPUT
+        src = input if input is not None else proj.path(proj.harmonise_config.output)
         if output is not None:           # refused before any work: an input, raw/, a device
             from .._files import guard_output, note_input
 
@@ -127,6 +134,16 @@ def register(app: typer.Typer) -> None:
             from ..pipeline import check_parquet_name
 
             check_parquet_name(output, code="output.cannot_write")
+        console = make_console()
+        harmonised_from = "" if input is None else str(input)
+        if input is None and not no_rebuild:
+            from ..pipeline import stale_reason
+
+            why = stale_reason(proj, "harmonise")
+            if why and src.exists():
+                console.print(f"harmonising again: {why}", markup=False)
+            if why:
+                src = Path("/nonexistent")       # harmonised now, below
         if src.exists():
             from .._files import read_parquet_input
 
@@ -134,17 +151,21 @@ def register(app: typer.Typer) -> None:
         elif input is not None:
             raise InputFileError("file not found", code="input.not_found", where=str(input))
         else:
-            data = proj.harmonised()
+            from ..pipeline import Pipeline
+
+            pipe = Pipeline(proj.root)
+            pipe.harmonise(write=True)       # written and recorded, as `diaspora-survey harmonise`
+            data = pipe.data
         tp = None
         if targets is not None:
             tp = targets if targets.is_absolute() or targets.exists() else Path(proj.root) / targets
         res = weight_project(proj, data, targets=tp)
         from ..pipeline import write_outputs
 
-        paths = write_outputs(proj, res, output)
-        console = make_console()
+        paths = write_outputs(proj, res, output, harmonised_from=harmonised_from,
+                              targets_from=None if tp is None else str(tp))
         if not quiet:
             if getattr(proj, "synthetic", False):
                 console.print("[bold yellow]SYNTHETIC example data[/bold yellow]")
-            print_diagnostics(res, console, details=details)
+            print_diagnostics(res, console, details=details, layout=layout)
         console.print(f"wrote {paths[0]} ({len(res.data)} rows)")

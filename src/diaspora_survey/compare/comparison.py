@@ -179,6 +179,22 @@ def _ci(est: float, se: float, t: float) -> tuple[float, float]:
     return est - t * se, est + t * se
 
 
+_YEAR_INDICATORS = frozenset({"mean_age", "median_age"})
+
+
+def _logit_ci(p: float, se: float, t: float) -> tuple[float, float] | None:
+    """Logit interval of a share, expit(logit(p) ± t·se/(p(1−p))) — R's
+    ``svyciprop(method = "logit")``; never below 0 or above 1. None (Wald) where p is 0 or 1
+    or the se is not positive."""
+    import math
+
+    if not (math.isfinite(p) and math.isfinite(se)) or se <= 0 or not 0 < p < 1:
+        return None
+    mid = math.log(p / (1 - p))
+    half = t * se / (p * (1 - p))
+    return 1 / (1 + math.exp(-(mid - half))), 1 / (1 + math.exp(-(mid + half)))
+
+
 class _Ctx:
     """Everything compare() needs once: design, data columns, frame, reference."""
 
@@ -332,6 +348,8 @@ def _row(ctx: _Ctx, indicator: str, category: str, adjustment: str, est: st.Esti
          n: int, population: float, population_se: float, table, note: str = "",
          universe: str | None = None, ci: tuple | None = None) -> dict:
     se = est.se
+    if ci is None and indicator not in _YEAR_INDICATORS:
+        ci = _logit_ci(est.estimate, se, ctx.t)
     lo, hi = ci if ci is not None else _ci(est.estimate, se, ctx.t)
     r = {"indicator": indicator, "category": category, "adjustment": adjustment,
          "estimate": est.estimate, "se": se, "ci_low": lo, "ci_high": hi,
@@ -929,8 +947,12 @@ def _education_rows(ctx: _Ctx, dom: np.ndarray, wanted, std) -> list[dict]:
             rows.append(_row(ctx, "education_distribution", g[0], "crude",
                              st.Estimate(p[k], Vp[k, k]), n, pshare[k], pse[k], table, note=note,
                              universe=universe))
-        rows.append(_gof_row(ctx, "education_distribution", t, V, pshare, n, table,
-                             universe, [g[0] for g in groups]))
+        gof = _gof_row(ctx, "education_distribution", t, V, pshare, n, table,
+                       universe, [g[0] for g in groups])
+        unote = _table_universe_note(ctx, table)       # the test row says it too
+        if unote:
+            gof["note"] = f"{gof['note']}; {unote}"
+        rows.append(gof)
     y = np.isin(edu, list(schema.HIGHER_EDUCATION))
     hi_codes = frozenset().union(*[g[1] for g in groups if g[1] <= schema.HIGHER_EDUCATION])
     if "higher_education" in wanted:
@@ -1445,9 +1467,15 @@ def project_designs(data: pd.DataFrame):
     from ..survey.design import SurveyDesign
 
     if "weight" not in data.columns and "weight_pooled" not in data.columns:
-        raise EstimationError("the data have no weights (columns 'weight', 'weight_pooled')",
-                              code="compare.no_weights",
-                              hint="run `diaspora-survey weight` first (it writes build/weighted.parquet)")
+        if "weight_base" not in data.columns:
+            raise EstimationError("the data have no weights (columns 'weight', 'weight_pooled' "
+                                  "or the codebook's design weight 'weight_base')",
+                                  code="compare.no_weights",
+                                  hint="run `diaspora-survey weight` first (it writes "
+                                       "build/weighted.parquet), or name the file's weight in "
+                                       "the codebook (design: weight: COLUMN)")
+        # weights from the file (the codebook's design weight), used as they are
+        data = data.assign(weight=data["weight_base"])
     frame, design = _design_columns(data)
     pooled_w = "weight_pooled" if "weight_pooled" in data.columns else "weight"
     within_w = "weight" if "weight" in data.columns else "weight_pooled"

@@ -21,8 +21,8 @@ WIDTH_IN = 6.6           # fits an A4 text column with 2 cm margins
 MAX_HEIGHT_IN = 8.6      # fits an A4 text frame with a title and a caption (2 cm margins)
 MAX_ROWS = 30            # rows of a chart by category; beyond: the largest, the rest named
 _SVG_SALT = "diaspora-survey"
-SAMPLE_LABEL = "Emigrant sample (weighted)"
-POPULATION_LABEL = "Russian population"
+SAMPLE_LABEL = "Sample (weighted)"       # defaults; the report passes the project's wording
+POPULATION_LABEL = "Population"
 
 
 def _style():
@@ -61,7 +61,7 @@ def _palette():
     return sns.color_palette("deep")
 
 
-def age_pyramid(table: DisclosedTable, **_):
+def age_pyramid(table: DisclosedTable, *, population_label: str = POPULATION_LABEL, **_):
     """Sample vs population age structure: men left, women right, as % of adults.
 
     Columns: ``age_group``, ``sex`` (``male``/``female``), ``estimate`` and
@@ -102,14 +102,16 @@ def age_pyramid(table: DisclosedTable, **_):
         ax.set_ylabel("Age group")
         from matplotlib.patches import Patch
 
-        ax.legend(handles=[Patch(color=pal[0], label="Men, sample"),
-                           Patch(color=pal[3], label="Women, sample"),
-                           Patch(fill=False, edgecolor="black", label=POPULATION_LABEL)],
-                  loc="upper left", frameon=True)
+        # below the plot: inside (upper left) it covered the oldest men's bars
+        fig.legend(handles=[Patch(color=pal[0], label="Men, sample"),
+                            Patch(color=pal[3], label="Women, sample"),
+                            Patch(fill=False, edgecolor="black", label=population_label)],
+                   loc="outside lower center", ncol=3, frameon=False)
     return fig
 
 
-def education(table: DisclosedTable, **_):
+def education(table: DisclosedTable, *, sample_label: str = SAMPLE_LABEL,
+              population_label: str = POPULATION_LABEL, **_):
     """Education distribution: sample share with 95 % CI beside the population share.
 
     Columns: ``category`` (label), ``estimate``, ``ci_low``, ``ci_high``, ``population``.
@@ -121,16 +123,16 @@ def education(table: DisclosedTable, **_):
     v = table.values.copy()
     cats = list(dict.fromkeys(v["category"].astype(str)))
     long = pd.concat([
-        pd.DataFrame({"category": v["category"].astype(str), "source": SAMPLE_LABEL,
+        pd.DataFrame({"category": v["category"].astype(str), "source": sample_label,
                       "pct": pd.to_numeric(v["estimate"], errors="coerce") * 100}),
-        pd.DataFrame({"category": v["category"].astype(str), "source": POPULATION_LABEL,
+        pd.DataFrame({"category": v["category"].astype(str), "source": population_label,
                       "pct": pd.to_numeric(v["population"], errors="coerce") * 100}),
     ], ignore_index=True).dropna(subset=["pct"])
     pal = _palette()
     with _style():
         fig, (ax,) = _figure(_rows_height(len(cats), 0.42, 0.9, min_rows=3))
         sns.barplot(data=long, y="category", x="pct", hue="source", order=cats,
-                    hue_order=[SAMPLE_LABEL, POPULATION_LABEL], palette=[pal[0], "0.65"],
+                    hue_order=[sample_label, population_label], palette=[pal[0], "0.65"],
                     orient="h", ax=ax, errorbar=None)
         ok = v.dropna(subset=["estimate", "ci_low", "ci_high"])
         y = np.array([cats.index(c) for c in ok["category"].astype(str)], dtype=float) - 0.2
@@ -140,12 +142,17 @@ def education(table: DisclosedTable, **_):
                     fmt="none", ecolor="black", elinewidth=0.9, capsize=2.5)
         ax.set_xlabel("% of adults (sample: 95 % confidence interval)")
         ax.set_ylabel("")
-        ax.legend(loc="center right", frameon=True, title=None)
+        # below the plot: inside (loc="center right") it covered a bar
+        handles, names = ax.get_legend_handles_labels()
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+        fig.legend(handles, names, loc="outside lower center", ncol=2, frameon=False)
     return fig
 
 
 def entrepreneurship_by_country(table: DisclosedTable, *, population: float | None = None,
-                                population_label: str = POPULATION_LABEL, **_):
+                                population_label: str = POPULATION_LABEL,
+                                sample_label: str = SAMPLE_LABEL, **_):
     """Share of entrepreneurs by country of residence with 95 % CIs, and the population
     share as a reference line. Columns: ``country``, ``estimate``, ``ci_low``, ``ci_high``."""
     import numpy as np
@@ -167,7 +174,7 @@ def entrepreneurship_by_country(table: DisclosedTable, *, population: float | No
         hi = v["ci_high"].astype(float).to_numpy() * 100
         ax.hlines(y, lo, hi, color=pal[0], linewidth=1.6)
         sns.scatterplot(x=v["pct"].to_numpy(), y=y, ax=ax, color=pal[0], s=28, zorder=3,
-                        label=SAMPLE_LABEL + ", 95 % CI")
+                        label=sample_label + ", 95 % CI")
         if population is not None:
             ax.axvline(population * 100, color=pal[3], linestyle="--", linewidth=1.1,
                        label=population_label)
@@ -274,11 +281,84 @@ def returns_by_region(table: DisclosedTable, *, overall: float | None = None, **
         if ax.get_legend() is not None:
             ax.get_legend().remove()
         fig.legend(handles, names, loc="outside lower center", ncol=2, frameon=False)
+VERDICT_COLOURS = {"supported": "#1a7f37", "not supported": "#b00020",
+                   "inconclusive": "#6e7781", "not evaluable": "#bbbbbb", "": "#1f4e79"}
+
+
+def forest(table: DisclosedTable, **_):
+    """Forest plot: one panel per claim (or indicator), one row per group (All, then the
+    waves), the value with its 95 % interval, the panel's threshold as a dashed line;
+    points coloured by verdict. Columns: ``panel, title, group, value, ci_low, ci_high,
+    ref, verdict, xlabel`` (display units)."""
+    import textwrap
+
+    import numpy as np
+    from matplotlib.lines import Line2D
+
+    v = table.values
+    panels = list(dict.fromkeys(v["panel"].astype(str)))
+    if not panels:
+        raise ReportError("nothing to draw in the forest plot", code="report.chart_empty",
+                          where=table.id)
+    groups = list(dict.fromkeys(v["group"].astype(str)))
+    groups = (["All"] if "All" in groups else []) + [g for g in groups if g != "All"]
+    ncols = 1 if len(panels) <= 3 else 2          # two columns: the plot fits page 2
+    nrows = -(-len(panels) // ncols)
+    row_h = 0.14 * len(groups) + 0.72
+    with _style():
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(WIDTH_IN, min(0.45 + row_h * nrows, 9.2)), dpi=DPI,
+                     layout="constrained")
+        grid = fig.subplots(nrows, ncols, squeeze=False)
+        axes = [grid[i // ncols, i % ncols] for i in range(len(panels))]
+        for ax in grid.ravel()[len(panels):]:
+            ax.set_visible(False)
+        for ax, pid in zip(axes, panels):
+            g = v[v["panel"].astype(str) == pid]
+            first = g.iloc[0]
+            y = {name: i for i, name in enumerate(groups[::-1])}
+            val = g["value"].to_numpy(float)
+            lo = g["ci_low"].to_numpy(float)
+            hi = g["ci_high"].to_numpy(float)
+            ys = np.array([y[str(x)] for x in g["group"]], dtype=float)
+            cols = [VERDICT_COLOURS.get(str(x), "#1f4e79") for x in g["verdict"]]
+            ok = np.isfinite(lo) & np.isfinite(hi)
+            for yi, a, b, c in zip(ys[ok], lo[ok], hi[ok], np.array(cols, dtype=object)[ok]):
+                ax.plot([a, b], [yi, yi], color=c, linewidth=1.6, solid_capstyle="butt")
+            fin = np.isfinite(val)
+            ax.scatter(val[fin], ys[fin], c=np.array(cols, dtype=object)[fin].tolist(), s=18,
+                       zorder=3)
+            ref = float(first["ref"]) if first["ref"] == first["ref"] else None
+            if ref is not None:
+                ax.axvline(ref, color="black", linestyle="--", linewidth=0.9)
+            ax.set_yticks(list(y.values()))
+            ax.set_yticklabels(list(y.keys()))
+            ax.set_ylim(-0.6, len(groups) - 0.4)
+            xs = np.r_[lo[ok], hi[ok], val[fin], [ref] if ref is not None else []]
+            if xs.size:
+                span = float(xs.max() - xs.min()) or abs(float(xs.max())) or 1.0
+                ax.set_xlim(float(xs.min()) - 0.08 * span, float(xs.max()) + 0.08 * span)
+            # first line: the statement, shortened to the panel's width; then the test
+            head, _, test = str(first["title"]).partition("\n")
+            head = textwrap.shorten(head, 105 if ncols == 1 else 50, placeholder=" …")
+            ax.set_title(head + (f"\n{test}" if test else ""), loc="left", fontsize=7)
+            ax.tick_params(axis="both", labelsize=7)
+            ax.set_xlabel(str(first["xlabel"]), fontsize=7, labelpad=1)
+            ax.grid(axis="y", visible=False)
+        used = [k for k in VERDICT_COLOURS if k and k in set(v["verdict"].astype(str))]
+        if used:
+            fig.legend(handles=[Line2D([0], [0], color=VERDICT_COLOURS[k], marker="o",
+                                       linewidth=1.6, label=k) for k in used]
+                       + [Line2D([0], [0], color="black", linestyle="--", linewidth=0.9,
+                                 label="threshold")],
+                       loc="outside lower center", ncol=len(used) + 1, frameon=False)
     return fig
 
 
 CHARTS = {
     "returns_by_region": returns_by_region,
+    "forest": forest,
     "age_pyramid": age_pyramid,
     "education": education,
     "entrepreneurship_by_country": entrepreneurship_by_country,

@@ -17,7 +17,9 @@ from ..errors import ReportError
 
 def data_date(project, data=None) -> str:
     """The report's date: SOURCE_DATE_EPOCH if set, else the latest wave id that is a date
-    (``YYYY-MM`` or ``YYYY-MM-DD``), else the latest interview date in the data.
+    (``YYYY-MM`` or ``YYYY-MM-DD``), else the latest interview date: a harmonised
+    ``interview_date`` (or ``date``, or another date column named ``*interview*``) column,
+    else the codebooks' fixed ``interview_date:``; "undated" when there is none.
 
     Never the wall clock: the same inputs must give the same report.
     """
@@ -30,13 +32,27 @@ def data_date(project, data=None) -> str:
     if ids:
         return max(ids)
     if data is not None:
-        for c in ("interview_date", "date"):
-            if c in data.columns:
-                import pandas as pd
+        import pandas as pd
 
-                d = pd.to_datetime(data[c], errors="coerce").max()
-                if pd.notna(d):
-                    return d.date().isoformat()
+        cols = [c for c in ("interview_date", "date") if c in data.columns]
+        cols += [c for c in data.columns if "interview" in str(c).lower() and c not in cols
+                 and pd.api.types.is_datetime64_any_dtype(data[c])]
+        for c in cols:
+            d = pd.to_datetime(data[c], errors="coerce").max()
+            if pd.notna(d):
+                return d.date().isoformat()
+    # a fixed interview date of the codebooks (age_from_birth_year with interview_date:)
+    fixed = []
+    try:
+        for cb in project.codebooks().values():
+            for spec in getattr(cb, "variables", {}).values():
+                d = getattr(spec, "interview_date", None)
+                if d is not None:
+                    fixed.append(d.isoformat())
+    except Exception:   # noqa: BLE001 - a codebook error is reported by the harmonise step
+        fixed = []
+    if fixed:
+        return max(fixed)
     return "undated"
 
 
@@ -277,7 +293,13 @@ def age_sex_cells(data, project, weight_col: str | None):
     table = ref.first("age_distribution")
     if table is None or not {"male", "female"} <= set(table.sexes):
         return None
-    d = data[data["sex"].isin(["male", "female"]) & data["age_group"].notna()]
+    # the frame of [reference] min_age / max_age, as every comparison row (issue 15, item 8)
+    min_age = project.reference.min_age
+    max_age = project.reference.max_age or None
+    age = pd.to_numeric(data["age"], errors="coerce") if "age" in data.columns else None
+    in_frame = (age >= min_age) & ((age <= max_age) if max_age is not None else True) \
+        if age is not None else True
+    d = data[data["sex"].isin(["male", "female"]) & data["age_group"].notna() & in_frame]
     if d.empty:
         return None
     # weighted shares of the cells (the chart shows no SE): one bincount over cell codes,
@@ -301,6 +323,8 @@ def age_sex_cells(data, project, weight_col: str | None):
     rows = []
     for lab in labels:
         lo, hi = reference.parse_age_band(lab)
+        if (hi is not None and hi < min_age) or (max_age is not None and lo > max_age):
+            continue                     # a band wholly outside the frame
         for sex in ("male", "female"):
             lo2 = max(lo, min_age)
             hi2 = hi if max_age is None else (max_age if hi is None else min(hi, max_age))
@@ -354,28 +378,62 @@ def _provenance(project, pipeline) -> list[tuple[str, str, str]]:
     return out
 
 
-def _methods(project, pipeline) -> list[tuple[str, str]]:
+def wording(project) -> tuple[str, str]:
+    """(sample label, population label) for titles and legends: ``[project] sample`` and
+    ``[reference] label`` (default: the reference population's title)."""
+    sample = project.config.project.sample or "Sample"
+    label = project.reference.label
+    if not label:
+        from ..compare import reference
+
+        try:
+            label = reference.load(project.reference.population).title
+        except Exception:   # noqa: BLE001 - the comparison step reports reference errors
+            label = str(project.reference.population)
+    return sample, label
+
+
+def _weighting_text(project, pipeline) -> str:
     wcfg = project.weighting
+    method = pipeline.weighting_info.get("method", "") or wcfg.method
+    pooled = (f"pooled weights ({wcfg.pooling}) for estimates over all waves"
+              if len(project.waves) > 1 else "")
+    if method.startswith("none"):
+        trim = " then trimmed" if "trim" in method else ""
+        return ("Method: none — the design (base) weights of the file are used as they are"
+                f"{trim}, not adjusted to population targets"
+                + (f"; {pooled}." if pooled else "."))
+    return (f"Method: {method}, within each wave, to the targets in "
+            f"{wcfg.targets}; weights trimmed to [{wcfg.trim_lower or '—'}, {wcfg.trim_upper or '—'}] "
+            f"× the mean and scaled to mean 1 within the wave"
+            + (f"; {pooled}." if pooled else "."))
+
+
+def _methods(project, pipeline) -> list[tuple[str, str]]:
     ref = project.reference
+    design = project.config.project.sample_design
+    _, population = wording(project)
+    if design:
+        art = "an" if design[:1].lower() in "aeiou" else "a"
+        caveat = (f" The sample is {art} {design}: estimates describe the respondents as "
+                  "weighted, not a known population beyond what the sample design covers.")
+    else:
+        caveat = " Estimates describe the respondents as weighted."
     return [
         ("Harmonisation", "Each wave is mapped to one schema by its codebook (YAML): explicit "
          "code maps, value labels and packaged crosswalks (country names, Russian education "
          "levels → census 2021 / ISCED 2011). Unmapped values become missing and are listed "
          "as issues; eligibility rules (adults only) exclude respondents with a reason."),
-        ("Weighting", f"Method: {wcfg.method}, within each wave, to the targets in "
-         f"{wcfg.targets}; weights trimmed to [{wcfg.trim_lower or '—'}, {wcfg.trim_upper or '—'}] "
-         f"× the mean and scaled to mean 1 within the wave; pooled weights "
-         f"({wcfg.pooling}) for estimates over all waves."),
+        ("Weighting", _weighting_text(project, pipeline)),
         ("Estimation", "Design-based estimates (Horvitz–Thompson / Hájek) with Taylor-"
          "linearisation variances, with-replacement at the first stage, matching R's survey "
          "package; weights are treated as fixed sampling weights. Confidence intervals: t "
          "with design degrees of freedom; proportions with logit intervals."),
-        ("Comparison", f"Sample estimates against the {ref.population} reference population "
-         f"aged {ref.min_age}{'–' + str(ref.max_age) if ref.max_age else '+'}: differences "
-         "and ratios with confidence intervals (population figures treated as fixed unless "
-         "they carry a standard error), direct age standardisation and Rao–Scott goodness-of-"
-         "fit tests. The sample is an online non-probability sample: estimates describe "
-         "respondents as weighted, not a known population of emigrants."),
+        ("Comparison", f"Sample estimates against {population} (reference "
+         f"'{ref.population}') aged {ref.min_age}{'–' + str(ref.max_age) if ref.max_age else '+'}: "
+         "differences and ratios with confidence intervals (population figures treated as "
+         "fixed unless they carry a standard error), direct age standardisation and Rao–Scott "
+         "goodness-of-fit tests." + caveat),
     ]
 
 
@@ -447,4 +505,5 @@ def report_inputs(pipeline) -> ReportInputs:
         min_cell_size=project.report.min_cell_size,
         panel=getattr(pipeline, "panel_analysis", None),
     )
+    inp.sample_label, inp.population_label = wording(project)
     return inp

@@ -82,6 +82,9 @@ class ReportInputs:
     cv_max: float = 0.30
     notes: list[str] = field(default_factory=list)
     panel: Any = None        # a survey.longitudinal.PanelAnalysis (the panel section), or None
+    #: wording from the project ([project] sample, [reference] label): titles and legends
+    sample_label: str = "Sample"
+    population_label: str = "the population"
 
 
 # ---------------------------------------------------------------------------------------
@@ -630,9 +633,10 @@ def chart_blocks(inp: ReportInputs) -> list:
     if inp.age_sex is not None and len(inp.age_sex):
         d = inp.age_sex.reset_index(drop=True)
         blocks.append(Chart(
-            id="age_pyramid", title="Age structure: emigrant sample vs Russian population",
+            id="age_pyramid", title=f"Age structure: {inp.sample_label} vs {inp.population_label}",
             kind="age_pyramid", caption="Bars: weighted sample (percent of adult respondents "
-            "who reported sex male or female); outlines: Russian adult population.",
+            f"who reported sex male or female); outlines: {inp.population_label}, adults.",
+            options={"population_label": inp.population_label},
             table=RT(id="chart_age_pyramid", title="Age pyramid data", data=d,
                      columns=[Column("age_group", "Age group", "text"),
                               Column("sex", "Sex", "text"),
@@ -643,9 +647,11 @@ def chart_blocks(inp: ReportInputs) -> list:
     if inp.education is not None and len(inp.education):
         d = inp.education.reset_index(drop=True)
         blocks.append(Chart(
-            id="education", title="Education: emigrant sample vs Russian population",
+            id="education", title=f"Education: {inp.sample_label} vs {inp.population_label}",
             kind="education", caption="Weighted sample share with 95% confidence interval "
             "beside the population share.",
+            options={"sample_label": f"{inp.sample_label} (weighted)",
+                     "population_label": inp.population_label},
             table=RT(id="chart_education", title="Education chart data", data=d,
                      columns=[Column("category", "Category", "text"),
                               Column("estimate", "Sample", "pct"),
@@ -660,9 +666,11 @@ def chart_blocks(inp: ReportInputs) -> list:
             title="Entrepreneurship by country of residence",
             kind="entrepreneurship_by_country",
             caption="Weighted share of employers and own-account workers among respondents "
-            "in each country, with 95% confidence intervals; dashed line: Russian population. "
+            f"in each country, with 95% confidence intervals; dashed line: {inp.population_label}. "
             "Countries with too few respondents are not shown.",
-            options={"population": inp.entrepreneurship_population},
+            options={"population": inp.entrepreneurship_population,
+                     "population_label": inp.population_label,
+                     "sample_label": f"{inp.sample_label} (weighted)"},
             table=RT(id="chart_entrepreneurship", title="Entrepreneurship chart data", data=d,
                      columns=[Column("country", "Country", "text"),
                               Column("estimate", "Sample", "pct"),
@@ -693,6 +701,14 @@ def build_report(inp: ReportInputs) -> Report:
              ("Disclosure control", f"cells with fewer than {inp.min_cell_size} unweighted "
               "respondents are suppressed (—)")]
     sections = []
+    from .summary import summary_section
+
+    has_rows = inp.comparisons is not None and len(inp.comparisons) > 0
+    summary = summary_section(inp, comparison_rows(inp.comparisons) if has_rows else None,
+                              sample_label=inp.sample_label,
+                              population_label=inp.population_label)
+    if summary is not None:          # the answers first (PDF pages 1-2, first xlsx sheet)
+        sections.append(summary)
 
     s1 = Section("1. Sample and harmonisation")
     s1.blocks.append(Text("Each wave was read from its raw file, harmonised to the common "
@@ -707,8 +723,12 @@ def build_report(inp: ReportInputs) -> Report:
     s2 = Section("2. Weighting")
     wt = weighting_tables(inp)
     if wt:
-        s2.blocks.append(Text("Weights adjust each wave to the population margins named "
-                              "below. Large design effects mean fewer effective respondents."))
+        s2.blocks.append(Text(
+            "The design weights of the file are used as they are (method none: no adjustment "
+            "to population margins). Large design effects mean fewer effective respondents."
+            if inp.weighting_method.startswith("none") else
+            "Weights adjust each wave to the population margins named "
+            "below. Large design effects mean fewer effective respondents."))
         s2.blocks.extend(wt)
     else:
         s2.blocks.append(Text("Weighting did not run; estimates below are unweighted.",
@@ -718,8 +738,9 @@ def build_report(inp: ReportInputs) -> Report:
     s3 = Section("3. Comparison with the general population")
     comp = comparison_tables(inp)
     if comp:
-        s3.blocks.append(Text("Weighted estimates for the emigrant sample against the Russian "
-                              "adult population, overall, by wave and by country of residence. "
+        s3.blocks.append(Text(f"Weighted estimates ({inp.sample_label}) against "
+                              f"{inp.population_label} in the same age frame, overall, by wave "
+                              "and by the other groups of [compare] by. "
                               "Population figures are fixed reference values with the sources "
                               "named under each table."))
         s3.blocks.extend(comp)

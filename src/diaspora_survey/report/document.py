@@ -54,6 +54,7 @@ class Section:
     title: str
     blocks: list = field(default_factory=list)
     new_page: bool = True
+    role: str = ""             # "summary": the opening pages (report/summary.py)
 
 
 @dataclass
@@ -121,7 +122,8 @@ def disclose_report(report: Report) -> DisclosedReport:
             else:
                 raise ReportError(f"unknown report block {type(b).__name__}",
                                   code="report.block")
-        sections.append(Section(title=sec.title, blocks=blocks, new_page=sec.new_page))
+        sections.append(Section(title=sec.title, blocks=blocks, new_page=sec.new_page,
+                                role=sec.role))
     return DisclosedReport(title=report.title, date=report.date, synthetic=report.synthetic,
                            subtitle=report.subtitle, facts=list(report.facts),
                            sections=sections, min_cell_size=report.min_cell_size,

@@ -78,8 +78,14 @@ def render_xlsx(report: DisclosedReport) -> bytes:
     from openpyxl.styles import Alignment, Font, PatternFill
 
     wb = Workbook()
-    index = wb.active
-    index.title = "Contents"
+    from .summary import xlsx_summary_sheet
+
+    first = wb.active
+    if xlsx_summary_sheet(first, report):       # the answers first: sheet 1 "Summary"
+        index = wb.create_sheet("Contents")
+    else:
+        index = first
+        index.title = "Contents"
     bold = Font(bold=True)
     index.append([report.title])
     index["A1"].font = Font(bold=True, size=14)
@@ -94,7 +100,7 @@ def render_xlsx(report: DisclosedReport) -> bytes:
     index.append(["Sheet", "Table"])
     for cell in index[index.max_row]:
         cell.font = bold
-    used = {"contents"}
+    used = {"contents", "summary"}
     for t in report.tables():
         name = _sheet_name(t.id, used)
         index.append([name, t.title])

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import io
+import re
 from pathlib import Path
 
 from ..errors import ReportError
@@ -94,6 +95,11 @@ def _styles():
                                leading=9, spaceAfter=0),
         "headr": ParagraphStyle("headr", parent=base, fontName=FONT_BOLD, fontSize=7.5,
                                 leading=9, spaceAfter=0, alignment=2),
+        "title_compact": ParagraphStyle("title_compact", parent=base, fontName=FONT_BOLD,
+                                        fontSize=17, leading=21, alignment=TA_CENTER,
+                                        spaceAfter=4),
+        "toc_title": ParagraphStyle("toc_title", parent=base, fontName=FONT_BOLD, fontSize=15,
+                                    leading=19, spaceAfter=8),
         "caption": ParagraphStyle("caption", parent=base, fontSize=8, leading=10,
                                   spaceBefore=2, spaceAfter=2,
                                   textColor=colors.HexColor("#333333")),
@@ -102,6 +108,38 @@ def _styles():
 
 def _esc(s: str) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_BREAK_AFTER = re.compile(r"(?<=[/_\\])(?=[^/_\\])")
+
+
+def _breakable(text: str, width: float, font: str = FONT, size: float = 7.5) -> str:
+    """Escaped Paragraph markup of a cell ``width`` points wide in which a word too long
+    for the column (a path, an identifier) is broken after "/", "\\" or "_" — never inside
+    a file name's suffix ("ESS5RU.sav", not "ESS5RU.sa / v"). reportlab breaks lines only
+    at spaces (and splits over-long words anywhere), so the breaks are placed here."""
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    out = []
+    for word in text.split(" "):
+        if stringWidth(word, font, size) <= width:
+            out.append(_esc(word))
+            continue
+        lines, cur = [], ""
+        for seg in _BREAK_AFTER.split(word):
+            if cur and stringWidth(cur + seg, font, size) > width:
+                lines.append(cur)
+                cur = seg
+            else:
+                cur += seg
+        lines.append(cur)
+        out.append("<br/>".join(_esc(x) for x in lines))
+    return " ".join(out)
+
+
+def _segments(text: str) -> list[str]:
+    """The pieces a cell may break into: words, and paths split after / \\ _."""
+    return [seg for w in text.split() for seg in _BREAK_AFTER.split(w)]
 
 
 def _col_widths(t: DisclosedTable, avail: float, font_size: float) -> list[float]:
@@ -132,7 +170,7 @@ def _col_widths(t: DisclosedTable, avail: float, font_size: float) -> list[float
             natural.append(max(w, min(head_w + pad, 1.6 * w)))
             minimum.append(w)
         else:
-            words = max((stringWidth(w, FONT, font_size) for c in col for w in c.split()),
+            words = max((stringWidth(w, FONT, font_size) for c in col for w in _segments(c)),
                         default=0.0)
             natural.append(max(cell_w, head_w) + pad)
             minimum.append(max(words, head_words) + pad)
@@ -142,8 +180,12 @@ def _col_widths(t: DisclosedTable, avail: float, font_size: float) -> list[float
     widths = list(minimum)
     spare = avail - sum(minimum)
     if spare < 0:
-        scale = avail / sum(minimum)
-        return [w * scale for w in minimum]
+        # hashes keep their width (never wrapped); the other columns share what is left
+        mono = [bool(t.spec.columns[j].mono) for j in range(ncol)]
+        fixed = sum(w for w, m in zip(minimum, mono) if m)
+        rest = sum(w for w, m in zip(minimum, mono) if not m) or 1.0
+        scale = max(avail - fixed, 0.0) / rest
+        return [w if m else w * scale for w, m in zip(minimum, mono)]
     grow = [n - m for n, m in zip(natural, minimum)]
     g = sum(grow)
     return [w + (spare * x / g if g else 0.0) for w, x in zip(widths, grow)]
@@ -222,7 +264,8 @@ def _table_flowables(t: DisclosedTable, st, avail: float):
             if t.spec.columns[j].mono:
                 row.append(Paragraph(_esc(shown), st["mono"]))
             else:
-                row.append(shown if t.numeric_columns[j] else Paragraph(_esc(shown), st["cell"]))
+                row.append(shown if t.numeric_columns[j] else
+                           Paragraph(_breakable(shown, widths[j] - 6.5), st["cell"]))
         prev = [r[j] for j in group_idx]
         rows.append(row)
     if len(rows) == 1:
@@ -294,7 +337,7 @@ def render_pdf(report: DisclosedReport) -> bytes:
     st = _styles()
     buf = io.BytesIO()
     margin = 2 * cm
-    doc = SimpleDocTemplate(
+    doc = _doc_class()(
         buf, pagesize=A4, leftMargin=margin, rightMargin=margin, topMargin=margin,
         bottomMargin=margin, title=report.title, author=report.author,
         subject="Survey report" + (" (SYNTHETIC DATA)" if report.synthetic else ""),
@@ -315,7 +358,10 @@ def render_pdf(report: DisclosedReport) -> bytes:
             canvas.drawCentredString(A4[0] / 2, margin - 22, "SYNTHETIC DATA")
         canvas.restoreState()
 
-    story = [Spacer(1, 3 * cm), Paragraph(_esc(report.title), st["title"])]
+    has_summary = any(sec.role == "summary" for sec in report.sections)
+    # with a summary the answers open page 1: a short title block, not a title page
+    story = [Spacer(1, (0.2 if has_summary else 3) * cm),
+             Paragraph(_esc(report.title), st["title_compact" if has_summary else "title"])]
     if report.subtitle:
         story.append(Paragraph(_esc(report.subtitle), st["subtitle"]))
     if report.synthetic:
@@ -324,7 +370,8 @@ def render_pdf(report: DisclosedReport) -> bytes:
                                           colors.HexColor("#b00020")),
                                          ("TOPPADDING", (0, 0), (-1, -1), 10),
                                          ("BOTTOMPADDING", (0, 0), (-1, -1), 10)]))
-        story += [Spacer(1, 0.6 * cm), banner, Spacer(1, 0.6 * cm)]
+        gap = (0.25 if has_summary else 0.6) * cm
+        story += [Spacer(1, gap), banner, Spacer(1, gap)]
     facts = [[Paragraph(_esc(k), st["head"]), Paragraph(_esc(_fit_cell(v)), st["cell"])]
              for k, v in report.facts]
     if facts:
@@ -334,11 +381,18 @@ def render_pdf(report: DisclosedReport) -> bytes:
                                               colors.HexColor("#cccccc")),
                                              ("TOPPADDING", (0, 0), (-1, -1), 3),
                                              ("BOTTOMPADDING", (0, 0), (-1, -1), 3)])))
+    toc_done = False
     for k, sec in enumerate(report.sections):
-        if sec.new_page:
-            # after the title page always; later sections take the rest of a page that is
-            # still more than half empty (no page holding only a table's last footnote)
-            story.append(PageBreak() if k == 0 else CondPageBreak(0.55 * doc.height))
+        if sec.role != "summary" and not toc_done:
+            # the table of contents follows the summary (or the title page)
+            story += [PageBreak(), Paragraph("Contents", st["toc_title"]), _toc(st), PageBreak()]
+            toc_done = True
+        elif sec.role == "summary":
+            story.append(Spacer(1, 4))
+        elif sec.new_page:
+            # later sections take the rest of a page that is still more than half empty
+            # (no page holding only a table's last footnote)
+            story.append(CondPageBreak(0.55 * doc.height))
         story.append(Paragraph(_esc(sec.title), st["h1"]))
         for b in sec.blocks:
             if isinstance(b, Text):
@@ -350,12 +404,56 @@ def render_pdf(report: DisclosedReport) -> bytes:
                 story.extend(_chart_flowables(b, st, avail, max_height=doc.height - 12 - 60))
             else:  # pragma: no cover - disclose_report guards this
                 raise ReportError(f"unknown block {type(b).__name__}", code="report.block")
+    if not toc_done:
+        story += [PageBreak(), Paragraph("Contents", st["toc_title"]), _toc(st)]
     from reportlab.platypus.doctemplate import LayoutError
 
     try:
-        doc.build(story, onFirstPage=decorate, onLaterPages=decorate)
+        doc.multiBuild(story, onFirstPage=decorate, onLaterPages=decorate)
     except LayoutError as e:   # a flowable that no page can hold: one message, no file
         raise ReportError(f"the PDF layout failed: {e}", code="report.layout",
                           hint="a table cell or chart is larger than a page; the other formats "
                                "(--format xlsx/csv/md) hold the same content") from None
     return buf.getvalue()
+
+
+def _toc(st):
+    """The table of contents: sections (bold) and their tables and charts, with pages."""
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.platypus.tableofcontents import TableOfContents
+
+    toc = TableOfContents(dotsMinLevel=0)
+    toc.levelStyles = [
+        ParagraphStyle("toc0", parent=st["body"], fontName=FONT_BOLD, fontSize=9.5, leading=12,
+                       leftIndent=0, firstLineIndent=0, spaceBefore=4, spaceAfter=0),
+        ParagraphStyle("toc1", parent=st["body"], fontSize=8, leading=10, leftIndent=14,
+                       firstLineIndent=0, spaceAfter=0),
+    ]
+    return toc
+
+
+@functools.lru_cache(maxsize=None)
+def _doc_class():
+    """A SimpleDocTemplate that records every h1 (section) and h2 (table, chart) heading
+    for the table of contents and as a PDF outline entry (bookmarks)."""
+    from reportlab.platypus import Paragraph, SimpleDocTemplate
+
+    class Doc(SimpleDocTemplate):
+        def beforeDocument(self):
+            self._heading_no = 0
+
+        def afterFlowable(self, flowable):
+            if not isinstance(flowable, Paragraph):
+                return
+            name = flowable.style.name
+            if name not in ("h1", "h2"):
+                return
+            level = 0 if name == "h1" else 1
+            text = flowable.getPlainText()
+            self._heading_no += 1
+            key = f"h{self._heading_no}"
+            self.canv.bookmarkPage(key)
+            self.canv.addOutlineEntry(text, key, level=level, closed=level == 0 and None)
+            self.notify("TOCEntry", (level, text, self.page, key))
+
+    return Doc

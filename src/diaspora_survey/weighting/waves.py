@@ -20,6 +20,7 @@ Columns added: ``weight_base``, the step columns (``weight_raked`` …, ``weight
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,7 @@ from ..errors import WeightingError
 from ._result import check_choice
 from .targets import Targets, TargetsFile, parse_targets
 
-METHODS = ("rake", "poststratify", "calibrate")
+METHODS = ("rake", "poststratify", "calibrate", "none")
 POOLING = ("proportional", "equal")
 
 
@@ -74,8 +75,10 @@ def weight_waves(data: pd.DataFrame, targets, *, wave: str = "wave", method: str
         targets (mapping or :class:`Targets`) for every wave, or ``{wave: targets}``.
         With ``method="calibrate"`` a mapping may also hold numeric totals
         (``{"age": 33.2e6, ...}``).
-    method : "rake" (default), "poststratify" (one joint table) or "calibrate"
-        (``calibration`` = linear (default) | raking | logit).
+    method : "rake" (default), "poststratify" (one joint table), "calibrate"
+        (``calibration`` = linear (default) | raking | logit) or "none" (the base weights
+        are the final weights; targets, if any, only for the diagnostics' margin table;
+        see :mod:`.design_weights`).
     bounds : (lo, hi) on the adjustment g = new / base weight: capped raking for
         "rake", the calibration bounds for "calibrate"; rejected for "poststratify".
     base_weight : column of base weights (None: the column ``weight_base`` if the data
@@ -98,6 +101,13 @@ def weight_waves(data: pd.DataFrame, targets, *, wave: str = "wave", method: str
     """
     check_choice("method", method, METHODS)
     check_choice("pooling", pooling, POOLING)
+    if method == "none":
+        bad = [k for k, v in (("bounds", bounds), ("calibration", calibration),
+                              ("unmatched", unmatched), ("empty", empty)) if v is not None]
+        if bad:
+            raise WeightingError(f"{', '.join(bad)} do(es) not apply to method='none' (the base "
+                                 "weights are used as they are)", code="weighting.bad_option",
+                                 hint="remove the option, or choose rake / poststratify / calibrate")
     if bounds is not None and method == "poststratify":
         raise WeightingError("bounds= do not apply to post-stratification (it meets every cell "
                              "exactly)", code="weighting.bad_option",
@@ -120,6 +130,8 @@ def weight_waves(data: pd.DataFrame, targets, *, wave: str = "wave", method: str
         unmatched = unmatched or "error"
         empty = empty or "error"
         check_choice("empty", empty, ("error", "drop"))
+    elif method == "none":
+        pass
     elif method == "poststratify":
         unmatched = unmatched or "keep_base"
         empty = empty or "collapse"
@@ -128,7 +140,8 @@ def weight_waves(data: pd.DataFrame, targets, *, wave: str = "wave", method: str
         unmatched = unmatched or "keep_base"
         empty = empty or "error"
         check_choice("empty", empty, ("error", "drop"))
-    check_choice("unmatched", unmatched, ("error", "keep_base"))
+    if method != "none":
+        check_choice("unmatched", unmatched, ("error", "keep_base"))
     if wave not in data.columns:
         raise WeightingError(f"wave column {wave!r} not in the data", code="weighting.unknown_variable",
                              hint="pass wave= the column that identifies the waves")
@@ -200,10 +213,13 @@ def weight_waves(data: pd.DataFrame, targets, *, wave: str = "wave", method: str
         elif base_weight is not None:
             bw = np.asarray(base_weight)[pos]
         from .calibration import calibrate
+        from .design_weights import design_weights
         from .poststratification import poststratify
         from .raking import rake
 
-        if method == "rake":
+        if method == "none":
+            r = design_weights(sub, t if t.margins else None, bw, label=label)
+        elif method == "rake":
             r = rake(sub, t, bw, tol=tol, max_iter=max_iter, bounds=bounds, unmatched=unmatched,
                      empty=empty, label=label)
         elif method == "poststratify":
@@ -266,6 +282,15 @@ class _Places:
 
 
 def _targets_for(targets, wave: str, waves: list[str], method: str = "rake"):
+    if targets is None:
+        if method != "none":
+            raise WeightingError("no targets", code="weighting.no_targets",
+                                 hint="targets are needed unless method='none'")
+        return Targets(()), {}, []
+    return _targets_for_(targets, wave, waves, method)
+
+
+def _targets_for_(targets, wave: str, waves: list[str], method: str = "rake"):
     """(categorical targets, numeric totals, notes) of one wave: a TargetsFile,
     ``{wave: targets}`` (keys are exactly wave ids) or common targets.  Numeric totals
     (``{"age": total}``) are only for calibration."""
@@ -305,12 +330,33 @@ def weight_project(project, data: pd.DataFrame | None = None, *, targets=None) -
     its ``[weighting]`` section (targets file, method, pooling, trim_upper/trim_lower
     relative to the mean weight, max_iter, tolerance).  ``targets`` (a path or a
     :class:`TargetsFile`) overrides the project's targets file."""
-    from .targets import load_targets, targets_from_project
+    from .targets import _project_section, load_targets, targets_from_project
 
-    tf, opts = targets_from_project(project)
+    section, explicit = _project_section(project)
+    method = section.get("method", "rake")
+    note = None
+    project_targets = True
+    if method == "none" and targets is None and "margins" not in section:
+        # design weights only: a targets file, if there is one, only for the diagnostics
+        tp = Path(str(section.get("targets", "")))
+        tp = tp if tp.is_absolute() else Path(getattr(project, "root", ".") or ".") / tp
+        if not (section.get("targets") and tp.is_file()):
+            project_targets = False
+            if section.get("targets") and "targets" in explicit:
+                note = (f"method none: targets file {section['targets']} not found; the weighted "
+                        "sample is not compared with targets (the weights do not need them)")
+    if project_targets:
+        tf, opts = targets_from_project(project)
+    else:
+        tf, opts = None, {k: v for k, v in section.items() if k not in ("targets", "margins", "totals")}
     if targets is not None:
         tf = targets if isinstance(targets, TargetsFile) else load_targets(targets)
-    if tf is None:
+    if method == "none":
+        # the base weights are final: trimming only when asked for in the project file
+        for k in ("trim_upper", "trim_lower"):
+            if k not in explicit:
+                opts.pop(k, None)
+    if tf is None and method != "none":
         raise WeightingError("the project has no weighting targets", code="weighting.no_targets",
                              where="diaspora-survey.toml [weighting]",
                              hint="set targets = \"codebooks/targets.yaml\" in [weighting] or pass --targets")
@@ -330,6 +376,8 @@ def weight_project(project, data: pd.DataFrame | None = None, *, targets=None) -
                        trim_relative=opts.get("trim_relative", True),
                        max_iter=max_iter, tol=opts.get("tolerance", 1e-8),
                        unmatched=opts.get("unmatched"), empty=opts.get("empty"))
-    if tf.illustrative:
+    if note:
+        res.decisions.insert(0, note)
+    if tf is not None and tf.illustrative:
         res.decisions.insert(0, f"targets are ILLUSTRATIVE ({tf.path}): not census figures")
     return res
