@@ -128,11 +128,12 @@ def _kind(mode: int) -> str:
 
 def check_input(path: str | os.PathLike, *, what: str = "input file",
                 error: type[DiasporaSurveyError] = InputFileError, code: str | None = None,
-                max_bytes: int | None = None, hint: str | None = None) -> Path:
+                max_bytes: int | None = None, hint: str | None = None, protect: bool = True) -> Path:
     """``path`` if it is a readable regular file of at most ``max_bytes``; else one ``error``.
 
-    Never opens a FIFO or device (that would hang or read forever). The file is remembered as
-    an input (:func:`note_input`). ``code`` prefixes the error codes (default ``input``).
+    Never opens a FIFO or device (that would hang or read forever). With ``protect`` the file
+    is remembered as an input (:func:`note_input`) that no output of this process may replace.
+    ``code`` prefixes the error codes (default ``input``).
     """
     p = Path(os.fspath(path))
     where = str(p)
@@ -168,7 +169,8 @@ def check_input(path: str | os.PathLike, *, what: str = "input file",
     if not os.access(p, os.R_OK):
         raise error(f"permission denied: the {what} cannot be read", code=f"{pre}.permission",
                     where=where, hint=f"give yourself read access (chmod u+r '{p}')")
-    note_input(p)
+    if protect:
+        note_input(p)
     return p
 
 
@@ -198,12 +200,17 @@ def read_text_input(path: str | os.PathLike, *, what: str = "file",
                     hint="save the file as UTF-8") from None
 
 
-def read_parquet_input(path: str | os.PathLike, *, hint: str = "re-run the step that writes it"):
+def read_parquet_input(path: str | os.PathLike, *, hint: str = "re-run the step that writes it",
+                       protect: bool = False):
     """A parquet file of the project (build/…) as a DataFrame, after :func:`check_input`; any
-    failure is one :class:`InputFileError` (never the reader's own exception)."""
+    failure is one :class:`InputFileError` (never the reader's own exception).
+
+    Build files are the steps' own outputs, made again when stale: by default reading one does
+    not protect it (``protect=True``, or :func:`note_input`, for a command whose output must
+    not replace what it read, e.g. ``weight -i X -o X``)."""
     import pandas as pd
 
-    p = check_input(path, what="parquet file", hint=hint)
+    p = check_input(path, what="parquet file", hint=hint, protect=protect)
     try:
         return pd.read_parquet(p)
     except MemoryError:

@@ -695,11 +695,14 @@ def test_every_row_applies_the_frame_or_says_why_not(min_age, max_age):
         restricted = f"restricted to {txt}" in (rec["universe"] or "")
         if rec["indicator"] == "higher_education_by_age":        # a band inside the frame
             lo, hi = ds.reference.parse_age_band(rec["category"])
-            restricted |= lo >= min_age and hi is not None and (max_age is None or hi <= max_age)
+            restricted |= lo >= min_age and (max_age is None or (hi is not None and hi <= max_age))
         assert restricted or any(s in (rec["note"] or "") for s in said), (rec["indicator"], rec["category"], rec["adjustment"], rec["universe"], rec["note"])
         if rec["by"] == "" and rec["indicator"] == "mean_age":
             assert rec["n"] == in_frame
     direct = r[r["adjustment"].str.startswith("direct")]
-    said_direct = direct["note"].map(lambda x: f"{txt} structure" in x or "cannot standardise" in x)
+    # every standardised row names its standard: the population's structure in the frame, or
+    # why there is none (issue 13)
+    said_direct = direct["note"].map(lambda x: f"population {txt} by age" in x
+                                     or "no standardised row" in x or "cannot standardise" in x)
     assert len(direct) and said_direct.all()
-    assert direct["note"].map(lambda x: f"{txt} structure" in x).any()
+    assert direct["note"].map(lambda x: f"population {txt} by age" in x).any()

@@ -949,8 +949,7 @@ def _education_rows(ctx: _Ctx, dom: np.ndarray, wanted, std) -> list[dict]:
                              universe=universe))
         gof = _gof_row(ctx, "education_distribution", t, V, pshare, n, table,
                        universe, [g[0] for g in groups])
-        unote = _table_universe_note(ctx, table)       # the test row says it too
-        if unote:
+        if unote:                                      # the test row says it too
             gof["note"] = f"{gof['note']}; {unote}"
         rows.append(gof)
     y = np.isin(edu, list(schema.HIGHER_EDUCATION))

@@ -281,6 +281,9 @@ def returns_by_region(table: DisclosedTable, *, overall: float | None = None, **
         if ax.get_legend() is not None:
             ax.get_legend().remove()
         fig.legend(handles, names, loc="outside lower center", ncol=2, frameon=False)
+    return fig
+
+
 VERDICT_COLOURS = {"supported": "#1a7f37", "not supported": "#b00020",
                    "inconclusive": "#6e7781", "not evaluable": "#bbbbbb", "": "#1f4e79"}
 
