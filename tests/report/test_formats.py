@@ -239,7 +239,9 @@ def test_pdf_identical_across_processes(outputs, tmp_path):
             "sys.stdout.buffer.write(render_files(build_report(h.inputs()), 'pdf', 'rep')['rep.pdf'])"
             % str(Path(__file__).parents[1]))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True,
-                         env={"PYTHONHASHSEED": "123", "PATH": "/usr/bin:/bin"}).stdout
+                         env={"PYTHONHASHSEED": "123", "PATH": "/usr/bin:/bin",
+                                  # this checkout's package, not whichever is installed
+                                  "PYTHONPATH": str(Path(__file__).parents[2] / "src")}).stdout
     assert out == outputs["pdf"]["rep.pdf"]
     assert b"CreationDate" in out
 
