@@ -24,7 +24,9 @@ def render_error(err) -> None:
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     # escape: messages and hints name e.g. "[reference] tables", which is not markup
-    where = f"[bold]{escape(str(err.where))}[/bold]: " if err.where else ""
-    console.print(f"[red]error[/red] ({err.code}): {where}{escape(str(err.message))}", markup=True)
+    from ..report.disclosure import strip_control as clean   # no escape sequences from input
+
+    where = f"[bold]{escape(clean(err.where))}[/bold]: " if err.where else ""
+    console.print(f"[red]error[/red] ({err.code}): {where}{escape(clean(err.message))}", markup=True)
     if err.hint:
-        console.print(f"  [cyan]hint[/cyan]: {escape(str(err.hint))}", markup=True)
+        console.print(f"  [cyan]hint[/cyan]: {escape(clean(err.hint))}", markup=True)

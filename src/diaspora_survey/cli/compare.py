@@ -25,6 +25,36 @@ def _fmt(v, digits=3) -> str:
     return str(v)
 
 
+def _disclose(res, df, proj, min_age, max_age):
+    """The report's disclosure control on the comparison rows (every output format)."""
+    from types import SimpleNamespace
+
+    from ..report.collect import cell_counts
+    from ..report.disclosure import MIN_CELL_SIZE_FLOOR, suppress_estimates
+
+    rc = proj.reference
+    shim = SimpleNamespace(reference=SimpleNamespace(
+        min_age=min_age, max_age=max_age or 0, population=rc.population))
+    c = res.rename(columns={"by": "group_by"}).copy()
+    c["group_by"] = c["group_by"].fillna("").astype(str)
+    c["group"] = c["group"].fillna("").astype(str)
+    c["category"] = c["category"].fillna("").astype(str)
+    try:
+        n_cell = cell_counts(c, df, shim)
+    except Exception:  # noqa: BLE001 - without cell counts the domain n governs
+        n_cell = res["n"]
+    k = max(MIN_CELL_SIZE_FLOOR, proj.report.min_cell_size)
+    out = suppress_estimates(res.assign(n_cell=n_cell), min_cell_size=k, cell_col="n_cell",
+                             group_cols=["by", "group", "indicator", "adjustment"])
+    out = out.drop(columns=["n_cell"])
+    out.attrs = dict(res.attrs)
+    if out["suppressed"].any():
+        out.attrs["notes"] = list(out.attrs.get("notes", [])) + [
+            f"{int(out['suppressed'].sum())} row(s) suppressed: fewer than {k} unweighted "
+            "respondents in the cell, or a complement of one (disclosure control)"]
+    return out
+
+
 def register(app: typer.Typer) -> None:
     @app.command("compare")
     def compare_cmd(
@@ -69,6 +99,10 @@ def register(app: typer.Typer) -> None:
                                  hint="re-run `diaspora-survey weight`") from None
         byv = [x.strip() for v in (by if by is not None else proj.compare.by) for x in v.split(",") if x.strip()]
         for b in byv:
+            if b not in BY_ALLOWED:      # only what --by's help names
+                raise EstimationError(f"cannot compare by {b!r}", code="compare.bad_by",
+                                      where="--by" if by is not None else f"{proj.file} [compare] by",
+                                      hint="use one of: " + ", ".join(BY_ALLOWED))
             if b not in df.columns:
                 raise EstimationError(f"no column {b!r} to compare by", code="compare.bad_by",
                                       where=str(path), hint="use one of: " + ", ".join(BY_ALLOWED))
@@ -78,6 +112,8 @@ def register(app: typer.Typer) -> None:
             min_age=rc.min_age if min_age is None else min_age,
             max_age=(rc.max_age if max_age is None else max_age) or None,
             standardise=None if standardise == "none" else standardise, level=level)
+        res = _disclose(res, df, proj, rc.min_age if min_age is None else min_age,
+                        (rc.max_age if max_age is None else max_age) or None)
         cpath = claims if claims is not None else (proj.path(proj.compare.claims) if proj.compare.claims else None)
         verdicts = None
         if cpath is not None and (claims is not None or cpath.exists()):
@@ -99,6 +135,8 @@ def register(app: typer.Typer) -> None:
         from rich.markup import escape
         from rich.table import Table
 
+        from ..report.disclosure import strip_control
+
         console = make_console(soft_wrap=False)
         show = ["group", "indicator", "category", "adjustment", "estimate", "ci_low", "ci_high",
                 "population", "difference", "ratio", "ratio_ci_low", "ratio_ci_high", "p_value",
@@ -110,14 +148,18 @@ def register(app: typer.Typer) -> None:
             for c in show[1:]:
                 t.add_column(c.replace("_", " "), justify="right" if c not in
                              ("indicator", "category", "adjustment", "confidence") else "left")
-            for rec in part[show[1:] + ["statistic", "note"]].to_dict("records"):
+            for rec in part[show[1:] + ["statistic", "note", "suppressed"]].to_dict("records"):
                 cells = {c: _fmt(rec[c]) for c in show[1:]}
+                if rec["suppressed"]:
+                    cells.update({c: "—" for c in ("estimate", "ci_low", "ci_high", "difference",
+                                                   "ratio", "ratio_ci_low", "ratio_ci_high",
+                                                   "p_value", "n")})
                 if rec["adjustment"] == "rao-scott":
                     cells["estimate"] = f"X²={_fmt(rec['statistic'])}"
                 elif rec["population"] != rec["population"]:      # NaN: a gap, no number
                     cells["population"] = "n/a *"
                     missing.setdefault((rec["indicator"], rec["adjustment"]), rec["note"])
-                t.add_row(*[escape(cells[c]) for c in show[1:]])
+                t.add_row(*[escape(strip_control(cells[c])) for c in show[1:]])
             console.print(t)
         if missing:
             console.print("[bold]* Not available[/bold] (no population figure; nothing is invented)")
@@ -135,6 +177,7 @@ def register(app: typer.Typer) -> None:
             for c in ("claim", "group", "test", "value", "ci_low", "ci_high", "verdict"):
                 t.add_column(c.replace("_", " "))
             for r in verdicts.itertuples(index=False):
-                t.add_row(r.claim, r.group, r.test, _fmt(r.value), _fmt(r.ci_low), _fmt(r.ci_high), r.verdict)
+                t.add_row(*[escape(strip_control(str(x))) for x in (
+                    r.claim, r.group, r.test, _fmt(r.value), _fmt(r.ci_low), _fmt(r.ci_high), r.verdict)])
             console.print(t)
             console.print("Claims are tested, not endorsed: see the attribution caveats in the claims file.")

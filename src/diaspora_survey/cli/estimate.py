@@ -112,7 +112,8 @@ def register(app: typer.Typer) -> None:
         total: Optional[List[str]] = typer.Option(None, "--total", help="Variable(s) for estimated totals."),
         proportion: Optional[List[str]] = typer.Option(None, "--proportion",
                                                        help="Categorical variable(s): share of every level."),
-        by: Optional[List[str]] = typer.Option(None, "--by", help="Grouping variable(s) (repeat or comma-separate)."),
+        by: Optional[List[str]] = typer.Option(None, "--by", help="Categorical grouping variable(s) (repeat or "
+                                                         "comma-separate); not identifiers, at most 60 distinct values."),
         weights: Optional[str] = typer.Option(None, "--weights", "-w", help="Weight column."),
         strata: Optional[str] = typer.Option(None, "--strata", help="Strata column."),
         psu: Optional[List[str]] = typer.Option(None, "--psu", help="Cluster column(s), one per stage."),
@@ -146,6 +147,19 @@ def register(app: typer.Typer) -> None:
                                   hint="add --mean VAR, --total VAR or --proportion VAR")
         byv = _split(by) or None
         df, source = _read(data, project, set(props) | set(byv or []))
+        from ..report.disclosure import (MIN_CELL_SIZE_FLOOR, check_estimand, check_grouping,
+                                         proportion_cell_counts, suppress_estimates)
+
+        check_grouping(df, byv, str(source))
+        check_estimand(df, means + totals + props, str(source))
+        k = MIN_CELL_SIZE_FLOOR
+        if data is None:
+            try:
+                from ..project import Project
+
+                k = max(k, Project.load(project).report.min_cell_size)
+            except Exception:  # noqa: BLE001 - no project: the default minimum
+                pass
         note = None
         if weights is None and data is None and "weight" in df.columns:
             weights, note = "weight", "using weights column 'weight' of the project data"
@@ -173,6 +187,15 @@ def register(app: typer.Typer) -> None:
         res = pd.concat(parts, ignore_index=True)
         lead = ["statistic"] + (byv or []) + ["variable"] + (["level"] if "level" in res.columns else [])
         res = res[lead + [c for c in res.columns if c not in lead]]
+        # disclosure control: the report's minimum cell size on every output (table, csv, json)
+        res = res.assign(n_cell=proportion_cell_counts(df, res, byv))
+        res = suppress_estimates(res, min_cell_size=k, cell_col="n_cell",
+                                 group_cols=["statistic", "variable"] + (byv or []))
+        if res["suppressed"].any():
+            notes.append(f"{int(res['suppressed'].sum())} row(s) suppressed (—): fewer than {k} "
+                         "unweighted respondents in the cell, or a complement of one "
+                         "(disclosure control)")
+        res = res.drop(columns=["n_cell"])
         if notes and (as_json or as_csv):
             from rich.console import Console as _C
 
@@ -191,20 +214,24 @@ def register(app: typer.Typer) -> None:
         title = (f"Estimates from {source} ({design.n:,} rows, design df {design.degf}"
                  + ("" if weights else ", unweighted") + ")")
         table = Table(title=title)
-        shown = [c for c in res.columns if c != "df" or res["df"].nunique() > 1]
+        shown = [c for c in res.columns if (c != "df" or res["df"].nunique() > 1)
+                 and c != "suppressed" and (c != "suppression" or res["suppressed"].any())]
         for c in shown:
             table.add_column(str(c), justify="right" if pd.api.types.is_numeric_dtype(res[c]) else "left",
                              no_wrap=True)
+
+        from ..report.disclosure import strip_control
 
         def fmt(x):
             if x is None or (isinstance(x, float) and np.isnan(x)):
                 return ""
             if isinstance(x, (float, np.floating)):
                 return f"{x:,.6g}"
-            return str(x)
+            return strip_control(str(x))
 
-        for row in res[shown].itertuples(index=False):
-            table.add_row(*[fmt(x) for x in row])
+        for row, hidden in zip(res[shown].itertuples(index=False), res["suppressed"]):
+            table.add_row(*[("—" if hidden and c not in lead and c != "suppression" else fmt(x))
+                            for c, x in zip(shown, row)])
         console.print(table)
         for msg in ([note] if note else []) + notes:
             console.print(msg, markup=False)

@@ -594,9 +594,10 @@ def suppress_estimates(res, *, min_cell_size: int = MIN_CELL_SIZE_FLOOR, n_col: 
                 secondary[int(g["pos"].iloc[pos])] = True
     hide = primary | secondary
     if stat_cols is None:
-        skip = set(gcols) | {"statistic", "variable", "level", "indicator", "category",
-                             "adjustment", "group", "by", "group_by", "source", "confidence",
-                             "reference_table", "note", "year", "population", "df"}
+        skip = set(gcols) | {"variable", "level", "indicator", "category", "adjustment",
+                             "group", "by", "group_by", "source", "confidence",
+                             "reference_table", "note", "year", "population", "population_se",
+                             "df"}
         stat_cols = [c for c in out.columns if c not in skip
                      and pd.api.types.is_numeric_dtype(out[c])]
     for c in stat_cols:
@@ -639,7 +640,7 @@ def spreadsheet_text(value):
     return v
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~^])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#!|~])")
 
 
 def markdown_text(s: str) -> str:
@@ -648,4 +649,31 @@ def markdown_text(s: str) -> str:
     s = strip_control(str(s)).replace("\r", " ").replace("\n", " ")
     s = _MD_SPECIAL.sub(r"\\\1", s)
     # a leading "-" or "1." would start a list; "=" / "-" lines a heading
-    return re.sub(r"^(\d+)\.", r"\1\\.", s)
+    return re.sub(r"^(\d+)\.(\s)", r"\1\\.\2", s)
+
+
+def proportion_cell_counts(df, res, by: Sequence[str] | None = None):
+    """Unweighted respondents behind each row of an ``estimate`` result: for a proportion
+    row the respondents at that level (within its group), for a mean or total the row's
+    ``n``. The count that :func:`suppress_estimates` compares with the minimum."""
+    import numpy as np
+    import pandas as pd
+
+    n = pd.to_numeric(res["n"], errors="coerce").to_numpy(dtype="float64", na_value=np.nan) \
+        if "n" in res.columns else np.full(len(res), np.nan)
+    out = n.copy()
+    if "level" not in res.columns or "variable" not in res.columns:
+        return out
+    by = list(by or [])
+    is_prop = res["level"].notna().to_numpy() if "statistic" not in res.columns else \
+        (res["statistic"] == "proportion").to_numpy()
+    for var in res.loc[is_prop, "variable"].dropna().unique():
+        if var not in df.columns:
+            continue
+        keys = by + [var]
+        counts = df[keys].astype("object").astype(str).value_counts()
+        sel = np.flatnonzero(is_prop & (res["variable"] == var).to_numpy())
+        for i in sel:
+            k = tuple(str(res.iloc[i][b]) for b in by) + (str(res.iloc[i]["level"]),)
+            out[i] = float(counts.get(k if len(k) > 1 else k[0], 0))
+    return out
