@@ -85,6 +85,11 @@ def compare_project(project, data) -> dict:
         raise EstimationError(f"no column {unknown[0]!r} to compare by", code="compare.bad_by",
                               where=f"{project.file} [compare] by",
                               hint="use one of: " + ", ".join(BY_ALLOWED))
+    from ..compare.comparison import BY_ALLOWED as _ALLOWED
+    from .disclosure import check_grouping
+
+    # never a table per respondent: only the groupings `compare --by` accepts
+    check_grouping(data, by, f"{project.file} [compare] by", allowed=_ALLOWED)
     parts = [compare(design, ref.population, by="wave" if "wave" in by else None, **opts)]
     for b in by:
         if b == "wave":

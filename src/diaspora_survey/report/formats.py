@@ -71,6 +71,12 @@ def _normalise_zip(data: bytes, stamp: str | None = None) -> bytes:
     return buf.getvalue()
 
 
+def _append(ws, row) -> None:
+    """A worksheet row with control characters removed (openpyxl refuses them; terminals
+    and spreadsheets should never see escape sequences)."""
+    ws.append([strip_control(v) if isinstance(v, str) else v for v in row])
+
+
 def render_xlsx(report: DisclosedReport) -> bytes:
     """One sheet per table (title, header, rows, then notes and sources) and an index sheet."""
     import datetime as dt
@@ -82,44 +88,44 @@ def render_xlsx(report: DisclosedReport) -> bytes:
     index = wb.active
     index.title = "Contents"
     bold = Font(bold=True)
-    index.append([report.title])
+    _append(index, [report.title])
     index["A1"].font = Font(bold=True, size=14)
     if report.synthetic:
-        index.append([SYNTHETIC_BANNER])
+        _append(index, [SYNTHETIC_BANNER])
         index["A2"].font = Font(bold=True, color="FFFFFF")
         index["A2"].fill = PatternFill("solid", fgColor="B00020")
-    index.append([f"Data as of {report.date}"])
+    _append(index, [f"Data as of {report.date}"])
     for k, v in report.facts:
-        index.append([k, v])
-    index.append([])
-    index.append(["Sheet", "Table"])
+        _append(index, [k, v])
+    _append(index, [])
+    _append(index, ["Sheet", "Table"])
     for cell in index[index.max_row]:
         cell.font = bold
     used = {"contents"}
     for t in report.tables():
         name = _sheet_name(t.id, used)
-        index.append([name, t.title])
+        _append(index, [name, t.title])
         ws = wb.create_sheet(name)
-        ws.append([t.title])
+        _append(ws, [t.title])
         ws["A1"].font = Font(bold=True, size=12)
         if report.synthetic:
-            ws.append([SYNTHETIC_BANNER])
+            _append(ws, [SYNTHETIC_BANNER])
             ws.cell(ws.max_row, 1).font = Font(bold=True, color="B00020")
         header, rows = export_rows(t)
-        ws.append(header)
+        _append(ws, header)
         hrow = ws.max_row
         for cell in ws[hrow]:
             cell.font = bold
             cell.alignment = Alignment(wrap_text=True, vertical="top")
         for r in rows:
-            ws.append(r)
+            _append(ws, r)
         for r in ws.iter_rows(min_row=hrow + 1, max_row=ws.max_row):
             for cell in r:
                 if cell.value == "—":
                     cell.alignment = Alignment(horizontal="right")
-        ws.append([])
+        _append(ws, [])
         for note in t.notes:
-            ws.append([note])
+            _append(ws, [note])
         for j in range(1, len(header) + 1):
             letter = ws.cell(hrow, j).column_letter
             width = max([len(str(header[j - 1]))] + [len(str(r[j - 1])) for r in rows[:200]])
@@ -138,7 +144,7 @@ def render_xlsx(report: DisclosedReport) -> bytes:
                     cell.value = strip_control(cell.value)
                     cell.data_type = "s"
     wb.properties.creator = "diaspora-survey"
-    wb.properties.title = report.title
+    wb.properties.title = strip_control(report.title)
     buf = io.BytesIO()
     wb.save(buf)
     return _normalise_zip(buf.getvalue(), stamp.strftime("%Y-%m-%dT%H:%M:%SZ"))
