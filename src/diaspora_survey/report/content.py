@@ -766,8 +766,12 @@ def build_report(inp: ReportInputs) -> Report:
     methods.blocks.append(Text(
         f"Disclosure control. Every table and chart in every format applies a minimum cell "
         f"size of {inp.min_cell_size} unweighted respondents: smaller cells are shown as "
-        "“—”, and where a single suppressed category could be recovered from the others a "
-        "second cell is suppressed. Estimates with a coefficient of variation above "
+        "“—”. Further cells are suppressed where a hidden cell could otherwise be recovered "
+        "by subtraction from anything this report publishes (wave sizes minus the visible "
+        "categories, all waves minus single waves, or across tables), choosing the smallest "
+        "such cell and sparing the headline comparisons where possible. Counts of missing "
+        "answers are shown whatever their size (every estimate's base reveals them). "
+        "Estimates with a coefficient of variation above "
         f"{inp.cv_max:.0%} are marked †. No respondent-level data appears in this report."))
     if inp.reference_sources:
         src = pd.DataFrame(inp.reference_sources, columns=["indicator", "source"])

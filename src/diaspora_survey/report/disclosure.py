@@ -82,6 +82,7 @@ class _Unit:
     suppressed: bool = False
     reason: str = ""
     governed: bool = False  # sets[0] holds the respondents of the governing count itself
+    public: bool = False    # item nonresponse: never primary, a complement only as last resort
 
 
 @dataclass
@@ -144,7 +145,8 @@ def _units(tables, min_cell_size: int):
                 u = _Unit(t.id, nk, i, count, sets,
                           count < min_cell_size and not public[i], bool(headline[i]),
                           len(units), governed=members_column(nk) in data.columns
-                          and data.at[i, members_column(nk)] is not None)
+                          and data.at[i, members_column(nk)] is not None,
+                          public=bool(public[i]))
                 if t.complement_by is not None:
                     g = (t.id, nk) + tuple(str(data.at[i, c]) for c in comp)
                     groups.setdefault(g, []).append(len(units))
@@ -360,21 +362,22 @@ def _complement_for(v, target, basis, owner, units, chosen):
         who = [i for i in owner[j] if i < 0 or not units[i].suppressed]
         if not who or -1 in who or any(i in chosen for i in who):
             return None
-        return (any(units[i].headline for i in who), sum(units[i].count for i in who),
+        return (any(units[i].public for i in who), any(units[i].headline for i in who),
+                sum(units[i].count for i in who),
                 min(units[i].order for i in who), tuple(who))
 
     opts = [o for j in np.flatnonzero(needed) if (o := option(j)) is not None]
     if opts:
-        return min(opts)[3]
+        return min(opts)[-1]
     opts = sorted({o for j in np.flatnonzero(used) if (o := option(j)) is not None},
-                  key=lambda o: (not all(units[i].table == target.table for i in o[3]),) + o[:3])
+                  key=lambda o: (not all(units[i].table == target.table for i in o[-1]),) + o[:-1])
     for o in opts[:40]:
-        gone = set(o[3]) | set(chosen)
+        gone = set(o[-1]) | set(chosen)
         rows = [j for j, w in enumerate(owner)
                 if not any(i < 0 or (not units[i].suppressed and i not in gone) for i in w)]
         if rows and basis.breaks(coef, np.array(rows)):
-            return o[3]
-    return opts[0][3] if opts else None
+            return o[-1]
+    return opts[0][-1] if opts else None
 
 
 def _release(units, fixed, groups, span, min_cell_size) -> None:
