@@ -76,3 +76,29 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, code: str | None
 def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8", *,
                       code: str | None = None) -> None:
     atomic_write_bytes(path, text.encode(encoding), code=code)
+
+
+#: A raw text value seen at least this often is an answer many respondents gave (a
+#: category): shown; rarer values may be free text that identifies someone: masked.
+FREE_TEXT_MIN_COUNT = 10
+
+
+def mask_value(value, count: int | None = None, *, min_count: int = FREE_TEXT_MIN_COUNT,
+               max_len: int = 30) -> str:
+    """A raw value as messages may show it (issue 11 item 7: free text is never echoed).
+
+    Numbers and codes with their file label (``7 «Другое»``) are shown as they are; text
+    seen at least ``min_count`` times and at most ``max_len`` characters long is shown (a
+    common answer such as a city); anything else is masked to its first two characters,
+    digits as ``#``, and its length: ``'Тб…' (41 chars)``. Control characters are removed.
+    """
+    import re as _re
+
+    s = _re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", "", str(value))
+    if _re.fullmatch(r"-?\d+([.,]\d+)?([eE][-+]?\d+)?", s.strip()) or \
+            _re.fullmatch(r"-?\d+(\.\d+)? «.*»", s, flags=_re.S):
+        return s if len(s) <= 80 else s[:77] + "…"
+    if count is not None and count >= min_count and len(s) <= max_len:
+        return s
+    head = _re.sub(r"\d", "#", s.strip()[:2])
+    return f"'{head}…' ({len(s)} chars)"

@@ -154,7 +154,9 @@ class CompareConfig(_Strict):
 
 class ReportConfig(_Strict):
     output: str = "reports/diaspora-report.pdf"
-    min_cell_size: int = 10
+    #: raised, never lowered below 10 from the project file (the library's opt-out is
+    #: ``Report(min_cell_size=…)``; docs/disclosure.md)
+    min_cell_size: int = Field(10, ge=10)
     formats: list[str] = Field(default_factory=lambda: ["pdf"])
 
 

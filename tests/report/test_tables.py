@@ -34,11 +34,29 @@ def test_flag_cells_threshold_is_configurable_and_strict():
     assert not f["suppressed"].any()
 
 
-def test_flag_cells_two_suppressed_need_no_secondary():
+def test_flag_cells_two_suppressed_need_no_secondary_when_together_large():
+    d = _dist()
+    d.loc[4, "n"], d.loc[5, "n"] = 8, 7        # total − visible reveals 15 in {y, z}: fine
+    f = flag_cells(d, min_cell_size=10, complement_by=["group"])
+    assert f["suppression"].tolist() == ["", "", "", "", "primary", "primary"]
+
+
+def test_flag_cells_suppressed_cells_small_together_get_a_complement():
+    """2 + 3 hidden: the group total minus the visible cell says "5 in y or z" (a small
+    group), so the smallest other cell is hidden too (issue 11 item 6)."""
     d = _dist()
     d.loc[4, "n"] = 2
     f = flag_cells(d, min_cell_size=10, complement_by=["group"])
-    assert f["suppression"].tolist() == ["", "", "", "", "primary", "primary"]
+    assert f["suppression"].tolist() == ["", "", "", "secondary", "primary", "primary"]
+
+
+def test_flag_cells_empty_cells_protect_nothing_and_headline_is_spared():
+    """An empty suppressed cell is known to be empty; the complement is the smallest
+    non-headline cell (issue 15 item 10)."""
+    d = pd.DataFrame({"group": ["a"] * 4, "n": [0, 4, 30, 12],
+                      "_headline": [False, False, False, True]})
+    f = flag_cells(d, min_cell_size=10, complement_by=["group"])
+    assert f["suppression"].tolist() == ["primary", "primary", "secondary", ""]
 
 
 def test_missing_count_is_not_suppressed_and_bad_threshold_rejected():

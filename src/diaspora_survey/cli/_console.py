@@ -26,10 +26,12 @@ def render_error(err) -> None:
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     # escape: messages and hints name e.g. "[reference] tables", which is not markup
-    where = f"[bold]{escape(str(err.where))}[/bold]: " if err.where else ""
-    console.print(f"[red]error[/red] ({err.code}): {where}{escape(str(err.message))}", markup=True)
+    from ..report.disclosure import strip_control as clean   # no escape sequences from input
+
+    where = f"[bold]{escape(clean(err.where))}[/bold]: " if err.where else ""
+    console.print(f"[red]error[/red] ({err.code}): {where}{escape(clean(err.message))}", markup=True)
     if err.hint:
-        console.print(f"  [cyan]hint[/cyan]: {escape(str(err.hint))}", markup=True)
+        console.print(f"  [cyan]hint[/cyan]: {escape(clean(err.hint))}", markup=True)
 
 
 # ---- tables readable anywhere -------------------------------------------------------------
@@ -95,6 +97,8 @@ def print_table(console, rows: list[dict], columns: list[tuple[str, str, str]], 
     from rich.markup import escape
     from rich.table import Table
 
+    from ..report.disclosure import strip_control as clean   # no escape sequences from input
+
     if layout not in LAYOUTS:
         from ..errors import DiasporaSurveyError
 
@@ -112,16 +116,16 @@ def print_table(console, rows: list[dict], columns: list[tuple[str, str, str]], 
             t.add_column(escape(h), justify=just, no_wrap=False, overflow="fold",
                          min_width=min(max(cell_w[k], head_w[k]), 60))
         for r in rows:
-            t.add_row(*[escape(str(r.get(k, ""))) for k, _, _ in cols])
+            t.add_row(*[escape(clean(str(r.get(k, "")))) for k, _, _ in cols])
         console.print(t)
         return
     if title:
         console.print(f"[bold]{escape(title)}[/bold]")
     label_w = max(len(h) for _, h, _ in cols[keys:]) if len(cols) > keys else 0
     for r in rows:
-        head = " · ".join(str(r.get(k, "")) for k, _, _ in cols[:keys] if str(r.get(k, "")))
+        head = clean(" · ".join(str(r.get(k, "")) for k, _, _ in cols[:keys] if str(r.get(k, ""))))
         console.print(f"  [bold]{escape(head)}[/bold]")
         for k, h, _ in cols[keys:]:
-            v = str(r.get(k, ""))
+            v = clean(str(r.get(k, "")))
             if v:
                 console.print(f"    {escape(h.ljust(label_w))}  {escape(v)}", soft_wrap=True)

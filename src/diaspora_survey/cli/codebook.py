@@ -16,6 +16,7 @@ def check_project(project_dir: Path, console) -> int:
     from rich.markup import escape
     from rich.table import Table
 
+    from .._util import mask_value
     from ..errors import DiasporaSurveyError
     from ..harmonise.apply import harmonise
     from ..project import Project
@@ -60,7 +61,7 @@ def check_project(project_dir: Path, console) -> int:
         for i in findings:
             console.print(f"  [red]{i.kind}[/red] {i.variable} ({escape(i.where or '')}):", highlight=False)
             for val, c in list(i.values.items())[:20]:
-                console.print(f"      {val}  ×{c}", highlight=False, markup=False)
+                console.print(f"      {mask_value(val, c)}  ×{c}", highlight=False, markup=False)
             if len(i.values) > 20:
                 console.print(f"      … {len(i.values) - 20} more", highlight=False)
         if findings:

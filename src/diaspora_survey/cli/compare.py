@@ -63,8 +63,40 @@ def comparison_cells(part, missing: dict, marks: dict | None = None) -> list[dic
         if rec["adjustment"] != "rao-scott" and rec["population"] != rec["population"]:
             cells["population"] = "n/a *"      # a gap: no number is invented
             missing.setdefault((rec["indicator"], rec["adjustment"]), rec["note"])
+        if rec.get("suppressed"):              # disclosure control: fewer than the minimum
+            cells.update({c: "—" for c in ("estimate", "difference", "ratio", "p", "n")})
         rows.append(cells)
     return rows
+
+
+def _disclose(res, df, proj, min_age, max_age):
+    """The report's disclosure control on the comparison rows (every output format)."""
+    from types import SimpleNamespace
+
+    from ..report.collect import cell_counts
+    from ..report.disclosure import MIN_CELL_SIZE_FLOOR, suppress_estimates
+
+    rc = proj.reference
+    shim = SimpleNamespace(reference=SimpleNamespace(
+        min_age=min_age, max_age=max_age or 0, population=rc.population))
+    c = res.rename(columns={"by": "group_by"}).copy()
+    c["group_by"] = c["group_by"].fillna("").astype(str)
+    c["group"] = c["group"].fillna("").astype(str)
+    c["category"] = c["category"].fillna("").astype(str)
+    try:
+        n_cell = cell_counts(c, df, shim)
+    except Exception:  # noqa: BLE001 - without cell counts the domain n governs
+        n_cell = res["n"]
+    k = max(MIN_CELL_SIZE_FLOOR, proj.report.min_cell_size)
+    out = suppress_estimates(res.assign(n_cell=n_cell), min_cell_size=k, cell_col="n_cell",
+                             group_cols=["by", "group", "indicator", "adjustment"])
+    out = out.drop(columns=["n_cell"])
+    out.attrs = dict(res.attrs)
+    if out["suppressed"].any():
+        out.attrs["notes"] = list(out.attrs.get("notes", [])) + [
+            f"{int(out['suppressed'].sum())} row(s) suppressed: fewer than {k} unweighted "
+            "respondents in the cell, or a complement of one (disclosure control)"]
+    return out
 
 
 def register(app: typer.Typer) -> None:
@@ -147,6 +179,10 @@ def register(app: typer.Typer) -> None:
                 _c(stderr=True).print(f"note: {n}", markup=False)
         byv = [x.strip() for v in (by if by is not None else proj.compare.by) for x in v.split(",") if x.strip()]
         for b in byv:
+            if b not in BY_ALLOWED:      # only what --by's help names
+                raise EstimationError(f"cannot compare by {b!r}", code="compare.bad_by",
+                                      where="--by" if by is not None else f"{proj.file} [compare] by",
+                                      hint="use one of: " + ", ".join(BY_ALLOWED))
             if b not in df.columns:
                 raise EstimationError(f"no column {b!r} to compare by", code="compare.bad_by",
                                       where=str(path), hint="use one of: " + ", ".join(BY_ALLOWED))
@@ -159,6 +195,8 @@ def register(app: typer.Typer) -> None:
             standardise=None if standardise == "none" else standardise, level=level,
             extra_indicators=extra, indicators=[x for v in indicator for x in v.split(",") if x]
             if indicator else None)
+        res = _disclose(res, df, proj, rc.min_age if min_age is None else min_age,
+                        (rc.max_age if max_age is None else max_age) or None)
         cpath = claims if claims is not None else proj.claims_file()
         verdicts = None
         if cpath is not None and (claims is not None or cpath.exists()):
@@ -180,6 +218,8 @@ def register(app: typer.Typer) -> None:
             return
         from ._console import console as make_console, fmt_num, print_table
         from rich.markup import escape
+
+        from ..report.disclosure import strip_control
 
         console = make_console(soft_wrap=False)
         missing: dict[tuple, str] = {}    # (indicator, adjustment) -> why no population value

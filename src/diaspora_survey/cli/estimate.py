@@ -163,12 +163,16 @@ def print_estimates(console, res, lead: list[str], *, title: str, layout: str = 
                      cv=fmt_num(rec.get("cv"), 3))
         for c in extra:
             r[c] = fmt_num(rec.get(c), 2 if c == "deff" else 0)
+        if rec.get("suppressed"):          # disclosure control: fewer than the minimum
+            r.update({c: "—" for c in ("estimate", "se", "ci", "n", "cv", *extra)})
+            r["suppression"] = str(rec.get("suppression") or "")
         rows.append(r)
     level = "95%"
     cols = [(c, c.replace("_", " "), "left") for c in lead]
     cols += [("estimate", "estimate", "right"), ("se", "SE", "right"),
              ("ci", f"{level} CI", "right"), ("n", "n", "right"), ("cv", "CV", "right")]
     cols += [(c, c, "right") for c in extra]
+    cols += [("suppression", "suppressed", "left")]
     print_table(console, rows, cols, title=title, layout=layout, keys=len(lead))
 
 
@@ -181,7 +185,8 @@ def register(app: typer.Typer) -> None:
         total: Optional[List[str]] = typer.Option(None, "--total", help="Variable(s) for estimated totals."),
         proportion: Optional[List[str]] = typer.Option(None, "--proportion",
                                                        help="Categorical variable(s): share of every level."),
-        by: Optional[List[str]] = typer.Option(None, "--by", help="Grouping variable(s) (repeat or comma-separate)."),
+        by: Optional[List[str]] = typer.Option(None, "--by", help="Categorical grouping variable(s) (repeat or "
+                                                         "comma-separate); not identifiers, at most 60 distinct values."),
         weights: Optional[str] = typer.Option(None, "--weights", "-w", help="Weight column."),
         strata: Optional[str] = typer.Option(None, "--strata", help="Strata column."),
         psu: Optional[List[str]] = typer.Option(None, "--psu", help="Cluster column(s), one per stage."),
@@ -222,6 +227,19 @@ def register(app: typer.Typer) -> None:
                                   hint="add --mean VAR, --total VAR or --proportion VAR")
         byv = _split(by) or None
         df, source = _read(data, project, set(props) | set(byv or []))
+        from ..report.disclosure import (MIN_CELL_SIZE_FLOOR, check_estimand, check_grouping,
+                                         proportion_cell_counts, suppress_estimates)
+
+        check_grouping(df, byv, str(source))
+        check_estimand(df, means + totals + props, str(source))
+        k = MIN_CELL_SIZE_FLOOR
+        if data is None:
+            try:
+                from ..project import Project
+
+                k = max(k, Project.load(project).report.min_cell_size)
+            except Exception:  # noqa: BLE001 - no project: the default minimum
+                pass
         note = None
         if weights is None and data is None and "weight" in df.columns:
             weights, note = "weight", "using weights column 'weight' of the project data"
@@ -250,6 +268,15 @@ def register(app: typer.Typer) -> None:
         res = _proportion_intervals(res, prop_ci, level)
         lead = ["statistic"] + (byv or []) + ["variable"] + (["level"] if "level" in res.columns else [])
         res = res[lead + [c for c in res.columns if c not in lead]]
+        # disclosure control: the report's minimum cell size on every output (table, csv, json)
+        res = res.assign(n_cell=proportion_cell_counts(df, res, byv))
+        res = suppress_estimates(res, min_cell_size=k, cell_col="n_cell",
+                                 group_cols=["statistic", "variable"] + (byv or []))
+        if res["suppressed"].any():
+            notes.append(f"{int(res['suppressed'].sum())} row(s) suppressed (—): fewer than {k} "
+                         "unweighted respondents in the cell, or a complement of one "
+                         "(disclosure control)")
+        res = res.drop(columns=["n_cell"])
         if notes and (as_json or as_csv):
             from rich.console import Console as _C
 

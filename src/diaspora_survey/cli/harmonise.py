@@ -29,7 +29,10 @@ def print_summary(result, console, *, layout: str = "auto") -> None:
         console.print("[bold]Issues[/bold]")
         for i in result.issues:
             colour = "red" if i.kind in ("unmapped", "unparsed") else "yellow"
-            text = escape(f"[{i.wave}] {i.variable}: {i.message}" + (f"  ({i.where})" if i.where else ""))
+            from ..report.disclosure import strip_control
+
+            text = escape(strip_control(f"[{i.wave}] {i.variable}: {i.message}"
+                                        + (f"  ({i.where})" if i.where else "")))
             console.print(f"  [{colour}]{i.kind}[/{colour}] {text}", markup=True, highlight=False, soft_wrap=True)
 
 

@@ -35,6 +35,7 @@ from . import schema
 from .codebook import Codebook, VariableSpec, _bool_value, _key_identity, parse_rule
 from .crosswalks import Crosswalk, normalise_label
 from .transforms import DATE_MAX, DATE_MIN, MONTH_FORMS, parse_date_values, parse_month  # noqa: F401  (re-exported)
+from .._util import mask_value
 from ..errors import CodebookError, HarmonisationError
 
 STRING = "string"
@@ -268,7 +269,7 @@ def _map_categorical(v: _Var, col: pd.Series, categories: list[str] | None, orde
                 for i in unm[np.argsort(-counts[unm], kind="stable")]}
         v.issue("unmapped", k,
                 f"{k} value(s) of {spec.sources[0]!r} not mapped ({len(unm)} distinct): " +
-                ", ".join(f"{k} ×{c}" for k, c in list(vals.items())[:8]) + (" …" if len(vals) > 8 else ""),
+                ", ".join(f"{mask_value(k, c)} ×{c}" for k, c in list(vals.items())[:8]) + (" …" if len(vals) > 8 else ""),
                 vals)
     return pd.Series(pd.Categorical.from_codes(out_codes, categories=cats, ordered=ordered),
                      index=col.index, name=v.name)
@@ -439,7 +440,7 @@ def _numeric_with_missing(v: _Var, col: pd.Series, source: str) -> pd.Series:
         vals = {str(k): int(c) for k, c in vc.items()}
         v.unmapped_rows |= bad
         v.issue("unparsed", int(bad.sum()), f"{int(bad.sum())} value(s) of {source!r} are not numbers: " +
-                ", ".join(f"{k!r} ×{c}" for k, c in list(vals.items())[:8]), vals)
+                ", ".join(f"{mask_value(k, c)} ×{c}" for k, c in list(vals.items())[:8]), vals)
     # a number whose value label says "no answer" (99 «Отказ от ответа») that neither the codebook
     # nor the file declares missing: never used as a number — NA, reported as unmapped
     mcw = v.ctx.crosswalks.get("missing")
@@ -456,7 +457,7 @@ def _numeric_with_missing(v: _Var, col: pd.Series, source: str) -> pd.Series:
                 bad = bad | hit
                 v.issue("unmapped", int(hit.sum()),
                         f"{int(hit.sum())} value(s) of {source!r} are labelled as no answer but not declared "
-                        "missing: " + ", ".join(f"{a} ×{c}" for a, c in list(vals.items())[:8]) +
+                        "missing: " + ", ".join(f"{mask_value(a, c)} ×{c}" for a, c in list(vals.items())[:8]) +
                         " — list them under 'missing:'", vals)
     return num.mask(miss | bad)
 
@@ -472,7 +473,7 @@ def _apply_valid_range(v: _Var, num: pd.Series) -> pd.Series:
         vals = {_fmt_value(x, None): int(c) for x, c in vc.items()}
         v.out_of_range_rows |= out.to_numpy(dtype=bool, na_value=False)
         v.issue("out_of_range", k, f"{k} value(s) outside [{lo:g}, {hi:g}] set to missing: " +
-                ", ".join(f"{a} ×{c}" for a, c in list(vals.items())[:8]), vals, keys=("valid_range",))
+                ", ".join(f"{mask_value(a, c)} ×{c}" for a, c in list(vals.items())[:8]), vals, keys=("valid_range",))
         num = num.mask(out)
     return num
 
@@ -550,13 +551,13 @@ def _parse_dates(v: _Var, col: pd.Series, source: str, *, floor_month: bool = Fa
         k = int(bad.sum())
         v.unmapped_rows |= bad
         v.issue("unparsed", k, f"{k} value(s) of {source!r} are not dates: " +
-                ", ".join(f"{a!r} ×{c}" for a, c in list(bad_counts.items())[:8]) +
+                ", ".join(f"{mask_value(a, c)} ×{c}" for a, c in list(bad_counts.items())[:8]) +
                 " (formats: 2022-03-15, 15.03.2022, 15/03/2022)", bad_counts)
     if oor.any():
         k = int(oor.sum())
         v.out_of_range_rows |= oor
         v.issue("out_of_range", k, f"{k} date(s) in {source!r} outside 1900–2100 set to missing: " +
-                ", ".join(f"{a!r} ×{c}" for a, c in list(oor_counts.items())[:8]), oor_counts)
+                ", ".join(f"{mask_value(a, c)} ×{c}" for a, c in list(oor_counts.items())[:8]), oor_counts)
     return out
 
 
@@ -614,7 +615,7 @@ def _month_series(v: _Var, col: pd.Series) -> pd.Series:
         v.unmapped_rows |= np.append(status == 2, False)[codes]
         d = {str(uniques.iloc[i]): int(counts[i]) for i in bad[np.argsort(-counts[bad], kind="stable")]}
         v.issue("unparsed", k, f"{k} value(s) of {spec.sources[0]!r} are not a month: " +
-                ", ".join(f"{a!r} ×{c}" for a, c in list(d.items())[:8]) +
+                ", ".join(f"{mask_value(a, c)} ×{c}" for a, c in list(d.items())[:8]) +
                 " (formats: 03.2022, 2022-03, март 2022)", d)
     return out
 
@@ -631,7 +632,7 @@ def _year_month(v: _Var, df: pd.DataFrame) -> pd.Series:
         vc = (y[bad].astype("int64").astype(str) + "/" + m[bad].astype("int64").astype(str)).value_counts()
         vals = {str(a): int(c) for a, c in vc.items()}
         v.issue("out_of_range", k, f"{k} year/month pair(s) out of range set to missing: " +
-                ", ".join(f"{a} ×{c}" for a, c in list(vals.items())[:8]) +
+                ", ".join(f"{mask_value(a, c)} ×{c}" for a, c in list(vals.items())[:8]) +
                 " (years 1900–2100, months 1–12)", vals)
     yy = y.where(ok, 1970).astype("int64").to_numpy()
     mm = m.where(ok, 1).astype("int64").to_numpy()

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from .content import ReportInputs, WaveInfo
+from .disclosure import members_column, positions
 from ..errors import ReportError
 
 
@@ -101,6 +102,11 @@ def compare_project(project, data, panel=None) -> dict:
         raise EstimationError(f"no column {unknown[0]!r} to compare by", code="compare.bad_by",
                               where=f"{project.file} [compare] by",
                               hint="use one of: " + ", ".join(BY_ALLOWED))
+    from ..compare.comparison import BY_ALLOWED as _ALLOWED
+    from .disclosure import check_grouping
+
+    # never a table per respondent: only the groupings `compare --by` accepts
+    check_grouping(data, by, f"{project.file} [compare] by", allowed=_ALLOWED)
     parts = [compare(design, ref.population, by="wave" if "wave" in by else None,
                      extra_indicators=extra, **opts)]
     for b in by:
@@ -116,7 +122,8 @@ def compare_project(project, data, panel=None) -> dict:
         comp = comp.rename(columns={"by": "group_by"})
     comp["group_by"] = comp["group_by"].fillna("").astype(str)
     comp["group"] = comp["group"].fillna("").astype(str)
-    comp["n_cell"] = cell_counts(comp, data, project)
+    comp["n_cell"], comp[members_column("n")], comp[members_column("n_cell")] = \
+        cell_counts(comp, data, project, members=True)
     out = {"comparisons": comp, "notes": list(parts[0].attrs.get("notes", []))}
     claims_path = project.path(project.compare.claims)
     if claims_path.exists():
@@ -135,20 +142,22 @@ def compare_project(project, data, panel=None) -> dict:
             "category": edu["category"].map(CATEGORY_LABELS).fillna(edu["category"]).to_numpy(),
             "estimate": edu["estimate"].to_numpy(), "ci_low": edu["ci_low"].to_numpy(),
             "ci_high": edu["ci_high"].to_numpy(), "population": edu["population"].to_numpy(),
-            "n": edu["n_cell"].to_numpy()})
+            "n": edu["n_cell"].to_numpy(),
+            members_column("n"): edu[members_column("n_cell")].to_list()})
     ent = crude[(crude["group_by"] == "country") & (crude["indicator"] == "entrepreneurs_all")]
     if len(ent):
         out.setdefault("charts", {})["entrepreneurship_by_country"] = pd.DataFrame({
             "country": ent["group"].to_numpy(), "estimate": ent["estimate"].to_numpy(),
             "ci_low": ent["ci_low"].to_numpy(), "ci_high": ent["ci_high"].to_numpy(),
-            "n": ent["n_cell"].to_numpy()})
+            "n": ent["n_cell"].to_numpy(),
+            members_column("n"): ent[members_column("n_cell")].to_list()})
         pop = pd.to_numeric(ent["population"], errors="coerce").dropna()
         out["charts"]["entrepreneurship_population"] = float(pop.iloc[0]) if len(pop) else None
     del np
     return out
 
 
-def cell_counts(comp, data, project):
+def cell_counts(comp, data, project, members: bool = False):
     """Unweighted respondents behind each comparison row, for disclosure control.
 
     Means and medians: the domain's ``n``. Shares of a yes/no indicator: the smaller of
@@ -158,7 +167,14 @@ def cell_counts(comp, data, project):
     One pass per grouping: respondents are counted by (group, category code) with
     ``np.bincount`` for every group at once, then read off per row (linear in rows, not
     rows x groups x comparison rows).
+
+    ``members=True`` also returns, per row, the positions (in ``data``) of the respondents
+    behind the row's ``n`` (the domain) and behind its estimate (the category, or "yes"),
+    for the report-wide differencing check of :mod:`.disclosure`; ``None`` where the
+    domain cannot be matched to ``n`` exactly (:func:`_cell_members`).
     """
+    if members:
+        return _cell_members(comp, data, project)
     import numpy as np
     import pandas as pd
 
@@ -276,6 +292,123 @@ def cell_counts(comp, data, project):
     return out
 
 
+def _cell_members(comp, data, project):
+    """:func:`cell_counts` with ``members=True``: the counts, and per row the respondents'
+    positions behind the domain and the cell (one pass per row: the report's tables only).
+
+    Means and medians: the domain's ``n``. Shares of a yes/no indicator: the smaller of
+    "yes" and "no" (either reveals a small group). Distribution categories: respondents
+    in the category (secondary suppression protects the complement).
+
+    ``members=True`` also returns, per row, the positions (in ``data``) of the respondents
+    behind the row's ``n`` (the domain) and behind its estimate (the category, or "yes"),
+    for the report-wide differencing check of :mod:`.disclosure`; ``None`` where the
+    domain cannot be matched to ``n`` exactly.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from ..compare import reference
+
+    n = pd.to_numeric(comp["n"], errors="coerce").fillna(0).to_numpy(dtype=float)
+    out = n.copy()
+    ref = project.reference
+    age = pd.to_numeric(data["age"], errors="coerce").to_numpy(dtype=float) \
+        if "age" in data.columns else np.full(len(data), np.nan)
+    frame = age >= ref.min_age
+    if ref.max_age:
+        frame &= age <= ref.max_age
+
+    def col(name):
+        if name not in data.columns:
+            return None
+        return data[name].astype("object").to_numpy()
+
+    edu = col("education")
+    edu_groups = {}
+    try:
+        rp = reference.load(ref.population)
+        t = rp.first("education_distribution")
+        if t is not None:
+            f = t.to_frame()
+            edu_groups = {str(c): set(str(m).split("|")) for c, m in zip(f["category"], f["maps_to"])}
+    except Exception:   # noqa: BLE001 - without the mapping the domain n is used
+        edu_groups = {}
+    ent = data["entrepreneur"].astype("boolean") if "entrepreneur" in data.columns else None
+    hed = data["higher_education"].astype("boolean") if "higher_education" in data.columns else None
+    agrp = col("age_group")
+    employed = None
+    if "employment_status" in data.columns:
+        from ..harmonise.schema import EMPLOYED
+
+        employed = data["employment_status"].astype("object").isin(EMPLOYED).to_numpy()
+    cache: dict = {}
+    dom_sets: list = [None] * len(comp)
+    cell_sets: list = [None] * len(comp)
+    var_of = {"age_distribution": "age_group", "education_distribution": "education",
+              "mean_age": "age", "median_age": "age"}
+    edu_known = pd.Series(edu).isin(set().union(*edu_groups.values())).to_numpy() \
+        if (edu is not None and edu_groups) else None
+    for i, rec in enumerate(comp[["group_by", "group", "indicator", "category", "n"]]
+                            .to_dict("records")):
+        key = (rec["group_by"], rec["group"])
+        if key not in cache:
+            dom = frame.copy()
+            if rec["group_by"]:
+                dom &= data[rec["group_by"]].astype(str).to_numpy() == rec["group"]
+            cache[key] = dom
+        dom = cache[key]
+        ind, cat = rec["indicator"], rec["category"]
+        if members:
+            v = var_of.get(ind)
+            if v is not None and v in data.columns:
+                d_set = dom & data[v].notna().to_numpy()
+                if ind == "education_distribution" and edu_known is not None:
+                    d_set &= edu_known
+                dom_sets[i] = d_set
+                cell_sets[i] = d_set if ind in ("mean_age", "median_age") else None
+        if cat == "goodness_of_fit" or ind in ("mean_age", "median_age"):
+            continue
+
+        def binary(mask_yes, base):
+            yes = int((mask_yes & base).sum())
+            return min(yes, int(base.sum()) - yes)
+
+        if ind == "age_distribution" and agrp is not None:
+            cell_sets[i] = dom & (agrp == cat)
+            out[i] = int(cell_sets[i].sum())
+        elif ind == "share_aged_18_34":
+            base = dom & ~np.isnan(age)
+            out[i] = binary((age >= 18) & (age <= 34), base)
+            dom_sets[i], cell_sets[i] = base, base & (age >= 18) & (age <= 34)
+        elif ind == "education_distribution" and edu is not None and cat in edu_groups:
+            cell_sets[i] = dom & pd.Series(edu).isin(edu_groups[cat]).to_numpy()
+            out[i] = int(cell_sets[i].sum())
+        elif ind in ("higher_education", "higher_education_by_age") and hed is not None:
+            base = dom & hed.notna().to_numpy()
+            if ind == "higher_education_by_age" and cat:
+                lo, hi = reference.parse_age_band(cat)
+                base &= (age >= lo) & ((age <= hi) if hi is not None else True)
+            yes = hed.fillna(False).to_numpy(dtype=bool)
+            out[i] = binary(yes, base)
+            dom_sets[i], cell_sets[i] = base, base & yes
+        elif ind in ("entrepreneurs_all", "entrepreneurs_employed") and ent is not None:
+            base = dom & ent.notna().to_numpy()
+            if ind == "entrepreneurs_employed" and employed is not None:
+                base &= employed
+            yes = ent.fillna(False).to_numpy(dtype=bool)
+            out[i] = binary(yes, base)
+            dom_sets[i], cell_sets[i] = base, base & yes
+    n_dom = pd.to_numeric(comp["n"], errors="coerce").to_numpy(dtype=float)
+    doms, cells = [], []
+    for i in range(len(comp)):
+        d_set = dom_sets[i]
+        ok = d_set is not None and n_dom[i] == d_set.sum()
+        doms.append(positions(d_set) if ok else None)
+        cells.append(positions(cell_sets[i]) if ok and cell_sets[i] is not None else None)
+    return out, doms, cells
+
+
 def age_sex_cells(data, project, weight_col: str | None):
     """Weighted share of each age group × sex cell among adults reporting male/female,
     beside the population share of that cell among adults (reference age × sex table)."""
@@ -331,9 +464,12 @@ def age_sex_cells(data, project, weight_col: str | None):
             mass, _ = reference.band_mass(table, lo2, hi2, sex)
             rows.append({"age_group": lab, "sex": sex, "cell": f"{lab}|{sex}",
                          "population": mass / total, "n": int(counts.get(f"{lab}|{sex}", 0))})
-    out = pd.DataFrame(rows).merge(est, on="cell", how="left").drop(columns="cell")
+    out = pd.DataFrame(rows).merge(est, on="cell", how="left")
     out["estimate"] = out["estimate"].fillna(0.0)
-    return out[["age_group", "sex", "estimate", "population", "n"]]
+    both = (data["sex"].isin(["male", "female"]) & data["age_group"].notna()).to_numpy()
+    full = (data["age_group"].astype(str) + "|" + data["sex"].astype(str)).to_numpy(dtype=object)
+    out[members_column("n")] = [positions(both & (full == c)) for c in out["cell"]]
+    return out[["age_group", "sex", "estimate", "population", "n", members_column("n")]]
 
 
 #: How the report describes a harmonisation issue. The issue's own message lists raw
@@ -470,9 +606,10 @@ def report_inputs(pipeline) -> ReportInputs:
             encoding=getattr(src, "encoding", None) or (w.encoding or ""),
             n_read=(n_kept + n_excl) if n_kept is not None else None,
             n_kept=n_kept, n_excluded=n_excl))
-    exclusions = issues = None
+    exclusions = issues = excluded = None
     if h is not None:
         if len(h.exclusions):
+            excluded = h.exclusions[["wave", "reason"]].reset_index(drop=True)
             exclusions = (h.exclusions.assign(wave=h.exclusions["wave"].astype(str))
                           .groupby(["wave", "reason"], sort=False, observed=True).size()
                           .rename("n").reset_index())
@@ -502,7 +639,7 @@ def report_inputs(pipeline) -> ReportInputs:
         reference_sources=_reference_sources(project),
         methods=_methods(project, pipeline), provenance=_provenance(project, pipeline),
         package_version=__version__, command=pipeline.command or "diaspora-survey report",
-        min_cell_size=project.report.min_cell_size,
+        min_cell_size=project.report.min_cell_size, excluded=excluded,
         panel=getattr(pipeline, "panel_analysis", None),
     )
     inp.sample_label, inp.population_label = wording(project)

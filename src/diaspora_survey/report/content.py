@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .disclosure import members_column, positions
 from .document import Chart, Report, Section, Text
 from .tables import Column, ReportTable
 
@@ -85,6 +86,19 @@ class ReportInputs:
     #: wording from the project ([project] sample, [reference] label): titles and legends
     sample_label: str = "Sample"
     population_label: str = "the population"
+    #: one row per excluded respondent (``wave``, ``reason``): positions ``len(data) + i`` of
+    #: the respondent universe that disclosure control links every published count to
+    excluded: Any = None
+
+
+def _excluded_waves(inp: ReportInputs):
+    import numpy as np
+
+    if inp.excluded is None or len(inp.excluded) == 0:
+        return np.zeros(0, dtype=object), np.zeros(0, dtype=object)
+    e = inp.excluded
+    return (e["wave"].astype(str).to_numpy(dtype=object),
+            e["reason"].astype(str).to_numpy(dtype=object))
 
 
 # ---------------------------------------------------------------------------------------
@@ -125,12 +139,15 @@ def composition_table(inp: ReportInputs) -> ReportTable | None:
     waves = [w.id for w in inp.waves] or _categories(df["wave"].astype(str))
     wave_s = df["wave"].astype(str)
     wave_n = wave_s.value_counts()
+    wave_a = wave_s.to_numpy(dtype=object)
     rows = []
     for var in COMPOSITION_VARS:
         if var not in df.columns:
             continue
         s = df[var]
-        counts = pd.crosstab(s.astype("object").where(s.notna(), "(missing)"), wave_s)
+        vals = s.astype("object").where(s.notna(), "(missing)")
+        counts = pd.crosstab(vals, wave_s)
+        vals = vals.to_numpy(dtype=object)
         cats = [c for c in _categories(s)] + (["(missing)"] if s.isna().any() else [])
         for cat in cats:
             rec = {"variable": var.replace("_", " "), "category": _label(var, cat)}
@@ -139,6 +156,8 @@ def composition_table(inp: ReportInputs) -> ReportTable | None:
                 tot = int(wave_n.get(w, 0))
                 rec[f"n_{w}"] = n
                 rec[f"p_{w}"] = 100.0 * n / tot if tot else float("nan")
+                rec[members_column(f"n_{w}")] = positions((wave_a == w) & (vals == cat))
+            rec["_public"] = cat == "(missing)"
             rows.append(rec)
     if not rows:
         return None
@@ -167,6 +186,17 @@ def waves_table(inp: ReportInputs) -> ReportTable | None:
     # No exclusions at all (0) reveals nothing about anyone and is shown.
     excl = pd.to_numeric(data["n_excluded"], errors="coerce")
     data["n_excluded_cell"] = excl.where(excl > 0)
+    if inp.data is not None and "wave" in inp.data.columns:
+        import numpy as np
+
+        wave_a = inp.data["wave"].astype(str).to_numpy(dtype=object)
+        ex_w, _ = _excluded_waves(inp)
+        kept = [positions(wave_a == w.id) for w in inp.waves]
+        gone = [positions(ex_w == w.id) + len(wave_a) for w in inp.waves]
+        data[members_column("n_kept")] = kept
+        data[members_column("n_excluded")] = gone
+        data[members_column("n_excluded_cell")] = gone
+        data[members_column("n_read")] = [np.concatenate([a, b]) for a, b in zip(kept, gone)]
     return ReportTable(
         id="waves", title="Waves: files read and respondents kept", data=data,
         columns=[Column("wave", "Wave", "text"), Column("file", "File", "text"),
@@ -186,6 +216,10 @@ def exclusions_table(inp: ReportInputs) -> ReportTable | None:
     if inp.exclusions is None or len(inp.exclusions) == 0:
         return None
     d = inp.exclusions.reset_index(drop=True)
+    ex_w, ex_r = _excluded_waves(inp)
+    if len(ex_w) and inp.data is not None:
+        d[members_column("n")] = [positions((ex_w == str(w)) & (ex_r == str(r))) + len(inp.data)
+                                  for w, r in zip(d["wave"], d["reason"])]
     return ReportTable(
         id="exclusions", title="Respondents excluded in harmonisation, by reason", data=d,
         columns=[Column("wave", "Wave", "text"), Column("reason", "Reason", "text"),
@@ -232,6 +266,9 @@ def weighting_tables(inp: ReportInputs) -> list[ReportTable]:
             m.insert(0, "wave", str(wave))
             margins.append(m)
     diag = pd.DataFrame(rows)
+    if inp.data is not None and "wave" in inp.data.columns:
+        wave_a = inp.data["wave"].astype(str).to_numpy(dtype=object)
+        diag[members_column("n")] = [positions(wave_a == w) for w in diag["wave"]]
     out = [ReportTable(
         id="weighting_diagnostics", title="Weighting diagnostics by wave", data=diag,
         columns=[Column("wave", "Wave", "text"), Column("n", "n", "int"),
@@ -255,6 +292,8 @@ def weighting_tables(inp: ReportInputs) -> list[ReportTable]:
         if "target_share" in m.columns:
             m["target"] = m["target_share"]
         m["variable"] = m["variable"].astype(str)
+        if "n" in m.columns:
+            m[members_column("n")] = _margin_members(inp, m)
         m["category"] = [_label(v, c) for v, c in zip(m["variable"], m["category"])]
         for k in ("target", "before", "after"):
             if k in m.columns:
@@ -263,7 +302,8 @@ def weighting_tables(inp: ReportInputs) -> list[ReportTable]:
             m["n"] = float("nan")
         out.append(ReportTable(
             id="weighting_margins", title="Weighting targets and achieved margins (%)",
-            data=m[["wave", "variable", "category", "target", "before", "after", "n"]],
+            data=m[["wave", "variable", "category", "target", "before", "after", "n"]
+                   + [c for c in m.columns if c == members_column("n")]],
             columns=[Column("wave", "Wave", "text"), Column("variable", "Variable", "text"),
                      Column("category", "Category", "text"),
                      Column("target", "Target %", stat=False, **PCT),
@@ -273,6 +313,37 @@ def weighting_tables(inp: ReportInputs) -> list[ReportTable]:
             notes=["Before: unweighted (or base-weighted) sample share; after: with the "
                    "final weights. Targets: " + ("; ".join(inp.weighting_targets) or "see methods")
                    + "."]))
+    return out
+
+
+def _margin_members(inp: ReportInputs, m) -> list:
+    """Respondents counted in each weighting-margin row (``sex:age_group`` = ``male:18-24``
+    for an interaction); ``None`` where the count cannot be matched exactly."""
+    import numpy as np
+
+    df = inp.data
+    wave_a = df["wave"].astype(str).to_numpy(dtype=object)
+    out = []
+    for w, var, cat, n in zip(m["wave"], m["variable"], m["category"], m["n"]):
+        names, codes = str(var).split(":"), str(cat).split(":")
+        if len(names) != len(codes) or not all(v in df.columns for v in names):
+            out.append(None)
+            continue
+        mask = wave_a == str(w)
+        for v, c in zip(names, codes):
+            col = df[v]
+            if c in ("<missing>", "(missing)", "nan", "<NA>"):
+                mask = mask & col.isna().to_numpy()
+            else:
+                mask = mask & (col.astype("object").astype(str).to_numpy(dtype=object) == c) \
+                    & col.notna().to_numpy()
+        pos = positions(mask)
+        try:
+            same = len(pos) == int(n)
+        except (TypeError, ValueError):
+            same = False
+        out.append(pos if same else None)
+    del np
     return out
 
 
@@ -288,13 +359,16 @@ def weights_histogram(inp: ReportInputs, bins: int = 30) -> ReportTable | None:
     waves = inp.data["wave"].astype(str).to_numpy()
     frames = []
     for wave in [x.id for x in inp.waves] or sorted(set(waves)):
-        ww = w[(waves == wave) & np.isfinite(w)]
+        sel = (waves == wave) & np.isfinite(w)
+        ww = w[sel]
         if ww.size == 0:
             continue
         ww = ww / ww.mean()
         hi = float(np.quantile(ww, 0.995)) if ww.size > 20 else float(ww.max())
         edges = np.linspace(0.0, max(hi, 1.5), bins + 1)
         counts, _ = np.histogram(np.clip(ww, 0, edges[-1]), bins=edges)
+        # no respondent sets (_members_): bins are not categories any other table shows,
+        # so the per-wave complement rule protects them (the bins add up to the wave)
         frames.append(pd.DataFrame({"wave": wave, "bin_low": edges[:-1],
                                     "bin_high": edges[1:], "n": counts}))
     if not frames:
@@ -557,7 +631,7 @@ def _generic_table(df, id: str, title: str, notes=()) -> ReportTable:
     d = df.reset_index(drop=True).copy()
     cols = []
     for c in d.columns:
-        if c in ("suppressed", "low_precision"):
+        if c in ("suppressed", "low_precision") or str(c).startswith("_"):
             continue
         s = d[c]
         label = str(c).replace("_", " ")
@@ -778,8 +852,12 @@ def build_report(inp: ReportInputs) -> Report:
     methods.blocks.append(Text(
         f"Disclosure control. Every table and chart in every format applies a minimum cell "
         f"size of {inp.min_cell_size} unweighted respondents: smaller cells are shown as "
-        "“—”, and where a single suppressed category could be recovered from the others a "
-        "second cell is suppressed. Estimates with a coefficient of variation above "
+        "“—”. Further cells are suppressed where a hidden cell could otherwise be recovered "
+        "by subtraction from anything this report publishes (wave sizes minus the visible "
+        "categories, all waves minus single waves, or across tables), choosing the smallest "
+        "such cell and sparing the headline comparisons where possible. Counts of missing "
+        "answers are shown whatever their size (every estimate's base reveals them). "
+        "Estimates with a coefficient of variation above "
         f"{inp.cv_max:.0%} are marked †. No respondent-level data appears in this report."))
     if inp.reference_sources:
         src = pd.DataFrame(inp.reference_sources, columns=["indicator", "source"])

@@ -84,6 +84,8 @@ class DisclosedReport:
     min_cell_size: int
     cv_max: float
     author: str
+    #: the attack on the published cells after suppression (:class:`.disclosure.AuditResult`)
+    audit: object = None
 
     def tables(self) -> list[DisclosedTable]:
         """Every table in document order (chart data excluded), ids unique."""
@@ -97,7 +99,16 @@ SYNTHETIC_BANNER = "SYNTHETIC DATA — for demonstration only; not a real survey
 
 
 def disclose_report(report: Report) -> DisclosedReport:
-    """Apply disclosure control to every table and every chart's data (one place, once)."""
+    """Apply disclosure control to every table and every chart's data (one place, once).
+
+    Secondary suppression is decided for the whole report at once (:func:`.disclosure.protect`):
+    a cell hidden in one table must not be recoverable from any other table or chart.
+    """
+    from .disclosure import protect
+
+    every = [b if isinstance(b, ReportTable) else b.table for sec in report.sections
+             for b in sec.blocks if isinstance(b, (ReportTable, Chart))]
+    forced, audit = protect(every, report.min_cell_size)
     seen: set[str] = set()
     sections = []
     for sec in report.sections:
@@ -108,7 +119,7 @@ def disclose_report(report: Report) -> DisclosedReport:
                     raise ReportError(f"duplicate table id {b.id!r}", code="report.duplicate_id")
                 seen.add(b.id)
                 blocks.append(disclose(b, min_cell_size=report.min_cell_size,
-                                       cv_max=report.cv_max))
+                                       cv_max=report.cv_max, secondary=forced.get(b.id)))
             elif isinstance(b, Chart):
                 if b.id in seen:
                     raise ReportError(f"duplicate chart id {b.id!r}", code="report.duplicate_id")
@@ -116,7 +127,7 @@ def disclose_report(report: Report) -> DisclosedReport:
                 blocks.append(DisclosedChart(
                     id=b.id, title=b.title, kind=b.kind, caption=b.caption, options=b.options,
                     table=disclose(b.table, min_cell_size=report.min_cell_size,
-                                   cv_max=report.cv_max)))
+                                   cv_max=report.cv_max, secondary=forced.get(b.table.id))))
             elif isinstance(b, Text):
                 blocks.append(b)
             else:
@@ -127,4 +138,4 @@ def disclose_report(report: Report) -> DisclosedReport:
     return DisclosedReport(title=report.title, date=report.date, synthetic=report.synthetic,
                            subtitle=report.subtitle, facts=list(report.facts),
                            sections=sections, min_cell_size=report.min_cell_size,
-                           cv_max=report.cv_max, author=report.author)
+                           cv_max=report.cv_max, author=report.author, audit=audit)

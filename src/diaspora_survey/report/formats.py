@@ -17,6 +17,7 @@ import zipfile
 
 from ..errors import ReportError
 from .document import SYNTHETIC_BANNER, DisclosedChart, DisclosedReport, Text
+from .disclosure import markdown_text, spreadsheet_text, strip_control
 from .tables import DisclosedTable, export_rows
 
 FORMATS = ("pdf", "xlsx", "csv", "md", "tex")
@@ -70,6 +71,12 @@ def _normalise_zip(data: bytes, stamp: str | None = None) -> bytes:
     return buf.getvalue()
 
 
+def _append(ws, row) -> None:
+    """A worksheet row with control characters removed (openpyxl refuses them; terminals
+    and spreadsheets should never see escape sequences)."""
+    ws.append([strip_control(v) if isinstance(v, str) else v for v in row])
+
+
 def render_xlsx(report: DisclosedReport) -> bytes:
     """One sheet per table (title, header, rows, then notes and sources) and an index sheet."""
     import datetime as dt
@@ -87,44 +94,44 @@ def render_xlsx(report: DisclosedReport) -> bytes:
         index = first
         index.title = "Contents"
     bold = Font(bold=True)
-    index.append([report.title])
+    _append(index, [report.title])
     index["A1"].font = Font(bold=True, size=14)
     if report.synthetic:
-        index.append([SYNTHETIC_BANNER])
+        _append(index, [SYNTHETIC_BANNER])
         index["A2"].font = Font(bold=True, color="FFFFFF")
         index["A2"].fill = PatternFill("solid", fgColor="B00020")
-    index.append([f"Data as of {report.date}"])
+    _append(index, [f"Data as of {report.date}"])
     for k, v in report.facts:
-        index.append([k, v])
-    index.append([])
-    index.append(["Sheet", "Table"])
+        _append(index, [k, v])
+    _append(index, [])
+    _append(index, ["Sheet", "Table"])
     for cell in index[index.max_row]:
         cell.font = bold
     used = {"contents", "summary"}
     for t in report.tables():
         name = _sheet_name(t.id, used)
-        index.append([name, t.title])
+        _append(index, [name, t.title])
         ws = wb.create_sheet(name)
-        ws.append([t.title])
+        _append(ws, [t.title])
         ws["A1"].font = Font(bold=True, size=12)
         if report.synthetic:
-            ws.append([SYNTHETIC_BANNER])
+            _append(ws, [SYNTHETIC_BANNER])
             ws.cell(ws.max_row, 1).font = Font(bold=True, color="B00020")
         header, rows = export_rows(t)
-        ws.append(header)
+        _append(ws, header)
         hrow = ws.max_row
         for cell in ws[hrow]:
             cell.font = bold
             cell.alignment = Alignment(wrap_text=True, vertical="top")
         for r in rows:
-            ws.append(r)
+            _append(ws, r)
         for r in ws.iter_rows(min_row=hrow + 1, max_row=ws.max_row):
             for cell in r:
                 if cell.value == "—":
                     cell.alignment = Alignment(horizontal="right")
-        ws.append([])
+        _append(ws, [])
         for note in t.notes:
-            ws.append([note])
+            _append(ws, [note])
         for j in range(1, len(header) + 1):
             letter = ws.cell(hrow, j).column_letter
             width = max([len(str(header[j - 1]))] + [len(str(r[j - 1])) for r in rows[:200]])
@@ -136,8 +143,14 @@ def render_xlsx(report: DisclosedReport) -> bytes:
         stamp = dt.datetime(2000, 1, 1)
     wb.properties.created = stamp
     wb.properties.modified = stamp
+    for sheet in wb.worksheets:       # text is text: never a formula (OWASP)
+        for row in sheet.iter_rows():
+            for cell in row:
+                if isinstance(cell.value, str):
+                    cell.value = strip_control(cell.value)
+                    cell.data_type = "s"
     wb.properties.creator = "diaspora-survey"
-    wb.properties.title = report.title
+    wb.properties.title = strip_control(report.title)
     buf = io.BytesIO()
     wb.save(buf)
     return _normalise_zip(buf.getvalue(), stamp.strftime("%Y-%m-%dT%H:%M:%SZ"))
@@ -146,9 +159,10 @@ def render_xlsx(report: DisclosedReport) -> bytes:
 def _csv_bytes(header: list[str], rows: list[list]) -> bytes:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    for r in rows:
-        w.writerow(["" if v is None else v for v in r])
+    w.writerow([spreadsheet_text(strip_control(h)) for h in header])
+    for r in rows:   # text cells that a spreadsheet would run as formulas get a ' (OWASP)
+        w.writerow(["" if v is None else spreadsheet_text(strip_control(v))
+                    if isinstance(v, str) else v for v in r])
     return buf.getvalue().encode("utf-8")
 
 
@@ -172,44 +186,46 @@ def render_csv(report: DisclosedReport, folder: str) -> dict[str, bytes]:
 # ---- markdown ------------------------------------------------------------------------
 
 def _md_cell(s: str) -> str:
-    return s.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """Text for markdown: markup escaped, so no link, image, HTML or table break gets in."""
+    return markdown_text(s)
 
 
 def _md_table(t: DisclosedTable) -> str:
-    lines = [f"### {t.title}", ""]
+    lines = [f"### {_md_cell(t.title)}", ""]
     lines.append("| " + " | ".join(_md_cell(h) for h in t.header) + " |")
     lines.append("|" + "|".join("---:" if num else ":---" for num in t.numeric_columns) + "|")
     for r in t.cells:
         lines.append("| " + " | ".join(_md_cell(c) for c in r) + " |")
     lines.append("")
     for n in t.notes:
-        lines.append(f"- {n}")
+        lines.append(f"- {_md_cell(n)}")
     lines.append("")
     return "\n".join(lines)
 
 
 def render_markdown(report: DisclosedReport, charts_folder: str) -> bytes:
-    parts = [f"# {report.title}", ""]
+    parts = [f"# {_md_cell(report.title)}", ""]
     if report.subtitle:
-        parts += [f"*{report.subtitle}*", ""]
+        parts += [f"*{_md_cell(report.subtitle)}*", ""]
     if report.synthetic:
         parts += [f"> **{SYNTHETIC_BANNER}**", ""]
-    parts += [f"Data as of {report.date}.", ""]
+    parts += [f"Data as of {_md_cell(report.date)}.", ""]
     for k, v in report.facts:
         parts.append(f"- **{_md_cell(k)}:** {_md_cell(v)}")
     parts.append("")
     for sec in report.sections:
-        parts += [f"## {sec.title}", ""]
+        parts += [f"## {_md_cell(sec.title)}", ""]
         for b in sec.blocks:
             if isinstance(b, Text):
-                parts += [("> " if b.style == "warning" else "") + b.text, ""]
+                parts += [("> " if b.style == "warning" else "") + _md_cell(b.text), ""]
             elif isinstance(b, DisclosedTable):
                 parts.append(_md_table(b))
             elif isinstance(b, DisclosedChart):
-                parts += [f"### {b.title}", "", f"![{b.title}]({charts_folder}/{b.id}.png)", ""]
+                parts += [f"### {_md_cell(b.title)}", "",
+                          f"![{_md_cell(b.title)}]({charts_folder}/{b.id}.png)", ""]
                 if b.caption:
-                    parts += [b.caption, ""]
-                parts += [f"- {n}" for n in b.table.notes] + [""]
+                    parts += [_md_cell(b.caption), ""]
+                parts += [f"- {_md_cell(n)}" for n in b.table.notes] + [""]
     return ("\n".join(parts).rstrip() + "\n").encode("utf-8")
 
 

@@ -176,13 +176,40 @@ class DisclosedTable:
 # ---------------------------------------------------------------------------------------
 # flags
 
+def _complement(n, primary, headline, min_cell_size: int) -> list[int]:
+    """Complementary cells of one distribution whose total is known (positions).
+
+    Suppressed non-empty cells must be at least two and hold at least ``min_cell_size``
+    respondents together (else "total − visible cells" reveals one, or a small group);
+    cells are added smallest first, headline cells last. Empty cells protect nothing.
+    """
+    import numpy as np
+
+    n = np.asarray(n, dtype="float64")
+    sup = np.asarray(primary, dtype=bool).copy()
+    head = np.asarray(headline, dtype=bool)
+    out: list[int] = []
+    while True:
+        hidden = sup & (n > 0)
+        if not hidden.any() or (hidden.sum() >= 2 and n[hidden].sum() >= min_cell_size):
+            return out
+        cand = np.flatnonzero(~sup & (n > 0) & np.isfinite(n))
+        if not len(cand):
+            return out
+        j = int(min(cand, key=lambda i: (bool(head[i]), n[i], i)))
+        sup[j] = True
+        out.append(j)
+
+
 def flag_cells(df, *, n_col: str | None = "n", cv_col: str | None = "cv",
                min_cell_size: int = DEFAULT_MIN_CELL_SIZE, cv_max: float = DEFAULT_CV_MAX,
-               complement_by: Sequence[str] | None = None):
+               complement_by: Sequence[str] | None = None, secondary=None):
     """Return a copy of ``df`` with ``suppressed``, ``suppression`` and ``low_precision``.
 
     Works on any tidy estimate frame (``estimate, se, …, n, cv``). Rows with a missing
     count are not suppressed (they carry no respondent count, e.g. population figures).
+    ``secondary``: complementary suppression decided elsewhere (a bool per row, from the
+    report-wide rule of :mod:`.disclosure`); then ``complement_by`` is not applied.
     """
     import numpy as np
     import pandas as pd
@@ -194,10 +221,18 @@ def flag_cells(df, *, n_col: str | None = "n", cv_col: str | None = "cv",
     if n_col is not None and n_col in out.columns:
         n = pd.to_numeric(out[n_col], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
         primary = np.nan_to_num(n, nan=np.inf) < min_cell_size
+        if "_public" in out.columns:      # item nonresponse: see disclosure.PUBLIC
+            primary &= ~out["_public"].astype(bool).to_numpy()
     else:
         n = np.full(len(out), np.nan)
         primary = np.zeros(len(out), dtype=bool)
-    secondary = np.zeros(len(out), dtype=bool)
+    headline = out["_headline"].astype(bool).to_numpy() if "_headline" in out.columns \
+        else np.zeros(len(out), dtype=bool)
+    if secondary is not None:
+        secondary = np.asarray(secondary, dtype=bool) & ~primary
+        complement_by = None
+    else:
+        secondary = np.zeros(len(out), dtype=bool)
     if complement_by is not None and primary.any():     # [] = the whole table is one group
         keys = [c for c in complement_by if c in out.columns]
         pos = pd.RangeIndex(len(out))
@@ -206,9 +241,9 @@ def flag_cells(df, *, n_col: str | None = "n", cv_col: str | None = "cv",
             frame[k] = out[k].astype("object").to_numpy()
         grouped = frame.groupby(keys, dropna=False, sort=False) if keys else [(None, frame)]
         for _, g in grouped:
-            if int(g["p"].sum()) == 1 and len(g) > 1:
-                cand = g[~g["p"]]
-                secondary[int(cand.sort_values(["n", "pos"], kind="stable")["pos"].iloc[0])] = True
+            for j in _complement(g["n"].to_numpy(), g["p"].to_numpy(),
+                                 headline[g["pos"].to_numpy()], min_cell_size):
+                secondary[int(g["pos"].iloc[j])] = True
     suppressed = primary | secondary
     out["suppressed"] = suppressed
     out["suppression"] = np.where(primary, "primary", np.where(secondary, "secondary", ""))
@@ -273,13 +308,15 @@ def _format_cell(row, col: Column) -> str:
 
 
 def disclose(table: ReportTable, *, min_cell_size: int = DEFAULT_MIN_CELL_SIZE,
-             cv_max: float = DEFAULT_CV_MAX) -> DisclosedTable:
+             cv_max: float = DEFAULT_CV_MAX, secondary=None) -> DisclosedTable:
     """Apply disclosure control to ``table`` and format its cells (see module docstring).
 
     Each statistic column is governed by one count: its ``n_key`` or the table's
     ``n_col`` (wide tables, e.g. one ``n``/``%`` pair per wave, give each pair its own
     count). Suppression is decided per count, so a small cell in one wave does not hide
     the other waves; ``suppressed`` on the row means "some cell of this row is hidden".
+    ``secondary``: ``{count column: bool per row}`` from the report-wide rule
+    (:func:`.disclosure.protect`), replacing the table's own complement rule.
     """
     import numpy as np
 
@@ -296,7 +333,9 @@ def disclose(table: ReportTable, *, min_cell_size: int = DEFAULT_MIN_CELL_SIZE,
     base = table.data.reset_index(drop=True)
     for nk in n_keys or [None]:
         f = flag_cells(base, n_col=nk, cv_col=table.cv_col, min_cell_size=min_cell_size,
-                       cv_max=cv_max, complement_by=table.complement_by)
+                       cv_max=cv_max, complement_by=table.complement_by,
+                       secondary=None if secondary is None else
+                       secondary.get(nk, np.zeros(len(base), dtype=bool)))
         masks[nk] = (f["suppression"].to_numpy(), f["low_precision"].to_numpy(dtype=bool))
     main = table.n_col if table.n_col in masks else next(iter(masks))
     extra = [k for k in n_keys if k not in keys]
