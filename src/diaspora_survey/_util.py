@@ -100,5 +100,11 @@ def mask_value(value, count: int | None = None, *, min_count: int = FREE_TEXT_MI
         return s if len(s) <= 80 else s[:77] + "…"
     if count is not None and count >= min_count and len(s) <= max_len:
         return s
+    # a combination of coded answers (multi-column rules): ``mnactic=1 «Paid work», emplrel=NA``
+    parts = [_re.fullmatch(r"([A-Za-z_][\w.]*)=(.*)", x, flags=_re.S) for x in s.split(", ")]
+    if len(parts) > 1 and all(parts) and all(
+            m.group(2) == "NA" or _re.fullmatch(r"'.{0,2}…' \(\d+ chars\)", m.group(2))
+            or mask_value(m.group(2)) == m.group(2) for m in parts):
+        return s
     head = _re.sub(r"\d", "#", s.strip()[:2])
     return f"'{head}…' ({len(s)} chars)"

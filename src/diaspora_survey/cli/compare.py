@@ -63,7 +63,8 @@ def comparison_cells(part, missing: dict, marks: dict | None = None) -> list[dic
         if rec["adjustment"] != "rao-scott" and rec["population"] != rec["population"]:
             cells["population"] = "n/a *"      # a gap: no number is invented
             missing.setdefault((rec["indicator"], rec["adjustment"]), rec["note"])
-        if rec.get("suppressed"):              # disclosure control: fewer than the minimum
+        if rec.get("suppressed") and not (rec["estimate"] == 0 and rec.get("se") == 0):
+            # disclosure control: fewer than the minimum (an empty level stays marked as such)
             cells.update({c: "—" for c in ("estimate", "difference", "ratio", "p", "n")})
         rows.append(cells)
     return rows

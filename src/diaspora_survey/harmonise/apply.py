@@ -388,7 +388,7 @@ def _apply_rules(v: _Var, categories: list[str] | None, ordered: bool, vtype: st
         vals = {}
         for combo, k in vc.items():
             combo = combo if isinstance(combo, tuple) else (combo,)
-            vals[", ".join(f"{c}={_fmt_value(x, cols[c].meta.label(x)) if x is not None else 'NA'}"
+            vals[", ".join(f"{c}={mask_value(_fmt_value(x, cols[c].meta.label(x)), int(k)) if x is not None else 'NA'}"
                            for c, x in zip(spec.sources, combo))] = int(k)
         k = int(unm.sum())
         v.issue("unmapped", k, f"{k} row(s) match no rule and there is no 'default' ({len(vals)} distinct): " +

@@ -300,10 +300,10 @@ def _cell_members(comp, data, project):
     "yes" and "no" (either reveals a small group). Distribution categories: respondents
     in the category (secondary suppression protects the complement).
 
-    ``members=True`` also returns, per row, the positions (in ``data``) of the respondents
-    behind the row's ``n`` (the domain) and behind its estimate (the category, or "yes"),
-    for the report-wide differencing check of :mod:`.disclosure`; ``None`` where the
-    domain cannot be matched to ``n`` exactly.
+    Per row: the positions (in ``data``) of the respondents behind the row's ``n`` (the
+    domain) and behind its estimate (the category, or "yes"), for the report-wide
+    differencing check of :mod:`.disclosure`; ``None`` where the domain cannot be matched to
+    ``n`` exactly.
     """
     import numpy as np
     import pandas as pd
@@ -359,14 +359,13 @@ def _cell_members(comp, data, project):
             cache[key] = dom
         dom = cache[key]
         ind, cat = rec["indicator"], rec["category"]
-        if members:
-            v = var_of.get(ind)
-            if v is not None and v in data.columns:
-                d_set = dom & data[v].notna().to_numpy()
-                if ind == "education_distribution" and edu_known is not None:
-                    d_set &= edu_known
-                dom_sets[i] = d_set
-                cell_sets[i] = d_set if ind in ("mean_age", "median_age") else None
+        v = var_of.get(ind)
+        if v is not None and v in data.columns:
+            d_set = dom & data[v].notna().to_numpy()
+            if ind == "education_distribution" and edu_known is not None:
+                d_set &= edu_known
+            dom_sets[i] = d_set
+            cell_sets[i] = d_set if ind in ("mean_age", "median_age") else None
         if cat == "goodness_of_fit" or ind in ("mean_age", "median_age"):
             continue
 

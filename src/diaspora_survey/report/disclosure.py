@@ -565,8 +565,8 @@ def suppress_estimates(res, *, min_cell_size: int = MIN_CELL_SIZE_FLOOR, n_col: 
     """Suppress small cells of an estimate frame (``estimate``/``compare`` output).
 
     A row whose count (``cell_col`` if given and present — respondents in the cell, e.g.
-    the smaller of yes/no — else ``n_col``) is below ``min_cell_size`` has its statistics
-    and count set to missing. Within each distribution (rows sharing ``group_cols``), a
+    the smaller of yes/no — else ``n_col``) is below ``min_cell_size`` (and above 0: an empty
+    level reveals nobody and stays marked as empty) has its statistics and count set to missing. Within each distribution (rows sharing ``group_cols``), a
     single suppressed non-empty row (or suppressed rows holding fewer than
     ``min_cell_size`` together) is complemented by the smallest other row. Adds
     ``suppressed`` (bool) and ``suppression`` (``primary``/``secondary``/``""``).
@@ -584,7 +584,8 @@ def suppress_estimates(res, *, min_cell_size: int = MIN_CELL_SIZE_FLOOR, n_col: 
         return out
     n = pd.to_numeric(out[key], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
     nn = np.nan_to_num(n, nan=np.inf)
-    primary = nn < min_cell_size
+    # an empty level (no respondents) reveals nobody: it is marked, not hidden (issue 15 item 11)
+    primary = (nn > 0) & (nn < min_cell_size)
     secondary = np.zeros(len(out), dtype=bool)
     gcols = [c for c in group_cols if c in out.columns]
     if primary.any():

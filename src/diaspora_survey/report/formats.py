@@ -190,6 +190,13 @@ def _md_cell(s: str) -> str:
     return markdown_text(s)
 
 
+def _md_heading(s: str) -> str:
+    """A heading's text: escaped as any cell, but a leading "1." starts no list after "## "."""
+    import re
+
+    return re.sub(r"^(\d+)\\\.", r"\1.", _md_cell(s))
+
+
 def _md_table(t: DisclosedTable) -> str:
     lines = [f"### {_md_cell(t.title)}", ""]
     lines.append("| " + " | ".join(_md_cell(h) for h in t.header) + " |")
@@ -214,7 +221,7 @@ def render_markdown(report: DisclosedReport, charts_folder: str) -> bytes:
         parts.append(f"- **{_md_cell(k)}:** {_md_cell(v)}")
     parts.append("")
     for sec in report.sections:
-        parts += [f"## {_md_cell(sec.title)}", ""]
+        parts += [f"## {_md_heading(sec.title)}", ""]
         for b in sec.blocks:
             if isinstance(b, Text):
                 parts += [("> " if b.style == "warning" else "") + _md_cell(b.text), ""]
