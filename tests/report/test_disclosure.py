@@ -456,3 +456,13 @@ def test_the_attack_finds_leaks_of_per_table_rules(example, monkeypatch):
     weak = document.disclose_report(rep)
     attacks, recovered = _attack(tables, weak)
     assert len(recovered) > 0
+
+
+def test_weighting_decisions_never_name_a_small_group():
+    """Console and report messages (weighting and attrition decisions) show counts below the
+    minimum as "fewer than 10": ``other`` sex aged 45-49 with 2 respondents is a small group."""
+    m = D.mask_small_counts("sex:age_group=other:45-49 is in the data but not in the targets "
+                            "(2 respondents); country is missing (13 respondents); (0 rows)")
+    assert "(2 respondents)" not in m and "(fewer than 10 respondents)" in m
+    assert "(13 respondents)" in m and "(0 rows)" in m
+    assert D.mask_small_counts("(1 respondent)", 10) == "(fewer than 10 respondents)"

@@ -84,8 +84,10 @@ def print_analysis(a, console, *, details: bool = False) -> None:
                   f"n {int(d['n']):,}, n_eff {d['n_eff']:.0f}, Kish deff {d['kish_deff']:.2f}, "
                   f"min {d['min']:.3g}, max {d['max']:.3g}, cv {d['cv']:.2f}; largest gap to the baseline "
                   f"weighted margins {100 * gap0:.1f} points before, {100 * gap:.2f} after")
+    from ..report.disclosure import mask_small_counts
+
     for dec in att.decisions:
-        console.print(f"  {dec}")
+        console.print(f"  {mask_small_counts(dec)}", markup=False)
     t = Table(title=f"Status at {a.followup} (weighted %, 95 % CI; respondent = PSU)")
     for c in ("group", "n", "stayed", "moved on", "returned", "returned CI"):
         t.add_column(c, justify="left" if c == "group" else "right")

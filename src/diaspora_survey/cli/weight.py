@@ -86,9 +86,11 @@ def print_diagnostics(res, console, *, details: bool = False, layout: str = "aut
                                f"{row.mean_after:.4g}", f"{row.smd:+.3f}")
                 console.print(st)
     if res.decisions:
+        from ..report.disclosure import mask_small_counts
+
         console.print("[bold]Decisions[/bold]")
         for note in res.decisions:
-            console.print(f"  • {note}", markup=False)
+            console.print(f"  • {mask_small_counts(note)}", markup=False)
 
 
 def register(app: typer.Typer) -> None:

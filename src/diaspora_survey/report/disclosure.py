@@ -681,3 +681,17 @@ def proportion_cell_counts(df, res, by: Sequence[str] | None = None):
             k = tuple(str(res.iloc[i][b]) for b in by) + (str(res.iloc[i]["level"]),)
             out[i] = float(counts.get(k if len(k) > 1 else k[0], 0))
     return out
+
+
+_SMALL_COUNT = re.compile(r"\((\d[\d,]*) (respondents?|rows?)\)")
+
+
+def mask_small_counts(text: str, min_cell_size: int = MIN_CELL_SIZE_FLOOR) -> str:
+    """Counts of respondents below the minimum in free-standing messages (weighting
+    decisions: ``sex:age_group=other:45-49 ... (2 respondents)``) as ``(fewer than 10
+    respondents)``: a console line must not reveal a small group either."""
+    def sub(m):
+        n = int(m.group(1).replace(",", ""))
+        return m.group(0) if n == 0 or n >= min_cell_size else \
+            f"(fewer than {min_cell_size} {m.group(2).rstrip('s')}s)"
+    return _SMALL_COUNT.sub(sub, str(text))

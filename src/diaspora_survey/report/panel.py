@@ -10,6 +10,7 @@ the linking problems are counts (the ``panel`` command lists example ids).
 """
 from __future__ import annotations
 
+from .disclosure import mask_small_counts
 from .document import Chart, Section, Text
 from .tables import Column, ReportTable
 
@@ -127,7 +128,7 @@ def attrition_tables(a) -> list[ReportTable]:
                   "rake": "Retained respondents raked to the baseline's weighted margins.",
                   "propensity+rake": "Baseline weight / estimated response propensity (weighted "
                                      "logistic model), then raked to the baseline's weighted margins."}[att.method]]
-        + list(att.decisions))
+        + [mask_small_counts(x) for x in att.decisions])
     m = att.margins.copy()
     m["n_lost"] = m["n"] - m["n_retained"]
     m["n_min"] = m[["n_retained", "n_lost"]].min(axis=1)
