@@ -108,3 +108,27 @@ def mask_value(value, count: int | None = None, *, min_count: int = FREE_TEXT_MI
         return s
     head = _re.sub(r"\d", "#", s.strip()[:2])
     return f"'{head}…' ({len(s)} chars)"
+
+
+def lazy_callable_package(name: str, lazy: dict, *, call: str):
+    """Make package ``name`` callable as its function ``call`` (``ds.harmonise(wave, cb)``,
+    ``ds.compare(design, "russia")``: Python binds the package attribute of the parent to the
+    subpackage on import, shadowing the lazily exported function), and return its module
+    ``__getattr__`` resolving ``lazy`` = {attribute: submodule} on first use."""
+    import importlib
+    import sys
+    import types
+
+    def __getattr__(attr: str):
+        if attr in lazy:
+            value = getattr(importlib.import_module(f"{name}.{lazy[attr]}"), attr)
+            setattr(sys.modules[name], attr, value)
+            return value
+        raise AttributeError(f"module {name!r} has no attribute {attr!r}")
+
+    class _CallableModule(types.ModuleType):
+        def __call__(self, *args, **kwargs):
+            return __getattr__(call)(*args, **kwargs)
+
+    sys.modules[name].__class__ = _CallableModule
+    return __getattr__

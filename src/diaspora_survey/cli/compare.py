@@ -131,8 +131,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Differences, ratios, age-standardised comparisons, goodness-of-fit tests and claims
         against the general population (design-based, as R survey)."""
-        import pandas as pd
-
         from ..compare.claims import evaluate_claims, load_claims
         from ..compare.comparison import BY_ALLOWED, compare_with_groups
         from ..errors import EstimationError, InputFileError
@@ -219,8 +217,6 @@ def register(app: typer.Typer) -> None:
             return
         from ._console import console as make_console, fmt_num, print_table
         from rich.markup import escape
-
-        from ..report.disclosure import strip_control
 
         console = make_console(soft_wrap=False)
         missing: dict[tuple, str] = {}    # (indicator, adjustment) -> why no population value

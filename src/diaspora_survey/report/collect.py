@@ -157,6 +157,21 @@ def compare_project(project, data, panel=None) -> dict:
     return out
 
 
+def _counts_start(comp, data, ref):
+    """The rows' domain n (the default count), respondents' ages and the age frame of
+    ``[reference]`` (min_age, max_age) as arrays."""
+    import numpy as np
+    import pandas as pd
+
+    out = pd.to_numeric(comp["n"], errors="coerce").fillna(0).to_numpy(dtype=float)
+    age = pd.to_numeric(data["age"], errors="coerce").to_numpy(dtype=float) \
+        if "age" in data.columns else np.full(len(data), np.nan)
+    frame = age >= ref.min_age
+    if ref.max_age:
+        frame &= age <= ref.max_age
+    return out, age, frame
+
+
 def cell_counts(comp, data, project, members: bool = False):
     """Unweighted respondents behind each comparison row, for disclosure control.
 
@@ -180,14 +195,7 @@ def cell_counts(comp, data, project, members: bool = False):
 
     from ..compare import reference
 
-    n = pd.to_numeric(comp["n"], errors="coerce").fillna(0).to_numpy(dtype=float)
-    out = n.copy()
-    ref = project.reference
-    age = pd.to_numeric(data["age"], errors="coerce").to_numpy(dtype=float) \
-        if "age" in data.columns else np.full(len(data), np.nan)
-    frame = age >= ref.min_age
-    if ref.max_age:
-        frame &= age <= ref.max_age
+    out, age, frame = _counts_start(comp, data, project.reference)
 
     def codes(name):
         """(codes (-1 = missing), labels as str) of a column, or None."""
@@ -202,7 +210,7 @@ def cell_counts(comp, data, project, members: bool = False):
     edu = codes("education")
     edu_groups = {}
     try:
-        rp = reference.load(ref.population)
+        rp = reference.load(project.reference.population)
         t = rp.first("education_distribution")
         if t is not None:
             f = t.to_frame()
@@ -310,14 +318,7 @@ def _cell_members(comp, data, project):
 
     from ..compare import reference
 
-    n = pd.to_numeric(comp["n"], errors="coerce").fillna(0).to_numpy(dtype=float)
-    out = n.copy()
-    ref = project.reference
-    age = pd.to_numeric(data["age"], errors="coerce").to_numpy(dtype=float) \
-        if "age" in data.columns else np.full(len(data), np.nan)
-    frame = age >= ref.min_age
-    if ref.max_age:
-        frame &= age <= ref.max_age
+    out, age, frame = _counts_start(comp, data, project.reference)
 
     def col(name):
         if name not in data.columns:
@@ -327,7 +328,7 @@ def _cell_members(comp, data, project):
     edu = col("education")
     edu_groups = {}
     try:
-        rp = reference.load(ref.population)
+        rp = reference.load(project.reference.population)
         t = rp.first("education_distribution")
         if t is not None:
             f = t.to_frame()
