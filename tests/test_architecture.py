@@ -164,6 +164,5 @@ def test_help_is_fast_and_light():
         inner, heavy = out.stdout.split(" ", 1)
         assert heavy.strip() == "[]", heavy
         best = wall if best is None else min(best, wall)
-    # the whole interpreter start included: 0.3 s on the 2-core reference machine; a loaded CI
-    # machine gets a margin, the heavy-import check above is the strict part
-    assert best < 0.6, f"diaspora-survey --help took {best:.2f} s"
+    # the whole interpreter start included (issue 12: under 0.3 s; 0.10 s measured here)
+    assert best < 0.3, f"diaspora-survey --help took {best:.2f} s"

@@ -157,6 +157,22 @@ def compare_project(project, data, panel=None) -> dict:
     return out
 
 
+def _education_groups(population: str) -> dict[str, set[str]]:
+    """``{table category: schema levels}`` of the reference's education table (the
+    respondents behind an education row); empty when there is none."""
+    from ..compare import reference
+    from ..errors import DiasporaSurveyError
+
+    try:
+        t = reference.load(population).first("education_distribution")
+    except DiasporaSurveyError:    # an unknown population: the compare step reports it
+        return {}
+    if t is None:
+        return {}
+    f = t.to_frame()
+    return {str(c): set(str(m).split("|")) for c, m in zip(f["category"], f["maps_to"])}
+
+
 def _counts_start(comp, data, ref):
     """The rows' domain n (the default count), respondents' ages and the age frame of
     ``[reference]`` (min_age, max_age) as arrays."""
@@ -208,15 +224,7 @@ def cell_counts(comp, data, project, members: bool = False):
         return c.astype(np.int64), [str(x) for x in u]
 
     edu = codes("education")
-    edu_groups = {}
-    try:
-        rp = reference.load(project.reference.population)
-        t = rp.first("education_distribution")
-        if t is not None:
-            f = t.to_frame()
-            edu_groups = {str(c): set(str(m).split("|")) for c, m in zip(f["category"], f["maps_to"])}
-    except Exception:   # noqa: BLE001 - without the mapping the domain n is used
-        edu_groups = {}
+    edu_groups = _education_groups(project.reference.population)
 
     def yes_known(name):
         if name not in data.columns:
@@ -326,15 +334,7 @@ def _cell_members(comp, data, project):
         return data[name].astype("object").to_numpy()
 
     edu = col("education")
-    edu_groups = {}
-    try:
-        rp = reference.load(project.reference.population)
-        t = rp.first("education_distribution")
-        if t is not None:
-            f = t.to_frame()
-            edu_groups = {str(c): set(str(m).split("|")) for c, m in zip(f["category"], f["maps_to"])}
-    except Exception:   # noqa: BLE001 - without the mapping the domain n is used
-        edu_groups = {}
+    edu_groups = _education_groups(project.reference.population)
     ent = data["entrepreneur"].astype("boolean") if "entrepreneur" in data.columns else None
     hed = data["higher_education"].astype("boolean") if "higher_education" in data.columns else None
     agrp = col("age_group")
