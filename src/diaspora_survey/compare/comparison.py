@@ -142,10 +142,49 @@ def contrast_with_reference(estimate: float, se: float, population: float,
 
 
 # ----------------------------------------------------------------------------- helpers
-def _obj(s: pd.Series) -> np.ndarray:
-    """Values as an object array with None for missing (categoricals, strings, bool)."""
-    a = s.astype("object").to_numpy()
-    return np.where(pd.isna(a), None, a)
+class _Coded:
+    """A column as integer codes (-1 = missing) into its distinct values ``cats``: the
+    membership tests of the comparison (``isin``, ``eq``, ``notna``) by a lookup over the
+    few categories instead of comparisons of n Python objects. ``str_values`` labels
+    the values as strings (and booleans as ``yes``/``no``), as :func:`_values`."""
+
+    __slots__ = ("codes", "cats", "is_bool")
+
+    def __init__(self, codes: np.ndarray, cats: list, is_bool: bool = False):
+        self.codes, self.cats, self.is_bool = codes, cats, is_bool
+
+    @classmethod
+    def of(cls, s: pd.Series, str_values: bool = False) -> "_Coded":
+        if str_values and (pd.api.types.is_bool_dtype(s.dtype) or str(s.dtype) == "boolean"):
+            b = s.astype("boolean")
+            codes = np.where(b.isna().to_numpy(), -1, b.fillna(False).to_numpy().astype(np.int64))
+            return cls(codes.astype(np.int64), ["no", "yes"], True)
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            codes, cats = s.cat.codes.to_numpy().astype(np.int64), list(s.cat.categories)
+        else:
+            codes, cats = pd.factorize(s, use_na_sentinel=True)
+            codes, cats = np.asarray(codes, np.int64), list(cats)
+        if str_values:
+            cats = [str(c) for c in pd.Series(cats, dtype=object).astype("string")]
+        return cls(codes, cats)
+
+    @property
+    def shape(self):
+        return self.codes.shape
+
+    def __getitem__(self, rows) -> "_Coded":
+        return _Coded(self.codes[rows], self.cats, self.is_bool)
+
+    def isin(self, values) -> np.ndarray:
+        vs = set(values)
+        lut = np.array([c in vs for c in self.cats] + [False], dtype=bool)
+        return lut[self.codes]          # code -1 picks the trailing False
+
+    def eq(self, value) -> np.ndarray:
+        return self.isin([value])
+
+    def notna(self) -> np.ndarray:
+        return self.codes >= 0
 
 
 def _band_codes(age: np.ndarray, bands) -> np.ndarray:
@@ -224,7 +263,8 @@ class _Ctx:
         self.bands = _frame_bands(bands, self.min_age, self.max_age)
         self.band_labels = [schema.age_band_labels([b])[0] for b in self.bands]
         self.band_code = _band_codes(self.age, self.bands)
-        self.sex = _obj(data["sex"]) if "sex" in data.columns else np.full(self.n, None)
+        self.sex = _Coded.of(data["sex"]) if "sex" in data.columns else \
+            _Coded(np.full(self.n, -1, dtype=np.int64), [])
         self.max_gap = 3
         self.accept: frozenset = frozenset()
         self.use_reference(reference, None, "unknown")
@@ -240,8 +280,17 @@ class _Ctx:
         # [scale] converted once per compare() and cut to a domain's rows (for_domain)
         cache = self.__dict__.setdefault("_cols", {})
         if name not in cache:
-            cache[name] = _obj(self.data[name]) if name in self.data.columns else None
+            cache[name] = _Coded.of(self.data[name]) if name in self.data.columns else None
         return cache[name]
+
+    def values(self, name: str) -> "_Coded":
+        """A project indicator's column with its values as strings (booleans yes/no), as
+        :func:`_values`, converted once per compare() and cut to a domain's rows."""
+        cache = self.__dict__.setdefault("_cols", {})
+        key = ("str", name)
+        if key not in cache:
+            cache[key] = _Coded.of(self.data[name], str_values=True)
+        return cache[key]
 
     # ---- [scale, issue 17] one domain at a time, on the domain's own rows ----
     def for_domain(self, dom: np.ndarray, std=None):
@@ -265,7 +314,7 @@ class _Ctx:
         sub.degf = float(view.degf)     # the domain's own df (R's degf() of the subset)
         sub.t = _tcrit(sub.degf, self.level)
         for k, v in vars(self).items():
-            if isinstance(v, np.ndarray) and v.shape[:1] == (self.n,):
+            if isinstance(v, (np.ndarray, _Coded)) and v.shape[:1] == (self.n,):
                 setattr(sub, k, v[rows])
         sub._cols = {k: (None if v is None else v[rows])
                      for k, v in self.__dict__.get("_cols", {}).items()}
@@ -279,6 +328,18 @@ class _Ctx:
     # ---- estimation primitives on the design (domain = boolean row mask) ----
     def tv(self, Y: np.ndarray, domain: np.ndarray):
         return self.design.total_vcov(Y, domain=domain)
+
+    def tv_groups(self, members: list[np.ndarray], domain: np.ndarray):
+        """Totals of the group indicators ``members`` (boolean (n,) each) over the domain and
+        their covariance: as ``tv(column_stack(members), domain)``; when the groups are
+        disjoint, by codes in one pass (no dense n x G matrix)."""
+        G = len(members)
+        M = np.column_stack(members) if G else np.zeros((self.n, 0), bool)
+        k = M.sum(axis=1)
+        if G and k.max(initial=0) <= 1:
+            key = np.where(domain & (k == 1), M.argmax(axis=1), -1)
+            return self.design.coded_totals([(np.ones(self.n), key)], G)
+        return self.tv(M.astype(float), domain)
 
     def share(self, num: np.ndarray, valid: np.ndarray, domain: np.ndarray):
         """Share of rows with num among valid rows of the domain: (Estimate, n)."""
@@ -437,8 +498,8 @@ def _age_rows(ctx: _Ctx, dom: np.ndarray, wanted) -> list[dict]:
         shares, _, _ = _age.frame_shares(table, ctx.bands, ctx.min_age, ctx.max_age)
         d = dom & (ctx.band_code >= 0)
         C = len(ctx.bands)
-        I = (ctx.band_code[:, None] == np.arange(C)[None, :]).astype(float)
-        t, V = ctx.tv(I, d)
+        # [scale] the C band totals by codes in one pass (no dense n x C matrix)
+        t, V = ctx.design.coded_totals([(np.ones(ctx.n), np.where(d, ctx.band_code, -1))], C)
         p, Vp = st.shares(t, V)
         n = int(d.sum())
         for k, lab in enumerate(ctx.band_labels):
@@ -549,7 +610,7 @@ def _std_setup(ctx: _Ctx, mode):
             _, masses, _ = _age.frame_shares(table, ctx.bands, ctx.min_age, ctx.max_age, sex=s)
             w.extend(masses)
         w = np.array(w) / np.sum(w)
-        sx = np.where(ctx.sex == "male", 0, np.where(ctx.sex == "female", 1, -1))
+        sx = np.where(ctx.sex.eq("male"), 0, np.where(ctx.sex.eq("female"), 1, -1))
         code = np.where((ctx.band_code >= 0) & (sx >= 0), sx * C + ctx.band_code, -1)
         return _Std(code, w, "direct (age x sex)", table, _cell_labels(ctx, True), ctx.bands, True,
                     f"population {ctx.frame_txt} by age x sex ({table.id}, {table.year})", "population")
@@ -623,7 +684,7 @@ def _direct_row(ctx, indicator, y, valid, dom, pop, pop_se, ptable, universe, st
         r["standard"] = std.text
         return r
     if std.with_sex:
-        n_other = int((dom & valid & (ctx.band_code >= 0) & ~np.isin(ctx.sex, ["male", "female"])).sum())
+        n_other = int((dom & valid & (ctx.band_code >= 0) & ~ctx.sex.isin(["male", "female"])).sum())
         if n_other:
             note += f"; {n_other} respondents with sex other/missing left out of the age x sex cells"
     if rates is not None and rates.restricts:
@@ -894,16 +955,16 @@ def _education_rows(ctx: _Ctx, dom: np.ndarray, wanted, std) -> list[dict]:
         skipped.append(f"the age groups of table {table.id} {why}, and it has no all-ages rows")
     else:
         msg = "; ".join(skipped)
-        y = np.isin(edu, list(schema.HIGHER_EDUCATION))
+        y = edu.isin(schema.HIGHER_EDUCATION)
         for ind in ind_dist:
-            est, n = ctx.share(y, edu != None, dom) if ind == "higher_education" else (None, 0)  # noqa: E711
+            est, n = ctx.share(y, edu.notna(), dom) if ind == "higher_education" else (None, 0)
             rows.append(_gap_row(ctx, ind, "", "crude", msg, est=est, n=n))
         return rows
     for m in skipped:
         if f"Not used: {m}." not in ctx.notes:
             ctx.notes.append(f"Not used: {m}.")
-    valid = np.isin(edu, list(covered))
-    n_unc = int((dom & ~valid & (edu != None)).sum())  # noqa: E711
+    valid = edu.isin(covered)
+    n_unc = int((dom & ~valid & edu.notna()).sum())
     if by_age:
         ctx.filled["education_by_age"] = table.id
         unote = probe.frame_note(ctx)
@@ -935,8 +996,7 @@ def _education_rows(ctx: _Ctx, dom: np.ndarray, wanted, std) -> list[dict]:
     pse = np.array([s for _, s in pop])
     if "education_distribution" in wanted:
         d = dom & valid
-        G = np.column_stack([np.isin(edu, list(g[1])) for g in groups]).astype(float)
-        t, V = ctx.tv(G, d)
+        t, V = ctx.tv_groups([edu.isin(g[1]) for g in groups], d)
         p, Vp = st.shares(t, V)
         n = int(d.sum())
         for k, g in enumerate(groups):
@@ -952,7 +1012,7 @@ def _education_rows(ctx: _Ctx, dom: np.ndarray, wanted, std) -> list[dict]:
         if unote:                                      # the test row says it too
             gof["note"] = f"{gof['note']}; {unote}"
         rows.append(gof)
-    y = np.isin(edu, list(schema.HIGHER_EDUCATION))
+    y = edu.isin(schema.HIGHER_EDUCATION)
     hi_codes = frozenset().union(*[g[1] for g in groups if g[1] <= schema.HIGHER_EDUCATION])
     if "higher_education" in wanted:
         mixed = [g[0] for g in groups if (g[1] & schema.HIGHER_EDUCATION) and not g[1] <= schema.HIGHER_EDUCATION]
@@ -1013,9 +1073,9 @@ def _entrepreneur_rows(ctx: _Ctx, dom: np.ndarray, wanted, std) -> list[dict]:
     if es is None:
         raise EstimationError("the data have no 'employment_status' column", code="compare.no_column",
                               hint="drop the entrepreneurship indicators or harmonise employment_status")
-    known = es != None  # noqa: E711
-    y = np.isin(es, list(schema.ENTREPRENEUR))
-    employed = np.isin(es, list(schema.EMPLOYED))
+    known = es.notna()
+    y = es.isin(schema.ENTREPRENEUR)
+    employed = es.isin(schema.EMPLOYED)
     gap = ctx.ref.gap("employment_by_age")
     share_tabs = ctx.ref.of_kind("entrepreneur_share")
     status_tabs = ctx.ref.of_kind("employment_status")
@@ -1094,17 +1154,6 @@ def _entrepreneur_rows(ctx: _Ctx, dom: np.ndarray, wanted, std) -> list[dict]:
     return rows
 
 
-def _values(s: pd.Series) -> tuple[np.ndarray, bool]:
-    """A harmonised column as an object array of strings (None = missing); booleans become
-    ``yes``/``no``. Returns (values, is_boolean)."""
-    if pd.api.types.is_bool_dtype(s.dtype) or str(s.dtype) == "boolean":
-        b = s.astype("boolean")
-        v = np.where(b.isna().to_numpy(), None, np.where(b.fillna(False).to_numpy(), "yes", "no"))
-        return v.astype(object), True
-    a = s.astype("string")
-    return np.where(a.isna().to_numpy(), None, a.fillna("").to_numpy().astype(object)), False
-
-
 def _project_rows(ctx: _Ctx, dom: np.ndarray, ind, std) -> list[dict]:
     """Rows of a project indicator (:func:`diaspora_survey.compare.indicators.from_config`):
     the share of ``ind.categories`` of ``ind.variable`` (booleans: of ``yes``) among the
@@ -1118,14 +1167,15 @@ def _project_rows(ctx: _Ctx, dom: np.ndarray, ind, std) -> list[dict]:
         raise EstimationError(f"the data have no column {ind.variable!r} for indicator {ind.name!r}",
                               code="compare.no_column", where="[[compare.indicators]]",
                               hint="harmonise the variable in the codebooks or fix 'variable'")
-    vals, is_bool = _values(ctx.data[ind.variable])
-    valid = vals != None  # noqa: E711
+    vals = ctx.values(ind.variable)
+    is_bool = vals.is_bool
+    valid = vals.notna()
     for col, allowed in ind.universe_values:
         if col not in ctx.data.columns:
             raise EstimationError(f"the data have no column {col!r} (universe of {ind.name!r})",
                                   code="compare.no_column", where="[[compare.indicators]]",
                                   hint="fix the indicator's universe")
-        valid &= np.isin(_values(ctx.data[col])[0], list(allowed))
+        valid &= ctx.values(col).isin(allowed)
     if ind.table:
         tables = [ctx.ref.get(ind.table)]
     else:
@@ -1146,15 +1196,14 @@ def _project_rows(ctx: _Ctx, dom: np.ndarray, ind, std) -> list[dict]:
         codes = [frozenset(r.maps_to or ()) for r in table.select("total", None)]
         groups = list(dict.fromkeys(c for c in codes if c))
         covered = frozenset().union(*groups) if groups else frozenset()
-        v2 = valid & np.isin(vals, list(covered))
+        v2 = valid & vals.isin(covered)
         rows = []
         pops = []
         for g in groups:
             p, se, note, universe = _project_pop(ctx, table, g, covered, base)
             pops.append((p, se, note, universe))
         d = dom & v2
-        G = np.column_stack([np.isin(vals, list(g)) for g in groups]).astype(float)
-        t, V = ctx.tv(G, d)
+        t, V = ctx.tv_groups([vals.isin(g) for g in groups], d)
         pr, Vp = st.shares(t, V)
         for k, g in enumerate(groups):
             p, se, note, universe = pops[k]
@@ -1165,7 +1214,7 @@ def _project_rows(ctx: _Ctx, dom: np.ndarray, ind, std) -> list[dict]:
             rows.append(_gof_row(ctx, name, t, V, ps / ps.sum(), int(d.sum()), table,
                                  pops[0][3], ["+".join(sorted(g)) for g in groups]))
         return rows
-    y = np.isin(vals, list(cats))
+    y = vals.isin(cats)
     est, n = ctx.share(y, valid, dom)
     if table.kind == "category_distribution":
         covered = frozenset().union(*[set(r.maps_to or ()) for r in table.rows])
@@ -1233,35 +1282,71 @@ def fieldwork_year(data: pd.DataFrame, mask=None, default: int | None = None) ->
     Returns (year, basis) with basis ``interview dates``, ``wave ids``, ``[reference] year``
     or ``unknown``.
     """
+    return _Fieldwork(data).year(mask, default)
+
+
+_WAVE_DATE = None
+
+
+def _wave_day(wid: str):
+    """Nanoseconds of the date a wave id starts with (see :func:`fieldwork_year`), or None."""
     import re
 
-    m = np.ones(len(data), bool) if mask is None else np.asarray(mask, bool)
-    if "interview_date" in data.columns:
-        d = pd.to_datetime(data["interview_date"], errors="coerce")[m]
-        if d.notna().any():
-            return int((d.min() + (d.max() - d.min()) / 2).year), "interview dates"
-    if "wave" in data.columns and m.any():
-        w = data["wave"].astype("string").fillna("")[m]
-        counts = w.value_counts()
-        days, ok = [], True
-        for wid, k in counts.items():
-            mt = re.match(r"^((?:19|20)\d\d)(?:[-_./](\d{1,2})(?:[-_./](\d{1,2}))?)?(?!\d)", str(wid))
-            if not mt or (mt.group(2) and not 1 <= int(mt.group(2)) <= 12):
-                ok = False
-                break
-            y, mo = int(mt.group(1)), int(mt.group(2) or 7)
-            dd = int(mt.group(3) or (1 if not mt.group(2) else 15))
-            try:
-                days.append((pd.Timestamp(year=y, month=mo, day=dd).value, k))
-            except ValueError:
-                ok = False
-                break
-        if ok and days:
-            v = [x for x, _ in days]
-            return int(pd.Timestamp((min(v) + max(v)) // 2).year), "wave ids"
-    if default:
-        return int(default), "[reference] year"
-    return None, "unknown"
+    global _WAVE_DATE
+    if _WAVE_DATE is None:
+        _WAVE_DATE = re.compile(r"^((?:19|20)\d\d)(?:[-_./](\d{1,2})(?:[-_./](\d{1,2}))?)?(?!\d)")
+    mt = _WAVE_DATE.match(wid)
+    if not mt or (mt.group(2) and not 1 <= int(mt.group(2)) <= 12):
+        return None
+    y, mo = int(mt.group(1)), int(mt.group(2) or 7)
+    dd = int(mt.group(3) or (1 if not mt.group(2) else 15))
+    try:
+        return pd.Timestamp(year=y, month=mo, day=dd).value
+    except ValueError:
+        return None
+
+
+class _Fieldwork:
+    """The columns :func:`fieldwork_year` reads, converted once (interview dates as int64
+    nanoseconds, wave ids as integer codes), so that the year of many groups costs one
+    pass over the group's rows each."""
+
+    def __init__(self, data: pd.DataFrame):
+        self.n = len(data)
+        self.dates = None
+        if "interview_date" in data.columns:
+            d = pd.to_datetime(data["interview_date"], errors="coerce")
+            a = np.asarray(d.to_numpy(dtype="datetime64[ns]"))
+            self.dates = (a.view("i8"), ~np.isnat(a))
+        self.wave = None
+        if "wave" in data.columns:
+            w = data["wave"]
+            if isinstance(w.dtype, pd.CategoricalDtype):
+                codes, cats = w.cat.codes.to_numpy(), list(w.cat.categories)
+            else:
+                codes, cats = pd.factorize(w, use_na_sentinel=True)
+                cats = list(cats)
+            ids = [""] + [str(x) for x in pd.Series(cats, dtype=object).astype("string")]
+            self.wave = (np.asarray(codes, np.int64) + 1, [_wave_day(i) for i in ids])
+
+    def year(self, mask=None, default: int | None = None) -> tuple[int | None, str]:
+        m = np.ones(self.n, bool) if mask is None else np.asarray(mask, bool)
+        if self.dates is not None:
+            v, ok = self.dates
+            sel = ok & m
+            if sel.any():
+                x = v[sel]
+                lo, hi = int(x.min()), int(x.max())
+                return int(pd.Timestamp(lo + (hi - lo) // 2).year), "interview dates"
+        if self.wave is not None and m.any():
+            codes, days = self.wave
+            present = np.flatnonzero(np.bincount(codes[m], minlength=len(days)))
+            got = [days[k] for k in present]
+            if got and all(g is not None for g in got):
+                return int(pd.Timestamp((min(got) + max(got)) // 2).year), "wave ids"
+        if default:
+            return int(default), "[reference] year"
+        return None, "unknown"
 
 
 ACCEPT = ("year_gap", "universe")
@@ -1365,16 +1450,17 @@ def compare(design, reference="russia", *, by: str | None = None,
                                   hint="by= one of " + ", ".join(BY_ALLOWED) + " (or another column)")
         g = ctx.data[by]
         levels = list(g.cat.categories) if isinstance(g.dtype, pd.CategoricalDtype) else sorted(g.dropna().unique(), key=str)
-        vals = _obj(g)
+        vals = _Coded.of(g)
         for lev in levels:
-            m = ctx.frame & (vals == lev)
+            m = ctx.frame & vals.eq(lev)
             if m.any():
                 groups.append((by, str(lev), m))
     out = []
     fieldwork = {}
     fw_notes: dict[str, list[str]] = {}
+    fwork = _Fieldwork(ctx.data)
     for gby, gval, dom in groups:
-        fy, basis = fieldwork_year(ctx.data, dom, year)
+        fy, basis = fwork.year(dom, year)
         ctx.use_reference(reference, fy, basis)
         fieldwork[gval if gby else "all"] = {"year": fy, "basis": basis}
         _age_split_note(ctx)
