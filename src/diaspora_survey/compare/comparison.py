@@ -252,6 +252,8 @@ class _Ctx:
         self.frame_txt = _fmt_frame(self.min_age, self.max_age)
         self.notes: list[str] = []
         self.filled: dict[str, str] = {}   # gap indicator -> id of the table that fills it
+        self.view_columns: list[str] | None = None   # None = all (set by compare())
+        self.memo: dict = {}   # reference-only results (no respondent data), shared by domains
         if "age" not in data.columns:
             raise EstimationError("the data have no 'age' column", code="compare.no_age",
                                   hint="compare needs the harmonised schema (age, education, "
@@ -304,7 +306,9 @@ class _Ctx:
         import copy
 
         rows = np.flatnonzero(dom)
-        view = self.design.domain_view(dom)
+        # [scale] the view's data: only the columns read from a domain's frame (age for the
+        # median, the project indicators' variables); the rest are arrays cut below
+        view = self.design.domain_view(dom, columns=self.view_columns)
         if view.n != rows.size:        # replicate/calibrated designs: every row (as before)
             return self, dom, std
         sub = copy.copy(self)          # notes and filled stay shared with this context
@@ -839,6 +843,17 @@ def _rates_from_distribution(ctx, table, num_codes, den_codes, base: str):
     """Age-specific rates from an education_distribution / employment_status table with
     rows by age band: rho_a = sum(rows mapped into num_codes) / sum(rows mapped into
     den_codes) within band a. None without age rows or when a row mixes the two."""
+    # [scale] depends on the tables and the frame only: computed once per compare()
+    key = ("dist", id(table), frozenset(num_codes), frozenset(den_codes), base,
+           id(ctx.age_table), ctx.min_age, ctx.max_age)
+    hit = ctx.memo.get(key)
+    if hit is None:   # the tables are kept with the result, so their ids stay theirs
+        hit = ctx.memo[key] = (table, ctx.age_table,
+                               _rates_from_distribution_(ctx, table, num_codes, den_codes, base))
+    return hit[2]
+
+
+def _rates_from_distribution_(ctx, table, num_codes, den_codes, base: str):
     out_b, rates, ses, masses = [], [], [], []
     for band, rows in _by_band(table.select("total", None)):
         mapped = [r for r in rows if r.maps_to and set(r.maps_to) <= den_codes]
@@ -1432,6 +1447,11 @@ def compare(design, reference="russia", *, by: str | None = None,
         (int(lo), None if hi is None else int(hi)) for lo, hi in age_bands)
     ctx = _Ctx(design, reference, min_age, max_age, level, standardise, bands)
     ctx.max_gap, ctx.accept = int(max_year_gap), frozenset(accept)
+    for c in ("education", "employment_status"):   # converted once, cut per domain
+        ctx.col(c)
+    ctx.view_columns = ["age"] + sorted({c for name in wanted if not reg[name].builtin
+                                         for c in [reg[name].variable]
+                                         + [col for col, _ in reg[name].universe_values]})
     if not ctx.frame.any():
         raise EstimationError(f"no respondent in the frame {ctx.frame_txt}", code="compare.empty_frame",
                               hint="check the age column and min_age/max_age")

@@ -423,7 +423,7 @@ class SurveyDesign:
                                   hint="check the condition; no row satisfies it")
         return self._derive(_domain=m, _degf_cache=None)
 
-    def domain_view(self, mask) -> "SurveyDesign":
+    def domain_view(self, mask, columns=None) -> "SurveyDesign":
         """The domain ``mask`` as a design over its own rows only: the same estimates,
         variances and degrees of freedom as :meth:`subset` (rows outside a domain have
         weight 0 and add nothing to the PSU totals; the PSUs and strata without a domain
@@ -433,7 +433,8 @@ class SurveyDesign:
 
         ``data``, ``n``, ``weights`` and ``domain_mask`` of the view are those of the
         domain's rows. Designs with calibration records or replicate weights return
-        ``subset(mask)`` (their variances need every row).
+        ``subset(mask)`` (their variances need every row). ``columns``: keep only these
+        columns of the data in the view (the caller's estimators need no others).
         """
         m = self._mask(mask)
         if self._domain is not None:
@@ -453,7 +454,9 @@ class SurveyDesign:
         zero = np.zeros(unit.size, dtype=np.int64)
         degf = int(_distinct_per_group(zero, unit, s0.n_units, 1)[0]
                    - _distinct_per_group(zero, s0.unit_stratum[unit], s0.n_h.size, 1)[0])
-        return self._derive(_data=self._data.take(rows), _n=int(rows.size), _w=self._w[rows],
+        data = self._data if columns is None else self._data[[c for c in columns
+                                                                 if c in self._data.columns]]
+        return self._derive(_data=data.take(rows), _n=int(rows.size), _w=self._w[rows],
                             _domain=None, _stages=stages, _degf=degf, _degf_cache=None,
                             _spec=dict(self._spec, view=True))
 
