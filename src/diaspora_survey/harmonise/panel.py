@@ -200,6 +200,7 @@ def link(waves: Mapping[str, object], *, key: str = "panel_id", strict: bool = F
 
     bkeys = frames[baseline][key][status[baseline] == "baseline"]
     bset = pd.Index(bkeys)
+    bidx = pd.Index(bkeys.astype(object).to_numpy())
     b = frames[baseline][status[baseline] == "baseline"].set_index(key, drop=False)
     rows.append(dict(wave=baseline, check="rows", count=len(frames[baseline])))
     rows.append(dict(wave=baseline, check="keys usable (baseline)", count=len(bset)))
@@ -216,7 +217,8 @@ def link(waves: Mapping[str, object], *, key: str = "panel_id", strict: bool = F
         df = frames[wid]
         st = status[wid]
         ok = st == ""
-        inb = df[key].isin(bset).to_numpy() & ok
+        # [scale] a hash lookup of the (unique) baseline keys, not Series.isin over arrow strings
+        inb = (bidx.get_indexer(df[key].astype(object).to_numpy()) >= 0) & ok
         st = np.where(ok & inb, "retained", np.where(ok, "unmatched", st))
         status[wid] = st
         n_match = int(inb.sum())
