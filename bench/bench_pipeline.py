@@ -37,7 +37,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+# as the CLI (cli.app._limit_blas_threads): one BLAS thread unless the environment says otherwise
+for _k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_k, os.environ.get("DIASPORA_SURVEY_BLAS_THREADS", "1"))
+
+import numpy as np  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent

@@ -79,13 +79,13 @@ def _with_column(design, name, values):
     return SurveyDesign(data, weights=design.weights if w == "<array>" else w, **spec)
 
 
-def _domain(design, mask, method: str):
+def _domain(design, mask, method: str, var: str):
     """The group ``mask`` for svyciprop: ``design.domain_view`` (the subset's estimate,
     variance and df at the cost of the group's rows) where the interval does not use the
     row count; ``subset`` for "beta"/"likelihood" (R's nrow() of the subset design)."""
     if method in ("beta", "likelihood"):
         return design.subset(mask)
-    return design.domain_view(mask)
+    return design.domain_view(mask, columns=[var])
 
 
 def retention(pairs: pd.DataFrame, covariates, *, weights: str | None = "weight", psu=None, strata=None,
@@ -116,7 +116,7 @@ def retention(pairs: pd.DataFrame, covariates, *, weights: str | None = "weight"
         g = data[v].astype("object").to_numpy()
         for i, lev in enumerate(est[v].astype("object")):     # each group's df, as R's svyby
             m = g == lev
-            one = _domain(dv, m, "logit").ciprop("_ret", level=level, df=domain_degf(d, m))
+            one = _domain(dv, m, "logit", "_ret").ciprop("_ret", level=level, df=domain_degf(d, m))
             est.loc[est.index[i], ["ci_low", "ci_high", "df"]] = one[["ci_low", "ci_high", "df"]].iloc[0].to_numpy()
         n_ret = pairs[ret.to_numpy(dtype=bool)].groupby(data[v][ret.to_numpy(dtype=bool)], observed=True).size()
         for _, r in est.iterrows():
@@ -155,7 +155,7 @@ def movement_shares(design, by=None, *, status: str = "status", level: float = 0
             g = data[by_l[0]].astype("object").to_numpy()
             for i, lev in enumerate(est[by_l[0]].astype("object")):
                 m = g == lev
-                one = _domain(dd, m, method).ciprop("_is", level=level, method=method,
+                one = _domain(dd, m, method, "_is").ciprop("_is", level=level, method=method,
                                                     df=domain_degf(design, m))
                 est.loc[est.index[i], ["ci_low", "ci_high", "df"]] = one[["ci_low", "ci_high", "df"]].iloc[0].to_numpy()
         is_st = (data[status].astype("object") == st).to_numpy() & known
@@ -412,7 +412,7 @@ def group_share(design, level: str = "returned", *, by: str = "host_region", gro
         if not a.any():
             raise EstimationError("no respondent in the group", code="estimate.empty_domain")
         d2 = _with_column(design, "_y", pd.array(np.where(ok, y, None), dtype="boolean"))
-        r = _domain(d2, a, "logit").ciprop("_y", level=conf, df=domain_degf(design, a))
+        r = _domain(d2, a, "logit", "_y").ciprop("_y", level=conf, df=domain_degf(design, a))
         return {k: float(r[k].iloc[0]) for k in ("estimate", "se", "ci_low", "ci_high", "df")} | {"n": int(a.sum())}
     b = members(versus) & ok
     if not a.any() or not b.any():
