@@ -83,7 +83,10 @@ class PanelLink:
         later = later.loc[:, later.notna().any().to_numpy()].drop(columns=["weight"], errors="ignore")
         later.columns = [f"{c}_fu" for c in later.columns]
         base = base.drop(columns=["link_status"]).join(later, on=self.key)
-        base["retained"] = base[self.key].isin(later.index)
+        # [scale] hash lookup of the (unique) retained keys, not Series.isin over arrow strings
+        lidx = pd.Index(later.index.astype(object).to_numpy())
+        bk = base[self.key].astype(object).to_numpy()
+        base["retained"] = (lidx.get_indexer(bk) >= 0) if lidx.is_unique else pd.Index(bk).isin(lidx)
         ret = base.get("returned_fu")
         ret = (pd.Series(pd.NA, index=base.index, dtype="boolean") if ret is None else ret.astype("boolean"))
         c0 = base["country"].astype("object") if "country" in base else pd.Series(None, index=base.index)
@@ -218,7 +221,8 @@ def link(waves: Mapping[str, object], *, key: str = "panel_id", strict: bool = F
         st = status[wid]
         ok = st == ""
         # [scale] a hash lookup of the (unique) baseline keys, not Series.isin over arrow strings
-        inb = (bidx.get_indexer(df[key].astype(object).to_numpy()) >= 0) & ok
+        fk = df[key].astype(object).to_numpy()
+        inb = ((bidx.get_indexer(fk) >= 0) if bidx.is_unique else pd.Index(fk).isin(bidx)) & ok
         st = np.where(ok & inb, "retained", np.where(ok, "unmatched", st))
         status[wid] = st
         n_match = int(inb.sum())
