@@ -79,6 +79,14 @@ def _with_column(design, name, values):
     return SurveyDesign(data, weights=design.weights if w == "<array>" else w, **spec)
 
 
+def _level_masks(col: pd.Series):
+    """lev -> boolean mask of the rows equal to lev (missing never equal), from integer
+    codes computed once ([scale] not one comparison of n objects per level)."""
+    codes, uniq = pd.factorize(col.astype("object"), use_na_sentinel=True)
+    pos = {u: i for i, u in enumerate(uniq)}
+    return lambda lev: codes == pos.get(lev, -2)
+
+
 def _domain(design, mask, method: str, var: str):
     """The group ``mask`` for svyciprop: ``design.domain_view`` (the subset's estimate,
     variance and df at the cost of the group's rows) where the interval does not use the
@@ -113,9 +121,9 @@ def retention(pairs: pd.DataFrame, covariates, *, weights: str | None = "weight"
                                      if (cats == c).any()])
         dv = _with_column(d, v, data[v])
         est = dv.ciprop("_ret", by=v, level=level)
-        g = data[v].astype("object").to_numpy()
+        g = _level_masks(data[v])
         for i, lev in enumerate(est[v].astype("object")):     # each group's df, as R's svyby
-            m = g == lev
+            m = g(lev)
             one = _domain(dv, m, "logit", "_ret").ciprop("_ret", level=level, df=domain_degf(d, m))
             est.loc[est.index[i], ["ci_low", "ci_high", "df"]] = one[["ci_low", "ci_high", "df"]].iloc[0].to_numpy()
         n_ret = pairs[ret.to_numpy(dtype=bool)].groupby(data[v][ret.to_numpy(dtype=bool)], observed=True).size()
@@ -152,9 +160,9 @@ def movement_shares(design, by=None, *, status: str = "status", level: float = 0
         est = dd.ciprop("_is", by=by_l or None, level=level, method=method)
         if len(by_l) == 1 and len(est):
             # intervals on each group's own df, as R's svyby(..., svyciprop) (degf of the subset)
-            g = data[by_l[0]].astype("object").to_numpy()
+            g = _level_masks(data[by_l[0]])
             for i, lev in enumerate(est[by_l[0]].astype("object")):
-                m = g == lev
+                m = g(lev)
                 one = _domain(dd, m, method, "_is").ciprop("_is", level=level, method=method,
                                                     df=domain_degf(design, m))
                 est.loc[est.index[i], ["ci_low", "ci_high", "df"]] = one[["ci_low", "ci_high", "df"]].iloc[0].to_numpy()
