@@ -48,6 +48,22 @@ class _SortedSpan(D._Span):
         return got[1]
 
 
+class _DenseBasis(D._Basis):
+    """The reference row-space test: an orthonormal basis ``B`` over all atoms."""
+
+    def __init__(self, P):
+        super().__init__(P)
+        self.B = np.asarray((P.T @ self.V).T) / np.sqrt(self.w)[:, None] if P.shape[0] \
+            else np.zeros((0, P.shape[1]))
+
+    def in_span(self, C):
+        if C.shape[0] == 0:
+            return np.zeros(0, dtype=bool)
+        Cd = C.toarray()
+        R = Cd - (Cd @ self.B.T) @ self.B if self.B.shape[0] else Cd
+        return np.linalg.norm(R, axis=1) <= 1e-7 * np.maximum(np.linalg.norm(Cd, axis=1), 1.0)
+
+
 @st.composite
 def _codes(draw):
     n = draw(st.integers(0, 300))
@@ -138,14 +154,15 @@ def _tables(draw):
 @given(_tables())
 @settings(max_examples=40, deadline=None)
 def test_protect_decides_as_with_the_respondent_level_span(tables):
-    """The same secondary suppression and the same audit as with the reference span."""
+    """The same secondary suppression and the same audit as with the reference span
+    (respondent-level atoms) and the reference row-space test (a dense basis over atoms)."""
     fast, fast_audit = D.protect(tables, 10)
-    real = D._Span
+    real = D._Span, D._Basis
     try:
-        D._Span = _SortedSpan
+        D._Span, D._Basis = _SortedSpan, _DenseBasis
         ref, ref_audit = D.protect(tables, 10)
     finally:
-        D._Span = real
+        D._Span, D._Basis = real
     assert fast.keys() == ref.keys()
     for t in fast:
         assert fast[t].keys() == ref[t].keys()

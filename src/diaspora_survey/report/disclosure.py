@@ -265,7 +265,6 @@ class _Basis:
 
         self.P = P
         if P.shape[0] == 0:
-            self.B = np.zeros((0, P.shape[1]))
             self.V = np.zeros((0, 0))
             self.w = np.zeros(0)
             self.null_norm = np.zeros(0)
@@ -279,16 +278,23 @@ class _Basis:
         # a vector is x0 + N z; a row with no share in it is used by all of them
         self.N = V[:, ~keep]
         self.null_norm = np.linalg.norm(self.N, axis=1)
-        self.B = np.asarray((P.T @ self.V).T) / np.sqrt(self.w)[:, None]
 
     def in_span(self, C):
-        """True per row of the sparse matrix ``C`` lying in the row space."""
+        """True per row of the sparse matrix ``C`` lying in the row space: the residual of
+        the orthogonal projection ``C Pᵀ V Λ⁻¹ Vᵀ P`` (the projection onto the row space,
+        with ``P Pᵀ = V Λ Vᵀ``) is zero. Computed from the small ``C Pᵀ`` (candidates x sets),
+        never forming an orthonormal basis over all atoms (sets x atoms, dense)."""
         import numpy as np
 
         if C.shape[0] == 0:
             return np.zeros(0, dtype=bool)
         Cd = C.toarray()
-        R = Cd - (Cd @ self.B.T) @ self.B if self.B.shape[0] else Cd
+        if self.V.shape[1]:
+            CP = np.asarray((C @ self.P.T).toarray())
+            X = ((CP @ self.V) / self.w) @ self.V.T          # candidates x sets
+            R = Cd - np.asarray(self.P.T @ X.T).T
+        else:
+            R = Cd
         return np.linalg.norm(R, axis=1) <= 1e-7 * np.maximum(np.linalg.norm(Cd, axis=1), 1.0)
 
     def breaks(self, x0, rows) -> bool:
