@@ -461,7 +461,7 @@ def age_sex_cells(data, project, weight_col: str | None):
     # weighted shares of the cells (the chart shows no SE): one bincount over cell codes,
     # the same sums as SurveyDesign.proportion("cell") without its variance
     ag = d["age_group"].astype("category")
-    sx = d["sex"].astype(str).map({"male": 0, "female": 1}).to_numpy()
+    sx = (d["sex"].astype("object").to_numpy(dtype=object) == "female").astype(np.int64)  # male 0
     A = len(ag.cat.categories)
     code = ag.cat.codes.to_numpy().astype(np.int64) * 2 + sx
     names = [f"{a}|{s}" for a in ag.cat.categories for s in ("male", "female")]
@@ -490,8 +490,23 @@ def age_sex_cells(data, project, weight_col: str | None):
     out = pd.DataFrame(rows).merge(est, on="cell", how="left")
     out["estimate"] = out["estimate"].fillna(0.0)
     both = (data["sex"].isin(["male", "female"]) & data["age_group"].notna()).to_numpy()
-    full = (data["age_group"].astype(str) + "|" + data["sex"].astype(str)).to_numpy(dtype=object)
-    out[members_column("n")] = [positions(both & (full == c)) for c in out["cell"]]
+    if any("|" in str(x) for x in out["age_group"]):
+        full = (data["age_group"].astype(str) + "|" + data["sex"].astype(str)).to_numpy(dtype=object)
+        out[members_column("n")] = [positions(both & (full == c)) for c in out["cell"]]
+    else:    # the respondents of every cell from one sort of the (age group, sex) code
+        from .disclosure import split_positions, text_codes
+
+        a_code, a_of = text_codes(data["age_group"].astype("object").to_numpy(dtype=object),
+                                  missing=~both)
+        s_code, s_of = text_codes(data["sex"].astype("object").to_numpy(dtype=object),
+                                  missing=~both)
+        S = max(len(s_of), 1)
+        parts = split_positions(np.where(a_code >= 0, a_code * S + s_code, -1),
+                                max(len(a_of), 1) * S)
+        empty = np.zeros(0, dtype=np.int64)
+        out[members_column("n")] = [
+            parts[a_of[a] * S + s_of[x]] if (a in a_of and x in s_of) else empty
+            for a, x in zip(out["age_group"].astype(str), out["sex"].astype(str))]
     return out[["age_group", "sex", "estimate", "population", "n", members_column("n")]]
 
 

@@ -85,12 +85,20 @@ def text_codes(values, missing=None):
     import numpy as np
     import pandas as pd
 
-    strs = np.asarray(values, dtype=object).astype(str)
-    codes = np.full(len(strs), -1, dtype=np.int64)
-    keep = np.ones(len(strs), dtype=bool) if missing is None else ~np.asarray(missing, dtype=bool)
-    c, uniq = pd.factorize(strs[keep])
-    codes[keep] = c
-    return codes, {str(u): k for k, u in enumerate(uniq)}
+    vals = np.asarray(values, dtype=object)
+    codes = np.full(len(vals), -1, dtype=np.int64)
+    keep = np.ones(len(vals), dtype=bool) if missing is None else ~np.asarray(missing, dtype=bool)
+    idx = np.flatnonzero(keep)
+    # hash the values themselves, then read the few distinct ones as text (values with the
+    # same text, e.g. 1 and "1", share a code)
+    c, uniq = pd.factorize(vals[idx])
+    of: dict = {}
+    remap = np.array([of.setdefault(str(u), len(of)) for u in uniq] + [-1], dtype=np.int64)
+    codes[idx] = remap[c]
+    na = idx[c < 0]                  # NaN/None kept as values: their own text ("nan", "None")
+    if len(na):
+        codes[na] = [of.setdefault(str(v), len(of)) for v in vals[na]]
+    return codes, of
 
 
 # ---------------------------------------------------------------------------------------
