@@ -328,6 +328,8 @@ def _cell_members(comp, data, project):
 
     out, age, frame = _counts_start(comp, data, project.reference)
 
+    from .disclosure import text_codes
+
     def col(name):
         if name not in data.columns:
             return None
@@ -337,7 +339,20 @@ def _cell_members(comp, data, project):
     edu_groups = _education_groups(project.reference.population)
     ent = data["entrepreneur"].astype("boolean") if "entrepreneur" in data.columns else None
     hed = data["higher_education"].astype("boolean") if "higher_education" in data.columns else None
+    # each column converted once (not once per comparison row)
+    ent_known = ent.notna().to_numpy() if ent is not None else None
+    ent_yes = ent.fillna(False).to_numpy(dtype=bool) if ent is not None else None
+    hed_known = hed.notna().to_numpy() if hed is not None else None
+    hed_yes = hed.fillna(False).to_numpy(dtype=bool) if hed is not None else None
+    notna = {v: data[v].notna().to_numpy() for v in ("age_group", "education", "age")
+             if v in data.columns}
     agrp = col("age_group")
+    agrp_code, agrp_of = None, {}
+    if agrp is not None:       # codes of the values themselves: code k exactly where == level
+        agrp_code, u = pd.factorize(agrp)
+        agrp_of = {x: k for k, x in enumerate(u)}
+    edu_in: dict = {}
+    group_code: dict = {}
     employed = None
     if "employment_status" in data.columns:
         from ..harmonise.schema import EMPLOYED
@@ -356,13 +371,18 @@ def _cell_members(comp, data, project):
         if key not in cache:
             dom = frame.copy()
             if rec["group_by"]:
-                dom &= data[rec["group_by"]].astype(str).to_numpy() == rec["group"]
+                gb = rec["group_by"]
+                if gb not in group_code:     # the text of the grouping, coded once
+                    group_code[gb] = text_codes(data[gb].astype(str).to_numpy(dtype=object))
+                gc, g_of = group_code[gb]
+                k = g_of.get(str(rec["group"]))
+                dom &= (gc == k) if k is not None else False
             cache[key] = dom
         dom = cache[key]
         ind, cat = rec["indicator"], rec["category"]
         v = var_of.get(ind)
         if v is not None and v in data.columns:
-            d_set = dom & data[v].notna().to_numpy()
+            d_set = dom & notna[v]
             if ind == "education_distribution" and edu_known is not None:
                 d_set &= edu_known
             dom_sets[i] = d_set
@@ -375,28 +395,31 @@ def _cell_members(comp, data, project):
             return min(yes, int(base.sum()) - yes)
 
         if ind == "age_distribution" and agrp is not None:
-            cell_sets[i] = dom & (agrp == cat)
+            k = agrp_of.get(cat)
+            cell_sets[i] = dom & (agrp_code == k) if k is not None else dom & (agrp == cat)
             out[i] = int(cell_sets[i].sum())
         elif ind == "share_aged_18_34":
             base = dom & ~np.isnan(age)
             out[i] = binary((age >= 18) & (age <= 34), base)
             dom_sets[i], cell_sets[i] = base, base & (age >= 18) & (age <= 34)
         elif ind == "education_distribution" and edu is not None and cat in edu_groups:
-            cell_sets[i] = dom & pd.Series(edu).isin(edu_groups[cat]).to_numpy()
+            if cat not in edu_in:
+                edu_in[cat] = pd.Series(edu).isin(edu_groups[cat]).to_numpy()
+            cell_sets[i] = dom & edu_in[cat]
             out[i] = int(cell_sets[i].sum())
         elif ind in ("higher_education", "higher_education_by_age") and hed is not None:
-            base = dom & hed.notna().to_numpy()
+            base = dom & hed_known
             if ind == "higher_education_by_age" and cat:
                 lo, hi = reference.parse_age_band(cat)
                 base &= (age >= lo) & ((age <= hi) if hi is not None else True)
-            yes = hed.fillna(False).to_numpy(dtype=bool)
+            yes = hed_yes
             out[i] = binary(yes, base)
             dom_sets[i], cell_sets[i] = base, base & yes
         elif ind in ("entrepreneurs_all", "entrepreneurs_employed") and ent is not None:
-            base = dom & ent.notna().to_numpy()
+            base = dom & ent_known
             if ind == "entrepreneurs_employed" and employed is not None:
                 base &= employed
-            yes = ent.fillna(False).to_numpy(dtype=bool)
+            yes = ent_yes
             out[i] = binary(yes, base)
             dom_sets[i], cell_sets[i] = base, base & yes
     n_dom = pd.to_numeric(comp["n"], errors="coerce").to_numpy(dtype=float)
@@ -438,7 +461,7 @@ def age_sex_cells(data, project, weight_col: str | None):
     # weighted shares of the cells (the chart shows no SE): one bincount over cell codes,
     # the same sums as SurveyDesign.proportion("cell") without its variance
     ag = d["age_group"].astype("category")
-    sx = d["sex"].astype(str).map({"male": 0, "female": 1}).to_numpy()
+    sx = (d["sex"].astype("object").to_numpy(dtype=object) == "female").astype(np.int64)  # male 0
     A = len(ag.cat.categories)
     code = ag.cat.codes.to_numpy().astype(np.int64) * 2 + sx
     names = [f"{a}|{s}" for a in ag.cat.categories for s in ("male", "female")]
@@ -467,8 +490,23 @@ def age_sex_cells(data, project, weight_col: str | None):
     out = pd.DataFrame(rows).merge(est, on="cell", how="left")
     out["estimate"] = out["estimate"].fillna(0.0)
     both = (data["sex"].isin(["male", "female"]) & data["age_group"].notna()).to_numpy()
-    full = (data["age_group"].astype(str) + "|" + data["sex"].astype(str)).to_numpy(dtype=object)
-    out[members_column("n")] = [positions(both & (full == c)) for c in out["cell"]]
+    if any("|" in str(x) for x in out["age_group"]):
+        full = (data["age_group"].astype(str) + "|" + data["sex"].astype(str)).to_numpy(dtype=object)
+        out[members_column("n")] = [positions(both & (full == c)) for c in out["cell"]]
+    else:    # the respondents of every cell from one sort of the (age group, sex) code
+        from .disclosure import split_positions, text_codes
+
+        a_code, a_of = text_codes(data["age_group"].astype("object").to_numpy(dtype=object),
+                                  missing=~both)
+        s_code, s_of = text_codes(data["sex"].astype("object").to_numpy(dtype=object),
+                                  missing=~both)
+        S = max(len(s_of), 1)
+        parts = split_positions(np.where(a_code >= 0, a_code * S + s_code, -1),
+                                max(len(a_of), 1) * S)
+        empty = np.zeros(0, dtype=np.int64)
+        out[members_column("n")] = [
+            parts[a_of[a] * S + s_of[x]] if (a in a_of and x in s_of) else empty
+            for a, x in zip(out["age_group"].astype(str), out["sex"].astype(str))]
     return out[["age_group", "sex", "estimate", "population", "n", members_column("n")]]
 
 

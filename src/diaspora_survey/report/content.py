@@ -132,31 +132,56 @@ def _categories(s) -> list:
 
 
 def composition_table(inp: ReportInputs) -> ReportTable | None:
-    """Unweighted sample composition: n and % per wave for the schema variables."""
+    """Unweighted sample composition: n and % per wave for the schema variables.
+
+    Counts and respondent sets come from one stable sort per variable of the combined
+    (category, wave) code (:func:`.disclosure.split_positions`): linear in respondents,
+    not respondents x categories x waves."""
+    import numpy as np
     import pandas as pd
+
+    from .disclosure import split_positions
 
     df = inp.data
     waves = [w.id for w in inp.waves] or _categories(df["wave"].astype(str))
-    wave_s = df["wave"].astype(str)
-    wave_n = wave_s.value_counts()
-    wave_a = wave_s.to_numpy(dtype=object)
+    wave_a = df["wave"].astype(str).to_numpy(dtype=object)
+    w_code, w_uniq = pd.factorize(wave_a)
+    W = max(len(w_uniq), 1)
+    w_of = {str(u): k for k, u in enumerate(w_uniq)}
+    wave_tot = np.bincount(w_code[w_code >= 0], minlength=W)
+    empty = np.zeros(0, dtype=np.int64)
     rows = []
     for var in COMPOSITION_VARS:
         if var not in df.columns:
             continue
         s = df[var]
-        vals = s.astype("object").where(s.notna(), "(missing)")
-        counts = pd.crosstab(vals, wave_s)
-        vals = vals.to_numpy(dtype=object)
-        cats = [c for c in _categories(s)] + (["(missing)"] if s.isna().any() else [])
+        na = s.isna().to_numpy()
+        if isinstance(s.dtype, pd.CategoricalDtype) and "(missing)" not in s.cat.categories:
+            cats_all = list(s.cat.categories)
+            v_code = s.cat.codes.to_numpy().astype(np.int64)
+            v_code[na] = len(cats_all)
+            v_of = {c: k for k, c in enumerate(cats_all)}
+            v_of["(missing)"] = len(cats_all)
+            V = len(cats_all) + 1
+        else:      # the values as objects, missing as "(missing)": the groups of ==
+            vals = s.astype("object").where(~na, "(missing)").to_numpy(dtype=object)
+            v_code, v_uniq = pd.factorize(vals)
+            v_of = {u: k for k, u in enumerate(v_uniq)}
+            V = max(len(v_uniq), 1)
+        v_code = np.where((v_code >= 0) & (w_code >= 0), v_code * W + w_code, -1)
+        groups = split_positions(v_code, V * W)
+        cats = [c for c in _categories(s)] + (["(missing)"] if na.any() else [])
         for cat in cats:
             rec = {"variable": var.replace("_", " "), "category": _label(var, cat)}
+            k = v_of.get(cat)
             for w in waves:
-                n = int(counts.at[cat, w]) if (cat in counts.index and w in counts.columns) else 0
-                tot = int(wave_n.get(w, 0))
+                j = w_of.get(str(w))
+                pos = groups[k * W + j] if (k is not None and j is not None) else empty
+                tot = int(wave_tot[j]) if j is not None else 0
+                n = len(pos)
                 rec[f"n_{w}"] = n
                 rec[f"p_{w}"] = 100.0 * n / tot if tot else float("nan")
-                rec[members_column(f"n_{w}")] = positions((wave_a == w) & (vals == cat))
+                rec[members_column(f"n_{w}")] = pos
             rec["_public"] = cat == "(missing)"
             rows.append(rec)
     if not rows:
@@ -318,32 +343,71 @@ def weighting_tables(inp: ReportInputs) -> list[ReportTable]:
 
 def _margin_members(inp: ReportInputs, m) -> list:
     """Respondents counted in each weighting-margin row (``sex:age_group`` = ``male:18-24``
-    for an interaction); ``None`` where the count cannot be matched exactly."""
+    for an interaction); ``None`` where the count cannot be matched exactly.
+
+    A value matches a category when its text is the category (``str``), missing values
+    match ``<missing>``/``(missing)``/``nan``/``<NA>``. Each column is coded once
+    (:func:`.disclosure.text_codes`) and the respondent sets of every (wave, category
+    combination) of a margin come from one sort (:func:`.disclosure.split_positions`)."""
     import numpy as np
 
+    from .disclosure import split_positions, text_codes
+
     df = inp.data
-    wave_a = df["wave"].astype(str).to_numpy(dtype=object)
+    missing_tokens = ("<missing>", "(missing)", "nan", "<NA>")
+    w_code, w_of = text_codes(df["wave"].to_numpy(dtype=object))
+    coded: dict = {}
+
+    def column(v):
+        """(codes with missing = the last code, {text: code}, number of codes) of ``v``."""
+        if v not in coded:
+            col = df[v]
+            na = col.isna().to_numpy()
+            c, lab = text_codes(col.astype("object").to_numpy(dtype=object), missing=na)
+            c[na] = len(lab)
+            coded[v] = (c, lab, len(lab) + 1)
+        return coded[v]
+
+    split: dict = {}
+
+    def groups(names):
+        """({code tuple: positions}) of a margin's columns within the waves."""
+        if names not in split:
+            code, size = w_code.copy(), max(len(w_of), 1)
+            for v in names:
+                c, _, k = column(v)
+                code = np.where(code >= 0, code * k + c, -1)
+                size *= k
+            present, inv = np.unique(code[code >= 0], return_inverse=True)
+            dense = np.full(len(code), -1, dtype=np.int64)
+            dense[code >= 0] = inv
+            split[names] = (dict(zip(present.tolist(), range(len(present)))),
+                            split_positions(dense, len(present)))
+        return split[names]
+
+    empty = np.zeros(0, dtype=np.int64)
     out = []
     for w, var, cat, n in zip(m["wave"], m["variable"], m["category"], m["n"]):
         names, codes = str(var).split(":"), str(cat).split(":")
         if len(names) != len(codes) or not all(v in df.columns for v in names):
             out.append(None)
             continue
-        mask = wave_a == str(w)
+        key = w_of.get(str(w))
         for v, c in zip(names, codes):
-            col = df[v]
-            if c in ("<missing>", "(missing)", "nan", "<NA>"):
-                mask = mask & col.isna().to_numpy()
-            else:
-                mask = mask & (col.astype("object").astype(str).to_numpy(dtype=object) == c) \
-                    & col.notna().to_numpy()
-        pos = positions(mask)
+            cc, lab, k = column(v)
+            j = k - 1 if c in missing_tokens else lab.get(c)
+            key = None if (key is None or j is None) else key * k + j
+        if key is None:
+            pos = empty
+        else:
+            where, parts = groups(tuple(names))
+            g = where.get(key)
+            pos = parts[g] if g is not None else empty
         try:
             same = len(pos) == int(n)
         except (TypeError, ValueError):
             same = False
         out.append(pos if same else None)
-    del np
     return out
 
 

@@ -64,6 +64,43 @@ def positions(mask) -> Any:
     return np.flatnonzero(np.asarray(mask, dtype=bool)).astype(np.int64)
 
 
+def split_positions(codes, n_groups: int) -> list:
+    """Respondent positions of every group at once: ``out[k]`` equals
+    ``positions(codes == k)`` (ascending int64) for ``k < n_groups``; negative codes belong
+    to no group. One stable sort of the coded rows instead of one mask per group."""
+    import numpy as np
+
+    codes = np.asarray(codes, dtype=np.int64)
+    idx = np.flatnonzero(codes >= 0)
+    c = codes[idx]
+    counts = np.bincount(c, minlength=n_groups)[:n_groups]
+    idx = idx[np.argsort(c, kind="stable")][: int(counts.sum())]
+    return np.split(idx, np.cumsum(counts)[:-1])
+
+
+def text_codes(values, missing=None):
+    """``(codes, {str(value): code})`` of a column read as text (``str`` of each value), one
+    pass: ``codes[i] == k`` exactly where ``str(values[i])`` is the label of ``k`` and
+    ``missing[i]`` (bool array) is False; -1 elsewhere."""
+    import numpy as np
+    import pandas as pd
+
+    vals = np.asarray(values, dtype=object)
+    codes = np.full(len(vals), -1, dtype=np.int64)
+    keep = np.ones(len(vals), dtype=bool) if missing is None else ~np.asarray(missing, dtype=bool)
+    idx = np.flatnonzero(keep)
+    # hash the values themselves, then read the few distinct ones as text (values with the
+    # same text, e.g. 1 and "1", share a code)
+    c, uniq = pd.factorize(vals[idx])
+    of: dict = {}
+    remap = np.array([of.setdefault(str(u), len(of)) for u in uniq] + [-1], dtype=np.int64)
+    codes[idx] = remap[c]
+    na = idx[c < 0]                  # NaN/None kept as values: their own text ("nan", "None")
+    if len(na):
+        codes[na] = [of.setdefault(str(v), len(of)) for v in vals[na]]
+    return codes, of
+
+
 # ---------------------------------------------------------------------------------------
 # the linear model of what a report publishes
 
@@ -171,14 +208,22 @@ class _Span:
                 h1[s] += r[0]
                 h2[s] += r[1]
         used = (h1 != 0) | (h2 != 0)
-        _, atom = np.unique(np.stack([h1, h2], axis=1), axis=0, return_inverse=True)
-        atom = atom.ravel()
-        ids = np.unique(atom[used])
-        remap = np.full(atom.max() + 1 if atom.size else 1, -1, dtype=np.int64)
-        remap[ids] = np.arange(len(ids))
-        self.atom = remap[atom]
-        self.atom[~used] = -1
-        self.n_atoms = len(ids)
+        # atoms numbered in the order of their signatures (h1, h2), as np.unique(axis=0)
+        # would, but by hashing (pandas.factorize) instead of sorting every respondent
+        import pandas as pd
+
+        f1, u1 = pd.factorize(h1[used])
+        f2, u2 = pd.factorize(h2[used])
+        pair, first = np.unique(f1.astype(np.int64) * max(len(u2), 1) + f2,
+                                return_inverse=True)
+        sig1, sig2 = u1[pair // max(len(u2), 1)], u2[pair % max(len(u2), 1)]
+        order = np.lexsort((sig2, sig1))
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        self.atom = np.full(size, -1, dtype=np.int64)
+        self.atom[used] = rank[first.ravel()]
+        self.n_atoms = len(order)
+        self._mark = np.zeros(self.n_atoms + 1, dtype=bool)
         self._cache: dict = {}
 
     def atoms(self, s):
@@ -187,8 +232,14 @@ class _Span:
 
         got = self._cache.get(id(s))
         if got is None or got[0] is not s:
-            a = np.unique(self.atom[s]) if len(s) else np.zeros(0, dtype=np.int64)
-            a = a[a >= 0]
+            if len(s):       # the sorted distinct atoms (np.unique without sorting the set)
+                mark = self._mark
+                mark[self.atom[s]] = True          # -1 (no atom) marks the spare last slot
+                mark[-1] = False
+                a = np.flatnonzero(mark).astype(np.int64)
+                mark[a] = False
+            else:
+                a = np.zeros(0, dtype=np.int64)
             got = self._cache[id(s)] = (s, a, a.tobytes())
         return got[1]
 
@@ -222,7 +273,6 @@ class _Basis:
 
         self.P = P
         if P.shape[0] == 0:
-            self.B = np.zeros((0, P.shape[1]))
             self.V = np.zeros((0, 0))
             self.w = np.zeros(0)
             self.null_norm = np.zeros(0)
@@ -236,16 +286,23 @@ class _Basis:
         # a vector is x0 + N z; a row with no share in it is used by all of them
         self.N = V[:, ~keep]
         self.null_norm = np.linalg.norm(self.N, axis=1)
-        self.B = np.asarray((P.T @ self.V).T) / np.sqrt(self.w)[:, None]
 
     def in_span(self, C):
-        """True per row of the sparse matrix ``C`` lying in the row space."""
+        """True per row of the sparse matrix ``C`` lying in the row space: the residual of
+        the orthogonal projection ``C Pᵀ V Λ⁻¹ Vᵀ P`` (the projection onto the row space,
+        with ``P Pᵀ = V Λ Vᵀ``) is zero. Computed from the small ``C Pᵀ`` (candidates x sets),
+        never forming an orthonormal basis over all atoms (sets x atoms, dense)."""
         import numpy as np
 
         if C.shape[0] == 0:
             return np.zeros(0, dtype=bool)
         Cd = C.toarray()
-        R = Cd - (Cd @ self.B.T) @ self.B if self.B.shape[0] else Cd
+        if self.V.shape[1]:
+            CP = np.asarray((C @ self.P.T).toarray())
+            X = ((CP @ self.V) / self.w) @ self.V.T          # candidates x sets
+            R = Cd - np.asarray(self.P.T @ X.T).T
+        else:
+            R = Cd
         return np.linalg.norm(R, axis=1) <= 1e-7 * np.maximum(np.linalg.norm(Cd, axis=1), 1.0)
 
     def breaks(self, x0, rows) -> bool:
@@ -295,7 +352,7 @@ def _candidates(units, groups, min_cell_size: int):
     def union(members, method):
         sets = [s for i in members for s in units[i].sets[:1] if len(s)]
         if len(sets) >= 2:
-            s = np.unique(np.concatenate(sets))
+            s = _union(sets)
             cands.append((s, len(s), members[0], method, True))
 
     for g, idx in groups.items():
@@ -307,6 +364,17 @@ def _candidates(units, groups, min_cell_size: int):
     for idx in rows.values():
         union(idx, "row")
     return cands
+
+
+def _union(sets):
+    """Sorted distinct positions of several position arrays (np.unique of their
+    concatenation, by marking instead of sorting)."""
+    import numpy as np
+
+    allp = np.concatenate(sets)
+    mark = np.zeros(int(allp.max()) + 1, dtype=bool)
+    mark[allp] = True
+    return np.flatnonzero(mark).astype(np.int64)
 
 
 def _published(units, fixed, span):
@@ -457,7 +525,7 @@ def protect(tables, min_cell_size: int):
         if u.reason == "secondary":
             arr[u.row] = True
     result.secondary = sum(u.reason == "secondary" for u in units)
-    audit_units(units, fixed, groups, min_cell_size, result)
+    audit_units(units, fixed, groups, min_cell_size, result, span=span if units else None)
     return out, result
 
 
@@ -465,12 +533,15 @@ def tables_by_id(tables):
     return {t.id: t for t in tables}
 
 
-def audit_units(units, fixed, groups, min_cell_size, result: AuditResult | None = None):
-    """Attack the published cells (rules 2): fills ``result.attacks``/``recovered``."""
+def audit_units(units, fixed, groups, min_cell_size, result: AuditResult | None = None,
+                span=None):
+    """Attack the published cells (rules 2): fills ``result.attacks``/``recovered``.
+    ``span``: the :class:`_Span` of these units' sets, if already built."""
     result = result or AuditResult()
     if not units:
         return result
-    span = _Span([s for u in units for s in u.sets] + list(fixed))
+    if span is None:
+        span = _Span([s for u in units for s in u.sets] + list(fixed))
     bad, tried, _, _ = _attack(units, fixed, groups, span, min_cell_size)
     result.attacks = tried
     result.recovered = [{"table": units[c[2]].table, "row": units[c[2]].row,
