@@ -614,7 +614,8 @@ class _DaskSource(Source):
         if not keys:
             (res,) = self._compute(parts[names].sum())
             return pd.DataFrame({k: [float(res[k])] for k in names})
-        (res,) = self._compute(parts.groupby(keys, dropna=False, sort=False, observed=True)[names].sum())
+        (res,) = self._compute(parts.groupby(keys, dropna=False, sort=False, observed=True)[names]
+                             .sum(split_out=1))
         return res.reset_index()
 
     def _distinct(self, col):
