@@ -116,8 +116,11 @@ class ScanDesign:
         return new
 
     # ------------------------------------------------------------------ the engine pass
-    def _cells(self, numeric: list[str], categorical: list[str], by: list[str], squares: bool):
-        """One grouped pass -> the cell design (SurveyDesign over the cell table) and the table."""
+    def _cells(self, numeric: list[str], categorical: list[str], by: list[str], squares: bool,
+               derive=None):
+        """One grouped pass -> the cell design (SurveyDesign over the cell table) and the table.
+        ``derive(cells)`` may add columns computed from the keys (e.g. age bands from ages)
+        before the design is built."""
         src = self.source
         src.check_columns(numeric + categorical + by, "estimate")
         flags = {}
@@ -156,6 +159,8 @@ class ScanDesign:
             with np.errstate(invalid="ignore", divide="ignore"):
                 val = np.where(wsum != 0, cells[f"__s{j}"].to_numpy() / wsum, 0.0)
             cells[v] = np.where(ok, val, np.nan)
+        if derive is not None:
+            cells = derive(cells)
         design = SurveyDesign(cells, weights=_W, strata=self.strata, psu=psu, fpc=self.fpc,
                               nest=self.nest, lonely_psu=self.lonely_psu)
         if self._domain:
