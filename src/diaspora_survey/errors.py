@@ -83,3 +83,13 @@ class ReportError(DiasporaSurveyError):
 class PanelError(DiasporaSurveyError):
     """Panel waves cannot be linked or analysed as asked (no link key, strict linking problems)."""
     default_code = "panel.invalid"
+
+
+class EngineError(DiasporaSurveyError):
+    """An out-of-core or distributed engine cannot be used as asked.
+
+    Codes: ``engine.not_installed``, ``engine.unknown``, ``engine.mismatch``,
+    ``engine.source_missing``, ``engine.unreadable``, ``engine.unknown_column``,
+    ``engine.not_numeric``, ``engine.negative``, ``engine.null``, ``engine.failed``.
+    """
+    default_code = "engine.failed"
