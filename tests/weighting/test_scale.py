@@ -184,3 +184,43 @@ def _without(path, tmp_path, col):
     p = tmp_path / f"without_{col}.parquet"
     pd.read_parquet(path).drop(columns=[col]).to_parquet(p, index=False)
     return p
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory):
+    from pathlib import Path
+
+    from diaspora_survey.project import Project
+
+    proj = Project.load(Path(__file__).resolve().parents[2])
+    data = proj.harmonised()
+    p = tmp_path_factory.mktemp("example") / "harmonised.parquet"
+    data.to_parquet(p, index=False)
+    return proj, data, p
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "dask"])
+def test_project_weight_step_equals_in_memory(example, tmp_path, engine, request):
+    """The example project's [weighting] (rake per wave, trim 0.2..5 x mean, proportional
+    pooling) through the engine equals weight_project in memory."""
+    from diaspora_survey.weighting.scale import weight_waves_source
+    from diaspora_survey.weighting.waves import project_options, weight_project
+
+    proj, data, p = example
+    cl = request.getfixturevalue("client") if engine == "dask" else None
+    tf, kwargs, _ = project_options(proj)
+    res = weight_waves_source(p, tf, out=tmp_path / "w.parquet", engine=engine, client=cl, **kwargs)
+    mem = weight_project(proj, data)
+    got = pd.read_parquet(tmp_path / "w.parquet")
+    assert list(got.columns) == list(mem.data.columns)
+    for c in ("weight_base", "weight_raked", "weight_trimmed", "weight", "weight_pooled"):
+        assert rel_diff(got[c], mem.data[c]) < 1e-10, c
+    assert list(res.results) == list(mem.results)
+    for wv, r in mem.results.items():
+        d = res.results[wv].diagnostics
+        assert d.method == r.diagnostics.method
+        for k in ("n", "n_eff", "kish_deff", "min", "p1", "median", "p99", "max"):
+            assert d[k] == pytest.approx(r.diagnostics[k], rel=1e-10), (wv, k)
+        pd.testing.assert_frame_equal(d.margins, r.diagnostics.margins, rtol=1e-10)
+    pd.testing.assert_frame_equal(got.drop(columns=[c for c in got if c.startswith("weight")]),
+                                  mem.data.drop(columns=[c for c in got if c.startswith("weight")]).reset_index(drop=True))

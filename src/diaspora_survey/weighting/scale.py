@@ -49,6 +49,8 @@ from .diagnostics import SUMMARY_FIELDS, Diagnostics, margin_table
 _SUMS = ("_wsum", "_wsum2", "_n", "_bmin", "_bmax")
 #: largest dense cell-index space handed to the engine as one list of factors
 _MAX_INDEX = 1 << 22
+#: largest table of distinct (cell, base weight) pairs brought back for trimming
+_MAX_FINE = 2_000_000
 
 
 # ---- diagnostics from the cell table ------------------------------------------------------------
@@ -120,31 +122,35 @@ def _check_base(src, base_weight):
 
 def cell_table(src, keys: list[str], base_weight: str | None) -> pd.DataFrame:
     """One engine pass: per observed combination of ``keys`` (NULL is a level), the columns
-    ``_wsum`` (Σ base weight), ``_wsum2`` (Σ base²), ``_n`` (rows), ``_bmin``, ``_bmax``; sorted
-    by the keys (NULL last)."""
+    ``_wsum`` (Σ base weight), ``_wsum2`` (Σ base²), ``_n`` (rows), ``_bmin``, ``_bmax`` and
+    ``_nnull`` (rows without a base weight, counted as 1 in the sums); sorted by the keys
+    (NULL last)."""
     src.check_columns(keys, "target")
+    agg = {"_wsum": "sum", "_wsum2": "sum", "_n": "sum", "_bmin": "min", "_bmax": "max", "_nnull": "sum"}
     if src.engine == "duckdb":
         from ..io.engine import _q
 
-        b = f"CAST({_q(base_weight)} AS DOUBLE)" if base_weight else "1.0"
+        raw = f"CAST({_q(base_weight)} AS DOUBLE)" if base_weight else "1.0"
+        b = f"COALESCE({raw}, 1.0)"
         k = ", ".join(_q(c) for c in keys)
         sql = (f"SELECT {k + ', ' if keys else ''}SUM({b}) AS _wsum, SUM({b} * {b}) AS _wsum2, "
-               f"COUNT(*) AS _n, MIN({b}) AS _bmin, MAX({b}) AS _bmax FROM src"
+               f"COUNT(*) AS _n, MIN({b}) AS _bmin, MAX({b}) AS _bmax, "
+               f"COUNT(*) FILTER (WHERE {raw} IS NULL) AS _nnull FROM src"
                + (f" GROUP BY {k}" if keys else ""))
         out = src._run(sql)
     else:
         def part(df):
             b = (pd.to_numeric(df[base_weight], errors="coerce").astype("float64") if base_weight
                  else pd.Series(1.0, index=df.index))
+            null = b.isna().astype(np.int64)
+            b = b.fillna(1.0)
             f = pd.DataFrame({**{c: df[c] for c in keys}, "_wsum": b, "_wsum2": b * b,
-                              "_n": np.ones(len(df), dtype=np.int64), "_bmin": b, "_bmax": b})
+                              "_n": np.ones(len(df), dtype=np.int64), "_bmin": b, "_bmax": b,
+                              "_nnull": null})
             if not keys:
-                return f.agg({"_wsum": "sum", "_wsum2": "sum", "_n": "sum", "_bmin": "min",
-                              "_bmax": "max"}).to_frame().T
-            return f.groupby(keys, dropna=False, observed=True, sort=False).agg(
-                {"_wsum": "sum", "_wsum2": "sum", "_n": "sum", "_bmin": "min", "_bmax": "max"}).reset_index()
+                return f.agg(agg).to_frame().T
+            return f.groupby(keys, dropna=False, observed=True, sort=False).agg(agg).reset_index()
 
-        agg = {"_wsum": "sum", "_wsum2": "sum", "_n": "sum", "_bmin": "min", "_bmax": "max"}
         if src.engine == "pandas":
             out = part(src.df)
         else:
@@ -157,6 +163,7 @@ def cell_table(src, keys: list[str], base_weight: str | None) -> pd.DataFrame:
                 (out,) = src._compute(parts)
                 out = out.agg(agg).to_frame().T
     out["_n"] = out["_n"].astype(np.int64)
+    out["_nnull"] = out["_nnull"].astype(np.int64)
     for c in ("_wsum", "_wsum2", "_bmin", "_bmax"):
         out[c] = out[c].astype("float64")
     if keys and len(out):
@@ -297,9 +304,12 @@ def write_weighted(src, keys: list[str], cells: pd.DataFrame, factors: dict[str,
     values, strides, size, idx = _index_spec(cells, keys)
     lookup = {}
     for name, f in factors.items():
-        full = np.full(size, np.nan)
-        full[idx] = f
-        lookup[name] = full
+        parts = []
+        for arr in (f if isinstance(f, tuple) else (f,)):
+            full = np.full(size, np.nan)
+            full[idx] = arr
+            parts.append(full)
+        lookup[name] = tuple(parts) + (None,) * (4 - len(parts))
     new_cols = list(factors)
     keep = [c for c in src.columns if c not in new_cols]
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -312,19 +322,28 @@ def write_weighted(src, keys: list[str], cells: pd.DataFrame, factors: dict[str,
         else:
             df = src.df[keep].copy()
             rows = len(df)
-            b = (pd.to_numeric(src.df[base_weight]).to_numpy(dtype=np.float64) if base_weight
-                 else np.ones(rows))
+            b = (pd.to_numeric(src.df[base_weight]).fillna(1.0).to_numpy(dtype=np.float64)
+                 if base_weight else np.ones(rows))
             cell = np.zeros(rows, dtype=np.int64)
             for c, v, st in zip(keys, values, strides):
                 cell += _codes(src.df[c], v) * st
-            for name, full in lookup.items():
-                df[name] = b * full[cell]
+            for name, spec in lookup.items():
+                df[name] = _apply(b, cell, spec)
             df.to_parquet(tmp, index=False)
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return rows
+
+
+def _apply(b, cell, spec):
+    """``b × mult[cell]``, or ``clip(b × mult[cell], lo[cell], hi[cell]) × post[cell]``."""
+    mult, lo, hi, post = spec
+    v = b * mult[cell]
+    if lo is not None:
+        v = np.minimum(np.maximum(v, lo[cell]), hi[cell]) * post[cell]
+    return v
 
 
 def _write_duckdb(src, keys, values, strides, lookup, base_weight, keep, tmp, batch_rows):
@@ -341,11 +360,17 @@ def _write_duckdb(src, keys, values, strides, lookup, base_weight, keep, tmp, ba
         params.append(v)
         terms.append(f"COALESCE(list_position(${len(params)}, {_q(c)}), 0) * {st}")
     cell = " + ".join(terms) if terms else "0"
-    b = f"CAST({_q(base_weight)} AS DOUBLE)" if base_weight else "1.0"
+    b = f"COALESCE(CAST({_q(base_weight)} AS DOUBLE), 1.0)" if base_weight else "1.0"
     cols = [_q(c) for c in keep]
-    for name, full in lookup.items():
-        params.append(full.tolist())
-        cols.append(f"{b} * list_extract(${len(params)}::DOUBLE[], {cell} + 1) AS {_q(name)}")
+    for name, (mult, lo, hi, post) in lookup.items():
+        params.append(mult.tolist())
+        e = f"({b} * list_extract(${len(params)}::DOUBLE[], {cell} + 1))"
+        if lo is not None:
+            params += [lo.tolist(), hi.tolist(), post.tolist()]
+            n = len(params)
+            e = (f"(LEAST(GREATEST({e}, list_extract(${n - 2}::DOUBLE[], {cell} + 1)), "
+                 f"list_extract(${n - 1}::DOUBLE[], {cell} + 1)) * list_extract(${n}::DOUBLE[], {cell} + 1))")
+        cols.append(f"{e} AS {_q(name)}")
     sql = f"SELECT {', '.join(cols)} FROM {_q(view)}"
     try:
         reader = con.sql(sql, params=params).to_arrow_reader(batch_rows)
@@ -365,13 +390,13 @@ def _write_dask(src, keys, values, strides, lookup, base_weight, keep, tmp):
 
     def part(df):
         out = df[keep].copy()
-        b = (pd.to_numeric(df[base_weight]).to_numpy(dtype=np.float64) if base_weight
+        b = (pd.to_numeric(df[base_weight]).fillna(1.0).to_numpy(dtype=np.float64) if base_weight
              else np.ones(len(df)))
         cell = np.zeros(len(df), dtype=np.int64)
         for c, v, st in zip(keys, values, strides):
             cell += _codes(df[c], v) * st
-        for name, full in lookup.items():
-            out[name] = b * full[cell]
+        for name, spec in lookup.items():
+            out[name] = _apply(b, cell, spec)
         return out
 
     folder = tmp.with_name(tmp.name + ".parts")
@@ -436,8 +461,8 @@ class EngineWeightingResult:
 
 @dataclass
 class _Fit:
-    g: np.ndarray
-    setup: object
+    g: np.ndarray          # per row of the cell table given to _fit
+    setup: object          # its _setup.Setup (cells regrouped by the target variables)
     iterations: int = 1
     converged: bool = True
     extra: dict = field(default_factory=dict)
@@ -458,7 +483,7 @@ def _fit(method, cells, variables, targets, *, label, kind, unmatched, empty, to
         g, iters, conv, gap, _ = raking.fit_cells(s, float(w0.sum()), tol=tol, max_iter=max_iter,
                                                   bounds=bounds, criterion=criterion,
                                                   on_nonconvergence=on_nonconvergence, where=label)
-        return _Fit(g, s, iters, conv, {"criterion": criterion, "max_gap": gap, "bounds": bounds},
+        return _Fit(s.cells.to_rows(g), s, iters, conv, {"criterion": criterion, "max_gap": gap, "bounds": bounds},
                     list(s.decisions))
     from .targets import parse_targets
 
@@ -474,7 +499,7 @@ def _fit(method, cells, variables, targets, *, label, kind, unmatched, empty, to
                                                                empty=empty, label=label, where=label)
     margin = s.targets.margins[0]
     s.decisions = decisions
-    return _Fit(g, s, 1, True, {"collapsed": [[":".join(margin.categories[j]) for j in grp] for grp in collapsed],
+    return _Fit(s.cells.to_rows(g), s, 1, True, {"collapsed": [[":".join(margin.categories[j]) for j in grp] for grp in collapsed],
                                 "min_cell_size": min_cell_size, "empty": empty, "strict": strict},
                 list(decisions))
 
@@ -506,9 +531,15 @@ def _weight_source(method, source, targets, base_weight, *, out, engine, weight_
     diag = CellDiagnostics(method, _summary(fit.g, cells, q_after), _summary(np.ones(len(cells)), cells, q_before),
                            iterations=fit.iterations, converged=fit.converged,
                            tolerance=opts.get("tol") if method == "rake" else None,
-                           margins=margin_table(*margin_rows(s, s.cells.wsum * fit.g)),
+                           margins=_margins(s, fit.g * cells["_wsum"].to_numpy()),
                            decisions=fit.decisions, extra={**fit.extra, "engine": src.engine})
     return EngineWeightingResult(Path(out), rows, diag, method, cells, src.engine)
+
+
+def _margins(s, t_rows):
+    """The margin table of the weight totals ``t_rows`` of the rows of the fitted cell table."""
+    t_cells = np.bincount(s.cells.row_cells(), weights=t_rows, minlength=s.cells.n_cells)
+    return margin_table(*margin_rows(s, t_cells))
 
 
 def _check_positive(cells, base_weight, label):
@@ -579,3 +610,204 @@ def poststratify_source(source, targets, base_weight: str | None = None, *, out,
 
 __all__ = ["rake_source", "poststratify_source", "EngineWeightingResult", "CellDiagnostics",
            "cell_table", "write_weighted"]
+
+
+# ---- the project's weight step: every wave, trimming, pooling ----------------------------------
+
+def _trim_cells(values, counts, lower, upper, relative, label):
+    """Strict trimming with proportional redistribution (``trim(..., strict=True)``, the
+    project's rule) of the distinct weights ``values`` held by ``counts`` respondents."""
+    from .trimming import _strict
+
+    n = int(counts.sum())
+    total = float(np.dot(values, counts))
+    mean = total / n
+    lo = -np.inf if lower is None else float(lower) * (mean if relative else 1.0)
+    hi = np.inf if upper is None else float(upper) * (mean if relative else 1.0)
+    if lo > hi:
+        raise WeightingError(f"lower bound {lo:g} is above upper bound {hi:g}", code="weighting.bad_option")
+    if n * hi < total * (1 - 1e-12) or n * lo > total * (1 + 1e-12):
+        raise WeightingError(f"the bounds [{lo:g}, {hi:g}] cannot hold the weight total {total:,.6g} of "
+                             f"{n} weights (mean {mean:.6g})", code="weighting.infeasible_bounds",
+                             where=label, hint="the mean weight must lie within the bounds; relax them")
+    out, _, c = _strict(values, lo, hi, total, "proportional", 1000, counts=counts, return_c=True)
+    changed = out != values
+    n_trimmed = int(counts[((out <= lo) | (out >= hi)) & changed].sum())
+    note = (f"trimmed {n_trimmed} weight(s) to [{lo:.6g}, {hi:.6g}], proportional redistribution, "
+            "total kept")
+    return out, note, float(c), float(lo), float(hi)
+
+
+def _summary_values(values, counts) -> pd.Series:
+    """The :func:`~.diagnostics.diagnostics` Series of ``values`` held by ``counts`` respondents."""
+    frame = pd.DataFrame({"_n": counts, "_wsum": values * counts, "_wsum2": values * values * counts,
+                          "_bmin": values, "_bmax": values})
+    return _summary(np.ones(len(values)), frame)
+
+
+def weight_waves_source(source, targets, *, out, engine: str = "duckdb", client=None, wave: str = "wave",
+                        method: str = "rake", base_weight: str | None = None,
+                        pooling: str = "proportional", trim_upper=None, trim_lower=None,
+                        trim_relative: bool = True, max_iter: int = 100, tol: float = 1e-8,
+                        unmatched: str | None = None, empty: str | None = None, bounds=None,
+                        calibration: str | None = None):
+    """:func:`~.waves.weight_waves` in an engine: every wave raked or post-stratified to its
+    targets on the cell table (``GROUP BY wave, margin variables``), trimmed, pooled, and the
+    source written with ``weight_base``, the step columns, ``weight`` and ``weight_pooled`` to
+    ``out``.  Returns a :class:`~.waves.WavesResult` whose ``data`` is None (the rows are in
+    ``out``) and whose ``results[wave]`` carry the diagnostics.
+
+    ``method = "calibrate"`` and ``"none"`` are refused (they are in-memory steps here), as is
+    trimming when the base weights vary within cells.
+    """
+    from .waves import METHODS, POOLING, WavesResult, _targets_for
+
+    check_choice("method", method, METHODS)
+    check_choice("pooling", pooling, POOLING)
+    if method in ("calibrate", "none"):
+        raise EngineError(f"[weighting] method = {method!r} runs in memory only; the {engine} engine "
+                          "rakes or post-stratifies", code="engine.unsupported",
+                          hint="use method \"rake\" or \"poststratify\", or engine \"pandas\"")
+    if calibration is not None:
+        raise WeightingError(f"calibration={calibration!r} applies only to method='calibrate'",
+                             code="weighting.bad_option")
+    if bounds is not None and method == "poststratify":
+        raise WeightingError("bounds= do not apply to post-stratification (it meets every cell exactly)",
+                             code="weighting.bad_option")
+    unmatched = unmatched or "keep_base"
+    empty = empty or ("collapse" if method == "poststratify" else "error")
+    check_choice("unmatched", unmatched, UNMATCHED)
+    check_choice("empty", empty, ("collapse", "error", "drop") if method == "poststratify" else EMPTY)
+    src = _open(source, engine, client)
+    src.check_design_column(wave, "wave", notnull=True)
+    if base_weight is None and "weight_base" in src.columns:
+        base_weight = "weight_base"
+    if base_weight is not None:   # a wave without any base weight gets 1 (as weight_waves)
+        src.check_design_column(base_weight, "base weight", numeric=True, nonnegative=True)
+    # the variables of every wave's targets
+    order = [str(w) for w in src.distinct(wave)]
+    per_wave = {}
+    variables: list[str] = []
+    for wv in order:
+        t, _numeric, notes = _targets_for(targets, wv, order, method)
+        per_wave[wv] = (t, notes)
+        variables += [v for v in t.variables if v not in variables]
+    keys = [wave] + variables
+    cells = cell_table(src, keys, base_weight)
+    if not len(cells):
+        raise WeightingError("no respondents to weight (the data have 0 rows)", code="weighting.empty",
+                             where=src.label)
+    _check_positive(cells, base_weight, src.label)
+    wave_of = cells[wave].astype(str).to_numpy()
+    step = "weight_raked" if method == "rake" else "weight_poststratified"
+    trimmed = trim_upper is not None or trim_lower is not None
+    C = len(cells)
+    mult = {k: np.ones(C) for k in ["weight_base", step, "weight", "weight_pooled"]}
+    lo_c, hi_c, post = np.full(C, -np.inf), np.full(C, np.inf), np.ones(C)
+    constant = bool(np.all(cells["_bmin"].to_numpy() == cells["_bmax"].to_numpy()))
+    fine = None
+    if trimmed and not constant:
+        # trimming needs the distribution of the raked weights b·g: the distinct base weights of
+        # every cell (one more GROUP BY, with the base weight as a key)
+        fine = cell_table(src, keys + [base_weight], base_weight)
+        if len(fine) > _MAX_FINE:
+            raise EngineError(f"trimming needs the distinct base weights of every cell, and there are "
+                              f"{len(fine):,} of them", code="engine.unsupported",
+                              where=f"{src.label}, column {base_weight}",
+                              hint="unset trim_upper / trim_lower in [weighting], or use engine \"pandas\"")
+        fine["_cell"] = pd.Index(pd.MultiIndex.from_frame(cells[keys])).get_indexer(
+            pd.MultiIndex.from_frame(fine[keys]))
+    results, decisions, margin_names, fits = {}, [], [], {}
+    for wv in order:
+        pos = np.flatnonzero(wave_of == wv)
+        sub = cells.iloc[pos].reset_index(drop=True)
+        t, notes = per_wave[wv]
+        label = f"wave {wv}"
+        nnull, n_w = int(sub["_nnull"].sum()), int(sub["_n"].sum())
+        if base_weight and nnull == n_w:
+            notes = list(notes) + [f"{label}: no base weights in column {base_weight}; equal base weights used"]
+        elif base_weight and nnull:
+            raise EngineError(f"the base weight column {base_weight!r} has {nnull} missing (NULL) "
+                              f"value(s) in {label}", code="engine.null",
+                              where=f"{src.label}, column {base_weight}",
+                              hint="base weights must be finite and > 0; drop those rows or fix the "
+                                   "weights before weighting")
+        else:
+            notes = list(notes) + ([f"{label}: base weights from column {base_weight}"] if base_weight else [])
+        for m in t.margins:
+            if m.name not in margin_names:
+                margin_names.append(m.name)
+        fit = _fit(method, sub, list(t.variables), t, label=label, kind="auto", unmatched=unmatched,
+                   empty=empty, tol=tol, max_iter=max_iter, bounds=None if bounds is None else tuple(bounds),
+                   criterion="targets", on_nonconvergence="error", min_cell_size=1, strict=False)
+        g = fit.g
+        mult[step][pos] = g
+        mult["weight"][pos] = g
+        dec = notes + fit.decisions
+        # the distribution of this wave's weights: (values, counts) where known exactly
+        if fine is not None:
+            fw = fine[fine["_cell"].isin(pos)]
+            gmap = np.zeros(C)
+            gmap[pos] = g
+            b_v, n_v = fw["_bmin"].to_numpy(), fw["_n"].to_numpy()
+            raked_v = b_v * gmap[fw["_cell"].to_numpy()]
+        elif constant:
+            b_v, n_v = sub["_bmin"].to_numpy(), sub["_n"].to_numpy()
+            raked_v = b_v * g
+        else:
+            b_v = n_v = raked_v = None
+        final_v = raked_v
+        if trimmed:
+            final_v, note, c, lo, hi = _trim_cells(raked_v, n_v, trim_lower, trim_upper, trim_relative, label)
+            mult["weight"][pos] = g * c
+            lo_c[pos], hi_c[pos] = lo, hi
+            dec.append(note)
+            total_final = float(np.dot(final_v, n_v))
+        else:
+            total_final = float(np.dot(g, sub["_wsum"].to_numpy()))
+        share = n_w if pooling == "proportional" else int(cells["_n"].sum()) / len(order)
+        post[pos] = share / total_final
+        fits[wv] = (fit, sub, dec, pos, b_v, n_v, final_v, total_final)
+    factors = {"weight_base": mult["weight_base"], step: mult[step]}
+    if trimmed:
+        factors["weight_trimmed"] = (mult["weight"], lo_c, hi_c, np.ones(C))
+        factors["weight"] = (mult["weight"], lo_c, hi_c, np.ones(C))
+        factors["weight_pooled"] = (mult["weight"], lo_c, hi_c, post)
+    else:
+        factors["weight"] = mult["weight"]
+        factors["weight_pooled"] = mult["weight"] * post
+    rows = write_weighted(src, keys, cells, factors, base_weight, out)
+    exact = constant or fine is not None
+    q_after = _file_quantiles(Path(out), "weight", wave) if not exact else {}
+    q_before = _file_quantiles(Path(out), "weight_base", wave) if not exact else {}
+    for wv in order:
+        fit, sub, dec, pos, b_v, n_v, final_v, total_final = fits[wv]
+        s = fit.setup
+        name = method + ("+trim" if trimmed else "")
+        if exact:
+            after, before = _summary_values(final_v, n_v), _summary_values(b_v, n_v)
+        else:
+            after = _summary(mult["weight"][pos], sub, q_after.get(wv))
+            before = _summary(np.ones(len(sub)), sub, q_before.get(wv))
+        if trimmed:   # the weighted margins of the trimmed weights, per cell
+            if fine is not None:
+                fw = fine[fine["_cell"].isin(pos)]
+                local = pd.Series(np.arange(len(pos)), index=pos)[fw["_cell"].to_numpy()].to_numpy()
+                t_after = np.bincount(local, weights=final_v * n_v, minlength=len(pos))
+            else:
+                t_after = final_v * n_v
+        else:
+            t_after = fit.g * sub["_wsum"].to_numpy()
+        diag = CellDiagnostics(name, after, before, iterations=fit.iterations, converged=fit.converged,
+                               tolerance=tol if method == "rake" else None,
+                               margins=_margins(s, t_after),
+                               decisions=dec, extra={**fit.extra, "engine": src.engine})
+        results[wv] = EngineWeightingResult(Path(out), int(sub["_n"].sum()), diag, name, sub, src.engine)
+        decisions += [d if d.startswith("wave") else f"wave {wv}: {d}" for d in dec]
+    decisions.append(f"pooled weights: {pooling} — "
+                     + ("each wave's share of the pooled total equals its share of respondents"
+                        if pooling == "proportional" else "every wave has the same share of the pooled total")
+                     + "; pooled weights sum to the number of respondents")
+    res = WavesResult(None, results, method, pooling, margin_names, decisions)
+    res.path, res.rows, res.engine = Path(out), rows, src.engine
+    return res

@@ -143,7 +143,7 @@ def _one_pass(w, lo, hi, redistribute):
     return out
 
 
-def _strict(w, lo, hi, total, redistribute, max_iter, counts=None):
+def _strict(w, lo, hi, total, redistribute, max_iter, counts=None, return_c=False):
     """The weights ``clip(f(w; c), lo, hi)`` that keep the total, with ``f = c·w``
     (proportional) or ``f = w + c`` (equal): the fixed point of trimming and
     redistributing until nothing is outside the bounds.  ``h(c) = Σ clip(f(w_i; c))`` is
@@ -193,4 +193,6 @@ def _strict(w, lo, hi, total, redistribute, max_iter, counts=None):
         c = ((total - fixed) / total_of(w, mid) if prop
              else (total - fixed - total_of(w, mid)) / number_of(mid))
     out = np.where(low, lo, np.where(high, hi, f(c)))
+    if return_c:   # the factor of the untrimmed weights (weighting.scale applies clip(c·w) in the engine)
+        return out, steps, c
     return out, steps
