@@ -22,6 +22,8 @@ _LAZY = {
     "Harmonised": ("diaspora_survey.harmonise.apply", "Harmonised"),
     "Project": ("diaspora_survey.project", "Project"),
     "SurveyDesign": ("diaspora_survey.survey.design", "SurveyDesign"),
+    "ScanDesign": ("diaspora_survey.survey.scan", "ScanDesign"),        # out of core: DESIGN.md §Scale
+    "scan_design": ("diaspora_survey.survey.scan", "scan_design"),
     "compare": ("diaspora_survey.compare", None),
     "weighting": ("diaspora_survey.weighting", None),
     "reference": ("diaspora_survey.compare.reference", None),

@@ -18,6 +18,7 @@ A factor is one of
 * ``("eq", col, value)``    — 1 where ``col == value`` else 0 (NULL → 0),
 * ``("isin", col, values)`` — 1 where ``col`` is one of ``values`` else 0 (NULL → 0),
 * ``("notnull", col)``      — 1 where ``col`` is not NULL (nor NaN) else 0,
+* ``("ne", col, value)``    — 1 where ``col`` is not NULL and ``col != value`` else 0,
 * a number                  — a constant.
 
 A term is a factor or a tuple/list of factors: ``("w", "y", "y")`` is Σ w·y², ``1`` is the
@@ -71,7 +72,7 @@ def require_engine(name: str):
 
 def _factors(term: Term) -> list:
     if isinstance(term, (list, tuple)) and term and isinstance(term[0], str) \
-            and term[0] in ("eq", "isin", "notnull") and _is_indicator(tuple(term)):
+            and term[0] in ("eq", "ne", "isin", "notnull") and _is_indicator(tuple(term)):
         return [tuple(term)]
     if isinstance(term, (list, tuple)):
         return [f if not isinstance(f, list) else tuple(f) for f in term]
@@ -83,7 +84,7 @@ def _is_indicator(f) -> bool:
         return False
     if f[0] == "notnull":
         return len(f) == 2
-    if f[0] in ("eq", "isin"):
+    if f[0] in ("eq", "ne", "isin"):
         return len(f) == 3
     return False
 
@@ -318,6 +319,25 @@ class Source:
     def _group_sums(self, keys, sums):
         raise NotImplementedError
 
+    def with_row_id(self, name: str) -> "Source":
+        """A source with a unique integer row identifier ``name`` (e.g. as the PSU of a design
+        without clusters, R's ``id=~1``); computed lazily like :meth:`with_flags`."""
+        if name in self.columns:
+            raise EngineError(f"column {name!r} exists already", code="engine.bad_term")
+        return self._with_row_id(name)
+
+    def with_flags(self, flags: dict) -> "Source":
+        """A source with extra boolean columns (no pass over the data: the engines compute
+        them lazily within the next pass). ``flags``: name -> ``(sql, func)`` with ``sql`` a
+        DuckDB boolean expression (NULL is taken as FALSE) and ``func(frame) -> bool array``
+        the same condition on a pandas frame (used by pandas and per Dask partition)."""
+        if not flags:
+            return self
+        clash = set(flags) & set(self.columns)
+        if clash:
+            raise EngineError(f"flag names clash with columns: {sorted(clash)}", code="engine.bad_term")
+        return self._with_flags(flags)
+
     def distinct(self, col: str) -> list:
         """The distinct values of ``col`` (sorted where comparable; NULL last, as None)."""
         self.check_columns([col], "group")
@@ -361,6 +381,8 @@ def _pandas_products(df, keys, sums):
                 col = df[f[1]]
                 if f[0] == "eq":
                     ind = (col == f[2]).fillna(False)
+                elif f[0] == "ne":
+                    ind = (col != f[2]).fillna(False) & col.notna()
                 elif f[0] == "isin":
                     ind = col.isin(list(f[2]))
                 else:
@@ -378,6 +400,23 @@ def _pandas_grouped(frame, keys, names):
         import pandas as pd
         return pd.DataFrame({k: [float(frame[k].sum())] for k in names})
     return frame.groupby(keys, dropna=False, sort=False, observed=True)[list(names)].sum().reset_index()
+
+
+def _apply_flags(df, flags):
+    import numpy as np
+
+    new = {}
+    for name, (_, func) in flags.items():
+        m = func(df)
+        m = m.fillna(False).to_numpy(dtype=bool) if hasattr(m, "fillna") else np.asarray(m, dtype=bool)
+        new[name] = np.broadcast_to(m, (len(df),)).copy() if m.ndim == 0 else m
+    return df.assign(**new)
+
+
+def _add_row_id(df, name, partition_info=None):
+    import numpy as np
+    part = (partition_info or {}).get("number", 0)
+    return df.assign(**{name: np.int64(part) * (1 << 40) + np.arange(len(df), dtype="int64")})
 
 
 class _PandasSource(Source):
@@ -406,6 +445,14 @@ class _PandasSource(Source):
 
     def _distinct(self, col):
         return list(self.df[col].drop_duplicates())
+
+    def _with_row_id(self, name):
+        import numpy as np
+        return _PandasSource(self.df.assign(**{name: np.arange(len(self.df), dtype="int64")}),
+                             self.label, self.files)
+
+    def _with_flags(self, flags):
+        return _PandasSource(_apply_flags(self.df, flags), self.label, self.files)
 
     def count(self):
         return len(self.df)
@@ -476,6 +523,9 @@ class _DuckDBSource(Source):
         if _is_indicator(f):
             if f[0] == "eq":
                 return f"(CASE WHEN {_q(f[1])} = {_lit(f[2])} THEN 1.0 ELSE 0.0 END)"
+            if f[0] == "ne":
+                return (f"(CASE WHEN {self._null_sql(f[1])} THEN 0.0 WHEN {_q(f[1])} <> {_lit(f[2])} "
+                        f"THEN 1.0 ELSE 0.0 END)")
             if f[0] == "isin":
                 vals = ", ".join(_lit(v) for v in f[2]) or "NULL"
                 return f"(CASE WHEN {_q(f[1])} IN ({vals}) THEN 1.0 ELSE 0.0 END)"
@@ -493,6 +543,21 @@ class _DuckDBSource(Source):
 
     def _distinct(self, col):
         return list(self._run(f"SELECT DISTINCT {_q(col)} AS v FROM src")["v"])
+
+    def _with_row_id(self, name):
+        rel = self.rel.project(f"*, (row_number() OVER ()) AS {_q(name)}")
+        return _DuckDBSource(rel, self.label, self.files, self.con)
+
+    def _with_flags(self, flags):
+        extra = ", ".join(f"COALESCE(CAST(({sql}) AS BOOLEAN), FALSE) AS {_q(name)}"
+                          for name, (sql, _) in flags.items())
+        duckdb = require_engine("duckdb")
+        try:
+            rel = self.rel.project(f"*, {extra}")
+        except duckdb.Error as exc:
+            raise EngineError(f"cannot evaluate the condition ({_short(exc)})", code="engine.bad_condition",
+                              where=self.label) from None
+        return _DuckDBSource(rel, self.label, self.files, self.con)
 
     def count(self):
         return int(self._run("SELECT COUNT(*) AS n FROM src")["n"].iloc[0])
@@ -549,12 +614,23 @@ class _DaskSource(Source):
         if not keys:
             (res,) = self._compute(parts[names].sum())
             return pd.DataFrame({k: [float(res[k])] for k in names})
-        (res,) = self._compute(parts.groupby(keys, dropna=False, sort=False, observed=True)[names].sum())
+        (res,) = self._compute(parts.groupby(keys, dropna=False, sort=False, observed=True)[names]
+                             .sum(split_out=1))
         return res.reset_index()
 
     def _distinct(self, col):
         (res,) = self._compute(self.ddf[col].drop_duplicates())
         return list(res)
+
+    def _with_row_id(self, name):
+        meta = self.ddf._meta.assign(**{name: __import__("numpy").zeros(0, dtype="int64")})
+        ddf = self.ddf.map_partitions(_add_row_id, name, meta=meta, partition_info=None)
+        return _DaskSource(ddf, self.label, self.files, self.client)
+
+    def _with_flags(self, flags):
+        meta = _apply_flags(self.ddf._meta, flags)
+        ddf = self.ddf.map_partitions(_apply_flags, flags, meta=meta)
+        return _DaskSource(ddf, self.label, self.files, self.client)
 
     def count(self):
         (n,) = self._compute(self.ddf.map_partitions(len).sum())

@@ -30,7 +30,15 @@ from .model import KINDS, UNITS, ReferencePopulation, ReferenceRow, ReferenceTab
 __all__ = ["load", "list", "read_tables", "ReferencePopulation", "ReferenceTable",
            "ReferenceRow", "ReferenceDataError", "KINDS", "UNITS", "parse_age_band",
            "format_age_band", "frame_shares", "band_mass", "mean_age", "median_age",
-           "table_from_dict", "read_csv_tables", "read_yaml_tables", "data_dir"]
+           "table_from_dict", "read_csv_tables", "read_yaml_tables", "data_dir", "from_microdata"]
+
+
+def from_microdata(source, **options) -> ReferenceTable:
+    """A reference table computed from weighted microdata by the engine (DuckDB default):
+    see :func:`diaspora_survey.compare.reference.microdata.from_microdata`."""
+    from .microdata import from_microdata as build
+
+    return build(source, **options)
 
 
 def data_dir() -> Path:
