@@ -74,6 +74,30 @@ def write_outputs(project, res, output: str | Path | None = None, *,
     return written
 
 
+def weight_in_engine(project, source, output: str | Path | None = None, *, engine: str, targets=None,
+                     harmonised_from: str = "", targets_from: str | None = None, client=None):
+    """The weight step in ``engine`` (duckdb, dask): the harmonised parquet ``source`` raked /
+    post-stratified per wave with the project's ``[weighting]`` options
+    (:func:`~diaspora_survey.weighting.scale.weight_waves_source`), written to ``output``
+    (default build/weighted.parquet, then recorded in the manifest) without loading the rows.
+    Returns the :class:`~diaspora_survey.weighting.waves.WavesResult` (``data`` None, ``path``)."""
+    from .weighting.scale import weight_waves_source
+    from .weighting.waves import project_options
+
+    out = Path(output) if output is not None else Path(project.root) / WEIGHTED_OUTPUT
+    check_parquet_name(out, code="output.cannot_write")
+    tf, kwargs, note = project_options(project, targets=targets)
+    res = weight_waves_source(source, tf, out=out, engine=engine, client=client, **kwargs)
+    if note:
+        res.decisions.insert(0, note)
+    if tf is not None and tf.illustrative:
+        res.decisions.insert(0, f"targets are ILLUSTRATIVE ({tf.path}): not census figures")
+    res.decisions.insert(0, f"weighted in the {engine} engine (docs/scale.md)")
+    if _is_default(project, out, WEIGHTED_OUTPUT):
+        record_step(project, "weight", [out], harmonised_from=harmonised_from, targets_from=targets_from)
+    return res
+
+
 # ---- the build manifest: which inputs made build/ ---------------------------------------
 #
 # build/manifest.json records, for each step that wrote the project's default outputs, the
@@ -293,6 +317,8 @@ class Pipeline:
         from .weighting import weight_project
 
         self._need_data("weight")
+        if self.project.engine != "pandas":
+            return self._weight_in_engine(write)
         res = weight_project(self.project, self.data)
         self.weighted = res
         self.data = res.data
@@ -303,6 +329,37 @@ class Pipeline:
         harmonised = self.project.harmonise_config.output if any(
             r.name == "harmonise" and r.outputs for r in self.results) or self._from_build else ""
         return list(write_outputs(self.project, res, harmonised_from=harmonised))
+
+    def _weight_in_engine(self, write: bool) -> list[Path]:
+        """``[data] engine`` duckdb / dask: the weight step in the engine on the harmonised
+        parquet; the weighted file is then read for the in-memory steps (compare, report)."""
+        from ._files import tmp_name
+
+        harmonised = self.project.path(self.project.harmonise_config.output)
+        fresh = any(r.name == "harmonise" and r.outputs for r in self.results) or self._from_build
+        temps = []
+        src = harmonised
+        if not (fresh and harmonised.exists()):
+            src = tmp_name(harmonised)
+            src.parent.mkdir(parents=True, exist_ok=True)
+            self.data.to_parquet(src, index=False)
+            temps.append(src)
+        out = self.project.path(WEIGHTED_OUTPUT)
+        if not write:
+            out = tmp_name(out)
+            temps.append(out)
+        try:
+            res = weight_in_engine(self.project, src, out, engine=self.project.engine,
+                                   harmonised_from=self.project.harmonise_config.output if fresh else "")
+            self.data = _read_parquet(out)
+        finally:
+            for t in temps:
+                t.unlink(missing_ok=True)
+        res.data = self.data
+        self.weighted = res
+        self.weighting = dict(res.diagnostics)
+        self.weighting_info = {"method": res.method, "targets": list(res.targets)}
+        return [out] if write else []
 
     def panel(self, *, write: bool = True) -> list[Path]:
         """Link the panel of ``[panel]`` (if any) with the weight step's baseline weights and run

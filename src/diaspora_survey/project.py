@@ -182,8 +182,18 @@ class PanelConfig(_Strict):
     trim_upper: float | None = 5.0
 
 
+class DataConfig(_Strict):
+    """``[data]``: ``engine`` — where the weight step and ``estimate`` compute: ``pandas`` (in
+    memory, the default), ``duckdb`` (out of core, embedded) or ``dask`` (distributed); the
+    command-line ``--engine`` of ``weight`` and ``estimate`` overrides it (docs/scale.md).
+    Harmonising, panel linking, comparisons and the report run in memory."""
+
+    engine: Literal["pandas", "duckdb", "dask"] = "pandas"
+
+
 class ProjectConfig(_Strict):
     project: ProjectInfo = Field(default_factory=ProjectInfo)
+    data: DataConfig = Field(default_factory=DataConfig)
     waves: list[WaveConfig] = Field(default_factory=list)
     harmonise: HarmoniseConfig = Field(default_factory=HarmoniseConfig)
     weighting: WeightingConfig = Field(default_factory=WeightingConfig)
@@ -335,6 +345,11 @@ class Project:
     @property
     def harmonise_config(self) -> HarmoniseConfig:
         return self.config.harmonise
+
+    @property
+    def engine(self) -> str:
+        """``[data] engine``: pandas (default), duckdb or dask."""
+        return self.config.data.engine
 
     @property
     def weighting(self) -> WeightingConfig:
@@ -642,6 +657,9 @@ synthetic = false            # true if the data are synthetic; every report then
 # file = "raw/2022-03_wave1.sav"
 # codebook = "codebooks/2022-03_wave1.yaml"
 # encoding = "WINDOWS-1251"  # optional import overrides: encoding, sep, decimal
+
+[data]
+engine = "pandas"            # where `weight` and `estimate` compute: pandas (in memory) | duckdb | dask (docs/scale.md)
 
 [harmonise]
 crosswalks = []              # your CSVs extending the packaged crosswalks (label,code[,crosswalk])

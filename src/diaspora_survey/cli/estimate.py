@@ -176,6 +176,83 @@ def print_estimates(console, res, lead: list[str], *, title: str, layout: str = 
     print_table(console, rows, cols, title=title, layout=layout, keys=len(lead))
 
 
+def _engine(option: Optional[str], project: Path) -> str:
+    """--engine, else the project's [data] engine, else pandas; unknown / not installed: an error."""
+    from ..io.engine import require_engine
+    from ..project import FILENAME
+
+    if option is not None:
+        require_engine(option)
+        return option
+    if (project / FILENAME).exists() or (project.suffix == ".toml" and project.is_file()):
+        from ..project import Project
+
+        eng = Project.load(project).engine
+        if eng != "pandas":
+            require_engine(eng)
+        return eng
+    return "pandas"
+
+
+def _engine_source(data: Optional[Path], project: Path) -> Path:
+    """The parquet file an engine reads: DATA, else the project's weighted (or harmonised) parquet."""
+    from ..errors import EngineError, InputFileError
+
+    if data is not None:
+        if data.suffix.lower() not in (".parquet", ".pq") and not data.is_dir():
+            raise EngineError("the duckdb and dask engines read parquet files", code="engine.unsupported",
+                              where=str(data),
+                              hint="convert the file to parquet (`diaspora-survey harmonise`), or use "
+                                   "--engine pandas")
+        return data
+    root = project if project.is_dir() else project.parent
+    for name in ("build/weighted.parquet", "build/harmonised.parquet"):
+        if (root / name).exists():
+            return root / name
+    raise InputFileError("no data file given and no build/weighted.parquet or build/harmonised.parquet",
+                         code="estimate.no_data", where=str(root),
+                         hint="run `diaspora-survey weight` first, or pass a parquet file")
+
+
+def _engine_checks(src, by, variables, where: str) -> None:
+    """The disclosure checks of the in-memory path, in the engine: no identifier estimated or
+    grouped by, no grouping with more than MAX_GROUPS levels."""
+    from ..errors import EstimationError
+    from ..report.disclosure import IDENTIFIER_NAMES, MAX_GROUPS
+
+    src.check_columns(list(by or []) + list(variables), "estimate")
+    for v in list(variables) + list(by or []):
+        if IDENTIFIER_NAMES.match(str(v)):
+            raise EstimationError(f"{v!r} identifies respondents; it cannot be estimated or grouped by",
+                                  code="disclosure.identifier", where=where,
+                                  hint="use a survey variable (age, education …)")
+    for b in by or []:
+        k = len(src.group_sums([b], {"n": 1}))
+        if k > MAX_GROUPS:
+            raise EstimationError(f"cannot group by {b!r}: {k} distinct values", code="disclosure.bad_by",
+                                  where=where, hint=f"group by a variable with at most {MAX_GROUPS} values")
+
+
+def _engine_cell_counts(src, res, by):
+    """:func:`~diaspora_survey.report.disclosure.proportion_cell_counts` with the counts from the
+    engine (one GROUP BY per proportion variable)."""
+    import numpy as np
+    import pandas as pd
+
+    out = pd.to_numeric(res["n"], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    if "level" not in res.columns:
+        return out
+    by = list(by or [])
+    is_prop = (res["statistic"] == "proportion").to_numpy()
+    for var in res.loc[is_prop, "variable"].dropna().unique():
+        t = src.group_sums(by + [var], {"n": 1})
+        counts = {tuple(str(x) for x in row[:-1]): float(row[-1]) for row in t.itertuples(index=False)}
+        for i in np.flatnonzero(is_prop & (res["variable"] == var).to_numpy()):
+            key = tuple(str(res.iloc[i][b]) for b in by) + (str(res.iloc[i]["level"]),)
+            out[i] = counts.get(key, 0.0)
+    return out
+
+
 def register(app: typer.Typer) -> None:
     @app.command("estimate")
     def estimate_cmd(
@@ -210,6 +287,11 @@ def register(app: typer.Typer) -> None:
         layout: str = typer.Option("auto", "--layout",
                                    help="auto (a table when it fits, else one block per row), wide or long."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the table (no notes)."),
+        engine: Optional[str] = typer.Option(None, "--engine",
+                                             help="pandas (in memory), duckdb (out of core) or dask: where "
+                                                  "the estimates are computed; default: [data] engine of "
+                                                  "the project (docs/scale.md). duckdb/dask read a parquet "
+                                                  "file without loading it (one stratum, PSU and fpc column)."),
     ) -> None:
         """Design-based estimates with SEs and confidence intervals (Taylor linearisation, as R survey)."""
         import pandas as pd
@@ -226,12 +308,24 @@ def register(app: typer.Typer) -> None:
             raise EstimationError("nothing to estimate", code="cli.nothing_to_do",
                                   hint="add --mean VAR, --total VAR or --proportion VAR")
         byv = _split(by) or None
-        df, source = _read(data, project, set(props) | set(byv or []))
+        eng = _engine(engine, project)
+        if eng != "pandas":
+            df = None
+            source = _engine_source(data, project)
+        else:
+            df, source = _read(data, project, set(props) | set(byv or []))
         from ..report.disclosure import (MIN_CELL_SIZE_FLOOR, check_estimand, check_grouping,
                                          proportion_cell_counts, suppress_estimates)
 
-        check_grouping(df, byv, str(source))
-        check_estimand(df, means + totals + props, str(source))
+        if df is not None:
+            check_grouping(df, byv, str(source))
+            check_estimand(df, means + totals + props, str(source))
+        else:
+            from ..survey.scan import ScanDesign
+
+            design = ScanDesign(source, weights=weights, strata=strata, psu=_split(psu) or None,
+                                fpc=_split(fpc) or None, nest=nest, lonely_psu=lonely_psu, engine=eng)
+            _engine_checks(design.source, byv, means + totals + props, str(source))
         k = MIN_CELL_SIZE_FLOOR
         if data is None:
             try:
@@ -241,10 +335,15 @@ def register(app: typer.Typer) -> None:
             except Exception:  # noqa: BLE001 - no project: the default minimum
                 pass
         note = None
-        if weights is None and data is None and "weight" in df.columns:
+        columns = df.columns if df is not None else design.source.columns
+        if weights is None and data is None and "weight" in columns:
             weights, note = "weight", "using weights column 'weight' of the project data"
-        design = SurveyDesign(df, weights=weights, strata=strata, psu=_split(psu) or None,
-                              fpc=_split(fpc) or None, nest=nest, lonely_psu=lonely_psu)
+        if df is not None:
+            design = SurveyDesign(df, weights=weights, strata=strata, psu=_split(psu) or None,
+                                  fpc=_split(fpc) or None, nest=nest, lonely_psu=lonely_psu)
+        elif weights is not None and design.weights is None:
+            design = ScanDesign(design.source, weights=weights, strata=strata, psu=_split(psu) or None,
+                                fpc=_split(fpc) or None, nest=nest, lonely_psu=lonely_psu)
         if deff and deff_replace:
             raise EstimationError("choose one of --deff and --deff-replace", code="cli.conflicting_options")
         kw = dict(level=level, df=float("inf") if normal else None,
@@ -269,7 +368,8 @@ def register(app: typer.Typer) -> None:
         lead = ["statistic"] + (byv or []) + ["variable"] + (["level"] if "level" in res.columns else [])
         res = res[lead + [c for c in res.columns if c not in lead]]
         # disclosure control: the report's minimum cell size on every output (table, csv, json)
-        res = res.assign(n_cell=proportion_cell_counts(df, res, byv))
+        res = res.assign(n_cell=proportion_cell_counts(df, res, byv) if df is not None
+                         else _engine_cell_counts(design.source, res, byv))
         res = suppress_estimates(res, min_cell_size=k, cell_col="n_cell",
                                  group_cols=["statistic", "variable"] + (byv or []))
         if res["suppressed"].any():
@@ -291,8 +391,11 @@ def register(app: typer.Typer) -> None:
         from ._console import console as make_console
 
         console = make_console(soft_wrap=False)
-        title = (f"Estimates from {source} ({design.n:,} rows, design df {design.degf}"
-                 + ("" if weights else ", unweighted") + ")")
+        if df is not None:
+            title = (f"Estimates from {source} ({design.n:,} rows, design df {design.degf}"
+                     + ("" if weights else ", unweighted") + ")")
+        else:
+            title = (f"Estimates from {source} ({eng} engine" + ("" if weights else ", unweighted") + ")")
         print_estimates(console, res, lead, title=title, layout=layout)
         if (res["statistic"] == "proportion").any():
             notes.append("proportions: " + ("logit intervals (R svyciprop(method = \"logit\"))"

@@ -111,9 +111,13 @@ def register(app: typer.Typer) -> None:
         details: bool = typer.Option(False, "--details", "-d",
                                      help="Also print every margin (before/after/target) and the "
                                           "standardised mean differences of the other covariates."),
+        engine: Optional[str] = typer.Option(None, "--engine",
+                                             help="pandas (in memory), duckdb (out of core) or dask "
+                                                  "(distributed); default: [data] engine of the project "
+                                                  "file. duckdb/dask rake or post-stratify the harmonised "
+                                                  "parquet without loading it (docs/scale.md)."),
     ) -> None:
         """Weight each wave to the targets (rake / poststratify / calibrate), trim, pool."""
-        import pandas as pd
         from ._console import console as make_console
 
         from ..errors import InputFileError
@@ -125,6 +129,11 @@ def register(app: typer.Typer) -> None:
 
             raise WeightingError("--quiet and --details contradict each other", code="weighting.bad_option")
         proj = Project.load(project)
+        if engine is not None:
+            from ..io.engine import require_engine
+
+            require_engine(engine)            # unknown or not installed: one message, exit 2
+        engine = engine or proj.engine
         src = input if input is not None else proj.path(proj.harmonise_config.output)
         if output is not None:           # refused before any work: an input, raw/, a device
             from .._files import guard_output, note_input
@@ -146,6 +155,32 @@ def register(app: typer.Typer) -> None:
                 console.print(f"harmonising again: {why}", markup=False)
             if why:
                 src = Path("/nonexistent")       # harmonised now, below
+        tp = None
+        if targets is not None:
+            tp = targets if targets.is_absolute() or targets.exists() else Path(proj.root) / targets
+        if engine != "pandas":
+            if not src.exists() and input is not None:
+                raise InputFileError("file not found", code="input.not_found", where=str(input))
+            if not src.exists():
+                from ..pipeline import Pipeline
+
+                pipe = Pipeline(proj.root)
+                pipe.harmonise(write=True)
+                src = proj.path(proj.harmonise_config.output)
+                harmonised_from = proj.harmonise_config.output
+            elif input is None:
+                harmonised_from = proj.harmonise_config.output
+            from ..pipeline import weight_in_engine
+
+            res = weight_in_engine(proj, src, output, engine=engine, targets=tp,
+                                   harmonised_from=harmonised_from,
+                                   targets_from=None if tp is None else str(tp))
+            if not quiet:
+                if getattr(proj, "synthetic", False):
+                    console.print("[bold yellow]SYNTHETIC example data[/bold yellow]")
+                print_diagnostics(res, console, details=details, layout=layout)
+            console.print(f"wrote {res.path} ({res.rows} rows; {engine} engine)")
+            return
         if src.exists():
             from .._files import read_parquet_input
 
@@ -158,9 +193,6 @@ def register(app: typer.Typer) -> None:
             pipe = Pipeline(proj.root)
             pipe.harmonise(write=True)       # written and recorded, as `diaspora-survey harmonise`
             data = pipe.data
-        tp = None
-        if targets is not None:
-            tp = targets if targets.is_absolute() or targets.exists() else Path(proj.root) / targets
         res = weight_project(proj, data, targets=tp)
         from ..pipeline import write_outputs
 

@@ -99,8 +99,13 @@ class CellTable:
         return out
 
 
-def build_cells(df: pd.DataFrame, variables: list[str], w0: np.ndarray, where: str | None = None) -> CellTable:
-    """Group rows by their levels of ``variables`` (missing is a level of its own)."""
+def build_cells(df: pd.DataFrame, variables: list[str], w0: np.ndarray, where: str | None = None,
+                counts: np.ndarray | None = None) -> CellTable:
+    """Group rows by their levels of ``variables`` (missing is a level of its own).
+
+    ``counts``: the number of respondents each row stands for (default 1) — with a cell
+    table computed elsewhere (one row per cell, ``w0`` its base-weight sum, ``counts`` its
+    respondents; ``weighting.scale``) the cells are those rows."""
     missing = [v for v in variables if v not in df.columns]
     if missing:
         raise WeightingError(f"target variable(s) not in the data: {', '.join(map(repr, missing))}",
@@ -151,7 +156,9 @@ def build_cells(df: pd.DataFrame, variables: list[str], w0: np.ndarray, where: s
     else:
         dense_of = None
     wsum_k = np.bincount(key, weights=w0, minlength=K)
-    count_k = np.bincount(key, minlength=K)
+    count_k = (np.bincount(key, minlength=K) if counts is None
+               else np.rint(np.bincount(key, weights=np.asarray(counts, dtype=np.float64),
+                                        minlength=K)).astype(np.int64))
     nz = np.flatnonzero(count_k)
     cell_of_key = np.full(K, -1, dtype=np.intp)
     cell_of_key[nz] = np.arange(nz.size)

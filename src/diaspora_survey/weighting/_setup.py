@@ -40,10 +40,10 @@ def _in(label: str | None) -> str:
 
 def prepare(df: pd.DataFrame, targets, w0: np.ndarray, *, kind: str = "auto",
             unmatched: str = "error", empty: str = "error", label: str | None = None,
-            where: str | None = None) -> Setup:
+            where: str | None = None, counts: np.ndarray | None = None) -> Setup:
     t = parse_targets(targets, kind=kind)
     decisions = list(t.decisions)
-    cells = build_cells(df, t.variables, w0, where=where)
+    cells = build_cells(df, t.variables, w0, where=where, counts=counts)
     C = cells.n_cells
 
     def indices(tt: Targets):

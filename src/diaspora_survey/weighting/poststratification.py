@@ -83,6 +83,40 @@ def poststratify(data, targets, base_weight=None, *, min_cell_size: int = 1, str
     df, w0, design = resolve_input(data, base_weight, where)
     s = prepare(df, t, w0, kind=kind, unmatched=unmatched,
                 empty="keep" if empty in ("collapse", "partial") else empty, label=label, where=where)
+    g_cells, decisions, collapsed, group, gi, G, T_g = fit_cells(s, min_cell_size=min_cell_size,
+                                                                  strict=strict, empty=empty,
+                                                                  label=label, where=where)
+    margin = s.targets.margins[0]
+    cells = s.cells
+    fit = s.fit
+    w = cells.to_rows(g_cells, times=w0)
+    t_all = cells.wsum * g_cells
+    s.decisions = decisions
+    m = margin_table(*margin_rows(s, t_all))
+    adjustment = None
+    rep_weights = None
+    if design is not None:
+        row_cell = cells.row_cells()
+        codes = np.where(fit, gi, G)[row_cell]
+        adjustment = {"kind": "poststrat", "cells": codes, "w": w, "oldw": w0}
+        if design.is_replicate:
+            rep_weights = _poststratify_replicates(design, codes, T_g, s.unmatched_g, G,
+                                                   lambda c: " + ".join(
+                                                       margin.label(int(j)) for j in np.flatnonzero(group == c)),
+                                                   where)
+    diag = Diagnostics("poststratify", w, w0, iterations=1, converged=True, margins=m,
+                       decisions=decisions, df=df, covariates=covariates, margin_fn=row_margin_fn(s),
+                       exclude=set(margin.variables) | ({base_weight} if isinstance(base_weight, str) else set()),
+                       extra={"collapsed": [[":".join(margin.categories[j]) for j in g] for g in collapsed],
+                              "min_cell_size": min_cell_size, "empty": empty, "strict": strict})
+    return finish("poststratify", df, w0, w, design, adjustment, diag, rep_weights=rep_weights)
+
+
+def fit_cells(s, *, min_cell_size: int, strict: bool, empty: str, label, where):
+    """Post-stratification on the cell table of a :func:`~._setup.prepare` setup ``s``:
+    small cells collapsed by the module's rule.  Returns (g per cell, decisions, collapsed
+    groups, group of each target category, group of each cell, number of groups, group
+    targets) — shared by :func:`poststratify` and ``weighting.scale``."""
     margin = s.targets.margins[0]
     cells = s.cells
     mi = s.mis[0]
@@ -128,27 +162,7 @@ def poststratify(data, targets, base_weight=None, *, min_cell_size: int = 1, str
                              code="weighting.empty_category", where=where)
     g_cells = np.full(cells.n_cells, s.unmatched_g)
     g_cells[fit] = f_g[gi[fit]]
-    w = cells.to_rows(g_cells, times=w0)
-    t_all = cells.wsum * g_cells
-    s.decisions = decisions
-    m = margin_table(*margin_rows(s, t_all))
-    adjustment = None
-    rep_weights = None
-    if design is not None:
-        row_cell = cells.row_cells()
-        codes = np.where(fit, gi, G)[row_cell]
-        adjustment = {"kind": "poststrat", "cells": codes, "w": w, "oldw": w0}
-        if design.is_replicate:
-            rep_weights = _poststratify_replicates(design, codes, T_g, s.unmatched_g, G,
-                                                   lambda c: " + ".join(
-                                                       margin.label(int(j)) for j in np.flatnonzero(group == c)),
-                                                   where)
-    diag = Diagnostics("poststratify", w, w0, iterations=1, converged=True, margins=m,
-                       decisions=decisions, df=df, covariates=covariates, margin_fn=row_margin_fn(s),
-                       exclude=set(margin.variables) | ({base_weight} if isinstance(base_weight, str) else set()),
-                       extra={"collapsed": [[":".join(margin.categories[j]) for j in g] for g in collapsed],
-                              "min_cell_size": min_cell_size, "empty": empty, "strict": strict})
-    return finish("poststratify", df, w0, w, design, adjustment, diag, rep_weights=rep_weights)
+    return g_cells, decisions, collapsed, group, gi, G, T_g
 
 
 def _poststratify_replicates(design, codes, T_g, unmatched_g, G, cell_label, where):

@@ -78,34 +78,16 @@ def rake(data, targets, base_weight=None, *, tol: float = 1e-8, max_iter: int = 
         raise WeightingError(f"max_iter must be a positive integer, got {max_iter!r}",
                              code="weighting.bad_option")
     tol = number("tol", tol, positive=True)
-    lo, hi = _check_bounds(bounds)
+    _check_bounds(bounds)
     df, w0, design = resolve_input(data, base_weight, where)
     s = prepare(df, targets, w0, kind=kind, unmatched=unmatched, empty=empty, label=label, where=where)
     cells, fit = s.cells, s.fit
-    wsum = cells.wsum[fit]
     mis = [mi[fit] for mi in s.mis]
-    scale = s.total / wsum.sum()
-    if criterion == "r":
-        eps = tol if tol >= 1 else tol * float(w0.sum())
-    else:
-        eps = tol
-    t, iters, converged, gap, sweep = _ipf(wsum, mis, s.tgt, s.total, eps, max_iter, criterion,
-                                           None if bounds is None else (lo * scale, hi * scale),
-                                           keep_sweep=design is not None)
-    if not converged:
-        msg = _gap_message(s, mis, t, iters, criterion, eps)
-        if on_nonconvergence == "error":
-            raise WeightingError(msg, code="weighting.not_converged", where=where,
-                                 hint="check that the targets are consistent with each other and "
-                                      "with the data, merge sparse categories"
-                                      + (", relax the bounds" if bounds else "")
-                                      + ", or raise max_iter")
-        import warnings
-
-        warnings.warn(msg, stacklevel=2)
-        s.decisions.append(msg)
-    g_cells = np.full(cells.n_cells, s.unmatched_g)
-    g_cells[fit] = t / wsum
+    g_cells, iters, converged, gap, sweep = fit_cells(s, float(w0.sum()), tol=tol, max_iter=max_iter,
+                                                      bounds=bounds, criterion=criterion,
+                                                      on_nonconvergence=on_nonconvergence, where=where,
+                                                      keep_sweep=design is not None)
+    wsum = cells.wsum[fit]
     w = cells.to_rows(g_cells, times=w0)
     t_all = cells.wsum * g_cells
     m = margin_table(*margin_rows(s, t_all))
@@ -136,6 +118,40 @@ def rake(data, targets, base_weight=None, *, tol: float = 1e-8, max_iter: int = 
                        exclude=set(s.targets.variables) | ({base_weight} if isinstance(base_weight, str) else set()),
                        extra={"criterion": criterion, "max_gap": gap, "bounds": bounds})
     return finish("rake", df, w0, w, design, adjustment, diag, rep_weights=rep_weights)
+
+
+def fit_cells(s, base_total: float, *, tol: float, max_iter: int, bounds, criterion: str,
+              on_nonconvergence: str, where, keep_sweep: bool = False):
+    """IPF on the cell table of a :func:`~._setup.prepare` setup ``s`` (``base_total``: Σ base
+    weights).  Returns (g per cell, sweeps, converged, max share gap, per-margin sweep) —
+    the adjustment of every cell, shared by :func:`rake` and ``weighting.scale``."""
+    lo, hi = _check_bounds(bounds)
+    cells, fit = s.cells, s.fit
+    wsum = cells.wsum[fit]
+    mis = [mi[fit] for mi in s.mis]
+    scale = s.total / wsum.sum()
+    if criterion == "r":
+        eps = tol if tol >= 1 else tol * base_total
+    else:
+        eps = tol
+    t, iters, converged, gap, sweep = _ipf(wsum, mis, s.tgt, s.total, eps, max_iter, criterion,
+                                           None if bounds is None else (lo * scale, hi * scale),
+                                           keep_sweep=keep_sweep)
+    if not converged:
+        msg = _gap_message(s, mis, t, iters, criterion, eps)
+        if on_nonconvergence == "error":
+            raise WeightingError(msg, code="weighting.not_converged", where=where,
+                                 hint="check that the targets are consistent with each other and "
+                                      "with the data, merge sparse categories"
+                                      + (", relax the bounds" if bounds else "")
+                                      + ", or raise max_iter")
+        import warnings
+
+        warnings.warn(msg, stacklevel=3)
+        s.decisions.append(msg)
+    g_cells = np.full(cells.n_cells, s.unmatched_g)
+    g_cells[fit] = t / wsum
+    return g_cells, iters, converged, gap, sweep
 
 
 def _rake_replicates(design, cells, fit, mis, s, iters, where):

@@ -143,19 +143,29 @@ def _one_pass(w, lo, hi, redistribute):
     return out
 
 
-def _strict(w, lo, hi, total, redistribute, max_iter):
+def _strict(w, lo, hi, total, redistribute, max_iter, counts=None, return_c=False):
     """The weights ``clip(f(w; c), lo, hi)`` that keep the total, with ``f = c·w``
     (proportional) or ``f = w + c`` (equal): the fixed point of trimming and
     redistributing until nothing is outside the bounds.  ``h(c) = Σ clip(f(w_i; c))`` is
     non-decreasing in c; c is bracketed by bisection, then solved exactly on its linear
-    piece.  Returns (weights, bisection steps)."""
+    piece.  ``counts``: how many respondents each value of ``w`` stands for (distinct
+    weights of a cell table, ``weighting.scale``; default 1 each).  Returns (weights,
+    bisection steps)."""
     prop = redistribute == "proportional"
+
+    def total_of(x, mask=None):
+        if counts is None:
+            return float(x.sum()) if mask is None else float(x[mask].sum())
+        return float(np.dot(x, counts)) if mask is None else float(np.dot(x[mask], counts[mask]))
+
+    def number_of(mask):
+        return int(mask.sum()) if counts is None else int(counts[mask].sum())
 
     def f(c):
         return w * c if prop else w + c
 
     def h(c):
-        return float(np.clip(f(c), lo, hi).sum())
+        return total_of(np.clip(f(c), lo, hi))
 
     pos = w[w > 0]
     if prop:
@@ -177,10 +187,12 @@ def _strict(w, lo, hi, total, redistribute, max_iter):
     v = f(c)
     low, high = v < lo, v > hi
     mid = ~(low | high)
-    nlow, nhigh = int(low.sum()), int(high.sum())
+    nlow, nhigh = number_of(low), number_of(high)
     fixed = (lo * nlow if nlow else 0.0) + (hi * nhigh if nhigh else 0.0)
     if mid.any():   # exact solution on the linear piece around c
-        c = ((total - fixed) / float(w[mid].sum()) if prop
-             else (total - fixed - float(w[mid].sum())) / int(mid.sum()))
+        c = ((total - fixed) / total_of(w, mid) if prop
+             else (total - fixed - total_of(w, mid)) / number_of(mid))
     out = np.where(low, lo, np.where(high, hi, f(c)))
+    if return_c:   # the factor of the untrimmed weights (weighting.scale applies clip(c·w) in the engine)
+        return out, steps, c
     return out, steps

@@ -325,11 +325,10 @@ def _targets_for_(targets, wave: str, waves: list[str], method: str = "rake"):
     return parse_targets(targets, source=source), numeric, []
 
 
-def weight_project(project, data: pd.DataFrame | None = None, *, targets=None) -> WavesResult:
-    """Weight the waves of a :class:`~diaspora_survey.project.Project` with the options of
-    its ``[weighting]`` section (targets file, method, pooling, trim_upper/trim_lower
-    relative to the mean weight, max_iter, tolerance).  ``targets`` (a path or a
-    :class:`TargetsFile`) overrides the project's targets file."""
+def project_options(project, *, targets=None):
+    """``(targets file, keyword arguments of weight_waves, note)`` from the project's
+    ``[weighting]`` section (``targets`` overrides its targets file) — shared by
+    :func:`weight_project` and the engine path (``weighting.scale.weight_waves_source``)."""
     from .targets import _project_section, load_targets, targets_from_project
 
     section, explicit = _project_section(project)
@@ -360,8 +359,6 @@ def weight_project(project, data: pd.DataFrame | None = None, *, targets=None) -
         raise WeightingError("the project has no weighting targets", code="weighting.no_targets",
                              where="diaspora-survey.toml [weighting]",
                              hint="set targets = \"codebooks/targets.yaml\" in [weighting] or pass --targets")
-    if data is None:
-        data = project.harmonised()
     bounds = opts.get("bounds")
     if bounds is not None and (not isinstance(bounds, (list, tuple)) or len(bounds) != 2):
         raise WeightingError(f"[weighting] bounds must be [lower, upper], got {bounds!r}",
@@ -369,13 +366,25 @@ def weight_project(project, data: pd.DataFrame | None = None, *, targets=None) -
     max_iter = opts.get("max_iter", 100)
     if isinstance(max_iter, float) and max_iter.is_integer():
         max_iter = int(max_iter)
-    res = weight_waves(data, tf, method=opts.get("method", "rake"), pooling=opts.get("pooling", "proportional"),
-                       base_weight=opts.get("base_weight"), bounds=None if bounds is None else tuple(bounds),
-                       calibration=opts.get("calibration"),
-                       trim_upper=opts.get("trim_upper"), trim_lower=opts.get("trim_lower"),
-                       trim_relative=opts.get("trim_relative", True),
-                       max_iter=max_iter, tol=opts.get("tolerance", 1e-8),
-                       unmatched=opts.get("unmatched"), empty=opts.get("empty"))
+    kwargs = dict(method=opts.get("method", "rake"), pooling=opts.get("pooling", "proportional"),
+                  base_weight=opts.get("base_weight"), bounds=None if bounds is None else tuple(bounds),
+                  calibration=opts.get("calibration"),
+                  trim_upper=opts.get("trim_upper"), trim_lower=opts.get("trim_lower"),
+                  trim_relative=opts.get("trim_relative", True),
+                  max_iter=max_iter, tol=opts.get("tolerance", 1e-8),
+                  unmatched=opts.get("unmatched"), empty=opts.get("empty"))
+    return tf, kwargs, note
+
+
+def weight_project(project, data: pd.DataFrame | None = None, *, targets=None) -> WavesResult:
+    """Weight the waves of a :class:`~diaspora_survey.project.Project` with the options of
+    its ``[weighting]`` section (targets file, method, pooling, trim_upper/trim_lower
+    relative to the mean weight, max_iter, tolerance).  ``targets`` (a path or a
+    :class:`TargetsFile`) overrides the project's targets file."""
+    tf, kwargs, note = project_options(project, targets=targets)
+    if data is None:
+        data = project.harmonised()
+    res = weight_waves(data, tf, **kwargs)
     if note:
         res.decisions.insert(0, note)
     if tf is not None and tf.illustrative:
