@@ -229,6 +229,7 @@ class Source:
     """
 
     engine: str = "?"
+    _sorts = False          # True: the engine returns group_sums sorted by the keys (NULLs last)
 
     def __init__(self, label: str, files: list[Path]):
         self.label = label
@@ -310,7 +311,7 @@ class Source:
         if clash:
             raise EngineError(f"sum names clash with key columns: {sorted(clash)}", code="engine.bad_term")
         out = self._group_sums(keys, {k: _factors(v) for k, v in sums.items()})
-        if keys and len(out):
+        if keys and len(out) and not self._sorts:
             out = out.sort_values(keys, na_position="last", kind="mergesort").reset_index(drop=True)
         for k in sums:
             out[k] = out[k].astype("float64")
@@ -481,6 +482,7 @@ def _lit(value) -> str:
 
 class _DuckDBSource(Source):
     engine = "duckdb"
+    _sorts = True
 
     def __init__(self, rel, label, files, con):
         super().__init__(label, files)
@@ -538,7 +540,8 @@ class _DuckDBSource(Source):
 
     def _group_sums(self, keys, sums):
         sel = [_q(k) for k in keys] + [f"{self.sum_sql(fs)} AS {_q(n)}" for n, fs in sums.items()]
-        group = f" GROUP BY {', '.join(_q(k) for k in keys)}" if keys else ""
+        group = (f" GROUP BY {', '.join(_q(k) for k in keys)} "
+                 f"ORDER BY {', '.join(_q(k) + ' ASC NULLS LAST' for k in keys)}") if keys else ""
         return self._run(f"SELECT {', '.join(sel)} FROM src{group}")
 
     def _distinct(self, col):
