@@ -544,9 +544,9 @@ def _margins(s, t_rows):
 
 def _check_positive(cells, base_weight, label):
     if base_weight is not None and (cells["_bmin"] <= 0).any():
-        k = int(cells.loc[cells["_bmin"] <= 0, "_n"].sum()) if (cells["_bmax"] <= 0).any() else None
-        raise WeightingError(f"the base weight column {base_weight!r} has zero weights"
-                             + (f" (in cells of {k} respondents)" if k else ""),
+        k = int((cells["_bmin"] <= 0).sum())
+        raise WeightingError(f"the base weight column {base_weight!r} has zero weights (in {k} "
+                             f"weighting cell{'s' if k != 1 else ''})",
                              code="weighting.bad_weights", where=f"{label}, column {base_weight}",
                              hint="base weights must be finite and > 0; drop those rows or fix the "
                                   "weights before weighting")
@@ -686,6 +686,10 @@ def weight_waves_source(source, targets, *, out, engine: str = "duckdb", client=
         src.check_design_column(base_weight, "base weight", numeric=True, nonnegative=True)
     # the variables of every wave's targets
     order = [str(w) for w in src.distinct(wave)]
+    _, dicts = _input_schema(src)
+    if wave in dicts:     # a categorical wave column: its categories' order (as weight_waves)
+        listed = [str(x) for x in dicts[wave][1].to_pylist()]
+        order = [w for w in listed if w in order] + [w for w in order if w not in listed]
     per_wave = {}
     variables: list[str] = []
     for wv in order:
