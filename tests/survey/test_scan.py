@@ -137,7 +137,7 @@ def test_folder_and_relation(tmp_path):
     want = SurveyDesign(df, **kw).mean("y", by="g")
     pd.testing.assert_frame_equal(ScanDesign(tmp_path / "parts", **kw).mean("y", by="g"), want, rtol=RTOL)
     rel = duckdb.connect().from_df(df)
-    pd.testing.assert_frame_equal(SurveyDesign.scan(rel, **kw).mean("y", by="g"), want, rtol=RTOL)
+    pd.testing.assert_frame_equal(ScanDesign(rel, **kw).mean("y", by="g"), want, rtol=RTOL)
 
 
 def test_lonely_fail_and_na_rm(tmp_path):
