@@ -1011,17 +1011,6 @@ class SurveyDesign:
         info = dict(type=type, repw=R, scale=float(scale), rscales=rscales, mse=bool(mse), factors=None)
         return base._derive(_rep=info, _degf_cache=None)
 
-    @classmethod
-    def scan(cls, source, weights=None, strata=None, psu=None, fpc=None, nest: bool = False,
-             lonely_psu: str = "fail", engine: str | None = None, client=None):
-        """The same design computed where the data live: a :class:`.scan.ScanDesign` over a
-        parquet file/folder/glob, a DuckDB relation or a Dask/pandas DataFrame, by DuckDB
-        (default), Dask or pandas (../shared/DESIGN.md §Scale). Single-stage designs; the
-        estimators return the frames of this class's to 1e-10."""
-        from .scan import ScanDesign
-        return ScanDesign(source, weights=weights, strata=strata, psu=psu, fpc=fpc, nest=nest,
-                          lonely_psu=lonely_psu, engine=engine, client=client)
-
     # ------------------------------------------------------------------ estimators
     def mean(self, var, by=None, *, deff: bool | str = False, level: float = 0.95, df=None,
              na_rm: bool = True) -> pd.DataFrame:
