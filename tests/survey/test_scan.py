@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import diaspora_survey as ds
 from diaspora_survey.errors import DesignError, EngineError, EstimationError
 from diaspora_survey.survey.design import SurveyDesign
 from diaspora_survey.survey.scan import ScanDesign
@@ -138,7 +137,7 @@ def test_folder_and_relation(tmp_path):
     want = SurveyDesign(df, **kw).mean("y", by="g")
     pd.testing.assert_frame_equal(ScanDesign(tmp_path / "parts", **kw).mean("y", by="g"), want, rtol=RTOL)
     rel = duckdb.connect().from_df(df)
-    pd.testing.assert_frame_equal(ds.scan_design(rel, **kw).mean("y", by="g"), want, rtol=RTOL)
+    pd.testing.assert_frame_equal(ScanDesign(rel, **kw).mean("y", by="g"), want, rtol=RTOL)
 
 
 def test_lonely_fail_and_na_rm(tmp_path):

@@ -43,6 +43,18 @@ def _as_list(x) -> list:
     return list(x)
 
 
+def _distinct_per_group(g: np.ndarray, code: np.ndarray, n_codes: int, G: int) -> np.ndarray:
+    """Number of distinct ``code`` values (0..n_codes-1) among the rows of each group
+    ``g`` (0..G-1) -> (G,) int. [scale] a presence table when G x n_codes is small (one
+    pass, no sort), else a sort of the combined codes."""
+    if G * n_codes <= 1 << 26:
+        seen = np.zeros(G * n_codes, dtype=bool)
+        seen[g * n_codes + code] = True
+        return seen.reshape(G, n_codes).sum(axis=1)
+    u = np.unique(g * n_codes + code)
+    return np.bincount(u // n_codes, minlength=G)
+
+
 def _colsum(T: np.ndarray) -> np.ndarray:
     """Column sums of (U, K) unit totals by pairwise summation (numpy sums a contiguous
     axis pairwise; down axis 0 of a C-ordered array it adds row after row, which loses
@@ -359,11 +371,9 @@ class SurveyDesign:
         if self._rep is None:
             st = self._stages[0]
             unit = st.unit[rows]
-            pu = np.unique(gr * st.n_units + unit)
-            n_psu = np.bincount(pu // st.n_units, minlength=G)
             H = st.n_h.size
-            ps = np.unique(gr * H + st.unit_stratum[unit])
-            n_st = np.bincount(ps // H, minlength=G)
+            n_psu = _distinct_per_group(gr, unit, st.n_units, G)
+            n_st = _distinct_per_group(gr, st.unit_stratum[unit], H, G)
             return (n_psu - n_st).astype(float)
         f = self._rep.get("factors")
         unit_all = self._stages[0].unit if f is not None else None
@@ -413,7 +423,7 @@ class SurveyDesign:
                                   hint="check the condition; no row satisfies it")
         return self._derive(_domain=m, _degf_cache=None)
 
-    def domain_view(self, mask) -> "SurveyDesign":
+    def domain_view(self, mask, columns=None) -> "SurveyDesign":
         """The domain ``mask`` as a design over its own rows only: the same estimates,
         variances and degrees of freedom as :meth:`subset` (rows outside a domain have
         weight 0 and add nothing to the PSU totals; the PSUs and strata without a domain
@@ -423,7 +433,8 @@ class SurveyDesign:
 
         ``data``, ``n``, ``weights`` and ``domain_mask`` of the view are those of the
         domain's rows. Designs with calibration records or replicate weights return
-        ``subset(mask)`` (their variances need every row).
+        ``subset(mask)`` (their variances need every row). ``columns``: keep only these
+        columns of the data in the view (the caller's estimators need no others).
         """
         m = self._mask(mask)
         if self._domain is not None:
@@ -436,8 +447,17 @@ class SurveyDesign:
             return sub
         rows = np.flatnonzero(m)
         stages = tuple(lin.restrict_stage(s, rows) for s in self._stages)
-        return self._derive(_data=self._data.take(rows), _n=int(rows.size), _w=self._w[rows],
-                            _domain=None, _stages=stages, _degf=int(sub.degf), _degf_cache=None,
+        # R's degf() of the subset: stage-1 PSUs and strata with a nonzero weight in the
+        # domain (as sub.degf, counted over the domain's rows only)
+        s0 = stages[0]
+        unit = s0.unit[self._w[rows] != 0]
+        zero = np.zeros(unit.size, dtype=np.int64)
+        degf = int(_distinct_per_group(zero, unit, s0.n_units, 1)[0]
+                   - _distinct_per_group(zero, s0.unit_stratum[unit], s0.n_h.size, 1)[0])
+        data = self._data if columns is None else self._data[[c for c in columns
+                                                                 if c in self._data.columns]]
+        return self._derive(_data=data.take(rows), _n=int(rows.size), _w=self._w[rows],
+                            _domain=None, _stages=stages, _degf=degf, _degf_cache=None,
                             _spec=dict(self._spec, view=True))
 
     def coded_totals(self, pairs, n_totals: int) -> tuple[np.ndarray, np.ndarray]:
@@ -1011,7 +1031,6 @@ class SurveyDesign:
         info = dict(type=type, repw=R, scale=float(scale), rscales=rscales, mse=bool(mse), factors=None)
         return base._derive(_rep=info, _degf_cache=None)
 
-    # ------------------------------------------------------------------ estimators
     def mean(self, var, by=None, *, deff: bool | str = False, level: float = 0.95, df=None,
              na_rm: bool = True) -> pd.DataFrame:
         """Weighted mean(s) of numeric variable(s) with design-based SE (R ``svymean``).
