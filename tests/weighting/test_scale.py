@@ -224,3 +224,17 @@ def test_project_weight_step_equals_in_memory(example, tmp_path, engine, request
         pd.testing.assert_frame_equal(d.margins, r.diagnostics.margins, rtol=1e-10)
     pd.testing.assert_frame_equal(got.drop(columns=[c for c in got if c.startswith("weight")]),
                                   mem.data.drop(columns=[c for c in got if c.startswith("weight")]).reset_index(drop=True))
+
+
+def test_output_never_replaces_its_source(tmp_path):
+    """rake_source(out=<the source>) is refused before anything is written; the source keeps
+    its bytes (outputs never land on inputs)."""
+    from diaspora_survey.errors import OutputError
+
+    df = pd.DataFrame({"sex": ["f", "m"] * 50, "w0": np.ones(100)})
+    src = tmp_path / "in.parquet"
+    df.to_parquet(src)
+    before = src.read_bytes()
+    with pytest.raises(OutputError):
+        rake_source(src, {"sex": {"f": 0.5, "m": 0.5}}, "w0", out=src, engine="duckdb")
+    assert src.read_bytes() == before

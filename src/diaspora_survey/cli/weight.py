@@ -176,9 +176,7 @@ def register(app: typer.Typer) -> None:
                                    harmonised_from=harmonised_from,
                                    targets_from=None if tp is None else str(tp))
             if not quiet:
-                if getattr(proj, "synthetic", False):
-                    console.print("[bold yellow]SYNTHETIC example data[/bold yellow]")
-                print_diagnostics(res, console, details=details, layout=layout)
+                _show(proj, res, console, details, layout)
             console.print(f"wrote {res.path} ({res.rows} rows; {engine} engine)")
             return
         if src.exists():
@@ -199,7 +197,12 @@ def register(app: typer.Typer) -> None:
         paths = write_outputs(proj, res, output, harmonised_from=harmonised_from,
                               targets_from=None if tp is None else str(tp))
         if not quiet:
-            if getattr(proj, "synthetic", False):
-                console.print("[bold yellow]SYNTHETIC example data[/bold yellow]")
-            print_diagnostics(res, console, details=details, layout=layout)
+            _show(proj, res, console, details, layout)
         console.print(f"wrote {paths[0]} ({len(res.data)} rows)")
+
+
+def _show(proj, res, console, details, layout) -> None:
+    """The weighting diagnostics, after the synthetic-data banner of the example project."""
+    if getattr(proj, "synthetic", False):
+        console.print("[bold yellow]SYNTHETIC example data[/bold yellow]")
+    print_diagnostics(res, console, details=details, layout=layout)

@@ -154,7 +154,12 @@ def open_source(source, engine: str | None = None, *, client=None) -> "Source":
     files: list[Path] = []
     if kind == "files":
         files, pattern, label = _resolve_files(source)
+        from .._files import note_input, protect_dir
+
+        if Path(str(source)).is_dir():
+            protect_dir(source)          # nothing is written into a source folder
         for f in files:
+            note_input(f)                # no output (e.g. the weighted file) may replace it
             try:
                 with open(f, "rb"):
                     pass

@@ -393,6 +393,20 @@ def _mean_total(design, var, by, *, kind, deff, level, df, na_rm, categorical=No
     return _frame(design, lab, theta, se, n, level, _group_df(design, df, g, G, k), deff=dval, vcov=V)
 
 
+def warn_deff_scaling(nnz: np.ndarray, Nhat: np.ndarray, replace: bool) -> None:
+    """Warn when the weights of a group sum to about n or less (nnz: respondents with a
+    nonzero weight, Nhat: the weight total): the SRS-without-replacement deff (R's
+    ``deff=TRUE``) needs weights scaled to the population."""
+    import warnings
+
+    if not replace and np.any(nnz > 0.99 * Nhat):
+        warnings.warn("deff: the weights sum to less than (or about) the number of respondents - "
+                      "are they scaled to the population? The SRS-without-replacement design "
+                      "effect is NaN where they sum to less, and meaningless where they sum to "
+                      "about n. Use deff='replace' (CLI: --deff-replace) for weights scaled to "
+                      "the sample size.", RuntimeWarning, stacklevel=5)
+
+
 def _deff(design, blocks, k, gv, G, V, kind, replace=False):
     """R deff=TRUE: v_design / v_srswor with v_srswor = svyvar(y) (Nhat - n)/(Nhat n) for
     means (times Nhat^2 for totals); svyvar = weighted variance * n/(n-1), n = rows with
@@ -401,20 +415,13 @@ def _deff(design, blocks, k, gv, G, V, kind, replace=False):
     weights scaled to the population: where Nhat < n the deff is NaN (with a warning);
     weights scaled to the sample size (Nhat ~ n) give meaningless values - use
     deff="replace" for them."""
-    import warnings
-
     w = design.weights  # zero outside the domain
     ok = gv >= 0
     wv = np.where(ok, w, 0.0)
     gg = np.where(ok, gv, 0)
     Nhat = np.bincount(gg, weights=wv, minlength=G)
     nnz = np.bincount(gg, weights=(wv != 0).astype(float), minlength=G)
-    if not replace and np.any(nnz > 0.99 * Nhat):
-        warnings.warn("deff: the weights sum to less than (or about) the number of respondents - "
-                      "are they scaled to the population? The SRS-without-replacement design "
-                      "effect is NaN where they sum to less, and meaningless where they sum to "
-                      "about n. Use deff='replace' (CLI: --deff-replace) for weights scaled to "
-                      "the sample size.", RuntimeWarning, stacklevel=4)
+    warn_deff_scaling(nnz, Nhat, replace)
     out = np.empty(G * k)
     for j, y in enumerate(_term_values(blocks)):
         sw_y = np.bincount(gg, weights=wv * y, minlength=G)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import ast
 import re
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -253,12 +252,7 @@ def _deff(design, cells, blocks, numeric, valid, g, G, k, V, kind, replace=False
     inside = (design.domain_mask & ok).astype(float)
     Nhat = np.bincount(gg, weights=wv, minlength=G)
     nnz = np.bincount(gg, weights=cells[_NZ].to_numpy() * inside, minlength=G)
-    if not replace and np.any(nnz > 0.99 * Nhat):
-        warnings.warn("deff: the weights sum to less than (or about) the number of respondents - "
-                      "are they scaled to the population? The SRS-without-replacement design "
-                      "effect is NaN where they sum to less, and meaningless where they sum to "
-                      "about n. Use deff='replace' (CLI: --deff-replace) for weights scaled to "
-                      "the sample size.", RuntimeWarning, stacklevel=4)
+    est.warn_deff_scaling(nnz, Nhat, replace)
     out = np.empty(G * k)
     j = 0
     for var, levels, data in blocks:

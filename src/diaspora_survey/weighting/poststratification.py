@@ -32,6 +32,16 @@ from .targets import parse_targets
 EMPTY_PS = ("collapse", "error", "drop", "partial")
 
 
+def check_cell_options(strict, min_cell_size) -> None:
+    """``strict`` a bool and ``min_cell_size`` an integer >= 1, else one WeightingError."""
+    if not isinstance(strict, (bool, np.bool_)):
+        raise WeightingError(f"strict must be True or False, got {strict!r}", code="weighting.bad_option")
+    if not (isinstance(min_cell_size, (int, np.integer)) and not isinstance(min_cell_size, bool)
+            and min_cell_size >= 1):
+        raise WeightingError(f"min_cell_size must be an integer >= 1, got {min_cell_size!r}",
+                             code="weighting.bad_option")
+
+
 def poststratify(data, targets, base_weight=None, *, min_cell_size: int = 1, strict: bool = False,
                  unmatched: str = "error", empty: str = "collapse", kind: str = "auto",
                  label: str | None = None, covariates=None, partial: bool = False) -> WeightingResult:
@@ -66,12 +76,7 @@ def poststratify(data, targets, base_weight=None, *, min_cell_size: int = 1, str
             raise WeightingError(f"partial=True contradicts empty={empty!r}", code="weighting.bad_option",
                                  hint="partial=True is R's name for empty='partial'; give one of them")
         empty = "partial"
-    if not isinstance(strict, (bool, np.bool_)):
-        raise WeightingError(f"strict must be True or False, got {strict!r}", code="weighting.bad_option")
-    if not (isinstance(min_cell_size, (int, np.integer)) and not isinstance(min_cell_size, bool)
-            and min_cell_size >= 1):
-        raise WeightingError(f"min_cell_size must be an integer >= 1, got {min_cell_size!r}",
-                             code="weighting.bad_option")
+    check_cell_options(strict, min_cell_size)
     t = parse_targets(targets, kind=kind)
     if len(t) != 1:
         raise WeightingError(

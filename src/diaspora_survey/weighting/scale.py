@@ -591,16 +591,11 @@ def poststratify_source(source, targets, base_weight: str | None = None, *, out,
     """Post-stratify a source to one joint table of cells in ``engine`` and write it with the
     weight columns to ``out``; options as :func:`~.poststratification.poststratify`.
     R: ``postStratify(design, ~a+b, population_table)`` on a DBI-backed design."""
-    from .poststratification import EMPTY_PS
+    from .poststratification import EMPTY_PS, check_cell_options
 
     check_choice("unmatched", unmatched, UNMATCHED)
     check_choice("empty", empty, EMPTY_PS)
-    if not isinstance(strict, (bool, np.bool_)):
-        raise WeightingError(f"strict must be True or False, got {strict!r}", code="weighting.bad_option")
-    if not (isinstance(min_cell_size, (int, np.integer)) and not isinstance(min_cell_size, bool)
-            and min_cell_size >= 1):
-        raise WeightingError(f"min_cell_size must be an integer >= 1, got {min_cell_size!r}",
-                             code="weighting.bad_option")
+    check_cell_options(strict, min_cell_size)
     return _weight_source("poststratify", source, targets, base_weight, out=out, engine=engine,
                           weight_name=weight_name, client=client, label=label, kind=kind,
                           unmatched=unmatched, empty=empty, tol=None, max_iter=1, bounds=None,
