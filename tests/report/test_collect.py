@@ -105,3 +105,76 @@ def test_age_pyramid_applies_the_frame(tmp_path):
     assert abs(out["estimate"].sum() - 1) < 1e-12
     assert abs(out["population"].sum() - 1) < 1e-6      # the table's own rounding
     assert out["n"].sum() == int(((age >= 30) & (age <= 54)).sum())
+
+
+def _direct_sets(df, r, edu_groups):
+    """(domain, cell) boolean masks of a comparison row, from the definitions."""
+    age = df["age"].astype(float).to_numpy()
+    dom = (age >= 18) & ((df[r["group_by"]].astype(str) == r["group"]).to_numpy()
+                         if r["group_by"] else True)
+    ind, cat = r["indicator"], r["category"]
+    hed, ent = df["higher_education"], df["entrepreneur"].astype("boolean")
+    employed = df["employment_status"].astype(object).isin(["employee", "employer", "own_account"]).to_numpy()
+    if ind == "mean_age":
+        d = dom & ~np.isnan(age)
+        return d, d
+    if ind == "age_distribution":
+        d = dom & df["age_group"].notna().to_numpy()
+        return d, dom & (df["age_group"].astype(object) == cat).to_numpy()
+    if ind == "education_distribution":
+        known = df["education"].astype(object).isin(set().union(*edu_groups.values())).to_numpy()
+        return dom & df["education"].notna().to_numpy() & known, \
+            dom & df["education"].astype(object).isin(edu_groups[cat]).to_numpy()
+    if ind == "share_aged_18_34":
+        base = dom & ~np.isnan(age)
+        return base, base & (age >= 18) & (age <= 34)
+    if ind.startswith("higher_education"):
+        base = dom & hed.notna().to_numpy()
+        if ind == "higher_education_by_age":
+            base &= (age >= 25) & (age <= 34)
+        return base, base & hed.fillna(False).to_numpy(dtype=bool)
+    base = dom & ent.notna().to_numpy() & (employed if ind == "entrepreneurs_employed" else True)
+    return base, base & ent.fillna(False).to_numpy(dtype=bool)
+
+
+def test_cell_members_equal_direct_sets():
+    """members=True: per row the positions behind the domain and the cell equal the
+    respondent-level definitions, for categorical and plain text groupings; a row whose n does
+    not match its domain gets none."""
+    from diaspora_survey.report.collect import _education_groups
+
+    edu_groups = _education_groups("russia")
+    assert edu_groups
+    project = SimpleNamespace(reference=SimpleNamespace(min_age=18, max_age=0, population="russia"))
+    for text_groups in (False, True):
+        df = _data(seed=11)
+        if text_groups:     # object columns take the non-categorical paths
+            for c in ("wave", "country", "employment_status", "education", "age_group"):
+                df[c] = df[c].astype(object)
+        recs = []
+        for gb, groups in (("", [""]), ("wave", ["w1", "w3"]), ("country", ["MN", "XX"])):
+            for g in groups:
+                for ind, cat in (("age_distribution", "25-29"), ("age_distribution", "65+"),
+                                 ("share_aged_18_34", "18-34"), ("higher_education", ""),
+                                 ("higher_education_by_age", "25-34"), ("entrepreneurs_all", ""),
+                                 ("entrepreneurs_employed", ""), ("mean_age", ""),
+                                 *(("education_distribution", c) for c in edu_groups)):
+                    recs.append(dict(group_by=gb, group=g, indicator=ind, category=cat))
+        comp = pd.DataFrame(recs)
+        sets = [_direct_sets(df, r, edu_groups) for _, r in comp.iterrows()]
+        comp["n"] = [int(d.sum()) for d, _ in sets]
+        comp.loc[3, "n"] += 1                       # n not matched: no positions
+        counts, doms, cells = cell_counts(comp, df, project, members=True)
+        for i, (d, c) in enumerate(sets):
+            if i == 3:
+                assert doms[i] is None and cells[i] is None
+                continue
+            assert np.array_equal(doms[i], np.flatnonzero(d)), comp.iloc[i].to_dict()
+            assert doms[i].dtype == np.int64
+            assert np.array_equal(cells[i], np.flatnonzero(c)), comp.iloc[i].to_dict()
+            ind = comp.loc[i, "indicator"]
+            if ind in ("age_distribution", "education_distribution"):
+                assert counts[i] == c.sum()
+            elif ind != "mean_age":
+                assert counts[i] == min(c.sum(), d.sum() - c.sum())
+        assert len(doms[comp.index[comp["group"] == "XX"][0]]) == 0      # a group without rows

@@ -308,18 +308,59 @@ def cell_counts(comp, data, project, members: bool = False):
     return out
 
 
+def _level_mask(s, levels):
+    """Boolean array: ``s`` (a column) is one of ``levels``; categorical columns through their
+    codes (one lookup per category, not per respondent)."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        hit = np.array([c in levels for c in s.cat.categories] + [False], dtype=bool)
+        return hit[s.cat.codes.to_numpy()]          # code -1 (missing) reads the last entry
+    return s.astype("object").isin(levels).to_numpy()
+
+
+def _value_codes(s):
+    """``(codes, {value: code})`` of a column: ``codes == k`` exactly where the value is the
+    key of ``k`` (missing: -1)."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        return s.cat.codes.to_numpy().astype(np.int64), {c: k for k, c in enumerate(s.cat.categories)}
+    c, u = pd.factorize(s.astype("object").to_numpy())
+    return c.astype(np.int64), {x: k for k, x in enumerate(u)}
+
+
+def _group_text_codes(s):
+    """:func:`.disclosure.text_codes` of ``s.astype(str)`` (the text a comparison row's group
+    is matched on); categorical columns through their categories."""
+    import numpy as np
+    import pandas as pd
+
+    from .disclosure import text_codes
+
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        of: dict = {}
+        remap = np.array([of.setdefault(str(c), len(of)) for c in s.cat.categories]
+                         + [of.setdefault("nan", len(of))], dtype=np.int64)
+        return remap[s.cat.codes.to_numpy()], of     # astype(str) writes missing as "nan"
+    return text_codes(s.astype(str).to_numpy(dtype=object))
+
+
 def _cell_members(comp, data, project):
     """:func:`cell_counts` with ``members=True``: the counts, and per row the respondents'
-    positions behind the domain and the cell (one pass per row: the report's tables only).
+    positions behind the domain and the cell.
 
     Means and medians: the domain's ``n``. Shares of a yes/no indicator: the smaller of
     "yes" and "no" (either reveals a small group). Distribution categories: respondents
     in the category (secondary suppression protects the complement).
 
-    Per row: the positions (in ``data``) of the respondents behind the row's ``n`` (the
-    domain) and behind its estimate (the category, or "yes"), for the report-wide
-    differencing check of :mod:`.disclosure`; ``None`` where the domain cannot be matched to
-    ``n`` exactly.
+    Per row: the positions (in ``data``, ascending int64) of the respondents behind the
+    row's ``n`` (the domain) and behind its estimate (the category, or "yes"), for the
+    report-wide differencing check of :mod:`.disclosure`; ``None`` where the domain cannot
+    be matched to ``n`` exactly. Each domain's positions are found once; a row's sets are
+    masks over those positions (cost: the domain's size per row, not the sample's).
     """
     import numpy as np
     import pandas as pd
@@ -327,109 +368,131 @@ def _cell_members(comp, data, project):
     from ..compare import reference
 
     out, age, frame = _counts_start(comp, data, project.reference)
-
-    from .disclosure import text_codes
-
-    def col(name):
-        if name not in data.columns:
-            return None
-        return data[name].astype("object").to_numpy()
-
-    edu = col("education")
     edu_groups = _education_groups(project.reference.population)
-    ent = data["entrepreneur"].astype("boolean") if "entrepreneur" in data.columns else None
-    hed = data["higher_education"].astype("boolean") if "higher_education" in data.columns else None
-    # each column converted once (not once per comparison row)
-    ent_known = ent.notna().to_numpy() if ent is not None else None
-    ent_yes = ent.fillna(False).to_numpy(dtype=bool) if ent is not None else None
-    hed_known = hed.notna().to_numpy() if hed is not None else None
-    hed_yes = hed.fillna(False).to_numpy(dtype=bool) if hed is not None else None
-    notna = {v: data[v].notna().to_numpy() for v in ("age_group", "education", "age")
-             if v in data.columns}
-    agrp = col("age_group")
-    agrp_code, agrp_of = None, {}
-    if agrp is not None:       # codes of the values themselves: code k exactly where == level
-        agrp_code, u = pd.factorize(agrp)
-        agrp_of = {x: k for k, x in enumerate(u)}
-    edu_in: dict = {}
-    group_code: dict = {}
-    employed = None
-    if "employment_status" in data.columns:
+    cols = data.columns
+    full: dict = {}          # respondent-level arrays, each built once
+    if "entrepreneur" in cols:
+        ent = data["entrepreneur"].astype("boolean")
+        full["ent_known"], full["ent_yes"] = ent.notna().to_numpy(), ent.fillna(False).to_numpy(dtype=bool)
+    if "higher_education" in cols:
+        hed = data["higher_education"].astype("boolean")
+        full["hed_known"], full["hed_yes"] = hed.notna().to_numpy(), hed.fillna(False).to_numpy(dtype=bool)
+    for v in ("age_group", "education", "age"):
+        if v in cols:
+            full[f"notna:{v}"] = data[v].notna().to_numpy()
+    if "employment_status" in cols:
         from ..harmonise.schema import EMPLOYED
 
-        employed = data["employment_status"].astype("object").isin(EMPLOYED).to_numpy()
-    cache: dict = {}
-    dom_sets: list = [None] * len(comp)
-    cell_sets: list = [None] * len(comp)
+        full["employed"] = _level_mask(data["employment_status"], set(EMPLOYED))
+    has_edu = "education" in cols
+    if has_edu and edu_groups:
+        full["edu_known"] = _level_mask(data["education"], set().union(*edu_groups.values()))
+    agrp_code, agrp_of = _value_codes(data["age_group"]) if "age_group" in cols else (None, {})
+    full["age"] = age
+    group_code: dict = {}
+    doms: dict = {}          # (group_by, group) -> (positions, {name: array at those positions})
+
+    def domain(gb, g):
+        key = (gb, g)
+        if key not in doms:
+            m = frame
+            if gb:
+                if gb not in group_code:        # the text of the grouping, coded once
+                    group_code[gb] = _group_text_codes(data[gb])
+                gc, g_of = group_code[gb]
+                k = g_of.get(str(g))
+                m = frame & (gc == k) if k is not None else np.zeros(len(data), dtype=bool)
+            doms[key] = (np.flatnonzero(m).astype(np.int64), {})
+        return doms[key]
+
+    def at(dom, name):
+        """The respondent-level array ``name`` at the domain's positions."""
+        pos, sub = dom
+        if name not in sub:
+            if name == "agrp":
+                sub[name] = agrp_code[pos]
+            elif name.startswith("edu_in:"):
+                cat = name[len("edu_in:"):]
+                if name not in full:
+                    full[name] = _level_mask(data["education"], edu_groups[cat])
+                sub[name] = full[name][pos]
+            else:
+                sub[name] = full[name][pos]
+        return sub[name]
+
     var_of = {"age_distribution": "age_group", "education_distribution": "education",
               "mean_age": "age", "median_age": "age"}
-    edu_known = pd.Series(edu).isin(set().union(*edu_groups.values())).to_numpy() \
-        if (edu is not None and edu_groups) else None
-    for i, rec in enumerate(comp[["group_by", "group", "indicator", "category", "n"]]
-                            .to_dict("records")):
-        key = (rec["group_by"], rec["group"])
-        if key not in cache:
-            dom = frame.copy()
-            if rec["group_by"]:
-                gb = rec["group_by"]
-                if gb not in group_code:     # the text of the grouping, coded once
-                    group_code[gb] = text_codes(data[gb].astype(str).to_numpy(dtype=object))
-                gc, g_of = group_code[gb]
-                k = g_of.get(str(rec["group"]))
-                dom &= (gc == k) if k is not None else False
-            cache[key] = dom
-        dom = cache[key]
-        ind, cat = rec["indicator"], rec["category"]
+    n_rows = len(comp)
+    dom_sets: list = [None] * n_rows      # (domain, mask over its positions)
+    cell_sets: list = [None] * n_rows
+    set_memo: dict = {}                   # one mask object per distinct (domain, set)
+
+    def binary(yes, base):
+        y = int(np.count_nonzero(yes & base))
+        return min(y, int(np.count_nonzero(base)) - y)
+
+    for i, rec in enumerate(comp[["group_by", "group", "indicator", "category"]].to_dict("records")):
+        gb, g, ind, cat = rec["group_by"], rec["group"], rec["indicator"], rec["category"]
+        dom = domain(gb, g)
         v = var_of.get(ind)
-        if v is not None and v in data.columns:
-            d_set = dom & notna[v]
-            if ind == "education_distribution" and edu_known is not None:
-                d_set &= edu_known
-            dom_sets[i] = d_set
-            cell_sets[i] = d_set if ind in ("mean_age", "median_age") else None
+        if v is not None and v in cols:
+            mkey = (gb, g, v, ind == "education_distribution")
+            if mkey not in set_memo:
+                d = at(dom, f"notna:{v}")
+                if ind == "education_distribution" and "edu_known" in full:
+                    d = d & at(dom, "edu_known")
+                set_memo[mkey] = d
+            dom_sets[i] = (dom, set_memo[mkey])
+            cell_sets[i] = dom_sets[i] if ind in ("mean_age", "median_age") else None
         if cat == "goodness_of_fit" or ind in ("mean_age", "median_age"):
             continue
-
-        def binary(mask_yes, base):
-            yes = int((mask_yes & base).sum())
-            return min(yes, int(base.sum()) - yes)
-
-        if ind == "age_distribution" and agrp is not None:
+        if ind == "age_distribution" and agrp_code is not None:
             k = agrp_of.get(cat)
-            cell_sets[i] = dom & (agrp_code == k) if k is not None else dom & (agrp == cat)
-            out[i] = int(cell_sets[i].sum())
+            c = at(dom, "agrp") == k if k is not None else np.zeros(len(dom[0]), dtype=bool)
+            cell_sets[i] = (dom, c)
+            out[i] = int(np.count_nonzero(c))
         elif ind == "share_aged_18_34":
-            base = dom & ~np.isnan(age)
-            out[i] = binary((age >= 18) & (age <= 34), base)
-            dom_sets[i], cell_sets[i] = base, base & (age >= 18) & (age <= 34)
-        elif ind == "education_distribution" and edu is not None and cat in edu_groups:
-            if cat not in edu_in:
-                edu_in[cat] = pd.Series(edu).isin(edu_groups[cat]).to_numpy()
-            cell_sets[i] = dom & edu_in[cat]
-            out[i] = int(cell_sets[i].sum())
-        elif ind in ("higher_education", "higher_education_by_age") and hed is not None:
-            base = dom & hed_known
+            a = at(dom, "age")
+            base = ~np.isnan(a)
+            yes = base & (a >= 18) & (a <= 34)
+            out[i] = binary(yes, base)
+            dom_sets[i], cell_sets[i] = (dom, base), (dom, yes)
+        elif ind == "education_distribution" and has_edu and cat in edu_groups:
+            c = at(dom, f"edu_in:{cat}")
+            cell_sets[i] = (dom, c)
+            out[i] = int(np.count_nonzero(c))
+        elif ind in ("higher_education", "higher_education_by_age") and "hed_known" in full:
+            base = at(dom, "hed_known")
             if ind == "higher_education_by_age" and cat:
                 lo, hi = reference.parse_age_band(cat)
-                base &= (age >= lo) & ((age <= hi) if hi is not None else True)
-            yes = hed_yes
+                a = at(dom, "age")
+                base = base & (a >= lo) & ((a <= hi) if hi is not None else True)
+            yes = base & at(dom, "hed_yes")
             out[i] = binary(yes, base)
-            dom_sets[i], cell_sets[i] = base, base & yes
-        elif ind in ("entrepreneurs_all", "entrepreneurs_employed") and ent is not None:
-            base = dom & ent_known
-            if ind == "entrepreneurs_employed" and employed is not None:
-                base &= employed
-            yes = ent_yes
+            dom_sets[i], cell_sets[i] = (dom, base), (dom, yes)
+        elif ind in ("entrepreneurs_all", "entrepreneurs_employed") and "ent_known" in full:
+            base = at(dom, "ent_known")
+            if ind == "entrepreneurs_employed" and "employed" in full:
+                base = base & at(dom, "employed")
+            yes = base & at(dom, "ent_yes")
             out[i] = binary(yes, base)
-            dom_sets[i], cell_sets[i] = base, base & yes
+            dom_sets[i], cell_sets[i] = (dom, base), (dom, yes)
     n_dom = pd.to_numeric(comp["n"], errors="coerce").to_numpy(dtype=float)
-    doms, cells = [], []
-    for i in range(len(comp)):
-        d_set = dom_sets[i]
-        ok = d_set is not None and n_dom[i] == d_set.sum()
-        doms.append(positions(d_set) if ok else None)
-        cells.append(positions(cell_sets[i]) if ok and cell_sets[i] is not None else None)
-    return out, doms, cells
+    published: dict = {}                  # id of a mask -> its positions (shared arrays)
+
+    def pos_of(s):
+        (p, _), m = s
+        if id(m) not in published:
+            published[id(m)] = (p[m], m)      # keep m alive: ids stay unique
+        return published[id(m)][0]
+
+    doms_out, cells_out = [], []
+    for i in range(n_rows):
+        d = dom_sets[i]
+        ok = d is not None and n_dom[i] == np.count_nonzero(d[1])
+        doms_out.append(pos_of(d) if ok else None)
+        cells_out.append(pos_of(cell_sets[i]) if ok and cell_sets[i] is not None else None)
+    return out, doms_out, cells_out
 
 
 def age_sex_cells(data, project, weight_col: str | None):
