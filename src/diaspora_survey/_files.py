@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
+from ._guard import raise_if_stopped
 from .errors import DiasporaSurveyError, InputFileError, OutputError
 
 #: default size limit of a text input (codebook, targets, claims, crosswalk, reference table,
@@ -363,6 +364,11 @@ def publish(files: Mapping[str | os.PathLike, "bytes | Callable[[Path], None]"],
         raise _os_error(ex, targets[len(tmps) - 1] if tmps else targets[0], code) from None
     except BaseException:
         _remove(tmps)
+        raise
+    try:
+        raise_if_stopped()               # a stop that was swallowed: nothing is committed
+    except BaseException:
+        _remove(tmps + ([journal] if journal is not None else []))
         raise
     for i, (tmp, t) in enumerate(zip(tmps, targets)):
         if before_rename is not None:

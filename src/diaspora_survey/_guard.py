@@ -15,6 +15,10 @@ Stopping the command stops the work: SIGTERM, SIGHUP, SIGQUIT and SIGINT sent to
 (the visible PID) are forwarded to the child, and the child is asked to stop (SIGTERM, via
 Linux's ``PR_SET_PDEATHSIG``) when the parent dies, even by SIGKILL. A stopped child unwinds:
 its temporary files are removed, and outputs are never half-written (see :mod:`._files`).
+A stop is also remembered: Python drops an exception raised by a signal handler that happens
+to run inside a ``__del__`` or a garbage-collector callback ("Exception ignored in …") and goes
+on, so every output commit (:mod:`._files`) and every step of ``run`` calls
+:func:`raise_if_stopped` first — a stopped command never writes an output afterwards.
 A child killed by SIGKILL that nobody asked to stop (most often the kernel's out-of-memory
 killer) is reported as such, not as a corrupt input file.
 """
@@ -69,6 +73,33 @@ def stopped_error(where: str, signum: int) -> CommandStopped:
                           where=where)
 
 
+_stop: dict[str, int] = {"signum": 0, "parent": 0}   # this (child) process: a stop asked for
+
+
+def raise_if_stopped() -> None:
+    """Raise the stop again if this worker was asked to stop (by a forwarded signal, or its
+    parent died) and the first raise was swallowed; nothing to do in a process that is not a
+    worker of :func:`run_isolated`."""
+    signum = _stop["signum"]
+    if not signum and _stop["parent"] and os.getppid() != _stop["parent"]:
+        signum = _stop["signum"] = int(signal.SIGTERM)   # the parent is gone: as PDEATHSIG
+    if not signum:
+        return
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise _Stop(signum)
+
+
+def _quiet_unraisable(hook):
+    """``sys.unraisablehook`` for a worker: a stop swallowed in a ``__del__`` is not printed
+    (it is raised again at the next commit); anything else goes to the usual hook."""
+    def quiet(unraisable):
+        if _stop["signum"] and isinstance(unraisable.exc_value, (_Stop, KeyboardInterrupt)):
+            return
+        hook(unraisable)
+    return quiet
+
+
 def _set_parent_death_signal(parent: int) -> None:
     """Linux: SIGTERM to this (child) process when its parent dies, even by SIGKILL."""
     try:
@@ -83,6 +114,7 @@ def _set_parent_death_signal(parent: int) -> None:
 
 
 def _child_handler(signum, frame):
+    _stop["signum"] = _stop["signum"] or signum
     for s in FORWARDED:                  # one stop; a second signal must not break the unwinding
         signal.signal(s, signal.SIG_IGN)
     if signum == signal.SIGINT:
@@ -173,6 +205,8 @@ def run_isolated(work: Callable[[], None], *, path: str | Path,
         try:
             for s in FORWARDED:
                 signal.signal(s, _child_handler)
+            _stop["parent"] = parent
+            sys.unraisablehook = _quiet_unraisable(sys.unraisablehook)
             _set_parent_death_signal(parent)
             if received:                 # a signal reached the parent between install and fork
                 raise _Stop(received[0])

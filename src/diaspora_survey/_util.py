@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Iterator
 
+from ._guard import raise_if_stopped
+
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     """SHA-256 hex digest of a file's bytes."""
@@ -50,6 +52,7 @@ def atomic_path(path: str | os.PathLike, *, code: str | None = None,
             raise _os_error(ex, target, code) from None
         if tmp_path.exists():  # created 0600; give the file the usual umask permissions
             os.chmod(tmp_path, 0o666 & ~_umask())
+        raise_if_stopped()               # a swallowed stop: the output is not committed
         try:
             os.replace(tmp_path, target)
         except OSError as ex:

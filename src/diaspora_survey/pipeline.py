@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ._guard import raise_if_stopped
 from .errors import ReportError
 
 STEPS = ("harmonise", "weight", "panel", "compare", "report")
@@ -286,6 +287,7 @@ class Pipeline:
 
     # ---- steps ------------------------------------------------------------------------
     def run_step(self, name: str, fn: Callable[[], Any]) -> StepResult:
+        raise_if_stopped()                   # a stop swallowed in the last step: no next step
         t0 = time.perf_counter()
         outputs = fn() or []
         res = StepResult(name, time.perf_counter() - t0, list(outputs))

@@ -295,6 +295,7 @@ def write_weighted(src, keys: list[str], cells: pd.DataFrame, factors: dict[str,
     name (existing columns of those names are replaced), written to ``out`` (temporary file,
     then rename).  Returns the number of rows written."""
     from .._files import guard_output, tmp_name
+    from .._guard import raise_if_stopped
 
     out = Path(out)
     guard_output(out, code="output.cannot_write")
@@ -330,6 +331,7 @@ def write_weighted(src, keys: list[str], cells: pd.DataFrame, factors: dict[str,
             for name, spec in lookup.items():
                 df[name] = _apply(b, cell, spec)
             df.to_parquet(tmp, index=False)
+        raise_if_stopped()
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
