@@ -8,7 +8,7 @@ waves in the proportions 2000:5000:1500) a fresh process:
 
 * generates the project under ``--scratch`` (``python -m diaspora_survey.example`` with
   larger sizes; project file and codebooks copied from this repository);
-* times harmonise, weight, compare and report of :class:`diaspora_survey.pipeline.Pipeline`
+* times harmonise, weight, panel, compare and report of :class:`diaspora_survey.pipeline.Pipeline`
   in-process (as ``run`` does), then the yardstick on the same weighted data;
 * records the peak RSS (VmHWM) and checks that the PDF is valid (pypdf reads every page,
   or, without pypdf, header and trailer).
@@ -241,7 +241,7 @@ def run_size(n: int, root: Path) -> dict:
     rss0 = status_mb("VmRSS")
     pipe = Pipeline(root, command="bench")
     times = {}
-    for step in ("harmonise", "weight", "compare", "report"):
+    for step in ("harmonise", "weight", "panel", "compare", "report"):   # as `run`
         res = pipe.run_step(step, getattr(pipe, step))
         times[step] = res.seconds
     rss_pipe = status_mb("VmHWM")
@@ -331,16 +331,17 @@ def main():
             continue
         rows.append(json.loads(lines[-1]))
         print(lines[-1], flush=True)
-    head = ("| respondents | harmonise s | weight s | compare s | report s | run s | compare warm s "
-            "| yardstick s | compare warm / yardstick | peak RSS MB | PDF | load |")
-    print("\n" + head + "\n|" + "---:|" * 12)
+    head = ("| respondents | harmonise s | weight s | panel s | compare s | report s | run s | compare warm s "
+            "| yardstick s | compare / yardstick | compare warm / yardstick | peak RSS MB | PDF | load |")
+    print("\n" + head + "\n|" + "---:|" * 14)
     for r in rows:
         if "error" in r:
             print(f"| {r['n']:,} | error: {r['error'][:80]} |")
             continue
-        print(f"| {r['respondents']:,} | {r['harmonise_s']:.2f} | {r['weight_s']:.2f} | "
+        print(f"| {r['respondents']:,} | {r['harmonise_s']:.2f} | {r['weight_s']:.2f} | {r['panel_s']:.2f} | "
               f"{r['compare_s']:.2f} | {r['report_s']:.2f} | {r['run_s']:.1f} | "
-              f"{r['compare_warm_s']:.2f} | {r['yardstick_compare_s']:.3f} | {r['compare_over_yardstick']:.2f} | "
+              f"{r['compare_warm_s']:.2f} | {r['yardstick_compare_s']:.3f} | "
+              f"{r['compare_s'] / r['yardstick_compare_s']:.2f} | {r['compare_over_yardstick']:.2f} | "
               f"{r['peak_rss_mb']:.0f} | {'valid' if r['pdf_valid'] else 'INVALID'}"
               f" ({r['pdf_pages']} p.) | {r['load_average_1min']} |")
     ok = [r for r in rows if "error" not in r]
