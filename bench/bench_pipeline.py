@@ -122,7 +122,6 @@ def yardstick_compare(data, bands=((18, 24), (25, 29), (30, 34), (35, 39), (40, 
     frame = age >= 18
     wave, wave_lab = _codes(data["wave"])
     stratum = wave                      # project design: waves as strata, respondents as PSUs
-    psu = np.arange(n)
     H = int(stratum.max()) + 1
     n_h = np.bincount(stratum, minlength=H).astype(float)
     scale_h = np.where(n_h > 1, n_h / np.maximum(n_h - 1, 1), 0.0)

@@ -987,7 +987,6 @@ def _ciprop_likelihood(design, y, g, gv, G, level, dfv):
     dom = design.domain_mask
     lo = np.full(G, np.nan)
     hi = np.full(G, np.nan)
-    yv = np.nan_to_num(y)
     for gi in range(G):  # loop over groups: one profile each
         sub = (g == gi) & dom
         rows = np.flatnonzero(sub & ~np.isnan(y) & (w > 0))
