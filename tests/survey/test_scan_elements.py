@@ -20,30 +20,10 @@ import pytest
 from diaspora_survey.errors import DesignError
 from diaspora_survey.survey.design import SurveyDesign
 from diaspora_survey.survey.scan import ScanDesign
-from scan_helpers import CALLS
+from scan_helpers import CALLS, elements
 
 RTOL = 1e-10
 ENGINES = ["duckdb", "pandas"]
-
-
-def elements(seed: int, n: int = 1500, lonely: bool = False) -> pd.DataFrame:
-    """Stratified element sample: 7 strata of unequal size (one with a single row when
-    ``lonely``), weights with 3% zeros, NA in y and in the by-variable g, fpc N (population
-    size of the stratum) and f (sampling fraction)."""
-    rng = np.random.default_rng(seed)
-    h = rng.choice(np.arange(7), n, p=[.3, .2, .15, .15, .1, .05, .05])
-    df = pd.DataFrame({"h": h, "w": rng.gamma(2.0, 50.0, n), "y": rng.normal(50, 10, n) + 3 * h,
-                       "x": rng.uniform(1, 5, n), "g": rng.choice(["a", "b", "c"], n),
-                       "k": rng.integers(1, 5, n), "z": rng.choice(["p", "q"], n)})
-    df.loc[rng.random(n) < 0.05, "y"] = np.nan
-    df.loc[rng.random(n) < 0.03, "g"] = None
-    df.loc[rng.random(n) < 0.03, "w"] = 0.0
-    if lonely:
-        df.loc[len(df)] = dict(h=9, w=80.0, y=61.0, x=2.0, g="b", k=2, z="p")
-    size = df.groupby("h")["h"].transform("size")
-    df["N"] = size * 5.0 + 3
-    df["f"] = size / df["N"]
-    return df
 
 
 def _equal(got, want):

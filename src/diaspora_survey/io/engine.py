@@ -695,14 +695,18 @@ class _DuckDBSource(Source):
         return f"COALESCE(SUM({' * '.join(self._factor_sql(f) for f in factors)}), 0.0)"
 
     def _group_sums(self, keys, sums, scatter=None):
-        sel = [_q(k) for k in keys] + [f"{self.sum_sql(fs)} AS {_q(n)}" for n, fs in sums.items()]
-        for n, (a, b) in (scatter or {}).items():
+        # positional aliases: DuckDB names are case-insensitive ("sw" and "SW" would clash)
+        names = list(sums) + list(scatter or {})
+        sel = [_q(k) for k in keys] + [f"{self.sum_sql(fs)} AS __agg{i}" for i, fs in enumerate(sums.values())]
+        for i, (a, b) in enumerate((scatter or {}).values(), start=len(sums)):
             sa, sb = (f"COALESCE({' * '.join(self._factor_sql(f) for f in t)}, 0.0)" for t in (a, b))
             # covar_pop: one-pass co-moment updates, merged by Chan's formula (no cancellation)
-            sel.append(f"COALESCE(covar_pop({sa}, {sb}) * COUNT(*), 0.0) AS {_q(n)}")
+            sel.append(f"COALESCE(covar_pop({sa}, {sb}) * COUNT(*), 0.0) AS __agg{i}")
         group = (f" GROUP BY {', '.join(_q(k) for k in keys)} "
                  f"ORDER BY {', '.join(_q(k) + ' ASC NULLS LAST' for k in keys)}") if keys else ""
-        return self._run(f"SELECT {', '.join(sel)} FROM src{group}")
+        out = self._run(f"SELECT {', '.join(sel)} FROM src{group}")
+        out.columns = list(keys) + names
+        return out
 
     def _group_scatter(self, keys, sums, scatter):
         return self._group_sums(keys, sums, scatter)
