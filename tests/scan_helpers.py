@@ -28,7 +28,7 @@ def generated(seed: int, n: int = 3000) -> pd.DataFrame:
 def elements(seed: int, n: int = 1500, lonely: bool = False) -> pd.DataFrame:
     """Stratified element sample: 7 strata of unequal size (one with a single row when
     ``lonely``), weights with 3% zeros, NA in y and in the by-variable g, fpc N (population
-    size of the stratum) and f (sampling fraction)."""
+    size of the stratum), f (sampling fraction) and Nall (one population, no strata)."""
     rng = np.random.default_rng(seed)
     h = rng.choice(np.arange(7), n, p=[.3, .2, .15, .15, .1, .05, .05])
     df = pd.DataFrame({"h": h, "w": rng.gamma(2.0, 50.0, n), "y": rng.normal(50, 10, n) + 3 * h,
@@ -42,6 +42,7 @@ def elements(seed: int, n: int = 1500, lonely: bool = False) -> pd.DataFrame:
     size = df.groupby("h")["h"].transform("size")
     df["N"] = size * 5.0 + 3
     df["f"] = size / df["N"]
+    df["Nall"] = len(df) * 3.0
     return df
 
 

@@ -104,6 +104,7 @@ class ScanDesign:
         self.nest = bool(nest)
         self.lonely_psu = lonely_psu
         self._domain = tuple(_domain)
+        self._shifts = {}          # psu=None: a shift per numeric variable (see _shift)
         if not _domain:
             src = self.source
             if self.weights is not None:
@@ -214,9 +215,11 @@ class ScanDesign:
     def _shift(self, var) -> float:
         """A value near the data of ``var`` (median of its first non-missing values): the
         engine's second moments are of w·(y - shift), so a large offset of y (a year, an
-        income level) does not cancel in the variance."""
-        v = self.source.head_values(var, 1000)
-        return float(np.median(v)) if v.size else 0.0
+        income level) does not cancel in the variance. Looked up once per variable."""
+        if var not in self._shifts:                       # (shared with subset() designs)
+            v = self.source.head_values(var, 1000)
+            self._shifts[var] = float(np.median(v)) if v.size else 0.0
+        return self._shifts[var]
 
     def _element_cells(self, src, flags, numeric, categorical, by, squares, derive):
         """psu=None (R's ``id=~1``): every row is a PSU. One grouped pass returns, per cell
