@@ -1,5 +1,5 @@
-"""Shared by tests/survey/test_scan*.py and tests/compare: generated stratified cluster data
-and the estimator calls compared across engines."""
+"""Shared by tests/survey/test_scan*.py and tests/compare: generated stratified cluster data,
+stratified element samples (psu=None) and the estimator calls compared across engines."""
 from __future__ import annotations
 
 import numpy as np
@@ -22,6 +22,27 @@ def generated(seed: int, n: int = 3000) -> pd.DataFrame:
     df.loc[rng.random(n) < 0.05, "y"] = np.nan
     df.loc[rng.random(n) < 0.03, "g"] = None
     df.loc[rng.random(n) < 0.02, "w"] = 0.0
+    return df
+
+
+def elements(seed: int, n: int = 1500, lonely: bool = False) -> pd.DataFrame:
+    """Stratified element sample: 7 strata of unequal size (one with a single row when
+    ``lonely``), weights with 3% zeros, NA in y and in the by-variable g, fpc N (population
+    size of the stratum), f (sampling fraction) and Nall (one population, no strata)."""
+    rng = np.random.default_rng(seed)
+    h = rng.choice(np.arange(7), n, p=[.3, .2, .15, .15, .1, .05, .05])
+    df = pd.DataFrame({"h": h, "w": rng.gamma(2.0, 50.0, n), "y": rng.normal(50, 10, n) + 3 * h,
+                       "x": rng.uniform(1, 5, n), "g": rng.choice(["a", "b", "c"], n),
+                       "k": rng.integers(1, 5, n), "z": rng.choice(["p", "q"], n)})
+    df.loc[rng.random(n) < 0.05, "y"] = np.nan
+    df.loc[rng.random(n) < 0.03, "g"] = None
+    df.loc[rng.random(n) < 0.03, "w"] = 0.0
+    if lonely:
+        df.loc[len(df)] = dict(h=9, w=80.0, y=61.0, x=2.0, g="b", k=2, z="p")
+    size = df.groupby("h")["h"].transform("size")
+    df["N"] = size * 5.0 + 3
+    df["f"] = size / df["N"]
+    df["Nall"] = len(df) * 3.0
     return df
 
 

@@ -112,3 +112,35 @@ def test_bad_engine_in_project_file(tmp_path, capsys):
     (tmp_path / "diaspora-survey.toml").write_text('[data]\nengines = "duckdb"\n')
     assert main(["--no-isolate", "weight", "--project", str(tmp_path)]) == 2
     assert "unknown key 'data.engines'" in capsys.readouterr().err
+
+
+def test_estimate_categorical_levels_in_pandas_order(tmp_path, capsys):
+    """A parquet written from a pandas Categorical (ordered scale, not alphabetical, an unused
+    level): ``estimate --engine duckdb`` prints the pandas engine's table - the same rows in
+    the same order (levels and groups in category order), the same numbers to 1e-10."""
+    import io
+
+    rng = np.random.default_rng(3)
+    n = 900
+    edu = ["primary", "secondary", "vocational", "bachelor", "master", "doctorate"]
+    df = pd.DataFrame({"education": pd.Categorical(rng.choice(edu[:5], n, p=[.1, .3, .2, .25, .15]),
+                                                   categories=edu, ordered=True),
+                       "region": pd.Categorical(rng.choice(["south", "north", "east"], n),
+                                                categories=["south", "north", "east"]),
+                       "h": rng.integers(0, 4, n), "w": rng.gamma(2, 30, n),
+                       "age": rng.integers(18, 80, n).astype(float)})
+    path = tmp_path / "edu.parquet"
+    df.to_parquet(path, row_group_size=400)
+    out = {}
+    for engine in ("pandas", "duckdb"):
+        args = ["--no-isolate", "estimate", str(path), "--proportion", "education", "--mean", "age",
+                "--by", "region", "--weights", "w", "--strata", "h", "--csv", "--engine", engine,
+                "--project", str(tmp_path)]
+        assert main(args) == 0
+        out[engine] = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    mem, eng = out["pandas"], out["duckdb"]
+    labels = [c for c in mem.columns if mem[c].dtype == object or c in ("n", "df", "suppressed")]
+    pd.testing.assert_frame_equal(eng[labels], mem[labels])                  # rows in the same order
+    assert list(mem.loc[mem.statistic == "proportion", "level"][:6]) == edu
+    assert list(mem["region"][:3]) == ["south", "north", "east"]
+    pd.testing.assert_frame_equal(eng.drop(columns=labels), mem.drop(columns=labels), rtol=1e-10)

@@ -63,6 +63,23 @@ def test_design_based_rows_equal_in_memory(micro_file, engine):
     assert t.origin.endswith("census_sample.parquet") and t.url.startswith("file://")
 
 
+@pytest.mark.parametrize("engine", ["duckdb", "pandas"])
+def test_element_design_rows_equal_in_memory(micro_file, engine):
+    """strata without PSUs (R's ids=~1: every row a PSU): the cell moments' SEs equal the
+    in-memory design's."""
+    df, p = micro_file
+    t = ds.reference.from_microdata(p, weights="w", indicator="education", share_of=HIGHER,
+                                    year=2021, by=["age", "sex"], sex_labels={1: "male", 2: "female"},
+                                    strata="h", filter="age >= 25", min_age=25, max_age=89,
+                                    engine=engine, id="he_micro")
+    full = SurveyDesign(df.assign(he=df.education.isin(HIGHER).astype(float)), weights="w", strata="h")
+    for sex, code, band, lo, hi in [("male", [1], "25-29", 25, 29), ("total", [1, 2], "40-44", 40, 44)]:
+        want = full.subset(lambda x: (x.age >= lo) & (x.age <= hi) & x.sex.isin(code)).mean("he")
+        row = next(r for r in t.rows if r.sex == sex and r.age == band)
+        assert row.value == pytest.approx(want.estimate[0], rel=1e-10, abs=0)
+        assert row.se == pytest.approx(want.se[0], rel=1e-10, abs=0)
+
+
 def test_without_design_point_shares_and_distribution(micro_file):
     df, p = micro_file
     t = ds.reference.from_microdata(p, weights="w", indicator="education", share_of=HIGHER,

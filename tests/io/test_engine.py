@@ -98,3 +98,50 @@ def test_relation_and_mismatch():
     with pytest.raises(EngineError) as err:
         open_source(rel, "dask")
     assert err.value.code == "engine.mismatch"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_group_scatter_centred(data, engine):
+    """scatter=: Σ (a - ā)(b - b̄) per group (NULL -> 0, NULL keys kept), with the shift
+    factor; equal to the two-pass numpy values also for values with a large offset, where
+    Σab - ΣaΣb/n loses most digits."""
+    df, folder = data
+    df = df.assign(big=1e7 + df["y"])
+    src = open_source(df, engine)
+    s = 1e7 + 0.1
+    scatter = {"Sww": ("w", "w"), "Swb": ("w", ("w", ("shift", "big", s))),
+               "Sbb": (("w", ("shift", "big", s)), ("w", ("shift", "big", s))), "Syy": ("y", "y")}
+    got = src.group_sums(["g", "s"], {"sw": "w", "swb": ("w", ("shift", "big", s))}, scatter=scatter)
+    a = df["w"].to_numpy()
+    b = df["w"].to_numpy() * np.nan_to_num(df["big"].to_numpy() - s)
+    y = df["y"].fillna(0).to_numpy()
+    frame = pd.DataFrame({"g": df["g"], "s": df["s"], "a": a, "b": b, "y": y})
+    grp = frame.groupby(["g", "s"], dropna=False)
+    dev = frame[["a", "b", "y"]] - grp[["a", "b", "y"]].transform("mean")
+    want = pd.DataFrame({"g": frame["g"], "s": frame["s"], "sw": a, "swb": b, "Sww": dev.a ** 2,
+                         "Swb": dev.a * dev.b, "Sbb": dev.b ** 2, "Syy": dev.y ** 2})
+    want = want.groupby(["g", "s"], dropna=False).sum().reset_index()
+    want = want.sort_values(["g", "s"], na_position="last").reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want, check_dtype=False, rtol=1e-11)
+    one = src.group_sums([], {"n": 1}, scatter={"Syy": ("y", "y")})
+    assert one["Syy"].iloc[0] == pytest.approx(((y - y.mean()) ** 2).sum(), rel=1e-12)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_category_dtype_and_head_values(tmp_path, engine):
+    """Categories of a parquet column written from a pandas Categorical (their order, not
+    sorted; ordered flag; an unused level), as pd.read_parquet gives them; None for strings."""
+    cats = ["low", "mid", "high", "none"]
+    df = pd.DataFrame({"c": pd.Categorical(["high", "low", "mid"] * 20, categories=cats, ordered=True),
+                       "s": ["b", "a", "c"] * 20, "x": np.r_[np.nan, np.arange(59.0)]})
+    path = tmp_path / "c.parquet"
+    df.to_parquet(path, row_group_size=25)
+    src = open_source(path, engine)
+    assert src.category_dtype("c") == pd.read_parquet(path)["c"].dtype
+    assert list(src.category_dtype("c").categories) == cats and src.category_dtype("c").ordered
+    assert src.category_dtype("s") is None and src.category_dtype("x") is None
+    assert list(src.head_values("x", 3)) == [0.0, 1.0, 2.0]
+    if engine == "duckdb":
+        import duckdb
+        rel = open_source(duckdb.connect().from_df(df))                 # a pandas Categorical -> ENUM
+        assert list(rel.category_dtype("c").categories) == cats

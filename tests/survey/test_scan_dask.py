@@ -18,7 +18,7 @@ from diaspora_survey.survey.scan import ScanDesign
 pytest.importorskip("distributed")
 dd = pytest.importorskip("dask.dataframe")
 
-from scan_helpers import CALLS, generated  # noqa: E402  (tests/ is on sys.path: conftest)
+from scan_helpers import CALLS, elements, generated  # noqa: E402  (tests/ is on sys.path: conftest)
 
 RTOL = 1e-10
 
@@ -71,3 +71,28 @@ def test_dask_parquet_and_row_psus(client, data):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 pd.testing.assert_frame_equal(CALLS[name](scan), CALLS[name](mem), rtol=RTOL, obj=name)
+
+
+def test_dask_element_designs(client, tmp_path):
+    """psu=None (every row a PSU) on Dask: the partitions' cell moments combined by Chan's
+    formula give SurveyDesign's numbers - fpc, weight-0 rows, a lonely stratum, implied
+    weights; and the levels of a parquet Categorical in category order."""
+    df = elements(31, 3000, lonely=True)
+    df["edu"] = pd.Categorical(np.where(df["k"] > 2, "secondary", "primary"),
+                               categories=["primary", "secondary", "tertiary"], ordered=True)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for i, part in enumerate(np.array_split(np.arange(len(df)), 3)):
+        df.iloc[part].to_parquet(folder / f"p{i}.parquet")
+    mem_df = pd.read_parquet(folder)
+    for kw in (dict(weights="w", strata="h", fpc="N", lonely_psu="adjust"),
+               dict(weights=None, strata="h", fpc="f", lonely_psu="average")):
+        scan = ScanDesign(folder, engine="dask", client=client, **kw)
+        mem = SurveyDesign(mem_df, **kw)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for name in ("mean", "mean_by", "prop", "ratio", "domain", "total_cat"):
+                pd.testing.assert_frame_equal(CALLS[name](scan), CALLS[name](mem), rtol=RTOL, obj=name)
+            got = scan.proportion("edu", by="z", deff=True)
+            pd.testing.assert_frame_equal(got, mem.proportion("edu", by="z", deff=True), rtol=RTOL)
+    assert list(got["level"][:3]) == ["primary", "secondary", "tertiary"]

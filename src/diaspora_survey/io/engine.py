@@ -19,11 +19,18 @@ A factor is one of
 * ``("isin", col, values)`` — 1 where ``col`` is one of ``values`` else 0 (NULL → 0),
 * ``("notnull", col)``      — 1 where ``col`` is not NULL (nor NaN) else 0,
 * ``("ne", col, value)``    — 1 where ``col`` is not NULL and ``col != value`` else 0,
+* ``("shift", col, s)``     — the numeric column minus the number ``s`` (NULL/NaN → the row adds 0),
 * a number                  — a constant.
 
 A term is a factor or a tuple/list of factors: ``("w", "y", "y")`` is Σ w·y², ``1`` is the
 row count, ``("w", ("eq", "sex", 2))`` is the weight total of ``sex == 2``. A row where any
 numeric factor is NULL/NaN contributes 0, in every engine; an empty sum is 0.
+
+``group_sums(..., scatter={name: (term_a, term_b)})`` adds centred cross-products
+Σ (a - ā)(b - b̄) over the rows of each group (a, b the terms' row values, NULL → 0, ā, b̄
+their means over the group's rows), computed without the cancellation of Σab - Σa·Σb/n:
+DuckDB's one-pass ``covar_pop`` (Welford/Chan updates), two passes in pandas, and per Dask
+partition with the partitions combined by Chan's formula.
 
 Engines are imported lazily (:func:`require_engine`); a missing one is an
 :class:`~diaspora_survey.errors.EngineError` with a pip hint.
@@ -72,7 +79,8 @@ def require_engine(name: str):
 
 def _factors(term: Term) -> list:
     if isinstance(term, (list, tuple)) and term and isinstance(term[0], str) \
-            and term[0] in ("eq", "ne", "isin", "notnull") and _is_indicator(tuple(term)):
+            and term[0] in ("eq", "ne", "isin", "notnull", "shift") \
+            and (_is_indicator(tuple(term)) or _is_shift(tuple(term))):
         return [tuple(term)]
     if isinstance(term, (list, tuple)):
         return [f if not isinstance(f, list) else tuple(f) for f in term]
@@ -89,17 +97,22 @@ def _is_indicator(f) -> bool:
     return False
 
 
+def _is_shift(f) -> bool:
+    return (isinstance(f, tuple) and len(f) == 3 and f[0] == "shift" and isinstance(f[1], str)
+            and isinstance(f[2], numbers.Real) and not isinstance(f[2], bool))
+
+
 def _term_columns(term: Term) -> list[str]:
     cols = []
     for f in _factors(term):
         if isinstance(f, str):
             cols.append(f)
-        elif _is_indicator(f):
+        elif _is_indicator(f) or _is_shift(f):
             cols.append(f[1])
         elif not isinstance(f, numbers.Number) or isinstance(f, bool):
             raise EngineError(f"bad term factor {f!r}", code="engine.bad_term",
                               hint="a factor is a column name, ('eq', col, v), ('isin', col, vs), "
-                                   "('notnull', col) or a number")
+                                   "('notnull', col), ('shift', col, number) or a number")
     return cols
 
 
@@ -302,28 +315,63 @@ class Source:
         raise NotImplementedError
 
     # -- passes --------------------------------------------------------------------------------
-    def group_sums(self, keys: list[str], sums: dict[str, Term]):
+    def group_sums(self, keys: list[str], sums: dict[str, Term], scatter: dict | None = None):
         """One pass: ``SUM(term)`` for each named term, per observed combination of ``keys``.
 
         Returns a pandas DataFrame with the key columns (NULL keys kept as NA, sorted by the
         keys with NA last) and one float column per term. ``keys=[]`` gives one row.
+        ``scatter``: name -> ``(term_a, term_b)``, one more float column per name with the
+        centred cross-product Σ (a - ā)(b - b̄) over the group's rows (see the module doc).
         """
         keys = list(keys)
+        scatter = dict(scatter or {})
         self.check_columns(keys, "group")
-        for t in sums.values():
+        for t in list(sums.values()) + [t for pair in scatter.values() for t in pair]:
             self.check_columns(_term_columns(t), "summed")
-        clash = set(keys) & set(sums)
+        clash = (set(keys) & set(sums)) | (set(scatter) & (set(keys) | set(sums)))
         if clash:
             raise EngineError(f"sum names clash with key columns: {sorted(clash)}", code="engine.bad_term")
-        out = self._group_sums(keys, {k: _factors(v) for k, v in sums.items()})
+        fsums = {k: _factors(v) for k, v in sums.items()}
+        if scatter:
+            out = self._group_scatter(keys, fsums, {k: (_factors(a), _factors(b))
+                                                    for k, (a, b) in scatter.items()})
+        else:
+            out = self._group_sums(keys, fsums)
         if keys and len(out) and not self._sorts:
             out = out.sort_values(keys, na_position="last", kind="mergesort").reset_index(drop=True)
-        for k in sums:
+        for k in list(sums) + list(scatter):
             out[k] = out[k].astype("float64")
-        return out[keys + list(sums)]
+        return out[keys + list(sums) + list(scatter)]
 
     def _group_sums(self, keys, sums):
         raise NotImplementedError
+
+    def _group_scatter(self, keys, sums, scatter):
+        raise NotImplementedError
+
+    def category_dtype(self, col: str):
+        """The ``pandas.CategoricalDtype`` of ``col`` when the data store it as categories
+        (pandas Categorical, Dask categorical, DuckDB ENUM, a parquet dictionary column
+        written from a pandas Categorical), else None: the level order of the in-memory
+        path (:func:`diaspora_survey.survey.estimators._levels`) for cell tables."""
+        self.check_columns([col], "group")
+        cache = self.__dict__.setdefault("_cat_cache", {})
+        if col not in cache:
+            cache[col] = self._category_dtype(col)
+        return cache[col]
+
+    def _category_dtype(self, col):
+        return None
+
+    def head_values(self, col: str, n: int = 1000):
+        """Up to ``n`` non-missing values of the numeric column ``col`` from the first rows
+        (float array; cheap: the engines stop reading early). E.g. a shift near the data
+        for centred sums."""
+        self.check_columns([col], "summed")
+        import numpy as np
+
+        v = np.asarray(self._head_values(col, int(n)), dtype="float64")
+        return v[~np.isnan(v)][:n]
 
     def with_row_id(self, name: str) -> "Source":
         """A source with a unique integer row identifier ``name`` (e.g. as the PSU of a design
@@ -383,6 +431,10 @@ def _pandas_products(df, keys, sums):
         for f in factors:
             if isinstance(f, str):
                 prod = prod * pd.to_numeric(df[f], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+            elif _is_shift(f):
+                prod = prod * (pd.to_numeric(df[f[1]], errors="coerce").to_numpy(dtype="float64",
+                                                                                  na_value=np.nan)
+                               - float(f[2]))
             elif _is_indicator(f):
                 col = df[f[1]]
                 if f[0] == "eq":
@@ -399,6 +451,86 @@ def _pandas_products(df, keys, sums):
         prod = np.where(np.isnan(prod), 0.0, prod)
         out[name] = prod
     return pd.DataFrame(out, index=df.index)
+
+
+def _operands(scatter) -> list:
+    """The distinct operand terms (factor lists) of a scatter spec, in order."""
+    ops = []
+    for a, b in scatter.values():
+        for t in (a, b):
+            if t not in ops:
+                ops.append(t)
+    return ops
+
+
+def _pandas_moments(df, keys, sums, scatter):
+    """Per group of ``keys``: the sums, the row count ``__cnt``, the operand sums
+    ``__osum{i}`` and the centred cross-products of the scatter spec (two passes: group
+    means, then sums of products of deviations)."""
+    import numpy as np
+    import pandas as pd
+
+    ops = _operands(scatter)
+    onames = [f"__op{i}" for i in range(len(ops))]
+    prods = _pandas_products(df, keys, {**sums, **dict(zip(onames, ops))})
+    if keys:
+        codes = prods.groupby(keys, dropna=False, sort=False, observed=True).ngroup().to_numpy()
+        G = int(codes.max()) + 1 if codes.size else 0
+        _, first = np.unique(codes, return_index=True)
+        out = prods[keys].iloc[first].reset_index(drop=True)
+    else:
+        codes = np.zeros(len(prods), dtype=np.int64)
+        G = 1
+        out = pd.DataFrame(index=range(1))
+    cnt = np.bincount(codes, minlength=G).astype("float64")
+    out["__cnt"] = cnt
+    for name in sums:
+        out[name] = np.bincount(codes, weights=prods[name].to_numpy(), minlength=G)
+    dev = []
+    for i, name in enumerate(onames):
+        x = prods[name].to_numpy()
+        tot = np.bincount(codes, weights=x, minlength=G)
+        out[f"__osum{i}"] = tot
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(cnt > 0, tot / cnt, 0.0)
+        dev.append(x - mean[codes])
+    for name, (a, b) in scatter.items():
+        ia, ib = ops.index(a), ops.index(b)
+        out[name] = np.bincount(codes, weights=dev[ia] * dev[ib], minlength=G)
+    return out
+
+
+def _combine_moments(parts, keys, sums, scatter):
+    """Partial :func:`_pandas_moments` tables (e.g. one per Dask partition) -> one row per
+    group: sums added, cross-products by Chan's formula S = Σ_p S_p + Σ_p n_p (ā_p - ā)(b̄_p - b̄)."""
+    import numpy as np
+    import pandas as pd
+
+    ops = _operands(scatter)
+    if keys:
+        codes = parts.groupby(keys, dropna=False, sort=False, observed=True).ngroup().to_numpy()
+        G = int(codes.max()) + 1 if codes.size else 0
+        _, first = np.unique(codes, return_index=True)
+        out = parts[keys].iloc[first].reset_index(drop=True)
+    else:
+        codes = np.zeros(len(parts), dtype=np.int64)
+        G = 1
+        out = pd.DataFrame(index=range(1))
+    cnt_p = parts["__cnt"].to_numpy(dtype="float64")
+    cnt = np.bincount(codes, weights=cnt_p, minlength=G)
+    for name in sums:
+        out[name] = np.bincount(codes, weights=parts[name].to_numpy(dtype="float64"), minlength=G)
+    dm = []
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for i in range(len(ops)):
+            s_p = parts[f"__osum{i}"].to_numpy(dtype="float64")
+            mean = np.where(cnt > 0, np.bincount(codes, weights=s_p, minlength=G) / cnt, 0.0)
+            dm.append(np.where(cnt_p > 0, s_p / cnt_p, 0.0) - mean[codes])
+    for name, (a, b) in scatter.items():
+        ia, ib = ops.index(a), ops.index(b)
+        out[name] = np.bincount(codes, weights=parts[name].to_numpy(dtype="float64")
+                                + cnt_p * dm[ia] * dm[ib], minlength=G)
+    return out
 
 
 def _pandas_grouped(frame, keys, names):
@@ -448,6 +580,23 @@ class _PandasSource(Source):
 
     def _group_sums(self, keys, sums):
         return _pandas_grouped(_pandas_products(self.df, keys, sums), keys, list(sums))
+
+    def _group_scatter(self, keys, sums, scatter):
+        return _pandas_moments(self.df, keys, sums, scatter)
+
+    def _category_dtype(self, col):
+        import pandas as pd
+        dt = self.df[col].dtype
+        return dt if isinstance(dt, pd.CategoricalDtype) else None
+
+    def _head_values(self, col, n):
+        import pandas as pd
+        s = self.df[col]
+        for m in (10 * n, len(s)):             # [scale] the first rows usually suffice
+            v = pd.to_numeric(s.iloc[:m], errors="coerce").dropna()
+            if len(v) >= n or m >= len(s):
+                return v.to_numpy(dtype="float64")[:n]
+        return []
 
     def _distinct(self, col):
         return list(self.df[col].drop_duplicates())
@@ -527,6 +676,8 @@ class _DuckDBSource(Source):
         if isinstance(f, str):
             c = f"CAST({_q(f)} AS DOUBLE)"
             return f"NULLIF({c}, 'NaN'::DOUBLE)" if self._is_float(f) else c
+        if _is_shift(f):
+            return f"({self._factor_sql(f[1])} - {float(f[2])!r})"
         if _is_indicator(f):
             if f[0] == "eq":
                 return f"(CASE WHEN {_q(f[1])} = {_lit(f[2])} THEN 1.0 ELSE 0.0 END)"
@@ -543,11 +694,38 @@ class _DuckDBSource(Source):
         """The SQL ``COALESCE(SUM(...), 0)`` of one term (for callers composing their own SQL)."""
         return f"COALESCE(SUM({' * '.join(self._factor_sql(f) for f in factors)}), 0.0)"
 
-    def _group_sums(self, keys, sums):
-        sel = [_q(k) for k in keys] + [f"{self.sum_sql(fs)} AS {_q(n)}" for n, fs in sums.items()]
+    def _group_sums(self, keys, sums, scatter=None):
+        # positional aliases: DuckDB names are case-insensitive ("sw" and "SW" would clash)
+        names = list(sums) + list(scatter or {})
+        sel = [_q(k) for k in keys] + [f"{self.sum_sql(fs)} AS __agg{i}" for i, fs in enumerate(sums.values())]
+        for i, (a, b) in enumerate((scatter or {}).values(), start=len(sums)):
+            sa, sb = (f"COALESCE({' * '.join(self._factor_sql(f) for f in t)}, 0.0)" for t in (a, b))
+            # covar_pop: one-pass co-moment updates, merged by Chan's formula (no cancellation)
+            sel.append(f"COALESCE(covar_pop({sa}, {sb}) * COUNT(*), 0.0) AS __agg{i}")
         group = (f" GROUP BY {', '.join(_q(k) for k in keys)} "
                  f"ORDER BY {', '.join(_q(k) + ' ASC NULLS LAST' for k in keys)}") if keys else ""
-        return self._run(f"SELECT {', '.join(sel)} FROM src{group}")
+        out = self._run(f"SELECT {', '.join(sel)} FROM src{group}")
+        out.columns = list(keys) + names
+        return out
+
+    def _group_scatter(self, keys, sums, scatter):
+        return self._group_sums(keys, sums, scatter)
+
+    def _category_dtype(self, col):
+        import pandas as pd
+
+        typ = dict(zip(self.rel.columns, self.rel.types))[col]
+        if self._types[col].startswith("ENUM"):
+            values = dict(typ.children)["values"]
+            return pd.CategoricalDtype(list(values), ordered=False)
+        if self._types[col] == "VARCHAR" and self.files:
+            return _parquet_category_dtype(self.files, col)
+        return None
+
+    def _head_values(self, col, n):
+        v = f"CAST({_q(col)} AS DOUBLE)"
+        return self._run(f"SELECT {v} AS v FROM src WHERE {v} IS NOT NULL AND NOT isnan({v}) "
+                         f"LIMIT {int(n)}")["v"].to_numpy()
 
     def _distinct(self, col):
         return list(self._run(f"SELECT DISTINCT {_q(col)} AS v FROM src")["v"])
@@ -626,6 +804,31 @@ class _DaskSource(Source):
                              .sum(split_out=1))
         return res.reset_index()
 
+    def _group_scatter(self, keys, sums, scatter):
+        meta = _pandas_moments(self.ddf._meta, keys, sums, scatter)
+        parts = self.ddf.map_partitions(_pandas_moments, keys, sums, scatter, meta=meta)
+        # partial tables (partitions x groups, small) combined here by Chan's formula: a sum
+        # of the raw co-moments would bring the cancellation back
+        (res,) = self._compute(parts)
+        return _combine_moments(res.reset_index(drop=True), keys, sums, scatter)
+
+    def _category_dtype(self, col):
+        import pandas as pd
+
+        dt = self.ddf.dtypes[col]
+        if isinstance(dt, pd.CategoricalDtype):
+            known = getattr(self.ddf[col].cat, "known", True)
+            if known:
+                return dt
+        if self.files and (isinstance(dt, pd.CategoricalDtype) or not self.is_numeric(col)):
+            return _parquet_category_dtype(self.files, col)
+        return None
+
+    def _head_values(self, col, n):
+        import pandas as pd
+        (part,) = self._compute(self.ddf[col].partitions[0])
+        return pd.to_numeric(part, errors="coerce").dropna().to_numpy(dtype="float64")[:n]
+
     def _distinct(self, col):
         (res,) = self._compute(self.ddf[col].drop_duplicates())
         return list(res)
@@ -645,12 +848,43 @@ class _DaskSource(Source):
         return int(n)
 
 
+def _parquet_category_dtype(files, col):
+    """The categories of a parquet dictionary column (written from a pandas Categorical) as
+    pandas reads them: the dictionaries of the row groups of the files in order, merged in
+    order of first appearance (pyarrow's unification), ``ordered`` from the arrow type.
+    Reads one value per row group. None if any file stores the column otherwise."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    levels, ordered = {}, False
+    for f in files:
+        try:
+            field = pq.read_schema(str(f)).field(col)      # as stored (not as read_dictionary reads)
+        except Exception:  # noqa: BLE001 - unreadable or no such column: not categorical
+            return None
+        if not pa.types.is_dictionary(field.type):
+            return None
+        pf = pq.ParquetFile(str(f), read_dictionary=[col])
+        ordered = ordered or bool(field.type.ordered)
+        for rg in range(pf.metadata.num_row_groups):
+            for batch in pf.iter_batches(batch_size=1, row_groups=[rg], columns=[col]):
+                arr = batch.column(0)
+                if pa.types.is_dictionary(arr.type):
+                    for v in arr.dictionary.to_pylist():
+                        levels.setdefault(v, None)
+                break
+    return pd.CategoricalDtype([v for v in levels if v is not None], ordered=ordered)
+
+
 def describe_term(term: Term) -> str:
     """A readable form of a term, e.g. ``w*y*[sex=2]`` (for messages and docs)."""
     parts = []
     for f in _factors(term):
         if isinstance(f, str):
             parts.append(f)
+        elif _is_shift(f):
+            parts.append(f"({f[1]}-{f[2]!r})")
         elif _is_indicator(f):
             parts.append(f"[{f[1]} notnull]" if f[0] == "notnull" else f"[{f[1]} {f[0]} {f[2]!r}]")
         else:

@@ -72,6 +72,77 @@ def combine_codes(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return codes.astype(np.int64, copy=False)
 
 
+def stratum_scales(n_h: np.ndarray, fpc_h: np.ndarray | None, fpc_is_fraction: bool,
+                   mult_h: np.ndarray, lonely_psu: str, stage_no: int, stratum_label,
+                   grp_h: np.ndarray | None = None, fpc_name: str = "fpc"):
+    """Per-stratum multipliers of one stage from its unit counts (shared by :func:`build_stage`
+    and the element-sampled out-of-core designs, ``survey/scan.py``).
+
+    n_h: (H,) sampled units per stratum; fpc_h: (H,) the stratum's fpc (population size,
+    or the sampling fraction when fpc_is_fraction; None = with replacement); mult_h: (H,)
+    product of the sampling fractions above; grp_h: (H,) the 'average' rule group (None =
+    one group). Returns ``(scale_h, center_h, nan_h, frac_h)``: scale_h = m_h (1-f_h)
+    n_h/(n_h-1) with the lonely-PSU rule applied (0 for removed / self-representing strata,
+    the 'average' factor folded in), center_h False where 'adjust' leaves a single-unit
+    stratum uncentred, nan_h True where the contribution is NaN ('average' with no usable
+    stratum), frac_h = n_h/N_h (0 without fpc). Raises ``design.fpc_too_small`` and
+    ``design.lonely_psu`` (rule 'fail') naming the stratum (``stratum_label(h)``).
+    """
+    from ..errors import DesignError
+
+    n_strata = n_h.size
+    if fpc_h is None:
+        N_h = np.full(n_strata, np.inf)
+    else:
+        with np.errstate(divide="ignore"):
+            N_h = n_h / fpc_h if fpc_is_fraction else fpc_h
+        if np.any(N_h < n_h - 1e-9 * n_h):
+            h = int(np.flatnonzero(N_h < n_h - 1e-9 * n_h)[0])
+            raise DesignError(f"{fpc_name!r} implies more than 100% sampling in stratum "
+                              f"{stratum_label(h)!s} at stage {stage_no}: population "
+                              f"{N_h[h]:g} < {int(n_h[h])} sampled units",
+                              code="design.fpc_too_small", where=f"column {fpc_name!r}",
+                              hint="fpc is the number of units in the population of the "
+                                   "stratum (or a sampling fraction <= 1 for all rows)")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = np.where(np.isinf(N_h), 1.0, (N_h - n_h) / N_h)          # R's f = 1 - n/N
+        frac = np.where(np.isinf(N_h), 0.0, n_h / N_h)
+        scale_h = np.where(n_h > 1, f * n_h / np.maximum(n_h - 1, 1), f) * mult_h
+    scale_h = np.where(f < 1e-7, 0.0, scale_h)                        # self-representing
+    center_h = np.ones(n_strata, dtype=bool)
+    nan_h = np.zeros(n_strata, dtype=bool)
+    # R's onestrat: a self-representing stratum (f = 0: every unit sampled, e.g. a
+    # single school out of a single school) contributes 0 before the lonely-PSU rule
+    lonely = (n_h == 1) & ~(f < 1e-7)
+    if lonely.any():
+        if lonely_psu == "fail":
+            h = int(np.flatnonzero(lonely)[0])
+            raise DesignError(
+                f"only one PSU in this stratum at stage {stage_no}"
+                + (f" ({int(lonely.sum())} such strata)" if lonely.sum() > 1 else ""),
+                code="design.lonely_psu", where=f"stratum {stratum_label(h)!s}",
+                hint="choose a rule: SurveyDesign(..., lonely_psu='remove'|'adjust'|'average'"
+                     "|'certainty') (as R's options(survey.lonely.psu)), or merge the stratum "
+                     "with a neighbouring one")
+        if lonely_psu == "adjust":
+            center_h = ~lonely
+        elif lonely_psu == "average":
+            # R: sum over usable strata * nstrat/nokstrat within each onestage() call
+            if grp_h is None:
+                grp_h = np.zeros(n_strata, dtype=np.int64)
+            ng = int(grp_h.max()) + 1
+            nstrat = np.bincount(grp_h, minlength=ng).astype(float)
+            nok = np.bincount(grp_h, weights=(~lonely).astype(float), minlength=ng)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                fac = nstrat / nok
+            scale_h = np.where(lonely, 0.0, scale_h * fac[grp_h])
+            nan_h = (nok == 0)[grp_h]
+            scale_h = np.where(nan_h, 0.0, scale_h)
+        else:  # remove / certainty: a centred single unit contributes 0
+            scale_h = np.where(lonely, 0.0, scale_h)
+    return scale_h, center_h, nan_h, frac
+
+
 def build_stage(unit_code: np.ndarray, stratum_code: np.ndarray, fpc_row: np.ndarray | None,
                 fpc_is_fraction: bool, parent_mult_row: np.ndarray | None, lonely_psu: str,
                 stage_no: int, stratum_label, group_of_stratum_row: np.ndarray | None = None,
@@ -105,9 +176,8 @@ def build_stage(unit_code: np.ndarray, stratum_code: np.ndarray, fpc_row: np.nda
     first_row = np.full(n_strata, -1, dtype=np.int64)
     rows = np.arange(stratum_code.size)
     first_row[stratum_code[::-1]] = rows[::-1]
-    if fpc_row is None:
-        N_h = np.full(n_strata, np.inf)
-    else:
+    fpc_h = None
+    if fpc_row is not None:
         fpc_row = np.asarray(fpc_row, dtype=np.float64)
         fpc_h = fpc_row[first_row]
         bad = fpc_row != fpc_h[stratum_code]
@@ -118,56 +188,11 @@ def build_stage(unit_code: np.ndarray, stratum_code: np.ndarray, fpc_row: np.nda
                               code="design.fpc_varies", where=f"column {fpc_name!r}",
                               hint="fpc must be constant within strata: the population size "
                                    "(or sampling fraction) of the stratum at that stage")
-        with np.errstate(divide="ignore"):
-            N_h = n_h / fpc_h if fpc_is_fraction else fpc_h
-        if np.any(N_h < n_h - 1e-9 * n_h):
-            h = int(np.flatnonzero(N_h < n_h - 1e-9 * n_h)[0])
-            raise DesignError(f"{fpc_name!r} implies more than 100% sampling in stratum "
-                              f"{stratum_label(h)!s} at stage {stage_no}: population "
-                              f"{N_h[h]:g} < {int(n_h[h])} sampled units",
-                              code="design.fpc_too_small", where=f"column {fpc_name!r}",
-                              hint="fpc is the number of units in the population of the "
-                                   "stratum (or a sampling fraction <= 1 for all rows)")
     mult_h = (np.ones(n_strata) if parent_mult_row is None
               else np.asarray(parent_mult_row, dtype=np.float64)[first_row])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f = np.where(np.isinf(N_h), 1.0, (N_h - n_h) / N_h)          # R's f = 1 - n/N
-        frac = np.where(np.isinf(N_h), 0.0, n_h / N_h)
-        scale_h = np.where(n_h > 1, f * n_h / np.maximum(n_h - 1, 1), f) * mult_h
-    scale_h = np.where(f < 1e-7, 0.0, scale_h)                        # self-representing
-    center_h = np.ones(n_strata, dtype=bool)
-    nan_h = np.zeros(n_strata, dtype=bool)
-    # R's onestrat: a self-representing stratum (f = 0: every unit sampled, e.g. a
-    # single school out of a single school) contributes 0 before the lonely-PSU rule
-    lonely = (n_h == 1) & ~(f < 1e-7)
-    if lonely.any():
-        if lonely_psu == "fail":
-            h = int(np.flatnonzero(lonely)[0])
-            raise DesignError(
-                f"only one PSU in this stratum at stage {stage_no}"
-                + (f" ({int(lonely.sum())} such strata)" if lonely.sum() > 1 else ""),
-                code="design.lonely_psu", where=f"stratum {stratum_label(h)!s}",
-                hint="choose a rule: SurveyDesign(..., lonely_psu='remove'|'adjust'|'average'"
-                     "|'certainty') (as R's options(survey.lonely.psu)), or merge the stratum "
-                     "with a neighbouring one")
-        if lonely_psu == "adjust":
-            center_h = ~lonely
-        elif lonely_psu == "average":
-            # R: sum over usable strata * nstrat/nokstrat within each onestage() call
-            if group_of_stratum_row is None:
-                grp_h = np.zeros(n_strata, dtype=np.int64)
-            else:
-                grp_h = np.asarray(group_of_stratum_row)[first_row]
-            ng = int(grp_h.max()) + 1
-            nstrat = np.bincount(grp_h, minlength=ng).astype(float)
-            nok = np.bincount(grp_h, weights=(~lonely).astype(float), minlength=ng)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                fac = nstrat / nok
-            scale_h = np.where(lonely, 0.0, scale_h * fac[grp_h])
-            nan_h = (nok == 0)[grp_h]
-            scale_h = np.where(nan_h, 0.0, scale_h)
-        else:  # remove / certainty: a centred single unit contributes 0
-            scale_h = np.where(lonely, 0.0, scale_h)
+    grp_h = None if group_of_stratum_row is None else np.asarray(group_of_stratum_row)[first_row]
+    scale_h, center_h, nan_h, frac = stratum_scales(n_h, fpc_h, fpc_is_fraction, mult_h, lonely_psu,
+                                                    stage_no, stratum_label, grp_h, fpc_name)
     return Stage(unit=unit, n_units=n_units, unit_stratum=unit_stratum, starts=starts,
                  n_h=n_h, scale_u=scale_h[unit_stratum], center_h=center_h, nan_h=nan_h,
                  frac_h=frac, mult_h=mult_h)

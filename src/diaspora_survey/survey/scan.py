@@ -21,8 +21,29 @@ row-level design, hence the same estimates, covariance, degrees of freedom (PSUs
 with a nonzero weight), lonely-PSU rules and fpc. The in-memory kernels
 (:mod:`.estimators` on a :class:`.design.SurveyDesign` of the cells) do the rest; the row
 counts ``n`` and the SRS variance of ``deff`` (which depend on rows, not cells) are taken
-from the counted cells and Σw·y². With ``psu=None`` (R's ``id=~1``) every row is a PSU and
-the cell table has one row per row.
+from the counted cells and Σw·y².
+
+Element sampling (``psu=None``, R's ``id=~1``: every row its own PSU)
+--------------------------------------------------------------------
+A PSU per row would make the cell table as long as the data. Instead the cells are stratum ×
+fpc × by-groups × levels × flags (their number independent of the rows) and the engine adds
+the second moments: the centred cross-products S_c of v_i = (w_i, w_i·(y_i1 - s_1), ...)
+over the cell's rows (DuckDB ``covar_pop``: one pass, no cancellation; s_j a shift near the
+data, the median of the first values, so an offset of y does not cancel either). Within a
+cell every score is linear, z_i = λ_c·v_i, hence per stratum
+
+    Σ_{i∈h} (z_i - z̄_h)(z_i - z̄_h)' = Σ_{c∈h} [λ_c S_c λ_c' + n_c (ζ_c - z̄_h)(ζ_c - z̄_h)']
+
+with ζ_c the cell mean of the scores and z̄_h the stratum mean over all its n_h rows (weight
+0, missing, outside the domain included, as SurveyDesign counts its units): the Taylor
+covariance Σ_h (1 - f_h) n_h/(n_h - 1) (...) of R ``svyrecvar`` without forming the rows'
+scores, with the fpc, lonely-PSU rules (:func:`.linearisation.stratum_scales`, shared with
+SurveyDesign), df = #rows - #strata (in a domain or group: the rows and strata with a
+nonzero weight) and deff as the in-memory design (:class:`_ElementCells`).
+
+Levels of categorical variables and groups come in the order of the in-memory path: the
+categories of a pandas Categorical stored in the parquet file (or a Dask categorical, a
+DuckDB ENUM), sorted values otherwise (:meth:`~diaspora_survey.io.engine.Source.category_dtype`).
 
 R equivalent: ``svydesign(ids=~psu, strata=~h, weights=~w, fpc=~N, data="table",
 dbtype="DuckDB", dbname=...)`` then ``svymean``/``svytotal``/``svyratio``/``svyby``.
@@ -38,11 +59,12 @@ import pandas as pd
 from ..errors import DesignError, EstimationError
 from ..io.engine import open_source
 from . import estimators as est
+from . import linearisation as lin
 from ._formula import check_condition
-from .design import SurveyDesign
+from .design import SurveyDesign, _distinct_per_group
 from .linearisation import LONELY_RULES
 
-_W, _N, _NZ, _OK, _DOM, _ROW = "__w", "__n", "__nnz", "__ok", "__dom", "__row"
+_W, _N, _NZ, _OK, _DOM = "__w", "__n", "__nnz", "__ok", "__dom"
 
 
 def _one(x, role):
@@ -82,6 +104,7 @@ class ScanDesign:
         self.nest = bool(nest)
         self.lonely_psu = lonely_psu
         self._domain = tuple(_domain)
+        self._shifts = {}          # psu=None: a shift per numeric variable (see _shift)
         if not _domain:
             src = self.source
             if self.weights is not None:
@@ -117,9 +140,10 @@ class ScanDesign:
     # ------------------------------------------------------------------ the engine pass
     def _cells(self, numeric: list[str], categorical: list[str], by: list[str], squares: bool,
                derive=None):
-        """One grouped pass -> the cell design (SurveyDesign over the cell table) and the table.
+        """One grouped pass -> the cell design (SurveyDesign over the cell table; for
+        ``psu=None`` an :class:`_ElementCells`, see :meth:`_element_cells`) and the table.
         ``derive(cells)`` may add columns computed from the keys (e.g. age bands from ages)
-        before the design is built."""
+        before the design is built (same rows, same order)."""
         src = self.source
         src.check_columns(numeric + categorical + by, "estimate")
         flags = {}
@@ -132,10 +156,9 @@ class ScanDesign:
             flags[_DOM] = (" AND ".join(f"COALESCE(({s}), FALSE)" for s in sqls),
                            lambda df, fs=tuple(funcs): np.logical_and.reduce([_as_mask(f(df)) for f in fs]))
         src = src.with_flags(flags)
+        if self.psu is None:
+            return self._element_cells(src, list(flags), numeric, categorical, by, squares, derive)
         psu = self.psu
-        if psu is None:
-            src = src.with_row_id(_ROW)
-            psu = _ROW
         keys = []
         for k in [self.strata, psu, self.fpc] + by + categorical + list(flags):
             if k is not None and k not in keys:
@@ -146,7 +169,7 @@ class ScanDesign:
             sums[f"__s{j}"] = (w, v)
             if squares:
                 sums[f"__q{j}"] = (w, v, v)
-        cells = src.group_sums(keys, sums)
+        cells = self._categorise(src.group_sums(keys, sums), by + categorical)
         if self.weights is None and self.fpc is not None:     # R: weights implied by the fpc
             imp = SurveyDesign(cells, weights=None, strata=self.strata, psu=psu, fpc=self.fpc,
                                nest=self.nest, lonely_psu=self.lonely_psu).weights
@@ -162,13 +185,140 @@ class ScanDesign:
             cells = derive(cells)
         design = SurveyDesign(cells, weights=_W, strata=self.strata, psu=psu, fpc=self.fpc,
                               nest=self.nest, lonely_psu=self.lonely_psu)
+        return self._in_domain(design, cells), cells
+
+    def _in_domain(self, design, cells):
         if self._domain:
             dom = cells[_DOM].to_numpy(dtype=bool)
             if not dom.any():
                 raise EstimationError("the subset is empty", code="estimate.empty_domain",
                                       where=self.source.label, hint="no row satisfies the condition")
             design = design.subset(dom)
-        return design, cells
+        return design
+
+    def _categorise(self, cells, cols):
+        """Key columns the source stores as categories (a parquet column written from a
+        pandas Categorical, a Dask categorical, a DuckDB ENUM) get that dtype, so that levels
+        and groups come in the category order of the in-memory path, not sorted."""
+        for c in dict.fromkeys(cols):
+            dt = self.source.category_dtype(c)
+            if dt is None or cells[c].dtype == dt:
+                continue
+            have = set(dt.categories)
+            extra = [v for v in pd.unique(cells[c].dropna()) if v not in have]
+            if extra:      # e.g. values of a page that fell back from dictionary encoding
+                dt = pd.CategoricalDtype(list(dt.categories) + sorted(extra), ordered=dt.ordered)
+            cells[c] = cells[c].astype(object).astype(dt)
+        return cells
+
+    # ------------------------------------------------------------------ psu=None: element sampling
+    def _shift(self, var) -> float:
+        """A value near the data of ``var`` (median of its first non-missing values): the
+        engine's second moments are of w·(y - shift), so a large offset of y (a year, an
+        income level) does not cancel in the variance. Looked up once per variable."""
+        if var not in self._shifts:                       # (shared with subset() designs)
+            v = self.source.head_values(var, 1000)
+            self._shifts[var] = float(np.median(v)) if v.size else 0.0
+        return self._shifts[var]
+
+    def _element_cells(self, src, flags, numeric, categorical, by, squares, derive):
+        """psu=None (R's ``id=~1``): every row is a PSU. One grouped pass returns, per cell
+        stratum × fpc × by × levels × flags (independent of the number of rows): the row count
+        n_c, Σw, Σw·y, and the centred cross-products S_c of the row vector
+        v = (w, w·(y_1 - s_1), ..., w·(y_p - s_p)). Every score of mean/total/proportion/ratio
+        is z_i = λ_c·v_i within a cell, so per stratum
+        Σ_{i∈h} (z_i - z̄_h)(z_i - z̄_h)' = Σ_{c∈h} [λ_c S_c λ_c' + n_c (ζ_c - z̄_h)(ζ_c - z̄_h)'],
+        ζ_c = λ_c·v̄_c, z̄_h = Σ n_c ζ_c / n_h (:func:`_element_vcov`); n_h counts all rows of
+        the stratum (weight 0, missing, outside the domain: as SurveyDesign's units)."""
+        keys = list(dict.fromkeys(k for k in [self.strata, self.fpc] + by + categorical + flags
+                                  if k is not None))
+        w = self.weights if self.weights is not None else 1
+        sums = {_W: w, _N: 1, _NZ: ("ne", self.weights, 0) if self.weights is not None else 1}
+        for j, v in enumerate(numeric):
+            sums[f"__s{j}"] = (w, v)
+        shifts = [self._shift(v) for v in numeric]
+        for j, (v, sh) in enumerate(zip(numeric, shifts)):
+            if squares:                                    # Σw·(y - s)², for deff
+                sums[f"__q{j}"] = (w, ("shift", v, sh), ("shift", v, sh))
+        ops = [w] + [(w, ("shift", v, s)) for v, s in zip(numeric, shifts)]
+        J = len(ops)
+        scatter = {f"__S{a}_{b}": (ops[a], ops[b]) for a in range(J) for b in range(a, J)}
+        cells = self._categorise(src.group_sums(keys, sums, scatter=scatter), by + categorical)
+        C = len(cells)
+        n_c = cells[_N].to_numpy(dtype=float)
+        if self.strata is None:
+            hc, hlab = np.zeros(C, dtype=np.int64), None
+        else:
+            hc, hlab = pd.factorize(cells[self.strata])
+            hc = hc.astype(np.int64)
+        H = int(hc.max()) + 1 if C else 0
+        n_h = np.bincount(hc, weights=n_c, minlength=H)
+
+        def label(h):
+            return "(whole sample)" if hlab is None else f"{hlab[h]!s} (column {self.strata!r})"
+
+        fpc_h, fraction = self._stratum_fpc(cells, hc, H, label)
+        scale_h, center_h, nan_h, frac = lin.stratum_scales(
+            n_h, fpc_h, fraction, np.ones(H), self.lonely_psu, 1, label, None, self.fpc or "fpc")
+        su = np.column_stack([cells[_W].to_numpy(dtype=float)]
+                             + [cells[f"__s{j}"].to_numpy(dtype=float) for j in range(len(numeric))])
+        S = np.empty((C, J, J))
+        for a in range(J):
+            for b in range(a, J):
+                S[:, a, b] = S[:, b, a] = cells[f"__S{a}_{b}"].to_numpy(dtype=float)
+        if self.weights is None and self.fpc is not None:     # R: weights implied by the fpc
+            imp = np.where(frac > 0, 1.0 / np.where(frac > 0, frac, 1.0), 1.0)[hc]
+            for c in [_W] + [c for c in cells.columns if c.startswith(("__s", "__q"))]:
+                cells[c] = cells[c] * imp
+            su = su * imp[:, None]
+            S = S * (imp ** 2)[:, None, None]
+        ok = cells[_OK].to_numpy(dtype=bool) if numeric else np.ones(C, dtype=bool)
+        wsum = cells[_W].to_numpy()
+        values = []
+        for j, v in enumerate(numeric):
+            with np.errstate(invalid="ignore", divide="ignore"):
+                val = np.where(wsum != 0, cells[f"__s{j}"].to_numpy() / wsum, 0.0)
+            cells[v] = np.where(ok, val, np.nan)
+            values.append(np.where(ok, val, 0.0))
+        cells = cells.drop(columns=list(scatter))
+        if derive is not None:
+            cells = derive(cells)
+            if len(cells) != C:
+                raise EstimationError("internal: derive() changed the cell table's rows",
+                                      code="estimate.internal", hint="add columns only")
+        info = dict(hc=hc, H=H, n=n_c, n_h=n_h, n_rows=float(n_c.sum()), nnz=cells[_NZ].to_numpy(dtype=float),
+                    scale_h=scale_h, center_h=center_h, nan_h=nan_h, sums=su, S=S,
+                    shift=np.array([0.0] + shifts), values=values, pairs=None)
+        design = _ElementCells(cells, info, self.lonely_psu)
+        return self._in_domain(design, cells), cells
+
+    def _stratum_fpc(self, cells, hc, H, label):
+        """The fpc of every stratum from the cells (checks as SurveyDesign: > 0, population
+        sizes or fractions, constant within strata) -> (fpc_h or None, is_fraction)."""
+        if self.fpc is None:
+            return None, False
+        name = self.fpc
+        v = cells[name].to_numpy(dtype=float)
+        if (v <= 0).any():
+            raise DesignError(f"fpc {name!r} has values <= 0", code="design.fpc_invalid",
+                              where=f"{self.source.label}, column {name!r}",
+                              hint="fpc is a population size (>= 1) or a fraction in (0, 1]")
+        fraction = not bool((v > 1).any())
+        if not fraction and (v < 1).any():
+            raise DesignError("fpc mixes population sizes (> 1) and sampling fractions (< 1)",
+                              code="design.fpc_mixed", where=f"{self.source.label}, column {name!r}",
+                              hint="use population sizes everywhere, or fractions everywhere")
+        lo = np.full(H, np.inf)
+        hi = np.full(H, -np.inf)
+        np.minimum.at(lo, hc, v)
+        np.maximum.at(hi, hc, v)
+        if (lo != hi).any():
+            h = int(np.flatnonzero(lo != hi)[0])
+            raise DesignError(f"{name!r} varies within stratum {label(h)!s} at stage 1",
+                              code="design.fpc_varies", where=f"{self.source.label}, column {name!r}",
+                              hint="fpc must be constant within strata: the population size "
+                                   "(or sampling fraction) of the stratum at that stage")
+        return lo, fraction
 
     def _split(self, vars_, categorical):
         numeric, cats = [], []
@@ -190,8 +340,10 @@ class ScanDesign:
         want_deff = deff is not False and deff is not None
         numeric, cats = self._split(vars_, categorical)
         design, cells = self._cells(numeric, cats, by_, squares=want_deff)
-        res = est._mean_total(design, vars_, by, kind=kind, deff=False, level=level, df=df,
-                              na_rm=na_rm, categorical=categorical)
+        op = {v: j + 1 for j, v in enumerate(numeric)}       # operands of the element design
+        with _pairs(design, [op.get(v, 0) for v in vars_], [0] if kind == "mean" else None):
+            res = est._mean_total(design, vars_, by, kind=kind, deff=False, level=level, df=df,
+                                  na_rm=na_rm, categorical=categorical)
         blocks, valid = est._blocks(design, vars_, categorical)
         g, _ = est._groups(design, by)
         G = int(g.max()) + 1 if (g >= 0).any() else 0
@@ -199,7 +351,9 @@ class ScanDesign:
         res["n"] = np.repeat(self._counts(design, cells, g, valid, G), k).astype(np.int64)
         if want_deff:
             V = np.asarray(res.attrs["vcov"])
-            d = _deff(design, cells, blocks, numeric, valid, g, G, k, V, kind, replace=(deff == "replace"))
+            shift = getattr(design, "_cellinfo", {}).get("shift")
+            d = _deff(design, cells, blocks, numeric, valid, g, G, k, V, kind, replace=(deff == "replace"),
+                      shift=None if shift is None else shift[1:])
             pos = list(res.columns).index("cv") + 1
             res.insert(pos, "deff", d)
         return res
@@ -232,7 +386,10 @@ class ScanDesign:
                 raise EstimationError(f"variable {v!r} is not numeric", code="estimate.not_numeric",
                                       where=f"{self.source.label}, column {v}")
         design, cells = self._cells(numeric, [], est._as_list(by), squares=False)
-        res = est.ratio(design, nums, dens, by=by, level=level, df=df, na_rm=na_rm)
+        op = {v: j + 1 for j, v in enumerate(numeric)}
+        pairs = [(i, j) for i in nums for j in dens]
+        with _pairs(design, [op[i] for i, _ in pairs], [op[j] for _, j in pairs]):
+            res = est.ratio(design, nums, dens, by=by, level=level, df=df, na_rm=na_rm)
         valid = cells[_OK].to_numpy(dtype=bool)
         g, _ = est._groups(design, by)
         G = int(g.max()) + 1 if (g >= 0).any() else 0
@@ -241,10 +398,211 @@ class ScanDesign:
         return res
 
 
-def _deff(design, cells, blocks, numeric, valid, g, G, k, V, kind, replace=False):
+class _pairs:
+    """Context: the operand of every (value, key) pair the next estimator passes to
+    ``_linear`` of an :class:`_ElementCells` design (0: the weight, j: w·y_j); a no-op for
+    other designs."""
+
+    def __init__(self, design, num_ops, den_ops):
+        self.info = getattr(design, "_cellinfo", None)
+        self.spec = (list(num_ops), None if den_ops is None else list(den_ops))
+
+    def __enter__(self):
+        if self.info is not None:
+            self.info["pairs"] = self.spec
+
+    def __exit__(self, *exc):
+        if self.info is not None:
+            self.info["pairs"] = None
+
+
+class _ElementCells(SurveyDesign):
+    """The cell table of an element-sampled design (``psu=None``: every row its own PSU) as a
+    :class:`SurveyDesign` for the in-memory estimators: estimates from the cells' weight totals
+    (as any cell design); the Taylor covariance from the cells' moments
+    (:func:`_element_vcov`, the rows' PSU scores never formed); degrees of freedom from row
+    counts: #rows - #strata, in a domain or group the rows with a nonzero weight (R's
+    ``degf(subset(...))``), as SurveyDesign(..., psu=None) counts them."""
+
+    __slots__ = ("_cellinfo",)
+
+    def __init__(self, cells, info, lonely_psu):
+        super().__init__(cells, weights=_W, lonely_psu="remove")   # cells as units: weights only
+        object.__setattr__(self, "_cellinfo", info)
+        object.__setattr__(self, "_lonely", lonely_psu)
+
+    def _derive(self, **changes):
+        new = object.__new__(type(self))
+        for k in SurveyDesign.__slots__ + _ElementCells.__slots__:
+            object.__setattr__(new, k, getattr(self, k, None))
+        for k, v in changes.items():
+            object.__setattr__(new, k, v)
+        object.__setattr__(new, "_frozen", True)
+        return new
+
+    @property
+    def degf(self) -> int:
+        info = self._cellinfo
+        if self._domain is None:
+            return int(info["n_rows"] - info["H"])
+        return int(self.domain_degf(np.zeros(self._n, dtype=np.int64), 1)[0])
+
+    def domain_degf(self, groups, n_groups):
+        info = self._cellinfo
+        g = np.asarray(groups, dtype=np.int64)
+        inset = (g >= 0) & (info["nnz"] > 0)
+        if self._domain is not None:
+            inset &= self._domain
+        rows = np.flatnonzero(inset)
+        G = int(n_groups)
+        n_psu = np.bincount(g[rows], weights=info["nnz"][rows], minlength=G)
+        n_st = _distinct_per_group(g[rows], info["hc"][rows], max(info["H"], 1), G)
+        return (n_psu - n_st).astype(float)
+
+    def _vcov_rows(self, Z):
+        raise EstimationError("row scores of an out-of-core element design are not available",
+                              code="estimate.not_supported",
+                              hint="use mean/total/proportion/ratio of ScanDesign, or SurveyDesign in memory")
+
+    def _operands(self, num, den):
+        info = self._cellinfo
+        J = info["sums"].shape[1]
+        spec = info["pairs"]
+        if spec is None:
+            if J > 1:
+                raise EstimationError("internal: the operands of the estimator's totals are unknown",
+                                      code="estimate.internal", hint="please report this")
+            spec = ([0] * len(num), None if den is None else [0] * len(den))
+        ops_num, ops_den = spec
+        if len(ops_num) != len(num) or (den is None) != (ops_den is None) \
+                or (den is not None and len(ops_den) != len(den)):
+            raise EstimationError("internal: the estimator's totals do not match the cell moments",
+                                  code="estimate.internal", hint="please report this")
+        for (a, k), j in zip(list(num) + list(den or []), list(ops_num) + list(ops_den or [])):
+            ok = k >= 0
+            want = np.ones(int(ok.sum())) if j == 0 else info["values"][j - 1][ok]
+            if not np.array_equal(a[ok], want):
+                raise EstimationError("internal: an estimator's values are not the cell moments'",
+                                      code="estimate.internal", hint="please report this")
+        return ops_num, ops_den
+
+    def _linear(self, n_terms, num, den, n_den=0, dmap=None):
+        """As :meth:`SurveyDesign._linear`: theta_t = N_t / D_dmap[t] (or N_t) from the cells,
+        the covariance from the cell moments (:func:`_element_vcov`)."""
+        dom = self._domain
+
+        def mask_key(key):
+            key = np.asarray(key, dtype=np.int64)
+            return np.where(dom, key, -1) if dom is not None else key
+
+        num = [(np.asarray(a, dtype=np.float64), mask_key(k)) for a, k in num]
+        den = None if den is None else [(np.asarray(b, dtype=np.float64), mask_key(k)) for b, k in den]
+        ops_num, ops_den = self._operands(num, den)
+        w = self._w
+
+        def totals(pairs, K):
+            out = np.zeros(K)
+            for a, k in pairs:
+                ok = k >= 0
+                out += np.bincount(k[ok], weights=(w * a)[ok], minlength=K)
+            return out
+
+        N = totals(num, n_terms)
+        if den is not None:
+            D = totals(den, n_den)
+            dmap = np.asarray(dmap, dtype=np.int64)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                theta = N / D[dmap]
+        else:
+            D, theta = None, N
+        V = _element_vcov(self._cellinfo, n_terms, num, ops_num, den, ops_den, n_den, dmap, theta, D)
+        return theta, V, N, D
+
+
+#: above this many cells x terms the between-cell part is formed sparse (as SurveyDesign's
+#: unit totals: linearisation.stage_vcov_sparse)
+_DENSE_LIMIT = 30_000_000
+
+
+def _element_vcov(info, T, num, ops_num, den, ops_den, n_den, dmap, theta, D):
+    """Taylor covariance (T, T) of the estimates of an element-sampled stratified design from
+    cell moments (Lumley 2010, §2.2; R ``svyrecvar`` with every row a PSU):
+
+        V = Σ_h scale_h Σ_{i∈h} (z_i - z̄_h)(z_i - z̄_h)'
+          = Σ_h scale_h Σ_{c∈h} [λ_c S_c λ_c' + n_c (ζ_c - z̄_h)(ζ_c - z̄_h)'],
+
+    scale_h = (1 - f_h) n_h/(n_h - 1) with the lonely-PSU rule (:func:`.linearisation.
+    stratum_scales`); z_it = w_i (a_i [key=t] - theta_t b_i [dkey=dmap_t]) / D_dmap[t] the
+    scores of :meth:`SurveyDesign._linear` (non-finite -> 0, as there), linear within a cell:
+    z_it = λ_ct·v_i with v_i = (w_i, w_i (y_i1 - s_1), ...); S_c the centred cross-products of
+    v over the cell's n_c rows (from the engine), ζ_ct = Σ_{i∈c} z_it / n_c, z̄_h = Σ_{c∈h}
+    n_c ζ_c / n_h (0 where 'adjust' leaves a single-row stratum uncentred). Cells of
+    different groups share no row, so λ_c has the terms of one group only."""
+    from scipy import sparse
+
+    hc, n_c, H = info["hc"], info["n"], max(info["H"], 1)
+    su, S, shift = info["sums"], info["S"], info["shift"]
+    C, J = su.shape
+    scale_c = info["scale_h"][hc]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        st = np.ones(T) if den is None else 1.0 / D[dmap]
+    st = np.where(np.isfinite(st), st, 0.0)
+    r, t, o, v = [], [], [], []
+    for (a, k), j in zip(num, ops_num):
+        ok = np.flatnonzero(k >= 0)
+        r.append(ok); t.append(k[ok]); o.append(np.full(ok.size, j)); v.append(st[k[ok]])
+    if den is not None:
+        th = np.where(np.isfinite(theta), theta, 0.0)
+        order = np.argsort(dmap, kind="stable")
+        counts = np.bincount(dmap, minlength=n_den)
+        ptr = np.concatenate(([0], np.cumsum(counts)))
+        for (b, k), j in zip(den, ops_den):
+            ok = np.flatnonzero(k >= 0)
+            kk = k[ok]
+            reps = counts[kk]
+            rr = np.repeat(ok, reps)
+            offs = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
+            tt = order[np.repeat(ptr[kk], reps) + offs]
+            r.append(rr); t.append(tt); o.append(np.full(rr.size, j)); v.append(-th[tt] * st[tt])
+    r, t, o, v = (np.concatenate(x) for x in (r, t, o, v))
+    # within cells: λ on the shifted operands (w·y = w·(y - s) + s·w)
+    y_ = o > 0
+    rs, ts = np.concatenate([r, r[y_]]), np.concatenate([t, t[y_]])
+    os_ = np.concatenate([o, np.zeros(int(y_.sum()), dtype=o.dtype)])
+    vs = np.concatenate([v, v[y_] * shift[o[y_]]])
+    L = sparse.csr_matrix((vs, (rs * J + os_, ts)), shape=(C * J, T))
+    bi = np.broadcast_to(np.arange(C)[:, None, None] * J + np.arange(J)[None, :, None], (C, J, J))
+    bj = np.broadcast_to(np.arange(C)[:, None, None] * J + np.arange(J)[None, None, :], (C, J, J))
+    Sb = sparse.csr_matrix(((S * scale_c[:, None, None]).ravel(), (bi.ravel(), bj.ravel())),
+                           shape=(C * J, C * J))
+    V = np.asarray((L.T @ (Sb @ L)).todense()).reshape(T, T)
+    # between cells: the cell totals of the scores, centred within strata
+    zc = v * su[r, o]
+    ind = sparse.csr_matrix((np.ones(C), (hc, np.arange(C))), shape=(H, C))
+    n_h = info["n_h"]
+    if C * T <= _DENSE_LIMIT:
+        Zc = np.bincount(r * T + t, weights=zc, minlength=C * T).reshape(C, T)
+        zbar = np.asarray(ind @ Zc) / n_h[:, None]
+        zbar[~info["center_h"]] = 0.0
+        E = Zc / n_c[:, None] - zbar[hc]
+        V += (E * (scale_c * n_c)[:, None]).T @ E
+    else:
+        Zs = sparse.csr_matrix((zc, (r, t)), shape=(C, T))
+        V += np.asarray((Zs.T @ sparse.diags(scale_c / n_c) @ Zs).todense())
+        Zh = np.asarray((ind @ Zs).todense())
+        coef = np.where(info["center_h"], info["scale_h"] / n_h, 0.0)
+        V -= (Zh * coef[:, None]).T @ Zh
+    if info["nan_h"].any():
+        V = V * np.nan
+    return V
+
+
+def _deff(design, cells, blocks, numeric, valid, g, G, k, V, kind, replace=False, shift=None):
     """R deff=TRUE / deff="replace" as :func:`.estimators._deff`, from cell sums: Nhat = Σw,
     nnz = number of rows with a nonzero weight, Σw·y and Σw·y² per group (valid rows in the
-    domain); SRS variance s² = (Σw·y² - (Σw·y)²/Nhat)/Nhat · nnz/(nnz-1)."""
+    domain); SRS variance s² = (Σw·y² - (Σw·y)²/Nhat)/Nhat · nnz/(nnz-1). ``shift``: the
+    cells' ``__q`` are Σw·(y - s)² (element designs), then y - s replaces y (the same s²
+    without the cancellation of an offset of y)."""
     w = design.weights
     ok = valid & (g >= 0)
     wv = np.where(ok, w, 0.0)
@@ -257,8 +615,9 @@ def _deff(design, cells, blocks, numeric, valid, g, G, k, V, kind, replace=False
     j = 0
     for var, levels, data in blocks:
         if levels is None:
-            q = cells[f"__q{numeric.index(var)}"].to_numpy() * inside
-            ys = [(data, q)]
+            jv = numeric.index(var)
+            q = cells[f"__q{jv}"].to_numpy() * inside
+            ys = [(data if shift is None else data - shift[jv], q)]
         else:
             ys = [((data == lev).astype(float), None) for lev in range(len(levels))]
         for y, q in ys:
