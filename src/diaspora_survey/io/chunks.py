@@ -482,16 +482,17 @@ class _Text:
             else:
                 self.dec_ok = False
         if any(self.alive):
-            if len(self.first) < 5000:
+            new = pd.Series([], dtype=object)
+            if len(self.first) < 5000:      # the column's first 5,000 distinct values, as read_csv_file
                 u = pd.unique(s.dropna().astype(str).to_numpy(dtype=object))
                 if self.first:
                     u = u[~pd.Index(u).isin(self.first)]
-                self.first.extend(list(u[:5000 - len(self.first)]))
-            first = pd.Series(self.first, dtype=object)
+                new = pd.Series(u[:5000 - len(self.first)], dtype=object)
+                self.first.extend(new.tolist())
             for i, (rx, fmt, kind) in enumerate(self.formats):
                 if not self.alive[i]:
                     continue
-                if not first.str.match(rx.pattern).all():
+                if len(new) and not new.str.match(rx.pattern).all():   # the earlier ones matched
                     self.alive[i] = False
                     continue
                 conv = pd.to_datetime(s, format=fmt, errors="coerce")
