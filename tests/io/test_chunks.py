@@ -71,15 +71,17 @@ def test_a_date_out_of_range_in_a_later_chunk_keeps_the_column_numeric(tmp_path)
 
 
 CSV_ROWS = [
-    # id; numtext; intna; boolna; boolint; dec; decbad; date; datelate; dt; late_text; big
-    ("1", "1", "5", "True", "True", "1,5", "2,5", "2022-01-01", "2022-01-01", "2022-01-01 10:00:00", "", "1.0"),
-    ("2", "2", "6", "False", "False", "2,25", "3", "2022-01-02", "2022-01-02", "2022-01-02 11:00:00", "", "2"),
-    ("3", "3", "", "", "True", "3", "4", "2022-01-03", "2022-01-03", "2022-01-03 12:00:00", "", "3.5"),
+    # id; numtext; intna; boolna; boolint; dec; decbad; date; datelate; dt; late_text; big; dt_s
+    ("1", "1", "5", "True", "True", "1,5", "2,5", "2022-01-01", "2022-01-01", "2022-01-01 10:00:00", "", "1.0",
+     "2022-01-01 10:00"),
+    ("2", "2", "6", "False", "False", "2,25", "3", "2022-01-02", "2022-01-02", "2022-01-02 11:00:00", "", "2",
+     "2022-01-01 10:00:01"),
+    ("3", "3", "", "", "True", "3", "4", "2022-01-03", "2022-01-03", "2022-01-03 12:00:00", "", "3.5", ""),
     ("4", "x7", "8", "True", "1", "4,0", "4,5", "2022-01-04", "2022-13-45", "2022-01-04 12:00:00.123456789",
-     "a", "4"),
-    ("5", "5", "9", "False", "False", "", "5.5", "", "2022-01-05", "", "b", ""),
+     "a", "4", "2022-01-01 10:00:02"),
+    ("5", "5", "9", "False", "False", "", "5.5", "", "2022-01-05", "", "b", "", "2022-01-01 10:00:03"),
 ]
-CSV_HEADER = "id;numtext;intna;boolna;boolint;dec;decbad;date;datelate;dt;late_text;big"
+CSV_HEADER = "id;numtext;intna;boolna;boolint;dec;decbad;date;datelate;dt;late_text;big;dt_s"
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 4, 6])
@@ -94,6 +96,7 @@ def test_csv_types_decided_on_the_whole_column(tmp_path, k):
     assert whole["numtext"].tolist()[:3] == ["1", "2", "3"] and str(whole["intna"].dtype) == "Int8"
     assert whole["dec"].dtype == np.float64 and whole["decbad"].dtype != np.float64
     assert str(whole["dt"].dtype) == "datetime64[ns]" and whole["datelate"].dtype != whole["date"].dtype
+    assert str(whole["dt_s"].dtype) != "datetime64[ns]"
     assert cw.n_rows == 5
 
 
