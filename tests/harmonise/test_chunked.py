@@ -239,3 +239,16 @@ def test_real_ess_file_in_chunks(k):
     pd.testing.assert_frame_equal(h.summary, ref.summary)
     assert issue_rows(h.issues) == issue_rows(ref.issues) and h.rules == ref.rules
     assert len(ref.data) == 2595
+
+
+def test_listed_values_by_count_over_the_whole_wave():
+    """An unmapped value frequent only in later chunks comes first, as in memory; ties keep the
+    order of first appearance; values outside the valid range are listed by value."""
+    df = pd.DataFrame({"id": range(9), "sex": [9, 7, 8, 8, 1, 8, 9, 6, 6], "age": [5, 200, 30, 150, 30, 5, 1, 30, 30]})
+    book = cb("wave: w\nid: id\nvariables:\n  sex: {source: sex, map: {1: female, 2: male}}\n"
+              "  age: {source: age, valid_range: [14, 100]}\n")
+    ref = assert_chunked_equal(make_wave(df), book, [1, 2, 4])
+    sex = next(i for i in ref.issues if i.variable == "sex")
+    assert list(sex.values) == ["8", "9", "6", "7"] and sex.count == 8
+    age = next(i for i in ref.issues if i.variable == "age")
+    assert list(age.values) == ["1", "5", "150", "200"] and age.values["5"] == 2
