@@ -130,10 +130,15 @@ class ChunkedHarmonisation:
         if self._done:
             raise HarmonisationError("the wave was already harmonised", code="harmonise.bad_argument")
         self._done = True
+        from .._util import trim_memory
+
         for chunk in self.wave.chunks():
             part = self.runner.add(chunk)
+            del chunk
             if part is not None and len(part):
                 yield part
+            del part
+            trim_memory()          # the previous chunk's buffers back to the system
 
     def finish(self) -> Harmonised:
         """The whole wave's issues, exclusions, summary and rule counts (after iterating)."""

@@ -40,6 +40,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
+from .._util import trim_memory
 from ..errors import InputFileError
 from .base import RawWave, SourceInfo, VariableMeta
 from .compact import _NULLABLE, smallest_int, to_int
@@ -315,6 +316,7 @@ class _SavChunks(ChunkedWave):
                 d.add(df[c])
             pos += got
             del df
+            trim_memory()
             if got < limit:
                 break
         n = pos
@@ -592,6 +594,8 @@ class _CsvChunks(ChunkedWave):
                 if c in dist:
                     dist[c].add(s)
             n += len(df)
+            del df
+            trim_memory()
         final = {}
         for c in cols:
             fk = _final_kind(kinds[c], negative=nums[c].lo is not None and nums[c].lo < 0)
