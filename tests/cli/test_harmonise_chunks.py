@@ -164,3 +164,28 @@ def test_engine_weight_reads_the_chunked_file_without_pandas(reference, tmp_path
     assert list(got.columns) == list(want.columns) and len(got) == len(want)
     for c in ("weight", "weight_pooled"):
         np.testing.assert_allclose(got[c].to_numpy(float), want[c].to_numpy(float), rtol=1e-10, atol=0)
+
+
+def test_a_full_disk_while_writing_chunks_keeps_the_old_outputs(reference, tmp_path, monkeypatch, capsys):
+    import errno
+
+    proj, _ = reference
+    p2 = _copy(proj, tmp_path / "p")
+    assert main(["--no-isolate", "harmonise", "-q", "--project", str(p2)]) == 0
+    build = p2 / "build"
+    before = {p.name: p.read_bytes() for p in build.iterdir()}
+    real = pq.ParquetWriter.write_table
+    calls = {"n": 0}
+
+    def full(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", full)
+    capsys.readouterr()
+    assert main(["--no-isolate", "harmonise", "-q", "--project", str(p2), "--chunk-rows", "1000"]) == 2
+    err = capsys.readouterr().err
+    assert "output.disk_full" in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in build.iterdir()} == before
