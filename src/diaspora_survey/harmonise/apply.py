@@ -13,6 +13,12 @@ Mapping is vectorised: each column is factorised once and every *distinct* value
 once (explicit map → value label map → ranges → file user-missing → crosswalk), so the cost is
 one ``pandas.factorize`` and one array take per variable.
 
+The same code harmonises a wave chunk by chunk (:class:`WaveHarmoniser`; waves larger than
+memory, :mod:`diaspora_survey.harmonise.chunked`): what needs the whole wave — issues with
+their totals (:class:`_IssueLog`), exclusions, the summary, duplicate ids, open category sets,
+whether float ids are whole numbers — is merged over the chunks or found in a first pass, so
+that the result equals :func:`harmonise` on the whole wave.
+
 Output dtypes: categories as pandas ``Categorical`` with the schema's categories (ordered
 where the schema says), ``age`` as ``Int64``, booleans as ``boolean``, dates as
 ``datetime64[ns]`` (first of the month for departures), ``resp_id`` as ``string``; design
