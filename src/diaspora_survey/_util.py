@@ -10,6 +10,27 @@ from typing import Iterator
 from ._guard import raise_if_stopped
 
 
+_LIBC: list = []
+
+
+def trim_memory() -> None:
+    """Give freed heap memory back to the system (glibc ``malloc_trim(0)``; nothing elsewhere).
+
+    Between the chunks of a wave harmonised in chunks: the parser's and numpy's freed buffers
+    otherwise stay in the process's heap, and its size grows chunk by chunk (a 2M-row CSV wave
+    in chunks of 200,000 rows: 441 MB resident without, 270 MB with)."""
+    if not _LIBC:
+        try:
+            import ctypes
+
+            lib = ctypes.CDLL("libc.so.6")
+            _LIBC.append(lib.malloc_trim)
+        except (OSError, AttributeError):
+            _LIBC.append(None)
+    if _LIBC[0] is not None:
+        _LIBC[0](0)
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     """SHA-256 hex digest of a file's bytes."""
     h = hashlib.sha256()

@@ -59,6 +59,95 @@ def _parquet_writer(df):
     return lambda tmp: df.to_parquet(tmp, index=False)
 
 
+def write_harmonised(project, out: Path, excl_path: Path, *, strict: bool | None = None,
+                     chunk_rows: int | None = None):
+    """The harmonise step's outputs: the stacked harmonised data to ``out`` and the exclusions
+    (``wave`` as text) to ``excl_path``, published as one unit (:func:`write_parquet`). Returns
+    the :class:`~diaspora_survey.project.ProjectHarmonised`.
+
+    With ``chunk_rows`` (or ``[data] chunk_rows``) the waves are harmonised that many rows at a
+    time (:meth:`~diaspora_survey.project.Project.harmonise_in_chunks`) and each chunk is appended
+    to ``out``'s temporary file as one parquet row group (:func:`_stream_parquet`): the data are
+    never held whole, and the file reads back (``pandas.read_parquet``, DuckDB) as the in-memory
+    step's file. Its ``data`` is then None."""
+    from ._files import publish
+
+    check_parquet_name(Path(out))
+    chunk_rows = chunk_rows if chunk_rows is not None else project.config.data.chunk_rows
+    if chunk_rows is None:
+        result = project.harmonise_all(strict=strict)
+        write_parquet(result.data, out, (_exclusions_out(result), excl_path))
+        return result
+    chunks = project.harmonise_in_chunks(chunk_rows, strict=strict)
+    publish({Path(out): _stream_parquet(chunks),
+             Path(excl_path): lambda tmp: _exclusions_out(chunks.result).to_parquet(tmp, index=False)},
+            code="harmonise.cannot_write")
+    return chunks.result
+
+
+def _exclusions_out(result):
+    excl = result.exclusions.copy()
+    excl["wave"] = excl["wave"].astype("string")
+    return excl
+
+
+def _stream_parquet(chunks):
+    """A writer (for :func:`~diaspora_survey._files.publish`) appending every frame of
+    ``chunks.frames()`` to the temporary file as one row group (pyarrow ``ParquetWriter``).
+
+    The schema is fixed before the first row (from ``chunks.schema()``: the columns, dtypes and
+    categories of every chunk) and enforced on each chunk: the same Arrow types and, for
+    categorical columns, identical dictionaries — a chunk that differs is an error, never a file
+    that reads back differently. The stacked frame's ``attrs`` (``source_rows``, known once every
+    chunk is harmonised) are stored as ``DataFrame.to_parquet`` stores them (``PANDAS_ATTRS``, in
+    the file's metadata and in its stored Arrow schema), then checked on the written file."""
+    def write(tmp: Path) -> None:
+        import base64
+        import json
+
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from .errors import HarmonisationError
+
+        first = pa.Table.from_pandas(chunks.schema(), preserve_index=False)
+        schema = first.schema
+        dicts = {f.name: first.column(f.name).combine_chunks().dictionary
+                 for f in schema if pa.types.is_dictionary(f.type)}
+
+        def differs(what: str):
+            return HarmonisationError(f"a chunk of the harmonised data differs from the first one ({what})",
+                                      code="harmonise.internal", where=str(tmp),
+                                      hint="this is a bug: report it (and harmonise without chunk_rows "
+                                           "meanwhile)")
+
+        with pq.ParquetWriter(tmp, schema) as writer:
+            for frame in chunks.frames():
+                raise_if_stopped()
+                t = pa.Table.from_pandas(frame, preserve_index=False)
+                if not t.schema.equals(schema, check_metadata=False):
+                    raise differs(f"columns or types: {t.schema} vs {schema}")
+                for name, d in dicts.items():
+                    if any(not c.dictionary.equals(d) for c in t.column(name).chunks):
+                        raise differs(f"the categories of {name!r}")
+                writer.write_table(t.replace_schema_metadata(schema.metadata), row_group_size=max(len(t), 1))
+            attrs = json.dumps(chunks.attrs)
+            md = dict(schema.metadata or {})
+            pandas_md = json.loads(md[b"pandas"])
+            pandas_md["attributes"] = chunks.attrs         # where pyarrow's from_pandas keeps attrs
+            md[b"pandas"] = json.dumps(pandas_md).encode("utf8")
+            md[b"PANDAS_ATTRS"] = attrs.encode()           # where DataFrame.to_parquet keeps them
+            stored = base64.b64encode(schema.with_metadata(md).serialize().to_pybytes()).decode()
+            writer.add_key_value_metadata({"pandas": md[b"pandas"].decode("utf8"), "PANDAS_ATTRS": attrs,
+                                           "ARROW:schema": stored})
+        footer = pq.ParquetFile(tmp).metadata.metadata or {}
+        back = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(footer.get(b"ARROW:schema", b""))))
+        if (pq.read_schema(tmp).metadata or {}).get(b"PANDAS_ATTRS") != attrs.encode() or \
+                not back.equals(schema, check_metadata=False):
+            raise differs("the file's stored schema")
+    return write
+
+
 def write_outputs(project, res, output: str | Path | None = None, *,
                   harmonised_from: str = "", targets_from: str | None = None) -> list[Path]:
     """Write the weighted data (atomically, see :func:`write_parquet`); returns the paths
@@ -284,6 +373,7 @@ class Pipeline:
         self._panel_done = False
         self.results: list[StepResult] = []
         self._from_build = False      # data read from the project's harmonised parquet
+        self._harmonised_file = None  # written in chunks ([data] chunk_rows): the rows are not held
 
     # ---- steps ------------------------------------------------------------------------
     def run_step(self, name: str, fn: Callable[[], Any]) -> StepResult:
@@ -295,23 +385,29 @@ class Pipeline:
         return res
 
     def _need_data(self, step: str) -> None:
-        if self.data is None:
+        if self.data is None and not (step == "weight" and self.project.engine != "pandas"
+                                      and self._harmonised_file is not None):
             raise ReportError(f"the {step} step needs the harmonised data", code="report.order",
                               hint="run the harmonise step first")
 
     def harmonise(self, *, write: bool = True) -> list[Path]:
         self.project.require_waves()
-        h = self.project.harmonise_all()
-        self.harmonised = h
-        self.data = h.data
-        if not write:
-            return []
+        if not write or self.project.config.data.chunk_rows is None:
+            h = self.project.harmonise_all()
+            self.harmonised = h
+            self.data = h.data
+            if not write:
+                return []
         # the same files as `diaspora-survey harmonise`
         out = self.project.path(self.project.harmonise_config.output)
         excl_path = out.with_name("exclusions.parquet")
-        excl = h.exclusions.copy()
-        excl["wave"] = excl["wave"].astype("string")
-        write_parquet(h.data, out, (excl, excl_path))   # both renamed once both are written
+        if self.project.config.data.chunk_rows is None:
+            write_parquet(h.data, out, (_exclusions_out(h), excl_path))   # both renamed once both are written
+        else:      # [data] chunk_rows: written chunk by chunk, never held whole
+            self.harmonised = write_harmonised(self.project, out, excl_path)
+            self._harmonised_file = out
+            # the in-memory weight step needs the rows; an engine reads the file itself
+            self.data = _read_parquet(out) if self.project.engine == "pandas" else None
         record_step(self.project, "harmonise", [out, excl_path])
         return [out, excl_path]
 

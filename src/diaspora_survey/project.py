@@ -186,9 +186,23 @@ class DataConfig(_Strict):
     """``[data]``: ``engine`` — where the weight step and ``estimate`` compute: ``pandas`` (in
     memory, the default), ``duckdb`` (out of core, embedded) or ``dask`` (distributed); the
     command-line ``--engine`` of ``weight`` and ``estimate`` overrides it (docs/scale.md).
-    Harmonising, panel linking, comparisons and the report run in memory."""
+    ``chunk_rows`` — harmonise (the ``harmonise`` command and the harmonise step of ``run``,
+    ``weight``, ``compare``, ``report``) that many rows at a time, each chunk written as a parquet
+    row group, for waves larger than memory; ``--chunk-rows`` of ``harmonise`` overrides it.
+    Panel linking, comparisons and the report run in memory."""
 
     engine: Literal["pandas", "duckdb", "dask"] = "pandas"
+    chunk_rows: int | None = None
+
+    @field_validator("chunk_rows", mode="before")
+    @classmethod
+    def _chunk_rows(cls, v):
+        if v is None:
+            return v
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"chunk_rows must be a positive whole number of rows, not {v!r} "
+                             "(e.g. chunk_rows = 200000)")
+        return v
 
 
 class ProjectConfig(_Strict):
@@ -213,10 +227,63 @@ class ProjectHarmonised:
     issues: list
     summary: Any
     waves: dict = field(default_factory=dict)
+    shape: tuple | None = None      # (rows, columns) of the stacked data when ``data`` is not held
+    notes: list = field(default_factory=list)
 
     @property
     def unmapped(self) -> int:
         return sum(h.unmapped for h in self.waves.values())
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.data) if self.data is not None else int(self.shape[0])
+
+    @property
+    def n_columns(self) -> int:
+        return self.data.shape[1] if self.data is not None else int(self.shape[1])
+
+
+class HarmonisedChunks:
+    """The waves of a project harmonised chunk by chunk (:meth:`Project.harmonise_in_chunks`).
+
+    :meth:`frames` yields the stacked data (the frame :meth:`Project.harmonise_all` returns) one
+    chunk at a time, wave by wave, every chunk with the same columns and dtypes as
+    :meth:`schema`; once they are exhausted, :attr:`result` holds the issues, exclusions and
+    summary of all waves (a :class:`ProjectHarmonised` whose ``data`` is None) and :attr:`attrs`
+    the stacked frame's ``attrs`` (``source_rows``)."""
+
+    def __init__(self, project: "Project", runs: dict, stacker, notes: list):
+        self.project, self.runs, self.stacker, self.notes = project, runs, stacker, notes
+        self.result: ProjectHarmonised | None = None
+        self.attrs: dict = {}
+
+    def schema(self):
+        """No rows; the stacked data's columns and dtypes."""
+        wid = next(iter(self.runs))
+        return self.stacker.frame(self.runs[wid].empty(), wid)
+
+    def frames(self):
+        import pandas as pd
+
+        from .harmonise.apply import source_rows, stack_exclusions
+
+        results, n = {}, 0
+        for wid, run in self.runs.items():
+            for part in run:
+                n += len(part)
+                yield self.stacker.frame(part, wid)
+            h = run.finish()
+            if h.rows == 0:
+                raise self.project._empty_wave(wid, h.rows_read, len(h.exclusions))
+            results[wid] = h
+        order = self.project.wave_ids
+        excl = stack_exclusions(list(results.values()), order)
+        summary = pd.concat([h.summary for h in results.values()], ignore_index=True)
+        self.attrs = {"source_rows": source_rows(list(results.values()))}
+        self.result = ProjectHarmonised(data=None, exclusions=excl, issues=[i for h in results.values()
+                                                                            for i in h.issues],
+                                        summary=summary, waves=results,
+                                        shape=(n, len(self.stacker.dtypes) + 1), notes=list(self.notes))
 
 
 def _line_of(text: str, key: str) -> int | None:
@@ -506,14 +573,7 @@ class Project:
                                       age_bands=self.config.harmonise.bands(), wave_id=w.id,
                                       regions=regions)
             if len(results[w.id].data) == 0:   # never a normal-looking report of nobody
-                from .errors import HarmonisationError
-
-                n_ex = len(results[w.id].exclusions)
-                raise HarmonisationError(f"wave {w.id!r} has no respondents after harmonisation "
-                                         f"({len(raw.data):,} row(s) read, {n_ex:,} excluded)",
-                                         code="harmonise.empty_wave", where=self._display(self.path(w.file)),
-                                         hint="check the file and the codebook's eligibility rules, "
-                                              "or remove the wave from the project file")
+                raise self._empty_wave(w.id, len(raw.data), len(results[w.id].exclusions))
             if progress is not None:
                 progress(w.id, results[w.id])
         data, excl = stack(list(results.values()), self.wave_ids)
@@ -524,6 +584,59 @@ class Project:
         out._strict = strict  # type: ignore[attr-defined]
         self._harmonised = out
         return out
+
+    def harmonise_in_chunks(self, chunk_rows: int | None = None, *, strict: bool | None = None) -> "HarmonisedChunks":
+        """Every wave harmonised ``chunk_rows`` rows at a time (default ``[data] chunk_rows``): a
+        :class:`HarmonisedChunks` whose :meth:`~HarmonisedChunks.frames` yield the stacked data
+        chunk by chunk (as :meth:`harmonise_all` stacks it), then ``.result`` (a
+        :class:`ProjectHarmonised` without ``data``). Every wave's file is read once here (the
+        first pass of :func:`diaspora_survey.io.chunks.open_chunked`) before any row is given.
+        .sav, .zsav and CSV files are read in chunks; other formats are read whole, then
+        harmonised in chunks (said in ``result.notes``)."""
+        from .errors import InputFileError
+        from .harmonise.apply import Stacker
+        from .harmonise.chunked import harmonise_chunked
+        from .io.chunks import CHUNKED_FORMATS, check_chunk_rows
+        from .io.detect import resolve_format
+
+        if chunk_rows is None:
+            chunk_rows = self.config.data.chunk_rows
+        if chunk_rows is None:
+            raise ProjectError("no chunk size", code="project.invalid", where=str(self.file),
+                               hint="set [data] chunk_rows = N or pass --chunk-rows N")
+        chunk_rows = check_chunk_rows(chunk_rows, where=str(self.file))
+        strict = self.config.harmonise.strict if strict is None else strict
+        cbs = self.codebooks()
+        cws = self.crosswalks()
+        regions = self.regions()
+        runs, notes = {}, []
+        for w in self.config.waves:
+            p = self.path(w.file)
+            if not p.exists():
+                raise InputFileError("raw file not found", code="input.not_found", where=self._display(p),
+                                     hint=f"check 'file' of wave {w.id!r} in {FILENAME}")
+            opts = {k: getattr(w, k) for k in ("encoding", "sep", "decimal") if getattr(w, k) is not None}
+            fmt, _ = resolve_format(p, None)
+            kw = dict(chunk_rows=chunk_rows, strict=strict, crosswalks=cws, age_bands=self.config.harmonise.bands(),
+                      wave_id=w.id, regions=regions)
+            if fmt in CHUNKED_FORMATS:
+                runs[w.id] = harmonise_chunked(p, cbs[w.id], **opts, **kw)
+            else:
+                notes.append(f"wave {w.id}: {fmt} files are not read in chunks; read whole, harmonised in chunks")
+                runs[w.id] = harmonise_chunked(self.read_wave(w.id), cbs[w.id], **kw)
+            if runs[w.id].wave.n_rows == 0:
+                raise self._empty_wave(w.id, 0, 0)
+        stacker = Stacker({wid: r.empty() for wid, r in runs.items()}, self.wave_ids)
+        return HarmonisedChunks(self, runs, stacker, notes)
+
+    def _empty_wave(self, wave_id: str, n_read: int, n_ex: int):
+        from .errors import HarmonisationError
+
+        return HarmonisationError(f"wave {wave_id!r} has no respondents after harmonisation "
+                                  f"({n_read:,} row(s) read, {n_ex:,} excluded)",
+                                  code="harmonise.empty_wave", where=self._display(self.path(self.wave(wave_id).file)),
+                                  hint="check the file and the codebook's eligibility rules, "
+                                       "or remove the wave from the project file")
 
     def harmonised(self, *, strict: bool | None = None):
         """All waves harmonised and stacked (DataFrame with a categorical ``wave`` column)."""
@@ -660,6 +773,7 @@ synthetic = false            # true if the data are synthetic; every report then
 
 [data]
 engine = "pandas"            # where `weight` and `estimate` compute: pandas (in memory) | duckdb | dask (docs/scale.md)
+# chunk_rows = 200000        # harmonise waves larger than memory this many rows at a time (docs/scale.md)
 
 [harmonise]
 crosswalks = []              # your CSVs extending the packaged crosswalks (label,code[,crosswalk])
@@ -726,4 +840,5 @@ formats = ["pdf"]
 '''
 
 
-__all__ = ["Project", "ProjectConfig", "PanelConfig", "ProjectHarmonised", "WaveConfig", "TEMPLATE", "FILENAME"]
+__all__ = ["Project", "ProjectConfig", "PanelConfig", "ProjectHarmonised", "HarmonisedChunks", "WaveConfig",
+           "TEMPLATE", "FILENAME"]

@@ -22,9 +22,11 @@ def print_summary(result, console, *, layout: str = "auto") -> None:
                                 ("out_of_range", "out of range", "right")],
                 title="Harmonisation summary", layout=layout, keys=2)
     for wid, h in result.waves.items():
-        console.print(f"wave {wid}: {len(h.data):,} harmonised, {len(h.exclusions):,} excluded"
+        console.print(f"wave {wid}: {h.rows:,} harmonised, {len(h.exclusions):,} excluded"
                       + escape(f" ({', '.join(f'{k}: {v}' for k, v in h.exclusions['reason'].value_counts().items())})"
                                if len(h.exclusions) else ""))
+    for note in getattr(result, "notes", None) or []:
+        console.print(escape(note))
     if result.issues:
         console.print("[bold]Issues[/bold]")
         for i in result.issues:
@@ -53,15 +55,22 @@ def register(app: typer.Typer) -> None:
         output: Optional[Path] = typer.Option(None, "--output", "-o",
                                               help="Parquet file to write (default: build/harmonised.parquet; "
                                                    "exclusions.parquet is written beside it)."),
+        chunk_rows: Optional[int] = typer.Option(
+            None, "--chunk-rows", min=1, metavar="N",
+            help="Harmonise N rows at a time, each chunk written as a parquet row group (waves larger "
+                 "than memory; default: [data] chunk_rows of the project file, else the whole wave)."),
         quiet: bool = typer.Option(False, "--quiet", "-q",
                                    help="Do not print the summary table and the issues."),
         layout: str = typer.Option("auto", "--layout",
                                    help="auto (a table when it fits, else one block per row), wide or long."),
     ) -> None:
-        """Harmonise every wave with its codebook; write build/harmonised.parquet and build/exclusions.parquet and print n, missing and unmapped per wave and variable."""
+        """Harmonise every wave with its codebook; write build/harmonised.parquet and build/exclusions.parquet and print n, missing and unmapped per wave and variable.
+
+        With --chunk-rows N (or [data] chunk_rows) the waves are read and harmonised N rows at a
+        time and written chunk by chunk: the same files, for waves larger than memory."""
         from ._console import console as make_console
 
-        from ..pipeline import write_parquet
+        from ..pipeline import write_harmonised
         from ..project import Project
 
         console = make_console(soft_wrap=False)
@@ -79,10 +88,7 @@ def register(app: typer.Typer) -> None:
             guard_output(p, code="harmonise.cannot_write")
         check_parquet_name(out)
         proj.require_waves()
-        result = proj.harmonise_all(strict=strict)
-        excl = result.exclusions.copy()
-        excl["wave"] = excl["wave"].astype("string")
-        write_parquet(result.data, out, (excl, excl_path))
+        result = write_harmonised(proj, out, excl_path, strict=strict, chunk_rows=chunk_rows)
         from ..pipeline import _is_default, record_step
 
         if _is_default(proj, out, proj.harmonise_config.output):
@@ -91,7 +97,7 @@ def register(app: typer.Typer) -> None:
             console.print("[bold yellow]SYNTHETIC example data[/bold yellow]")
         if not quiet:
             print_summary(result, console, layout=layout)
-        console.print(f"wrote {_rel(out)} ({len(result.data):,} rows × {result.data.shape[1]} columns) "
+        console.print(f"wrote {_rel(out)} ({result.n_rows:,} rows × {result.n_columns} columns) "
                       f"and {_rel(excl_path)} ({len(result.exclusions):,} rows)")
         n_unmapped = result.unmapped
         if n_unmapped:

@@ -400,10 +400,12 @@ def _try_dates(s: pd.Series):
     return None, None
 
 
-def read_csv_file(path: Path, *, encoding: str | None, sep: str | None, decimal: str | None,
-                  columns: list[str] | None, chunksize: int | None, progress: bool,
-                  compact: bool, notes: list[str], warnings: list[str]):
-    """Read a delimited text file; returns (data, meta, encoding)."""
+def csv_options(path: Path, *, encoding: str | None, sep: str | None, decimal: str | None,
+                notes: list[str]) -> tuple[str, str, list[str], dict[str, Any]]:
+    """The decisions made before any value is parsed: (encoding, separator, header fields,
+    ``pandas.read_csv`` keyword arguments); each decision is written to ``notes``. Shared by
+    :func:`read_csv_file` and the chunked reader (:mod:`diaspora_survey.io.chunks`), so that both
+    parse a file the same way."""
     where = str(path)
     sample = _sample(path)
     if encoding:
@@ -435,6 +437,20 @@ def read_csv_file(path: Path, *, encoding: str | None, sep: str | None, decimal:
         raise InputFileError("the file has no header line (only blank lines)", code="input.empty", where=where,
                              hint="export the data again with a header row of variable names")
     header = _split(first[0], sep)
+    kwargs: dict[str, Any] = dict(sep=sep, encoding=enc, na_values=NA_VALUES, keep_default_na=False,
+                                  quotechar='"', doublequote=True, low_memory=False, engine="c",
+                                  skip_blank_lines=True)
+    if decimal == "," and sep != ",":
+        kwargs["decimal"] = ","
+    return enc, sep, header, kwargs
+
+
+def read_csv_file(path: Path, *, encoding: str | None, sep: str | None, decimal: str | None,
+                  columns: list[str] | None, chunksize: int | None, progress: bool,
+                  compact: bool, notes: list[str], warnings: list[str]):
+    """Read a delimited text file; returns (data, meta, encoding)."""
+    where = str(path)
+    enc, sep, header, kwargs = csv_options(path, encoding=encoding, sep=sep, decimal=decimal, notes=notes)
     n_header = len(header)
 
     size = path.stat().st_size
@@ -445,9 +461,6 @@ def read_csv_file(path: Path, *, encoding: str | None, sep: str | None, decimal:
         prog = _Progress(True, size * 2, f"reading {path.name}")
     try:
         n_records = _scan(path, enc, sep, n_header, prog.advance if prog else None)
-        kwargs: dict[str, Any] = dict(sep=sep, encoding=enc, na_values=NA_VALUES, keep_default_na=False,
-                                      quotechar='"', doublequote=True, low_memory=False, engine="c",
-                                      skip_blank_lines=True)
         if columns is not None:
             missing = [c for c in columns if c not in header]
             if missing:
@@ -455,8 +468,6 @@ def read_csv_file(path: Path, *, encoding: str | None, sep: str | None, decimal:
                                      code="input.unknown_column", where=where,
                                      hint=f"the header has: {', '.join(header[:30])}")
             kwargs["usecols"] = list(columns)
-        if decimal == "," and sep != ",":
-            kwargs["decimal"] = ","
         try:
             with open(path, "rb") as raw:
                 src = io.BufferedReader(_Counting(raw, prog.advance)) if prog else raw

@@ -696,13 +696,14 @@ def _available_memory() -> int | None:
         return None
 
 
-def check_declared_rows(path: Path, size: int, warnings: list[str]) -> None:
+def check_declared_rows(path: Path, size: int, warnings: list[str], *, memory: bool = True) -> None:
     """Check an SPSS system file's declared row count (file header, offset 80) before reading.
 
     A count the file cannot hold (beyond 4x what its size allows at the best compression), or
     one whose values would not fit into the free memory, is one :class:`InputFileError`:
     ReadStat would otherwise allocate for the claimed rows (a 1.5 MB .zsav claiming 134 M
     rows took 28 s and 2.4 GB). A negative count other than -1 ("unknown") is a warning.
+    ``memory=False`` (the chunked reader, which never holds all rows) skips the memory check.
     """
     import struct
 
@@ -729,7 +730,7 @@ def check_declared_rows(path: Path, size: int, warnings: list[str]) -> None:
                              code="input.corrupt", where=str(path),
                              hint="export the data from the original source again")
     need = ncases * case_size * 8 * 2      # the values, and one copy while building the frame
-    free = _available_memory()
+    free = _available_memory() if memory else None
     if free is not None and need > free:
         raise InputFileError(f"the header declares {ncases:,} rows × {case_size:,} values: about "
                              f"{need / 2**30:,.1f} GB to read, more than the {free / 2**30:,.1f} GB "

@@ -698,7 +698,7 @@ def report_inputs(pipeline) -> ReportInputs:
     waves = []
     for w in project.waves:
         hw = h.waves.get(w.id) if h is not None else None
-        n_kept = len(hw.data) if hw is not None else None
+        n_kept = hw.rows if hw is not None else None
         n_excl = len(hw.exclusions) if hw is not None else None
         src = getattr(hw, "source", None)
         waves.append(WaveInfo(
