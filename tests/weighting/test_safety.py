@@ -60,9 +60,10 @@ def test_a_bad_weight_is_named_by_its_row_in_the_file(tmp_path):
     """Not by its position in the stacked data (CSV data row 3 was reported as 'row 1990')."""
     from diaspora_survey.harmonise.apply import stack
 
-    class H:   # the two attributes stack() reads
+    class H:   # the attributes stack() reads
         def __init__(self, wave, data, excl):
             self.wave, self.data, self.exclusions = wave, data, excl
+            self.rows_read = len(data) + len(excl)
 
     w1 = pd.DataFrame({"sex": ["female", "male"] * 5, "weight_base": 1.0})
     w2 = pd.DataFrame({"sex": ["female", "male"] * 5, "weight_base": 1.0}, index=range(1, 11))
