@@ -238,3 +238,24 @@ def test_output_never_replaces_its_source(tmp_path):
     with pytest.raises(OutputError):
         rake_source(src, {"sex": {"f": 0.5, "m": 0.5}}, "w0", out=src, engine="duckdb")
     assert src.read_bytes() == before
+
+
+def test_targets_for_an_absent_wave_are_refused_as_in_memory(tmp_path):
+    """A targets file with settings for a wave the data lack: the engine refuses it as
+    weight_waves does (never silently unused), before anything is written."""
+    from diaspora_survey.weighting import load_targets
+    from diaspora_survey.weighting.scale import weight_waves_source
+    from diaspora_survey.weighting.waves import weight_waves
+
+    df = pd.DataFrame({"wave": pd.Categorical(["w1"] * 40 + ["w2"] * 40),
+                       "sex": ["female", "male"] * 40, "weight_base": 1.0})
+    src = tmp_path / "h.parquet"
+    df.to_parquet(src, index=False)
+    t = tmp_path / "t.yaml"
+    t.write_text("margins:\n  sex: {female: 0.5, male: 0.5}\nwaves:\n  w9:\n    restrict: {sex: [female]}\n")
+    with pytest.raises(WeightingError, match="'w9'") as mem:
+        weight_waves(df, load_targets(t))
+    with pytest.raises(WeightingError, match="'w9'") as eng:
+        weight_waves_source(src, load_targets(t), out=tmp_path / "w.parquet", engine="duckdb")
+    assert eng.value.code == mem.value.code == "weighting.bad_targets"
+    assert not (tmp_path / "w.parquet").exists()

@@ -657,7 +657,7 @@ def weight_waves_source(source, targets, *, out, engine: str = "duckdb", client=
     ``method = "calibrate"`` and ``"none"`` are refused (they are in-memory steps here), as is
     trimming when the base weights vary within cells.
     """
-    from .waves import METHODS, POOLING, WavesResult, _targets_for
+    from .waves import METHODS, POOLING, WavesResult, _targets_for, check_target_waves
 
     check_choice("method", method, METHODS)
     check_choice("pooling", pooling, POOLING)
@@ -687,6 +687,7 @@ def weight_waves_source(source, targets, *, out, engine: str = "duckdb", client=
     if wave in dicts:     # a categorical wave column: its categories' order (as weight_waves)
         listed = [str(x) for x in dicts[wave][1].to_pylist()]
         order = [w for w in listed if w in order] + [w for w in order if w not in listed]
+    check_target_waves(targets, order)
     per_wave = {}
     variables: list[str] = []
     for wv in order:

@@ -176,13 +176,7 @@ def weight_waves(data: pd.DataFrame, targets, *, wave: str = "wave", method: str
         order = [w for w in waves_col.cat.categories if (waves_col == w).any()]
     else:
         order = list(pd.unique(waves_col))
-    if isinstance(targets, TargetsFile) and targets.waves:
-        unknown = [w for w in targets.waves if w not in {str(x) for x in order}]
-        if unknown:   # never silently unused
-            raise WeightingError(f"targets for wave(s) {', '.join(map(repr, unknown))}, which the data "
-                                 "do not have", code="weighting.bad_targets", where=targets.path or None,
-                                 hint="waves in the data: " + ", ".join(map(str, order))
-                                      + "; fix the wave ids under waves: in the targets file")
+    check_target_waves(targets, order)
     n = len(data)
     w_cols: dict[str, np.ndarray] = {}
     results = {}
@@ -279,6 +273,18 @@ class _Places:
         if self.rows is not None:
             return f"data row {int(self.rows[k]) + 1} of wave {self.wave}'s file"
         return f"respondent {k + 1} of wave {self.wave}"
+
+
+def check_target_waves(targets, order) -> None:
+    """Per-wave settings of a targets file for waves the data do not have are an error (never
+    silently unused); ``order``: the waves in the data."""
+    if isinstance(targets, TargetsFile) and targets.waves:
+        unknown = [w for w in targets.waves if w not in {str(x) for x in order}]
+        if unknown:
+            raise WeightingError(f"targets for wave(s) {', '.join(map(repr, unknown))}, which the data "
+                                 "do not have", code="weighting.bad_targets", where=targets.path or None,
+                                 hint="waves in the data: " + ", ".join(map(str, order))
+                                      + "; fix the wave ids under waves: in the targets file")
 
 
 def _targets_for(targets, wave: str, waves: list[str], method: str = "rake"):
