@@ -122,6 +122,23 @@ def test_large_weights_and_offsets(tmp_path, engine):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_deff_of_a_clustered_design_without_cancellation(tmp_path, engine):
+    """With PSUs too: deff's SRS variance from the cells' Σw·(y - s)², not Σw·y², so values
+    with a large offset and weights of 1e5 give the in-memory deff to 1e-10."""
+    rng = np.random.default_rng(6)
+    n = 100_000
+    df = pd.DataFrame({"h": rng.integers(0, 8, n), "w": rng.gamma(1.0, 1e5, n),
+                       "y": 2020 + rng.normal(0, 1, n), "g": rng.integers(0, 5, n)})
+    df["psu"] = df["h"] * 1000 + rng.integers(0, 200, n)
+    path = tmp_path / "clus.parquet"
+    df.to_parquet(path)
+    kw = dict(weights="w", strata="h", psu="psu")
+    mem, scan = SurveyDesign(df, **kw), ScanDesign(path, engine=engine, **kw)
+    for f in (lambda d: d.mean("y", by="g", deff=True), lambda d: d.total("y", deff="replace")):
+        _equal(f(scan), f(mem))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_cell_table_does_not_grow_with_rows(tmp_path, engine):
     """One row per observed stratum x group x level x flags, never one per data row: at most
     7 strata x 4 g (with NA) x 4 k x ok x domain = 448 rows for 5 000 and for 200 000 rows."""

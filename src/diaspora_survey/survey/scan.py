@@ -167,8 +167,9 @@ class ScanDesign:
         sums = {_W: w, _N: 1, _NZ: ("ne", self.weights, 0) if self.weights is not None else 1}
         for j, v in enumerate(numeric):
             sums[f"__s{j}"] = (w, v)
-            if squares:
-                sums[f"__q{j}"] = (w, v, v)
+            if squares:                                    # Σw·(y - s)², for deff (no cancellation)
+                sh = self._shift(v)
+                sums[f"__q{j}"] = (w, ("shift", v, sh), ("shift", v, sh))
         cells = self._categorise(src.group_sums(keys, sums), by + categorical)
         if self.weights is None and self.fpc is not None:     # R: weights implied by the fpc
             imp = SurveyDesign(cells, weights=None, strata=self.strata, psu=psu, fpc=self.fpc,
@@ -351,9 +352,9 @@ class ScanDesign:
         res["n"] = np.repeat(self._counts(design, cells, g, valid, G), k).astype(np.int64)
         if want_deff:
             V = np.asarray(res.attrs["vcov"])
-            shift = getattr(design, "_cellinfo", {}).get("shift")
+            shift = [self._shift(v) for v in numeric]     # the __q sums' shifts (both designs)
             d = _deff(design, cells, blocks, numeric, valid, g, G, k, V, kind, replace=(deff == "replace"),
-                      shift=None if shift is None else shift[1:])
+                      shift=shift)
             pos = list(res.columns).index("cv") + 1
             res.insert(pos, "deff", d)
         return res
@@ -601,8 +602,8 @@ def _deff(design, cells, blocks, numeric, valid, g, G, k, V, kind, replace=False
     """R deff=TRUE / deff="replace" as :func:`.estimators._deff`, from cell sums: Nhat = Σw,
     nnz = number of rows with a nonzero weight, Σw·y and Σw·y² per group (valid rows in the
     domain); SRS variance s² = (Σw·y² - (Σw·y)²/Nhat)/Nhat · nnz/(nnz-1). ``shift``: the
-    cells' ``__q`` are Σw·(y - s)² (element designs), then y - s replaces y (the same s²
-    without the cancellation of an offset of y)."""
+    cells' ``__q`` are Σw·(y - s)² (a shift s per variable, both designs), then y - s replaces
+    y (the same s² without the cancellation of an offset of y)."""
     w = design.weights
     ok = valid & (g >= 0)
     wv = np.where(ok, w, 0.0)
