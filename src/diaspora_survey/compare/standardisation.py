@@ -113,18 +113,19 @@ def indirect(totals, vcov, rates, rate_se=None):
     O, E, N = Y.sum(), (Nc * rho).sum(), Nc.sum()
     vr = np.zeros(C) if rate_se is None else np.nan_to_num(np.asarray(rate_se, float)) ** 2
     one = np.ones(C)
-    # O/N
-    g_obs = np.concatenate([one / N, -O / N ** 2 * one])
-    g_exp = np.concatenate([np.zeros(C), rho / N - E / N ** 2])
-    g_rat = np.concatenate([one / E, -O * rho / E ** 2])
-    g_dif = g_obs - g_exp
-    out = {
-        "observed": Estimate(O / N, _quad(g_obs, V)),
-        "expected": Estimate(E / N, _quad(g_exp, V) + float(((Nc / N) ** 2 * vr).sum())),
-        "ratio": Estimate(O / E, _quad(g_rat, V) + float(((O * Nc / E ** 2) ** 2 * vr).sum())),
-        "difference": Estimate((O - E) / N, _quad(g_dif, V) + float(((Nc / N) ** 2 * vr).sum())),
-        "O": O, "E": E, "N": N,
-    }
+    with np.errstate(divide="ignore", invalid="ignore"):   # an empty domain (N = 0): NaN, not a warning
+        # O/N
+        g_obs = np.concatenate([one / N, -O / N ** 2 * one])
+        g_exp = np.concatenate([np.zeros(C), rho / N - E / N ** 2])
+        g_rat = np.concatenate([one / E, -O * rho / E ** 2])
+        g_dif = g_obs - g_exp
+        out = {
+            "observed": Estimate(O / N, _quad(g_obs, V)),
+            "expected": Estimate(E / N, _quad(g_exp, V) + float(((Nc / N) ** 2 * vr).sum())),
+            "ratio": Estimate(O / E, _quad(g_rat, V) + float(((O * Nc / E ** 2) ** 2 * vr).sum())),
+            "difference": Estimate((O - E) / N, _quad(g_dif, V) + float(((Nc / N) ** 2 * vr).sum())),
+            "O": O, "E": E, "N": N,
+        }
     return out
 
 
