@@ -9,21 +9,14 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from diaspora_survey.harmonise import schema
-from diaspora_survey.harmonise.codebook import Codebook
 from diaspora_survey.errors import CodebookError, HarmonisationError
 from diaspora_survey.harmonise.apply import harmonise, parse_month, stack
-from diaspora_survey.io.base import RawWave, SourceInfo, VariableMeta
+from diaspora_survey.io.base import VariableMeta
+
+from harmonise_helpers import cb, make_wave
 
 
-def make_wave(df: pd.DataFrame, meta: dict | None = None, path="test.sav") -> RawWave:
-    meta = dict(meta or {})
-    for c in df.columns:
-        meta.setdefault(c, VariableMeta(c))
-    return RawWave(df, meta, SourceInfo(path, "sav", None, "", len(df), df.shape[1]))
 
-
-def cb(text: str) -> Codebook:
-    return Codebook.from_yaml(text, source="cb.yaml")
 
 
 # ---- month parsing ---------------------------------------------------------------------------

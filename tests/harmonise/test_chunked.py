@@ -15,23 +15,16 @@ from diaspora_survey.harmonise.apply import harmonise
 from diaspora_survey.harmonise.chunked import harmonise_chunked
 from diaspora_survey.harmonise.codebook import Codebook
 from diaspora_survey.io import read_wave
-from diaspora_survey.io.base import RawWave, SourceInfo, VariableMeta
 from diaspora_survey.project import Project
 
 from conftest import REPO, SHARED
+from harmonise_helpers import cb, make_wave
 
 ESS = SHARED / "testdata" / "spss" / "Bor_Littvay_TIER_Protocol__ESS5RU.sav"
 
 
-def make_wave(df: pd.DataFrame, meta: dict | None = None) -> RawWave:
-    meta = dict(meta or {})
-    for c in df.columns:
-        meta.setdefault(c, VariableMeta(c))
-    return RawWave(df, meta, SourceInfo("test.sav", "sav", None, "", len(df), df.shape[1]))
 
 
-def cb(text: str) -> Codebook:
-    return Codebook.from_yaml(text, source="cb.yaml")
 
 
 def issue_rows(issues):

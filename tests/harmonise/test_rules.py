@@ -9,20 +9,13 @@ import pytest
 
 from diaspora_survey.errors import CodebookError
 from diaspora_survey.harmonise.apply import harmonise
-from diaspora_survey.harmonise.codebook import Codebook
 from diaspora_survey.harmonise.rules import parse_condition
-from diaspora_survey.io.base import RawWave, SourceInfo, VariableMeta
+from diaspora_survey.io.base import VariableMeta
+
+from harmonise_helpers import cb, make_wave
 
 
-def make_wave(df: pd.DataFrame, meta: dict | None = None) -> RawWave:
-    meta = dict(meta or {})
-    for c in df.columns:
-        meta.setdefault(c, VariableMeta(c))
-    return RawWave(df, meta, SourceInfo("ess.sav", "sav", None, "", len(df), df.shape[1]))
 
-
-def cb(text: str) -> Codebook:
-    return Codebook.from_yaml(text, source="cb.yaml")
 
 
 # an ESS-like file: main activity, employment relation, number of employees, with the ESS

@@ -463,25 +463,30 @@ def _operands(scatter) -> list:
     return ops
 
 
+def _group_codes(frame, keys):
+    """Group codes of ``frame``'s rows by ``keys`` (NA a group), the number of groups and a
+    frame of the groups' keys in code order; one group without keys."""
+    import numpy as np
+    import pandas as pd
+
+    if not keys:
+        return np.zeros(len(frame), dtype=np.int64), 1, pd.DataFrame(index=range(1))
+    codes = frame.groupby(keys, dropna=False, sort=False, observed=True).ngroup().to_numpy()
+    G = int(codes.max()) + 1 if codes.size else 0
+    _, first = np.unique(codes, return_index=True)
+    return codes, G, frame[keys].iloc[first].reset_index(drop=True)
+
+
 def _pandas_moments(df, keys, sums, scatter):
     """Per group of ``keys``: the sums, the row count ``__cnt``, the operand sums
     ``__osum{i}`` and the centred cross-products of the scatter spec (two passes: group
     means, then sums of products of deviations)."""
     import numpy as np
-    import pandas as pd
 
     ops = _operands(scatter)
     onames = [f"__op{i}" for i in range(len(ops))]
     prods = _pandas_products(df, keys, {**sums, **dict(zip(onames, ops))})
-    if keys:
-        codes = prods.groupby(keys, dropna=False, sort=False, observed=True).ngroup().to_numpy()
-        G = int(codes.max()) + 1 if codes.size else 0
-        _, first = np.unique(codes, return_index=True)
-        out = prods[keys].iloc[first].reset_index(drop=True)
-    else:
-        codes = np.zeros(len(prods), dtype=np.int64)
-        G = 1
-        out = pd.DataFrame(index=range(1))
+    codes, G, out = _group_codes(prods, keys)
     cnt = np.bincount(codes, minlength=G).astype("float64")
     out["__cnt"] = cnt
     for name in sums:
@@ -504,18 +509,9 @@ def _combine_moments(parts, keys, sums, scatter):
     """Partial :func:`_pandas_moments` tables (e.g. one per Dask partition) -> one row per
     group: sums added, cross-products by Chan's formula S = Σ_p S_p + Σ_p n_p (ā_p - ā)(b̄_p - b̄)."""
     import numpy as np
-    import pandas as pd
 
     ops = _operands(scatter)
-    if keys:
-        codes = parts.groupby(keys, dropna=False, sort=False, observed=True).ngroup().to_numpy()
-        G = int(codes.max()) + 1 if codes.size else 0
-        _, first = np.unique(codes, return_index=True)
-        out = parts[keys].iloc[first].reset_index(drop=True)
-    else:
-        codes = np.zeros(len(parts), dtype=np.int64)
-        G = 1
-        out = pd.DataFrame(index=range(1))
+    codes, G, out = _group_codes(parts, keys)
     cnt_p = parts["__cnt"].to_numpy(dtype="float64")
     cnt = np.bincount(codes, weights=cnt_p, minlength=G)
     for name in sums:

@@ -62,6 +62,23 @@ def _colsum(T: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(T.T).sum(axis=1)
 
 
+
+def den_terms(n_den: int, dmap: np.ndarray):
+    """The pairs (row, term) of a ratio's denominator part: ``dmap[t]`` is the denominator
+    cell of term t; returns ``f(k) -> (rows, terms)`` with every row i of ``k >= 0`` repeated
+    once per term whose denominator cell is ``k[i]`` (a CSR map cell -> terms)."""
+    order = np.argsort(dmap, kind="stable")
+    counts = np.bincount(dmap, minlength=n_den)
+    ptr = np.concatenate(([0], np.cumsum(counts)))
+
+    def pairs(k: np.ndarray):
+        ok = np.flatnonzero(k >= 0)
+        reps = counts[k[ok]]
+        rows = np.repeat(ok, reps)
+        offs = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
+        return rows, order[np.repeat(ptr[k[ok]], reps) + offs]
+    return pairs
+
 class SurveyDesign:
     """A complex survey design over a pandas DataFrame.
 
@@ -693,13 +710,6 @@ class SurveyDesign:
             out = t if out is None else out + t
         return (np.zeros(U * K) if out is None else out).reshape(U, K)
 
-    def _den_terms(self, n_den, dmap):
-        """CSR-like map denominator cell -> terms using it."""
-        order = np.argsort(dmap, kind="stable")
-        counts = np.bincount(dmap, minlength=n_den)
-        ptr = np.concatenate(([0], np.cumsum(counts)))
-        return order, counts, ptr
-
     def _score_triplets(self, unit, n_terms, num, den, n_den, dmap, theta, D):
         rows, cols, vals = [], [], []
         scale_t = np.ones(n_terms) if D is None else 1.0 / D[dmap]
@@ -708,16 +718,10 @@ class SurveyDesign:
             ok = np.flatnonzero(k >= 0)
             rows.append(unit[ok]); cols.append(k[ok]); vals.append((self._w * a)[ok] * scale_t[k[ok]])
         if den is not None:
-            order, counts, ptr = self._den_terms(n_den, dmap)
+            terms_of = den_terms(n_den, dmap)
             th = np.where(np.isfinite(theta), theta, 0.0)
             for b, k in den:
-                ok = np.flatnonzero(k >= 0)
-                kk = k[ok]
-                reps = counts[kk]
-                rr = np.repeat(ok, reps)
-                # term index for each repeated row
-                offs = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
-                tt = order[np.repeat(ptr[kk], reps) + offs]
+                rr, tt = terms_of(k)
                 rows.append(unit[rr]); cols.append(tt)
                 vals.append(-(self._w * b)[rr] * th[tt] * scale_t[tt])
         return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)

@@ -61,7 +61,7 @@ from ..io.engine import open_source
 from . import estimators as est
 from . import linearisation as lin
 from ._formula import check_condition
-from .design import SurveyDesign, _distinct_per_group
+from .design import SurveyDesign, _distinct_per_group, den_terms
 from .linearisation import LONELY_RULES
 
 _W, _N, _NZ, _OK, _DOM = "__w", "__n", "__nnz", "__ok", "__dom"
@@ -554,16 +554,9 @@ def _element_vcov(info, T, num, ops_num, den, ops_den, n_den, dmap, theta, D):
         r.append(ok); t.append(k[ok]); o.append(np.full(ok.size, j)); v.append(st[k[ok]])
     if den is not None:
         th = np.where(np.isfinite(theta), theta, 0.0)
-        order = np.argsort(dmap, kind="stable")
-        counts = np.bincount(dmap, minlength=n_den)
-        ptr = np.concatenate(([0], np.cumsum(counts)))
+        terms_of = den_terms(n_den, dmap)
         for (b, k), j in zip(den, ops_den):
-            ok = np.flatnonzero(k >= 0)
-            kk = k[ok]
-            reps = counts[kk]
-            rr = np.repeat(ok, reps)
-            offs = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
-            tt = order[np.repeat(ptr[kk], reps) + offs]
+            rr, tt = terms_of(k)
             r.append(rr); t.append(tt); o.append(np.full(rr.size, j)); v.append(-th[tt] * st[tt])
     r, t, o, v = (np.concatenate(x) for x in (r, t, o, v))
     # within cells: λ on the shifted operands (w·y = w·(y - s) + s·w)
