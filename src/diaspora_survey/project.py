@@ -199,10 +199,13 @@ class DataConfig(_Strict):
     def _chunk_rows(cls, v):
         if v is None:
             return v
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"chunk_rows must be a positive whole number of rows, not {v!r} "
-                             "(e.g. chunk_rows = 200000)")
-        return v
+        from .errors import InputFileError
+        from .io.chunks import check_chunk_rows
+
+        try:
+            return check_chunk_rows(v)            # the one rule (also for --chunk-rows and the API)
+        except InputFileError as ex:
+            raise ValueError(f"{ex.message} (e.g. chunk_rows = 200000)") from None
 
 
 class ProjectConfig(_Strict):

@@ -32,7 +32,6 @@ chunks (:data:`CHUNKED_FORMATS`): :func:`from_raw` wraps a wave read whole.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -40,7 +39,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from .._util import trim_memory
+from .._util import sha256_file, trim_memory
 from ..errors import InputFileError
 from .base import RawWave, SourceInfo, VariableMeta
 from .compact import _NULLABLE, smallest_int, to_int
@@ -145,14 +144,6 @@ class _Distinct:
         if len(self.parts) == 1:
             return self.parts[0]
         return pd.concat(self.parts, ignore_index=True)
-
-
-def _hash_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(4 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _stamp(path: Path):
@@ -360,7 +351,7 @@ class _SavChunks(ChunkedWave):
         for c, d in dist.items():
             vals = self._convert(c, d.values())
             self._distinct[c] = pd.Series(vals).drop_duplicates().reset_index(drop=True)
-        self.source = SourceInfo(path=str(path), format=fmt, encoding=used, sha256=_hash_file(path),
+        self.source = SourceInfo(path=str(path), format=fmt, encoding=used, sha256=sha256_file(path, 4 << 20),
                                  n_rows=n, n_columns=len(self.columns), notes=self.notes,
                                  file_label=getattr(m, "file_label", None) or None)
         self._check_unchanged()
@@ -672,7 +663,7 @@ class _CsvChunks(ChunkedWave):
         for c, d in dist.items():
             vals = self._convert(c, d.values())
             self._distinct[c] = pd.Series(vals).drop_duplicates().reset_index(drop=True)
-        self.source = SourceInfo(path=str(path), format="csv", encoding=enc, sha256=_hash_file(path), n_rows=n,
+        self.source = SourceInfo(path=str(path), format="csv", encoding=enc, sha256=sha256_file(path, 4 << 20), n_rows=n,
                                  n_columns=len(names), notes=self.notes)
         self._check_unchanged()
 

@@ -266,13 +266,9 @@ class Source:
         """SHA-256 of the file (or of the sorted files' hashes for several); None for in-memory data."""
         if not self.files:
             return None
-        digests = []
-        for f in self.files:
-            h = hashlib.sha256()
-            with open(f, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(block)
-            digests.append(h.hexdigest())
+        from .._util import sha256_file
+
+        digests = [sha256_file(f) for f in self.files]
         if len(digests) == 1:
             return digests[0]
         return hashlib.sha256("\n".join(digests).encode()).hexdigest()

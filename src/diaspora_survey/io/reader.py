@@ -1,13 +1,13 @@
 """``read_wave``: one entry point for every raw file format."""
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import threading
 from pathlib import Path
 from typing import Any
 
+from .._util import sha256_file
 from ..errors import InputFileError
 from .base import RawWave, SourceInfo
 from .detect import resolve_format
@@ -27,11 +27,7 @@ class _Hasher(threading.Thread):
 
     def run(self):
         try:
-            h = hashlib.sha256()
-            with open(self.path, "rb") as fh:
-                while block := fh.read(4 << 20):
-                    h.update(block)
-            self.digest = h.hexdigest()
+            self.digest = sha256_file(self.path, 4 << 20)
         except OSError as ex:  # pragma: no cover - read errors surface in the reader too
             self.error = ex
 
