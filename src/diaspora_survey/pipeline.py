@@ -392,19 +392,16 @@ class Pipeline:
 
     def harmonise(self, *, write: bool = True) -> list[Path]:
         self.project.require_waves()
-        if not write or self.project.config.data.chunk_rows is None:
-            h = self.project.harmonise_all()
-            self.harmonised = h
-            self.data = h.data
-            if not write:
-                return []
-        # the same files as `diaspora-survey harmonise`
+        if not write:
+            self.harmonised = self.project.harmonise_all()
+            self.data = self.harmonised.data
+            return []
+        # the same files as `diaspora-survey harmonise` ([data] chunk_rows: chunk by chunk)
         out = self.project.path(self.project.harmonise_config.output)
         excl_path = out.with_name("exclusions.parquet")
-        if self.project.config.data.chunk_rows is None:
-            write_parquet(h.data, out, (_exclusions_out(h), excl_path))   # both renamed once both are written
-        else:      # [data] chunk_rows: written chunk by chunk, never held whole
-            self.harmonised = write_harmonised(self.project, out, excl_path)
+        self.harmonised = write_harmonised(self.project, out, excl_path)
+        self.data = self.harmonised.data
+        if self.data is None:       # written in chunks, never held whole
             self._harmonised_file = out
             # the in-memory weight step needs the rows; an engine reads the file itself
             self.data = _read_parquet(out) if self.project.engine == "pandas" else None
